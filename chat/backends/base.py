@@ -1,0 +1,75 @@
+"""The seam between the conversation and a server: a Request in, typed events out."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ..conversation import Message
+from ..errors import ChatError, HTTPError, StreamError, from_error_body, translate
+from ..events import Event
+from .sse import iter_sse
+
+__all__ = ["Backend", "Request", "ToolSpec", "in_band_error", "load_json", "open_sse"]
+
+
+@dataclass(slots=True)
+class ToolSpec:
+    """A function tool as the model sees it (each API wraps it in its own shape)."""
+
+    name: str
+    description: str
+    parameters: dict
+
+
+@dataclass(slots=True)
+class Request:
+    model: str
+    system: str | None
+    messages: list[Message]
+    params: dict = field(default_factory=dict)  # temperature, top_p, max_tokens: only those set
+    tools: list[ToolSpec] = field(default_factory=list)
+    extra_body: dict = field(default_factory=dict)  # server-specific fields (grammar, ...)
+
+
+class Backend(Protocol):
+    api: str  # "chat" | "responses"
+
+    def stream(self, request: Request) -> Iterator[Event]:
+        """Yield events until the reply is complete; raise a ``chat.errors.ChatError`` on failure.
+
+        Closing the iterator early (Ctrl-C) must close the connection.
+        """
+        ...
+
+
+def open_sse(create, **kwargs) -> Iterator[tuple[str | None, str]]:
+    """Start a streaming request with an SDK ``with_streaming_response.create`` and yield its
+    server-sent events; every failure comes out translated into the ChatError tree."""
+    try:
+        with create(**kwargs) as response:
+            yield from iter_sse(response.iter_lines())
+    except ChatError:
+        raise
+    except Exception as exc:  # the SDK's, httpx2's and the OS's errors: translated in one place
+        raise translate(exc) from None
+
+
+def load_json(data: str) -> dict:
+    try:
+        value = json.loads(data)
+    except ValueError:
+        raise StreamError(f"the server sent something that is not JSON: {data[:80]!r}") from None
+    if not isinstance(value, dict):
+        raise StreamError(f"the server sent an unexpected value: {data[:80]!r}")
+    return value
+
+
+def in_band_error(body: object) -> ChatError:
+    """An error event inside a started stream (HTTP 200): keep its specific kind if it has one."""
+    err = from_error_body(body)
+    if type(err) is HTTPError:
+        return StreamError(f"the server reported an error mid-reply: {str(err).split(': ', 1)[-1]}")
+    return err

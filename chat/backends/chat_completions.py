@@ -1,0 +1,139 @@
+"""/v1/chat/completions: vLLM's and llama-server's streams (WIRE.md) into events."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from ..conversation import Message
+from ..errors import StreamCut
+from ..events import Event, Finish, ReasoningDelta, TextDelta, ToolCall, Usage
+from .base import Request, in_band_error, load_json, open_sse
+from .think import ThinkSplitter
+
+__all__ = ["ChatCompletionsBackend", "ChatStreamParser", "to_chat_messages"]
+
+# Fields the SDK's create() takes as arguments; anything else travels in extra_body.
+_SDK_FIELDS = {"temperature", "top_p", "max_tokens"}
+
+
+def to_chat_messages(system: str | None, messages: list[Message]) -> list[dict]:
+    out = [{"role": "system", "content": system}] if system is not None else []
+    for m in messages:
+        if m.role == "tool":
+            out.append({"role": "tool", "tool_call_id": m.tool_call_id, "content": m.content})
+        elif m.role == "assistant" and m.tool_calls:
+            out.append({
+                "role": "assistant",
+                "content": m.content or None,
+                "tool_calls": [
+                    {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+                    for c in m.tool_calls
+                ],
+            })
+        else:  # reasoning is never sent back
+            out.append({"role": m.role, "content": m.content})
+    return out
+
+
+class ChatStreamParser:
+    """Chunks (parsed JSON) in, events out. ``close()`` ends the reply: buffered inline reasoning,
+    the assembled tool calls, usage and the finish reason."""
+
+    def __init__(self) -> None:
+        self._think = ThinkSplitter()
+        self._calls: dict[int, list[str]] = {}  # index -> [id, name, arguments so far]
+        self._usage = Usage()
+        self._finish: str | None = None
+
+    def _content(self, text: str) -> list[Event]:
+        return [ReasoningDelta(p) if r else TextDelta(p) for r, p in self._think.feed(text)]
+
+    def feed(self, chunk: dict) -> list[Event]:
+        if "error" in chunk:
+            raise in_band_error(chunk["error"])
+        events: list[Event] = []
+        for choice in chunk.get("choices") or ():
+            delta = choice.get("delta") or {}
+            # vLLM renamed reasoning_content to reasoning; llama-server still uses the old name
+            reasoning = delta.get("reasoning") or delta.get("reasoning_content")
+            if reasoning:
+                events.append(ReasoningDelta(reasoning))
+            content = delta.get("content")
+            if content:
+                events.extend(self._content(content))
+            for call in delta.get("tool_calls") or ():
+                self._tool_delta(call)
+            if choice.get("finish_reason"):  # this chunk's delta was processed first: it may hold the last fragment
+                self._finish = choice["finish_reason"]
+        usage = chunk.get("usage")
+        if usage:
+            self._usage.prompt_tokens = usage.get("prompt_tokens")
+            self._usage.completion_tokens = usage.get("completion_tokens")
+        timings = chunk.get("timings")
+        if timings and timings.get("predicted_per_second"):
+            self._usage.tokens_per_second = timings["predicted_per_second"]
+        return events
+
+    def _tool_delta(self, call: dict) -> None:
+        slot = self._calls.setdefault(call.get("index", len(self._calls)), ["", "", ""])
+        if call.get("id"):
+            slot[0] = call["id"]
+        function = call.get("function") or {}
+        if function.get("name"):
+            slot[1] = function["name"]
+        if function.get("arguments"):  # absent on hermes-style first deltas
+            slot[2] += function["arguments"]
+
+    @property
+    def finished(self) -> bool:
+        return self._finish is not None
+
+    def close(self) -> list[Event]:
+        events = [ReasoningDelta(p) if r else TextDelta(p) for r, p in self._think.flush()]
+        for index in sorted(self._calls):
+            call_id, name, arguments = self._calls[index]
+            events.append(ToolCall(call_id or f"call_{index}", name, arguments))
+        if self._usage.prompt_tokens is not None or self._usage.tokens_per_second is not None:
+            events.append(self._usage)
+        reason = self._finish or ("tool_calls" if self._calls else "stop")
+        events.append(Finish(reason))
+        return events
+
+
+class ChatCompletionsBackend:
+    api = "chat"
+
+    def __init__(self, client) -> None:
+        self._client = client  # an openai.OpenAI
+
+    def body(self, request: Request) -> dict:
+        body = {
+            "model": request.model,
+            "messages": to_chat_messages(request.system, request.messages),
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        extra = dict(request.extra_body)
+        for key, value in request.params.items():
+            (body if key in _SDK_FIELDS else extra)[key] = value
+        if request.tools:
+            body["tools"] = [
+                {"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}
+                for t in request.tools
+            ]
+        if extra:
+            body["extra_body"] = extra
+        return body
+
+    def stream(self, request: Request) -> Iterator[Event]:
+        parser = ChatStreamParser()
+        done = False
+        create = self._client.chat.completions.with_streaming_response.create
+        for _, data in open_sse(create, **self.body(request)):
+            if data == "[DONE]":
+                done = True
+                break
+            yield from parser.feed(load_json(data))
+        if not (done or parser.finished):
+            raise StreamCut("the stream ended before the reply was finished")
+        yield from parser.close()

@@ -1,0 +1,142 @@
+"""/v1/responses: vLLM's and llama-server's event streams (WIRE.md) into events.
+
+The whole input is resent every turn (``previous_response_id`` needs a server-side store that
+neither server keeps by default); the persona goes in as an input item with role ``system``, the
+way the gpt-oss persona models were used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from ..conversation import Message
+from ..errors import StreamCut
+from ..events import Event, Finish, ReasoningDelta, TextDelta, ToolCall, Usage
+from .base import Request, in_band_error, load_json, open_sse
+from .think import ThinkSplitter
+
+__all__ = ["ResponsesBackend", "ResponsesStreamParser", "to_input_items"]
+
+_SDK_FIELDS = {"temperature", "top_p", "max_output_tokens"}
+
+
+def to_input_items(system: str | None, messages: list[Message]) -> list[dict]:
+    items = [{"role": "system", "content": system}] if system is not None else []
+    for m in messages:
+        if m.role == "tool":
+            items.append({"type": "function_call_output", "call_id": m.tool_call_id, "output": m.content})
+            continue
+        if m.content or m.role == "user":
+            items.append({"role": m.role, "content": m.content})
+        for c in m.tool_calls:
+            items.append({"type": "function_call", "call_id": c.id, "name": c.name, "arguments": c.arguments})
+    return items
+
+
+class ResponsesStreamParser:
+    """Events (type, parsed JSON) in, our events out. Call ids are taken from the streamed
+    ``output_item.added`` items only: ``response.completed`` may carry different item ids."""
+
+    def __init__(self) -> None:
+        self._think = ThinkSplitter()
+        self._calls: dict[object, list[str]] = {}  # output_index -> [call_id, name, arguments]
+        self._emitted: set[object] = set()
+        self.finished = False
+
+    def feed(self, kind: str, data: dict) -> list[Event]:
+        if kind == "response.output_text.delta":
+            return [ReasoningDelta(p) if r else TextDelta(p) for r, p in self._think.feed(data.get("delta", ""))]
+        if kind in ("response.reasoning_text.delta", "response.reasoning_summary_text.delta"):
+            return [ReasoningDelta(data.get("delta", ""))]
+        if kind == "response.function_call_arguments.delta":
+            self._slot(data)[2] += data.get("delta", "")
+            return []
+        if kind == "response.output_item.added":
+            item = data.get("item") or {}
+            if item.get("type") == "function_call":
+                slot = self._slot(data)
+                slot[0] = item.get("call_id") or item.get("id") or slot[0]
+                slot[1] = item.get("name") or slot[1]
+                slot[2] = item.get("arguments") or slot[2]
+            return []
+        if kind in ("response.function_call_arguments.done", "response.output_item.done"):
+            # llama-server sends no arguments.done: the finished item is the other place to close a call
+            item = data.get("item") or {}
+            if kind == "response.output_item.done" and item.get("type") != "function_call":
+                return []
+            return self._close_call(data, item.get("arguments", data.get("arguments")))
+        if kind in ("response.completed", "response.incomplete"):
+            return self._completed(data.get("response") or {})
+        if kind in ("error", "response.failed"):
+            response = data.get("response") or {}
+            raise in_band_error(response.get("error") or data.get("error") or data)
+        return []
+
+    def _slot(self, data: dict) -> list[str]:
+        key = data.get("output_index", data.get("item_id"))
+        return self._calls.setdefault(key, ["", "", ""])
+
+    def _close_call(self, data: dict, arguments: str | None) -> list[Event]:
+        key = data.get("output_index", data.get("item_id"))
+        slot = self._calls.get(key)
+        if slot is None or key in self._emitted:
+            return []
+        if arguments:  # the complete text, when given, wins over the fragments
+            slot[2] = arguments
+        self._emitted.add(key)
+        return [ToolCall(slot[0] or f"call_{key}", slot[1], slot[2])]
+
+    def _completed(self, response: dict) -> list[Event]:
+        self.finished = True
+        events: list[Event] = [ReasoningDelta(p) if r else TextDelta(p) for r, p in self._think.flush()]
+        for key in self._calls:
+            events.extend(self._close_call({"output_index": key}, None))
+        if not self._calls:  # nothing streamed as calls: take them from the final response
+            for i, item in enumerate(response.get("output") or ()):
+                if item.get("type") == "function_call":
+                    events.append(ToolCall(item.get("call_id") or f"call_{i}", item.get("name", ""), item.get("arguments", "")))
+                    self._calls[i] = []
+        usage = response.get("usage") or {}
+        if usage:
+            events.append(Usage(usage.get("input_tokens"), usage.get("output_tokens")))
+        if response.get("status") == "incomplete":
+            reason = (response.get("incomplete_details") or {}).get("reason", "")
+            events.append(Finish("length" if "max_output_tokens" in reason else reason or "incomplete"))
+        else:
+            events.append(Finish("tool_calls" if self._calls else "stop"))
+        return events
+
+
+class ResponsesBackend:
+    api = "responses"
+
+    def __init__(self, client) -> None:
+        self._client = client
+
+    def body(self, request: Request) -> dict:
+        body = {"model": request.model, "input": to_input_items(request.system, request.messages), "stream": True}
+        extra = dict(request.extra_body)
+        for key, value in request.params.items():
+            key = "max_output_tokens" if key == "max_tokens" else key
+            (body if key in _SDK_FIELDS else extra)[key] = value
+        if request.tools:
+            body["tools"] = [
+                {"type": "function", "name": t.name, "description": t.description, "parameters": t.parameters}
+                for t in request.tools
+            ]
+        if extra:
+            body["extra_body"] = extra
+        return body
+
+    def stream(self, request: Request) -> Iterator[Event]:
+        parser = ResponsesStreamParser()
+        create = self._client.responses.with_streaming_response.create
+        for event, data in open_sse(create, **self.body(request)):
+            if data == "[DONE]":
+                break
+            payload = load_json(data)
+            yield from parser.feed(payload.get("type") or event or "error", payload)
+            if parser.finished:
+                break
+        if not parser.finished:
+            raise StreamCut("the stream ended before the reply was finished")

@@ -1,0 +1,117 @@
+"""The `chat` command: parse flags, build the session, hand over to the REPL or one-shot mode."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from . import __version__
+
+__all__ = ["main", "parser"]
+
+EPILOG = """\
+examples:
+  chat                                     find a local server (vLLM :8000, llama-server :8080) and chat
+  chat --base-url http://gpu-box:8000/v1 --persona lawful_evil
+  chat --persona chaotic_good -p "Should I return the extra change?"
+  git diff | chat -p "Review this patch"   stdin is appended to -p (or is the prompt alone)
+  chat --api responses --model openai/gpt-oss-20b
+
+where settings come from (first wins): flags, environment, config file, defaults
+  environment:  OPENAI_BASE_URL, OPENAI_API_KEY, PERSONA_CHAT_<SETTING> (e.g. PERSONA_CHAT_PERSONA=lawful_good),
+                PERSONA_CHAT_CONFIG (another config file), NO_COLOR (no colours)
+  config file:  {config}
+                YAML with any of: base_url, api_key, model, persona, api, temperature, top_p,
+                max_tokens, show_reasoning
+  personas:     the nine alignment-grid personas and "none"; add your own as
+                {personas}/NAME.yaml (name, system, description)
+
+--api auto picks the Responses API for gpt-oss models on vLLM (as the persona models' card uses
+them) and Chat Completions everywhere else; /status shows the choice and why.
+
+In a session, /help lists the slash commands. Exit status: 0 ok, 1 error, 130 interrupted.
+"""
+
+
+def parser() -> argparse.ArgumentParser:
+    from .config import config_dir, config_path
+
+    p = argparse.ArgumentParser(
+        prog="chat",
+        description="Streaming terminal chat with persona-conditioned models served by vLLM or llama-server.",
+        epilog=EPILOG.format(config=config_path(), personas=config_dir() / "personas"),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--base-url", metavar="URL", help="the server's OpenAI-compatible API, e.g. http://127.0.0.1:8000/v1")
+    p.add_argument("--api-key", metavar="KEY", help="bearer token, if the server wants one (default: OPENAI_API_KEY)")
+    p.add_argument("--model", metavar="NAME", help="model to use (default: the server's first)")
+    p.add_argument("--persona", metavar="NAME", help="persona to start with: lawful_good … chaotic_evil, none, or your own")
+    p.add_argument("--api", choices=["auto", "chat", "responses"], help="wire API (default: auto)")
+    p.add_argument("--temperature", type=float, metavar="T", help="sampling temperature (default: the server's)")
+    p.add_argument("--top-p", type=float, metavar="P", dest="top_p", help="nucleus sampling (default: the server's)")
+    p.add_argument("--max-tokens", type=int, metavar="N", dest="max_tokens", help="cap on reply length")
+    p.add_argument("--hide-reasoning", action="store_const", const=False, dest="show_reasoning",
+                   help="don't show the model's reasoning (/think toggles it in a session)")
+    p.add_argument("-p", "--prompt", metavar="TEXT", help="one-shot: send TEXT, stream the reply to stdout, exit")
+    p.add_argument("--config", metavar="FILE", help="config file to read instead of the default")
+    p.add_argument("--version", action="version", version=f"persona-chat {__version__}")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug of ours: one line, with a way to see the traceback
+        if os.environ.get("PERSONA_CHAT_DEBUG"):
+            raise
+        print(f"chat: internal error: {type(exc).__name__}: {exc} (PERSONA_CHAT_DEBUG=1 shows the traceback)",
+              file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from personas import load_personas
+
+    from .config import config_dir, data_dir, load_settings
+    from .errors import ChatError
+    from .session import Session
+
+    def warn(message: str) -> None:
+        print(f"chat: warning: {message}", file=sys.stderr)
+
+    flags = {k: getattr(args, k) for k in ("base_url", "api_key", "model", "persona", "api",
+                                           "temperature", "top_p", "max_tokens", "show_reasoning")}
+    try:
+        settings = load_settings(flags, path=Path(args.config) if args.config else None)
+        session = Session(settings, load_personas(config_dir() / "personas", warn=warn))
+    except ChatError as err:
+        print(f"chat: error: {err}", file=sys.stderr)
+        return 1
+
+    piped = not sys.stdin.isatty()
+    if args.prompt is not None or piped:
+        text = args.prompt or ""
+        if piped:
+            stdin = sys.stdin.read()
+            if stdin.strip():
+                text = f"{text}\n\n{stdin}" if text else stdin
+        from .oneshot import run_oneshot
+
+        return run_oneshot(session, text)
+
+    from rich.console import Console
+
+    from .repl import Repl
+
+    return Repl(session, Console(highlight=False), history_path=data_dir() / "history").run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

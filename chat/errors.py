@@ -1,0 +1,208 @@
+"""The one exception tree of persona-chat, and the one place foreign errors are translated into it.
+
+    ChatError                    anything the user should see as a one-line message
+    ├── ConfigError              a bad config file, flag or environment value
+    └── BackendError             the server side
+        ├── ServerUnreachable    nothing answered at the address (or no server found at all)
+        ├── HTTPError            the server answered with an error status (.status)
+        │   ├── ModelNotFound    404 for the model
+        │   ├── ContextExceeded  the prompt does not fit the serving window (.prompt_tokens, .window)
+        │   └── ToolsNotEnabled  tools were sent to a server started without tool support
+        └── StreamError          the stream broke after it started: an in-band error event
+            └── StreamCut        the connection dropped before the stream finished
+
+``translate()`` maps the openai SDK's, httpx2's and the OS's errors into this tree; code outside
+this module catches ``ChatError`` only.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import urllib.error
+
+__all__ = [
+    "BackendError",
+    "ChatError",
+    "ConfigError",
+    "ContextExceeded",
+    "HTTPError",
+    "ModelNotFound",
+    "ServerUnreachable",
+    "StreamCut",
+    "StreamError",
+    "ToolsNotEnabled",
+    "from_error_body",
+    "translate",
+]
+
+
+class ChatError(Exception):
+    """Base class; ``str(err)`` is the one line shown to the user."""
+
+
+class ConfigError(ChatError):
+    pass
+
+
+class BackendError(ChatError):
+    pass
+
+
+class ServerUnreachable(BackendError):
+    pass
+
+
+class HTTPError(BackendError):
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+class ModelNotFound(HTTPError):
+    pass
+
+
+class ContextExceeded(HTTPError):
+    def __init__(self, message: str, status: int | None = 400, *, prompt_tokens=None, window=None):
+        super().__init__(message, status)
+        self.prompt_tokens = prompt_tokens
+        self.window = window
+
+
+class ToolsNotEnabled(HTTPError):
+    pass
+
+
+class StreamError(BackendError):
+    pass
+
+
+class StreamCut(StreamError):
+    pass
+
+
+_VLLM_TOOL_FLAGS = "--enable-auto-tool-choice"
+_NUM = r"([\d,]+)"
+
+
+def _int(text: str | None) -> int | None:
+    return int(text.replace(",", "")) if text else None
+
+
+def _context_exceeded(message: str, body: dict, status: int | None) -> ContextExceeded:
+    """Build the error with the sizes, from llama-server's fields or vLLM's (changing) wording."""
+    window = body.get("n_ctx")
+    prompt = body.get("n_prompt_tokens")
+    if window is None:
+        m = re.search(r"context length is (?:only )?" + _NUM, message)
+        window = _int(m.group(1)) if m else None
+    if prompt is None:
+        m = re.search(_NUM + r" in the messages", message) or re.search(
+            r"passed " + _NUM + r" input tokens", message
+        ) or re.search(r"request \(" + _NUM + r" tokens\)", message)
+        prompt = _int(m.group(1)) if m else None
+    if window is None:
+        m = re.search(r"context size \(" + _NUM + r" tokens\)", message)
+        window = _int(m.group(1)) if m else None
+    sizes = ""
+    if prompt and window:
+        sizes = f": the request needs {prompt:,} tokens, the server's window is {window:,}"
+    elif window:
+        sizes = f": the server's window is {window:,} tokens"
+    return ContextExceeded(
+        f"context exceeded{sizes} (/clear starts afresh; a smaller --max-tokens may help)",
+        status,
+        prompt_tokens=prompt,
+        window=window,
+    )
+
+
+def from_error_body(body: object, status: int | None = None) -> BackendError:
+    """An error from a server's error object (``{"message", "type", "code", ...}``), any flavor."""
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        body = body["error"]
+    if not isinstance(body, dict):
+        body = {"message": str(body) if body else ""}
+    message = str(body.get("message") or body.get("detail") or "").strip()
+    kind = str(body.get("type") or "")
+    if status is None and isinstance(body.get("code"), int):
+        status = body["code"]
+    first_line = message.splitlines()[0] if message else (kind or "no message")
+    lowered = message.lower()
+
+    if kind == "exceed_context_size_error" or "context length" in lowered or "context size" in lowered:
+        return _context_exceeded(message, body, status)
+    if _VLLM_TOOL_FLAGS in message:
+        return ToolsNotEnabled(
+            "the server has tool calling off: restart vLLM with --enable-auto-tool-choice "
+            "--tool-call-parser <parser> (openai for gpt-oss models), or run chat with --no-tools",
+            status,
+        )
+    if "requires --jinja" in message:
+        return ToolsNotEnabled(
+            "llama-server needs --jinja for tools: restart it with --jinja, or run chat with --no-tools",
+            status,
+        )
+    if status == 404 and "model" in lowered:
+        return ModelNotFound(f"model not found: {first_line} (/model lists what the server has)", status)
+    prefix = f"server error {status}" if status else "server error"
+    return HTTPError(f"{prefix}: {first_line}", status)
+
+
+def translate(exc: BaseException) -> ChatError:
+    """Map any error raised while talking to a server into the tree above.
+
+    Unknown errors come back as a generic BackendError naming their type, so that none reaches
+    the user as a traceback.
+    """
+    if isinstance(exc, ChatError):
+        return exc
+    openai = sys.modules.get("openai")
+    if openai is not None:
+        if isinstance(exc, openai.APIStatusError):
+            return from_error_body(exc.body, exc.status_code)
+        if isinstance(exc, openai.APITimeoutError):
+            return ServerUnreachable(f"the server did not answer in time ({_where(exc)})")
+        if isinstance(exc, openai.APIConnectionError):
+            cause = exc.__cause__ or exc.__context__
+            detail = f": {_short(cause)}" if cause else ""
+            return ServerUnreachable(f"cannot reach the server at {_where(exc)}{detail}")
+        if isinstance(exc, openai.OpenAIError):
+            return BackendError(f"client error: {_short(exc)}")
+    if isinstance(exc, urllib.error.HTTPError):  # server detection uses the standard library
+        try:
+            body = json.loads(exc.read() or b"null")
+        except Exception:
+            body = None
+        return from_error_body(body or {"message": exc.reason}, exc.code)
+    if isinstance(exc, urllib.error.URLError):
+        return ServerUnreachable(_short(exc.reason) if isinstance(exc.reason, BaseException) else str(exc.reason))
+    httpx2 = sys.modules.get("httpx2")
+    if httpx2 is not None and isinstance(exc, httpx2.TransportError):
+        return StreamCut(f"the connection broke mid-reply ({_short(exc)})")
+    if isinstance(exc, ConnectionRefusedError):
+        return ServerUnreachable(f"connection refused ({_short(exc)})")
+    if isinstance(exc, TimeoutError):
+        return ServerUnreachable("the server did not answer in time")
+    if isinstance(exc, ConnectionError):
+        return StreamCut(f"the connection broke mid-reply ({_short(exc)})")
+    if isinstance(exc, OSError):
+        return ServerUnreachable(f"network error: {_short(exc)}")
+    if isinstance(exc, ValueError):  # undecodable JSON in a stream
+        return StreamError(f"the server sent something unreadable: {_short(exc)}")
+    return BackendError(f"unexpected {type(exc).__name__}: {_short(exc)}")
+
+
+def _where(exc) -> str:
+    try:
+        url = exc.request.url
+        return f"{url.scheme}://{url.host}:{url.port}" if url.port else f"{url.scheme}://{url.host}"
+    except Exception:
+        return "the configured address"
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:300]

@@ -1,0 +1,47 @@
+"""The typed events every backend turns a server's stream into; everything else consumes these."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Event", "Finish", "ReasoningDelta", "TextDelta", "ToolCall", "Usage"]
+
+
+@dataclass(slots=True)
+class TextDelta:
+    """A piece of the answer."""
+
+    text: str
+
+
+@dataclass(slots=True)
+class ReasoningDelta:
+    """A piece of the model's reasoning, shown apart and never sent back as answer."""
+
+    text: str
+
+
+@dataclass(slots=True)
+class ToolCall:
+    """A complete tool call; ``arguments`` is the model's raw JSON text, unparsed."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(slots=True)
+class Usage:
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    tokens_per_second: float | None = None  # the server's own measurement (llama-server timings)
+
+
+@dataclass(slots=True)
+class Finish:
+    """Why generation stopped: stop, length, tool_calls, abort, repetition, ..."""
+
+    reason: str
+
+
+Event = TextDelta | ReasoningDelta | ToolCall | Usage | Finish

@@ -1,0 +1,40 @@
+"""One-shot mode (`chat -p TEXT`, or text on stdin): the reply to stdout, everything else to stderr."""
+
+from __future__ import annotations
+
+import sys
+
+from .errors import ChatError
+from .session import Session
+
+__all__ = ["run_oneshot"]
+
+
+def run_oneshot(session: Session, text: str) -> int:
+    """Exit status: 0 on a complete reply, 1 on an error, 130 when interrupted."""
+    if not text.strip():
+        print("chat: error: nothing to send (empty prompt)", file=sys.stderr)
+        return 1
+    try:
+        session.connect()
+    except ChatError as err:
+        print(f"chat: error: {err}", file=sys.stderr)
+        return 1
+    for note in session.notes:
+        print(f"chat: {note}", file=sys.stderr)
+    if sys.stdout.isatty():
+        from rich.console import Console
+
+        from .sinks import TerminalSink
+
+        err = Console(stderr=True, highlight=False)
+        sink = TerminalSink(Console(highlight=False), window=session.window, reasoning_console=err,
+                            show_reasoning=session.settings.show_reasoning and err.is_terminal)
+    else:
+        from .sinks import PlainSink
+
+        sink = PlainSink(sys.stdout, sys.stderr)
+    result = session.send(text, sink)
+    if result.error is not None:
+        return 1
+    return 130 if result.interrupted else 0

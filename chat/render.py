@@ -1,0 +1,143 @@
+"""Streaming Markdown to a terminal at a flat cost per token, and making model text safe to show.
+
+A reply is printed in finished blocks (text up to a blank line outside a code fence, or a closed
+fence), each rendered once; only the unfinished tail lives in a small ``rich.live.Live`` view,
+redrawn on a clock and cut to the screen's height, so a 20,000-token reply costs per token what a
+short one does.
+"""
+
+from __future__ import annotations
+
+import re
+
+from rich.console import Console
+from rich.live import Live
+from rich.text import Text
+
+__all__ = ["MarkdownStream", "sanitize"]
+
+# Every C0 control but tab and newline, DEL and the C1 controls become visible symbols: model and
+# tool text must never move the cursor, change colours, set the title or ring the bell.
+_CONTROL = {c: 0x2400 + c for c in range(0x20) if c not in (0x09, 0x0A)}
+_CONTROL[0x7F] = 0x2421
+_CONTROL.update({c: 0xFFFD for c in range(0x80, 0xA0)})
+_CONTROL_RE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def sanitize(text: str) -> str:
+    """Neutralise terminal control sequences (ESC becomes ␛); cheap when there is nothing to do."""
+    return text.translate(_CONTROL) if _CONTROL_RE.search(text) else text
+
+
+_FENCE_RE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+
+
+class MarkdownStream:
+    """Feed text as it arrives; ``close()`` prints the rest. ``markdown=False`` streams plain
+    styled text (reasoning), committed line by line."""
+
+    def __init__(self, console: Console, *, markdown: bool = True, style: str = "", fps: float = 10.0):
+        self.console = console
+        self.markdown = markdown
+        self.style = style
+        self._lines = ""  # complete lines not yet printed for good
+        self._partial: list[str] = []  # what came after the last newline
+        self._scanned = 0  # _lines up to here have been looked at for block boundaries
+        self._fence: str | None = None  # the marker of the open code fence, if inside one
+        self._fence_line = ""  # its opening line, to keep the live tail rendering as code
+        self._fps = fps
+        self._live: Live | None = None
+        self._version = 0  # bumped on every change, so the live view redraws only then
+        self._shown: tuple[int, int] | None = None
+        self._view = None
+        self.blocks_rendered = 0  # work counters: rendering must stay proportional to blocks
+        self.tail_renders = 0
+
+    # -- feeding ---------------------------------------------------------------------------------
+    def feed(self, text: str) -> None:
+        if not text:
+            return
+        self._version += 1
+        self._partial.append(text)  # pieces after the last newline: no copying per token
+        if "\n" in text:
+            joined = "".join(self._partial)
+            nl = joined.rfind("\n") + 1
+            self._lines += joined[:nl]
+            self._partial = [joined[nl:]] if nl < len(joined) else []
+            self._commit_finished()
+        if self._live is None and self.console.is_terminal:
+            self._live = Live(
+                get_renderable=self._tail_view,
+                console=self.console,
+                refresh_per_second=self._fps,
+                transient=True,
+                vertical_overflow="crop",
+            )
+            self._live.start()
+
+    def close(self) -> None:
+        """Stop the live view and print what is left, rendered in full once."""
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+        rest = self._lines + "".join(self._partial)
+        self._lines, self._partial, self._scanned, self._fence = "", [], 0, None
+        if rest.strip():
+            self._print(rest)
+
+    # -- committing finished blocks ------------------------------------------------------------
+    def _commit_finished(self) -> None:
+        """Print the complete lines up to the last block boundary among the newly completed ones."""
+        lines, cut, pos = self._lines, 0, self._scanned
+        while pos < len(lines):
+            nl = lines.index("\n", pos)
+            line = lines[pos:nl]
+            pos = nl + 1
+            if not self.markdown:
+                cut = pos
+                continue
+            fence = _FENCE_RE.match(line)
+            if self._fence is not None:
+                marker = fence.group(1) if fence else ""
+                if marker[:1] == self._fence[0] and len(marker) >= len(self._fence) and not line.strip().strip(marker[0]):
+                    self._fence, cut = None, pos
+            elif fence:
+                self._fence, self._fence_line = fence.group(1), line
+            elif not line.strip():
+                cut = pos
+        self._scanned = len(lines)
+        if cut:
+            block, self._lines, self._scanned = lines[:cut], lines[cut:], len(lines) - cut
+            if block.strip():
+                self._print(block)
+
+    def _render(self, text: str):
+        if self.markdown:
+            from rich.markdown import Markdown  # ~0.1 s to import: only once a reply arrives
+
+            return Markdown(text)
+        return Text(text.rstrip("\n"), style=self.style)
+
+    def _print(self, text: str) -> None:
+        self.blocks_rendered += 1
+        self.console.print(self._render(text))
+
+    # -- the live tail -----------------------------------------------------------------------------
+    def _tail_view(self):
+        """What the live view shows: the unfinished tail, cut to the last screen's worth of lines."""
+        height = max(4, self.console.size.height - 2)
+        key = (self._version, height)
+        if key == self._shown:
+            return self._view
+        pending = self._lines + "".join(self._partial)
+        start = len(pending)
+        for _ in range(height):  # the last lines only: a tail may be one long code block
+            start = pending.rfind("\n", 0, start)
+            if start == -1:
+                break
+        tail = pending[start + 1:]
+        if start != -1 and self._fence is not None:  # the opener scrolled off: keep it rendering as code
+            tail = self._fence_line + "\n" + tail
+        self.tail_renders += 1
+        self._shown, self._view = key, self._render(tail)
+        return self._view

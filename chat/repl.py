@@ -1,0 +1,162 @@
+"""The interactive session: one prompt_toolkit PromptSession for input, rich for output, never both
+at once (replies are printed between prompts, not under patch_stdout)."""
+
+from __future__ import annotations
+
+import threading
+
+from prompt_toolkit import PromptSession
+from prompt_toolkit.completion import Completer, Completion
+from prompt_toolkit.formatted_text import FormattedText
+from prompt_toolkit.history import FileHistory
+from prompt_toolkit.key_binding import KeyBindings
+from rich.console import Console
+from rich.text import Text
+
+from . import __version__
+from .commands import COMMANDS, EXIT, dispatch
+from .conversation import PARAMS
+from .errors import ChatError
+from .render import sanitize
+from .session import Session
+from .sinks import TerminalSink
+
+__all__ = ["Repl"]
+
+
+class SlashCompleter(Completer):
+    """Completes command names, then persona names, model names or parameter names."""
+
+    def __init__(self, session: Session):
+        self.session = session
+
+    def _arguments(self, command: str) -> list[str]:
+        if command == "/persona":
+            return list(self.session.personas)
+        if command == "/model":
+            return self.session.server.models if self.session.server else []
+        if command == "/set":
+            return list(PARAMS)
+        return []
+
+    def get_completions(self, document, complete_event):
+        text = document.text_before_cursor
+        if not text.startswith("/") or "\n" in text:
+            return
+        if " " not in text:
+            for name in [*COMMANDS, "/quit"]:
+                if name.startswith(text):
+                    yield Completion(name, start_position=-len(text))
+            return
+        command, _, arg = text.partition(" ")
+        if " " in arg:
+            return
+        for option in self._arguments(command):
+            if option.startswith(arg):
+                yield Completion(option, start_position=-len(arg))
+
+
+def _key_bindings() -> KeyBindings:
+    kb = KeyBindings()
+
+    @kb.add("escape", "enter")  # Alt-Enter (or Esc, Enter): a new line instead of sending
+    def _(event):
+        event.current_buffer.insert_text("\n")
+
+    return kb
+
+
+class Repl:
+    def __init__(self, session: Session, console: Console, history_path=None):
+        self.session = session
+        self.console = console
+        self.show_reasoning = session.settings.show_reasoning
+        self._refill = ""  # text to offer again after a send that failed
+        if history_path is not None:
+            history_path.parent.mkdir(parents=True, exist_ok=True)
+        self.prompt_session = PromptSession(
+            history=FileHistory(str(history_path)) if history_path else None,
+            completer=SlashCompleter(session),
+            complete_while_typing=True,
+            key_bindings=_key_bindings(),
+            bottom_toolbar=self._toolbar,
+            prompt_continuation=lambda width, line, soft: "… ".rjust(width),
+        )
+
+    # -- output helpers ------------------------------------------------------------------------
+    def error(self, message: str) -> None:
+        self.console.print(Text(f"error: {sanitize(message)}", style="bold red"))
+
+    def note(self, message: str) -> None:
+        self.console.print(Text(sanitize(message), style="dim"))
+
+    def _toolbar(self):
+        s = self.session
+        where = f"{s.server.flavor} @ {s.server.base_url}" if s.server else "not connected"
+        api = s.api[0] if s.server else "?"
+        return FormattedText([
+            ("bold", f" {s.conversation.persona.name} "),
+            ("", f"· {s.model or '?'} · {api} · {where} · /help "),
+        ])
+
+    def _message(self):
+        return FormattedText([("ansimagenta bold", self.session.conversation.persona.name), ("", " › ")])
+
+    # -- the loop --------------------------------------------------------------------------------
+    def run(self) -> int:
+        self._connect_and_greet()
+        while True:
+            try:
+                text = self.prompt_session.prompt(self._message, default=self._refill)
+            except KeyboardInterrupt:
+                self._refill = ""
+                continue
+            except EOFError:
+                return 0
+            self._refill = ""
+            if not text.strip():
+                continue
+            try:
+                if text.lstrip().startswith("/") and not text.lstrip().startswith("//"):
+                    if dispatch(self, text) is EXIT:
+                        return 0
+                    continue
+                self.send(text.lstrip()[1:] if text.lstrip().startswith("//") else text)
+            except KeyboardInterrupt:  # Ctrl-C outside the stream itself (connecting, final render)
+                self.console.print(Text("[interrupted]", style="yellow"))
+
+    def _connect_and_greet(self) -> None:
+        threading.Thread(target=_preload, daemon=True).start()
+        self.console.print(Text(f"persona-chat {__version__}", style="bold"), Text("· /help lists commands", style="dim"))
+        try:
+            self.session.connect()
+        except ChatError as err:
+            self.error(f"{err} — messages will retry")
+        for note in self.session.notes:
+            self.note(note)
+        self.session.notes.clear()
+
+    def send(self, text: str) -> None:
+        sink = TerminalSink(self.console, show_reasoning=self.show_reasoning)
+        try:
+            self.session.connect()
+        except ChatError as err:
+            self.error(str(err))
+            self._refill = text
+            return
+        for note in self.session.notes:
+            self.note(note)
+        self.session.notes.clear()
+        sink.window = self.session.window
+        result = self.session.send(text, sink)
+        if not result.started and (result.error is not None or result.interrupted):
+            self._refill = text  # nothing came back: offer the message again, nothing lost
+
+
+def _preload() -> None:
+    """Import what the first reply needs while the user types (the openai SDK takes ~0.4 s)."""
+    try:
+        import openai  # noqa: F401
+        import rich.markdown  # noqa: F401
+    except Exception:
+        pass

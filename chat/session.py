@@ -1,0 +1,154 @@
+"""A chat session: settings, the server, the conversation, and sending a message. No terminal here."""
+
+from __future__ import annotations
+
+from personas import Persona, custom
+
+from .backends.base import Backend, Request
+from .config import Settings
+from .conversation import PARAMS, Conversation, Message
+from .errors import ConfigError, ServerUnreachable
+from .server import LOCAL_CANDIDATES, VLLM, ServerInfo, detect, find_local
+from .turn import Sink, TurnResult, TurnStats, run_turn
+
+__all__ = ["Session", "choose_api"]
+
+NO_SERVER = (
+    "no server found at 127.0.0.1:8000 (vLLM) or 127.0.0.1:8080 (llama-server); start one with "
+    "`serve vllm MODEL` or `serve llama MODEL.gguf`, or point chat at one with --base-url URL "
+    "(or OPENAI_BASE_URL)"
+)
+
+
+def choose_api(setting: str, server: ServerInfo | None, model: str | None) -> tuple[str, str]:
+    """The API to use and why. ``auto`` picks Responses only where it is the natural fit: gpt-oss
+    models (the persona series' base) on vLLM, which serves their native format there; Chat
+    Completions everywhere else, as every OpenAI-compatible server speaks it."""
+    if setting != "auto":
+        return setting, f"--api {setting}"
+    if server is not None and server.flavor == VLLM and model and "gpt-oss" in model.lower():
+        return "responses", "auto: a gpt-oss model on vLLM, used through the Responses API as its card shows"
+    where = server.flavor if server else "the server"
+    return "chat", f"auto: Chat Completions, which {where} speaks for every model"
+
+
+class Session:
+    def __init__(self, settings: Settings, personas: dict[str, Persona]):
+        self.settings = settings
+        self.personas = personas
+        if settings.persona not in personas:
+            raise ConfigError(f"unknown persona {settings.persona!r}; known: {', '.join(personas)}")
+        self.conversation = Conversation(persona=personas[settings.persona], params=settings.sampling())
+        self.server: ServerInfo | None = None
+        self.model: str | None = settings.model
+        self.notes: list[str] = []  # things worth telling the user once (what was found, warnings)
+        self.last_stats: TurnStats | None = None
+        self._client = None
+        self._backends: dict[str, Backend] = {}
+
+    # -- connecting ----------------------------------------------------------------------------
+    def connect(self) -> ServerInfo:
+        """Find and describe the server, once. Raises ServerUnreachable (the session can retry)."""
+        if self.server is not None:
+            return self.server
+        if self.settings.base_url:
+            server = detect(self.settings.base_url, self.settings.api_key)
+        else:
+            server = find_local(self.settings.api_key)
+            if server is None:
+                raise ServerUnreachable(NO_SERVER)
+            why = dict(LOCAL_CANDIDATES).get(server.base_url, "")
+            self.notes.append(f"found {server.flavor} at {server.base_url} ({why})")
+        if self.model is None:
+            if not server.models:
+                raise ServerUnreachable(f"{server.base_url} lists no models")
+            self.model = server.models[0]
+        elif server.models and self.model not in server.models:
+            self.notes.append(f"model {self.model!r} is not listed by the server (it has: {', '.join(server.models)})")
+        self.server = server
+        return server
+
+    @property
+    def api(self) -> tuple[str, str]:
+        return choose_api(self.settings.api, self.server, self.model)
+
+    @property
+    def backend(self) -> Backend:
+        api = self.api[0]
+        if api not in self._backends:
+            from .backends.chat_completions import ChatCompletionsBackend
+            from .backends.responses import ResponsesBackend
+
+            cls = ResponsesBackend if api == "responses" else ChatCompletionsBackend
+            self._backends[api] = cls(self._openai_client())
+        return self._backends[api]
+
+    def _openai_client(self):
+        if self._client is None:
+            import openai  # ~0.4 s: loaded only when the first request is sent (or preloaded)
+
+            self._client = openai.OpenAI(
+                base_url=self.connect().base_url,
+                api_key=self.settings.api_key or "not-needed",
+                max_retries=1,
+            )
+        return self._client
+
+    @property
+    def window(self) -> int | None:
+        return self.server.window(self.model) if self.server else None
+
+    # -- changing the session ------------------------------------------------------------------
+    def set_persona(self, name: str) -> Persona:
+        if name not in self.personas:
+            raise ConfigError(f"unknown persona {name!r}; known: {', '.join(self.personas)}")
+        self.conversation.persona = self.personas[name]
+        return self.conversation.persona
+
+    def set_system(self, text: str) -> Persona:
+        self.conversation.persona = custom(text)
+        return self.conversation.persona
+
+    def set_model(self, name: str) -> None:
+        server = self.connect()
+        if server.models and name not in server.models:
+            raise ConfigError(f"the server has no model {name!r}; it has: {', '.join(server.models)}")
+        self.model = name
+
+    def set_param(self, name: str, value: str) -> float | int | None:
+        if name not in PARAMS:
+            raise ConfigError(f"unknown parameter {name!r}; settable: {', '.join(PARAMS)}")
+        if value.lower() in ("default", "none", "unset"):
+            self.conversation.params.pop(name, None)
+            return None
+        try:
+            number = PARAMS[name](value)
+        except ValueError:
+            raise ConfigError(f"{name} takes a {PARAMS[name].__name__}, not {value!r}") from None
+        if number < 0 or (name == "max_tokens" and number == 0):
+            raise ConfigError(f"{name} must be positive")
+        self.conversation.params[name] = number
+        return number
+
+    # -- talking ---------------------------------------------------------------------------------
+    def request(self) -> Request:
+        c = self.conversation
+        return Request(model=self.model or "", system=c.system, messages=c.messages, params=dict(c.params))
+
+    def send(self, text: str, sink: Sink) -> TurnResult:
+        """Send a user message and stream the reply into ``sink``.
+
+        A reply that never started (the server failed first, or Ctrl-C came before any token) leaves
+        the conversation as it was, so the caller can offer the text again; a partial reply stays,
+        marked interrupted.
+        """
+        self.connect()
+        self.conversation.add(Message("user", text))
+        result = run_turn(self.backend, self.request(), sink)
+        if result.started:
+            self.conversation.add(result.message)
+        else:
+            self.conversation.messages.pop()
+        if result.stats.prompt_tokens is not None:
+            self.last_stats = result.stats
+        return result
