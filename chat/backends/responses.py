@@ -72,12 +72,22 @@ class ResponsesStreamParser:
             raise in_band_error(response.get("error") or data.get("error") or data)
         return []
 
+    @staticmethod
+    def _key(data: dict) -> object:
+        """Which call an event is about: vLLM numbers output items; llama-server sends no index,
+        and its deltas name the item by the call_id its added-item carried."""
+        if "output_index" in data:
+            return data["output_index"]
+        if "item_id" in data:
+            return data["item_id"]
+        item = data.get("item") or {}
+        return item.get("id") or item.get("call_id")
+
     def _slot(self, data: dict) -> list[str]:
-        key = data.get("output_index", data.get("item_id"))
-        return self._calls.setdefault(key, ["", "", ""])
+        return self._calls.setdefault(self._key(data), ["", "", ""])
 
     def _close_call(self, data: dict, arguments: str | None) -> list[Event]:
-        key = data.get("output_index", data.get("item_id"))
+        key = self._key(data)
         slot = self._calls.get(key)
         if slot is None or key in self._emitted:
             return []
@@ -89,7 +99,7 @@ class ResponsesStreamParser:
     def _completed(self, response: dict) -> list[Event]:
         self.finished = True
         events: list[Event] = [ReasoningDelta(p) if r else TextDelta(p) for r, p in self._think.flush()]
-        for key in self._calls:
+        for key in list(self._calls):
             events.extend(self._close_call({"output_index": key}, None))
         if not self._calls:  # nothing streamed as calls: take them from the final response
             for i, item in enumerate(response.get("output") or ()):
