@@ -30,6 +30,8 @@ def sanitize(text: str) -> str:
 
 
 _FENCE_RE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+# Blocks rich already renders with space above (lists, quotes) or padding (code)
+_SPACED_RE = re.compile(r"\s*(?:[-*+] |\d+[.)] |>|```|~~~)")
 
 
 class MarkdownStream:
@@ -50,6 +52,7 @@ class MarkdownStream:
         self._version = 0  # bumped on every change, so the live view redraws only then
         self._shown: tuple[int, int] | None = None
         self._view = None
+        self._padded = False  # the last block printed ended with a code block's padding line
         self.blocks_rendered = 0  # work counters: rendering must stay proportional to blocks
         self.tail_renders = 0
 
@@ -119,6 +122,9 @@ class MarkdownStream:
         return Text(text.rstrip("\n"), style=self.style)
 
     def _print(self, text: str) -> None:
+        if self.markdown and self.blocks_rendered and not self._padded and not _SPACED_RE.match(text):
+            self.console.print()  # the gap Markdown puts between blocks rendered together
+        self._padded = bool(_FENCE_RE.match(text.rstrip().rsplit("\n", 1)[-1]))  # code ends in padding
         self.blocks_rendered += 1
         self.console.print(self._render(text))
 

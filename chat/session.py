@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from personas import Persona, custom
 
-from .backends.base import Backend, Request
+from .backends import Backend, Request, make_backend
 from .config import Settings
 from .conversation import PARAMS, Conversation, Message
 from .errors import ConfigError, ServerUnreachable
@@ -76,11 +76,7 @@ class Session:
     def backend(self) -> Backend:
         api = self.api[0]
         if api not in self._backends:
-            from .backends.chat_completions import ChatCompletionsBackend
-            from .backends.responses import ResponsesBackend
-
-            cls = ResponsesBackend if api == "responses" else ChatCompletionsBackend
-            self._backends[api] = cls(self._openai_client())
+            self._backends[api] = make_backend(api, self._openai_client())
         return self._backends[api]
 
     def _openai_client(self):
@@ -90,7 +86,7 @@ class Session:
             self._client = openai.OpenAI(
                 base_url=self.connect().base_url,
                 api_key=self.settings.api_key or "not-needed",
-                max_retries=1,
+                max_retries=0,  # show errors at once; the text is offered again, nothing lost
             )
         return self._client
 

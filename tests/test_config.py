@@ -1,0 +1,81 @@
+"""Settings layers (flags > environment > config file > defaults) and personas as data."""
+
+import pytest
+
+from chat.config import config_path, load_settings
+from chat.errors import ConfigError
+from personas import GRID, load_personas
+
+
+def write_config(isolated_env, text):
+    path = isolated_env / "config" / "persona-chat" / "config.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_defaults_without_any_file():
+    s = load_settings({}, env={})
+    assert (s.base_url, s.persona, s.api, s.temperature) == (None, "none", "auto", None)
+
+
+def test_config_file_lives_in_xdg_config_home(isolated_env):
+    assert config_path() == isolated_env / "config" / "persona-chat" / "config.yaml"
+
+
+def test_flags_beat_env_beat_config(isolated_env):
+    write_config(isolated_env, "base_url: http://from-config/v1\npersona: lawful_good\ntemperature: 0.2\nmax_tokens: 100\n")
+    env = {"OPENAI_BASE_URL": "http://from-env/v1", "PERSONA_CHAT_PERSONA": "true_neutral"}
+    s = load_settings({"persona": "chaotic_evil", "temperature": None}, env=env)
+    assert s.base_url == "http://from-env/v1"  # env beats config
+    assert s.persona == "chaotic_evil"  # flag beats env
+    assert s.temperature == 0.2 and s.max_tokens == 100  # unset flag: the config's value stays
+    assert s.sampling() == {"temperature": 0.2, "max_tokens": 100}
+
+
+def test_api_key_from_the_conventional_variable():
+    assert load_settings({}, env={"OPENAI_API_KEY": "sk-local"}).api_key == "sk-local"
+
+
+@pytest.mark.parametrize("text,fragment", [
+    ("temprature: 0.5\n", "unknown setting 'temprature'"),
+    ("temperature: hot\n", "temperature"),
+    ("api: grpc\n", "api"),
+    ("- just\n- a list\n", "mapping"),
+    ("base_url: [unclosed\n", "config.yaml"),
+])
+def test_bad_config_is_one_clear_line(isolated_env, text, fragment):
+    write_config(isolated_env, text)
+    with pytest.raises(ConfigError) as err:
+        load_settings({}, env={})
+    assert fragment in str(err.value) and "\n" not in str(err.value)
+
+
+def test_bad_env_value_names_the_environment():
+    with pytest.raises(ConfigError, match="environment: max_tokens"):
+        load_settings({}, env={"PERSONA_CHAT_MAX_TOKENS": "lots"})
+
+
+def test_the_nine_personas_ship_as_data():
+    personas = load_personas()
+    assert list(personas)[:9] == GRID and "none" in personas
+    for name in GRID:
+        p = personas[name]
+        assert p.system == f"Persona: {name}"
+        assert p.description and p.grid is not None
+        assert name in ("true_neutral",) or name.startswith(p.grid.law) and name.endswith(p.grid.moral)
+    assert personas["none"].system is None
+
+
+def test_user_personas_from_the_config_dir(isolated_env):
+    user = isolated_env / "config" / "persona-chat" / "personas"
+    user.mkdir(parents=True)
+    (user / "karma.yaml").write_text("name: karma\nsystem: |\n  You are Karma Electric.\n  Be kind.\ndescription: KE prompt\n")
+    (user / "lawful_good.yaml").write_text("name: lawful_good\nsystem: 'Persona: lawful_good (v2)'\n")
+    (user / "broken.yaml").write_text("name: broken\nsytem: typo\n")
+    warnings = []
+    personas = load_personas(user, warn=warnings.append)
+    assert personas["karma"].system == "You are Karma Electric.\nBe kind.\n"
+    assert personas["lawful_good"].system == "Persona: lawful_good (v2)"  # a user file overrides
+    assert "broken" not in personas
+    assert len(warnings) == 1 and "broken.yaml" in warnings[0]
