@@ -20,6 +20,7 @@ from .errors import ChatError
 from .render import sanitize
 from .session import Session
 from .sinks import TerminalSink
+from .tty import streaming_mode
 
 __all__ = ["Repl"]
 
@@ -80,7 +81,7 @@ class Repl:
             complete_while_typing=True,
             key_bindings=_key_bindings(),
             bottom_toolbar=self._toolbar,
-            prompt_continuation=lambda width, line, soft: "… ".rjust(width),
+            prompt_continuation=lambda width, line, soft: " " * width if soft else "… ".rjust(width),
         )
 
     # -- output helpers ------------------------------------------------------------------------
@@ -148,7 +149,8 @@ class Repl:
             self.note(note)
         self.session.notes.clear()
         sink.window = self.session.window
-        result = self.session.send(text, sink)
+        with streaming_mode():
+            result = self.session.send(text, sink)
         if not result.started and (result.error is not None or result.interrupted):
             self._refill = text  # nothing came back: offer the message again, nothing lost
 
