@@ -16,6 +16,7 @@ examples:
   chat --base-url http://gpu-box:8000/v1 --persona lawful_evil
   chat --persona chaotic_good -p "Should I return the extra change?"
   git diff | chat -p "Review this patch"   stdin is appended to -p (or is the prompt alone)
+  chat --approve read_file --workspace ~/proj   read_file runs without asking; the rest ask [y/n/a]
   chat --api responses --model openai/gpt-oss-20b
 
 where settings come from (first wins): flags, environment, config file, defaults
@@ -23,9 +24,13 @@ where settings come from (first wins): flags, environment, config file, defaults
                 PERSONA_CHAT_CONFIG (another config file), NO_COLOR (no colours)
   config file:  {config}
                 YAML with any of: base_url, api_key, model, persona, api, temperature, top_p,
-                max_tokens, show_reasoning
+                max_tokens, show_reasoning, tools, approve, workspace, max_tool_rounds
   personas:     the nine alignment-grid personas and "none"; add your own as
                 {personas}/NAME.yaml (name, system, description)
+
+tools: the model may call bash, read_file, write_file and edit_file; each call is shown and asks
+[y/n/a(lways)] first. File tools are confined to the workspace. In one-shot mode a tool that is not
+pre-approved (--approve) is declined, and stderr says so.
 
 --api auto picks the Responses API for gpt-oss models on vLLM (as the persona models' card uses
 them) and Chat Completions everywhere else; /status shows the choice and why.
@@ -53,6 +58,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max-tokens", type=int, metavar="N", dest="max_tokens", help="cap on reply length")
     p.add_argument("--hide-reasoning", action="store_const", const=False, dest="show_reasoning",
                    help="don't show the model's reasoning (/think toggles it in a session)")
+    p.add_argument("--approve", metavar="TOOLS", help="tools that run without asking: bash,read_file,write_file,edit_file or all")
+    p.add_argument("--no-tools", action="store_const", const=False, dest="tools", help="offer the model no tools")
+    p.add_argument("--workspace", metavar="DIR", help="the only directory file tools may touch, and where bash runs (default: .)")
+    p.add_argument("--max-tool-rounds", type=int, metavar="N", dest="max_tool_rounds",
+                   help="tool rounds in a row before the model is stopped (default 8)")
     p.add_argument("-p", "--prompt", metavar="TEXT", help="one-shot: send TEXT, stream the reply to stdout, exit")
     p.add_argument("--config", metavar="FILE", help="config file to read instead of the default")
     p.add_argument("--version", action="version", version=f"persona-chat {__version__}")
@@ -89,8 +99,9 @@ def _run(args: argparse.Namespace) -> int:
     def warn(message: str) -> None:
         print(f"chat: warning: {message}", file=sys.stderr)
 
-    flags = {k: getattr(args, k) for k in ("base_url", "api_key", "model", "persona", "api",
-                                           "temperature", "top_p", "max_tokens", "show_reasoning")}
+    flags = {k: getattr(args, k) for k in ("base_url", "api_key", "model", "persona", "api", "temperature", "top_p",
+                                           "max_tokens", "show_reasoning", "tools", "approve", "workspace",
+                                           "max_tool_rounds")}
     try:
         settings = load_settings(flags, path=Path(args.config) if args.config else None)
         session = Session(settings, load_personas(config_dir() / "personas", warn=warn))

@@ -207,6 +207,32 @@ def _think(repl: "Repl", arg: str):
     repl.console.print(_line(("reasoning " + ("shown" if repl.show_reasoning else "hidden"), "dim")))
 
 
+@command("/tools", "/tools", "the model's tools and whether each asks before running")
+def _tools(repl: "Repl", arg: str):
+    from tools import TOOLS
+
+    toolbox = repl.session.toolbox
+    if not toolbox.enabled:
+        repl.console.print(_line(("tools are off: none are offered to the model", "yellow")))
+    table = Table(show_header=False, box=None, padding=(0, 2))
+    for name, tool in TOOLS.items():
+        state = toolbox.policy.state(name)
+        table.add_row(Text(name, style="bold"), Text(state, style="yellow" if state != "asks" else "green"),
+                      Text(tool.description.split(". ")[0], style="dim"))
+    repl.console.print(table)
+    repl.console.print(_line((f"workspace: {toolbox.workspace.root}", "dim")))
+
+
+@command("/approvals", "/approvals reset", "ask again before every tool call (undoes a(lways) and --approve)",
+         "/approvals reset")
+def _approvals(repl: "Repl", arg: str):
+    if arg != "reset":
+        repl.error("usage: /approvals reset")
+        return
+    repl.session.toolbox.policy.reset()
+    repl.console.print(_line(("every tool asks again", "dim")))
+
+
 @command("/exit", "/exit, /quit", "leave (Ctrl-D does too)")
 def _exit(repl: "Repl", arg: str):
     return EXIT

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import ConfigError
 
@@ -41,6 +41,17 @@ class Settings(BaseModel):
     top_p: float | None = None
     max_tokens: int | None = None
     show_reasoning: bool = True
+    tools: bool = True  # offer the model its tools
+    approve: list[str] = []  # tools that run without asking ("all" for every one)
+    workspace: str | None = None  # the tools' root directory (default: the working directory)
+    max_tool_rounds: int = Field(8, ge=1)  # tool rounds in a row before the model is stopped
+
+    @field_validator("approve", mode="before")
+    @classmethod
+    def _split(cls, value):
+        if isinstance(value, str):  # from a flag or the environment: "bash,read_file"
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
 
     def sampling(self) -> dict[str, float | int]:
         """The sampling parameters that are set; unset ones are left to the server."""

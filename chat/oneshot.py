@@ -6,8 +6,18 @@ import sys
 
 from .errors import ChatError
 from .session import Session
+from .toolbox import Decision
 
-__all__ = ["run_oneshot"]
+__all__ = ["StderrDecliner", "run_oneshot"]
+
+
+class StderrDecliner:
+    """Nobody can be asked here: a tool that is not pre-approved is declined, and stderr says so."""
+
+    def ask(self, call, preview) -> Decision:
+        print(f"chat: declined {call.name}: not pre-approved (--approve {call.name} runs it without asking)",
+              file=sys.stderr)
+        return Decision(False, reason="nobody was there to approve it (non-interactive run)")
 
 
 def run_oneshot(session: Session, text: str) -> int:
@@ -34,7 +44,7 @@ def run_oneshot(session: Session, text: str) -> int:
         from .sinks import PlainSink
 
         sink = PlainSink(sys.stdout, sys.stderr)
-    result = session.send(text, sink)
+    result = session.send(text, sink, StderrDecliner())
     if result.error is not None:
         return 1
     return 130 if result.interrupted else 0

@@ -13,13 +13,17 @@ from prompt_toolkit.key_binding import KeyBindings
 from rich.console import Console
 from rich.text import Text
 
+from tools import Preview
+
 from . import __version__
 from .commands import COMMANDS, EXIT, dispatch
 from .conversation import PARAMS
 from .errors import ChatError
+from .events import ToolCall
 from .render import sanitize
 from .session import Session
 from .sinks import TerminalSink
+from .toolbox import Decision
 from .tty import streaming_mode
 
 __all__ = ["Repl"]
@@ -57,6 +61,30 @@ class SlashCompleter(Completer):
                 yield Completion(option, start_position=-len(arg))
 
 
+class TerminalApprover:
+    """Asks ``Run bash? [y/n/a(lways)]`` under the call's preview (which the sink has shown)."""
+
+    def ask(self, call: ToolCall, preview: Preview) -> Decision:
+        from prompt_toolkit import prompt
+
+        question = FormattedText([("bold", f"Run {sanitize(call.name)}? "), ("", "[y/n/a(lways)] ")])
+        while True:
+            try:
+                answer = prompt(question).strip().lower()
+            except EOFError:
+                answer = "n"
+            if answer in ("y", "yes"):
+                return Decision(True)
+            if answer in ("a", "always"):
+                return Decision(True, always=True)
+            if answer in ("n", "no"):
+                try:
+                    reason = prompt("Reason, for the model (Enter skips): ").strip()
+                except EOFError:
+                    reason = ""
+                return Decision(False, reason=reason)
+
+
 def _key_bindings() -> KeyBindings:
     kb = KeyBindings()
 
@@ -73,6 +101,7 @@ class Repl:
         self.console = console
         self.show_reasoning = session.settings.show_reasoning
         self._refill = ""  # text to offer again after a send that failed
+        self.approver = TerminalApprover()
         if history_path is not None:
             history_path.parent.mkdir(parents=True, exist_ok=True)
         self.prompt_session = PromptSession(
@@ -150,7 +179,7 @@ class Repl:
         self.session.notes.clear()
         sink.window = self.session.window
         with streaming_mode():
-            result = self.session.send(text, sink)
+            result = self.session.send(text, sink, self.approver)
         if not result.started and (result.error is not None or result.interrupted):
             self._refill = text  # nothing came back: offer the message again, nothing lost
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from personas import Persona, custom
+import os
 
-from .backends import Backend, Request, make_backend
+from personas import Persona, custom
+from tools import TOOLS, Workspace
+
+from .backends import Backend, Request, ToolSpec, make_backend
 from .config import Settings
 from .conversation import PARAMS, Conversation, Message
-from .errors import ConfigError, ServerUnreachable
+from .errors import ConfigError, ServerUnreachable, ToolsNotEnabled
 from .server import LOCAL_CANDIDATES, VLLM, ServerInfo, detect, find_local
-from .turn import Sink, TurnResult, TurnStats, run_turn
+from .toolbox import ApprovalPolicy, Approver, DeclineAll, Toolbox
+from .turn import Sink, TurnResult, TurnStats, run_exchange
 
 __all__ = ["Session", "choose_api"]
 
@@ -45,6 +49,7 @@ class Session:
         self.last_stats: TurnStats | None = None
         self._client = None
         self._backends: dict[str, Backend] = {}
+        self.toolbox = _toolbox(settings)
 
     # -- connecting ----------------------------------------------------------------------------
     def connect(self) -> ServerInfo:
@@ -127,24 +132,45 @@ class Session:
         return number
 
     # -- talking ---------------------------------------------------------------------------------
-    def request(self) -> Request:
+    def request(self, tools: list[ToolSpec] | None = None) -> Request:
         c = self.conversation
-        return Request(model=self.model or "", system=c.system, messages=c.messages, params=dict(c.params))
+        return Request(model=self.model or "", system=c.system, messages=c.messages, params=dict(c.params),
+                       tools=tools or [])
 
-    def send(self, text: str, sink: Sink) -> TurnResult:
-        """Send a user message and stream the reply into ``sink``.
+    def send(self, text: str, sink: Sink, approver: Approver | None = None) -> TurnResult:
+        """Send a user message; stream the reply into ``sink``, running the tool calls ``approver``
+        allows, until the model answers without tools.
 
         A reply that never started (the server failed first, or Ctrl-C came before any token) leaves
         the conversation as it was, so the caller can offer the text again; a partial reply stays,
         marked interrupted.
         """
         self.connect()
-        self.conversation.add(Message("user", text))
-        result = run_turn(self.backend, self.request(), sink)
-        if result.started:
-            self.conversation.add(result.message)
-        else:
+        message = self.conversation.add(Message("user", text))
+        result = self._exchange(sink, approver)
+        if isinstance(result.error, ToolsNotEnabled) and not result.started and self.toolbox.enabled:
+            self.toolbox.enabled = False  # the server can't take tools: go on without them, and say so
+            sink.notice("tools are off for this session (the server was started without tool support); resending")
+            result = self._exchange(sink, approver)
+        if self.conversation.messages[-1] is message:
             self.conversation.messages.pop()
         if result.stats.prompt_tokens is not None:
             self.last_stats = result.stats
         return result
+
+    def _exchange(self, sink: Sink, approver: Approver | None) -> TurnResult:
+        return run_exchange(self.backend, self.conversation, self.request, sink, self.toolbox,
+                            approver or DeclineAll(), self.settings.max_tool_rounds)
+
+
+def _toolbox(settings: Settings) -> Toolbox:
+    approve = set(settings.approve)
+    if "all" in approve:
+        approve = set(TOOLS)
+    unknown = approve - set(TOOLS)
+    if unknown:
+        raise ConfigError(f"--approve: unknown tool {', '.join(sorted(unknown))}; the tools are {', '.join(TOOLS)}")
+    root = settings.workspace or os.getcwd()
+    if not os.path.isdir(root):
+        raise ConfigError(f"workspace {root}: not a directory")
+    return Toolbox(Workspace(root), ApprovalPolicy(approve), enabled=settings.tools)

@@ -6,11 +6,18 @@ import sys
 from typing import TextIO
 
 from rich.console import Console
+from rich.padding import Padding
 from rich.text import Text
+
+from tools import Preview
 
 from .events import Event, ReasoningDelta, TextDelta, ToolCall
 from .render import MarkdownStream, sanitize
+from .toolbox import Outcome
 from .turn import TurnResult, TurnStats
+
+PREVIEW_LINES = 60  # of a diff or a new file, before approval
+RESULT_LINES = 8  # of a tool's result, shown collapsed
 
 __all__ = ["PlainSink", "TerminalSink", "format_stats"]
 
@@ -57,13 +64,35 @@ class TerminalSink:
             self._reasoning.feed(sanitize(event.text))
         elif kind is ToolCall:
             self._end_reasoning()
-            self.console.print(Text(f"tool call: {sanitize(event.name)}({sanitize(event.arguments)[:200]})", style="yellow"))
 
     def _end_reasoning(self) -> None:
         if self._reasoning is not None:
             self._reasoning.close()
             self._reasoning = None
             self.reasoning_console.print()
+
+    def tool_call(self, call: ToolCall, preview: Preview) -> None:
+        self.console.print(Text.assemble(("⚙ ", "yellow"), (sanitize(call.name), "bold yellow"), "  ",
+                                         (sanitize(preview.summary), "")))
+        if preview.body:
+            body = sanitize(preview.body)
+            if preview.language != "bash":  # a command is always shown whole: it is what gets approved
+                body = _collapse(body, PREVIEW_LINES)
+            if preview.language:
+                from rich.syntax import Syntax
+
+                self.console.print(Syntax(body, preview.language, theme="ansi_dark", word_wrap=True, padding=(0, 2)))
+            else:
+                self.console.print(Padding(Text(body), (0, 2)))
+
+    def tool_result(self, call: ToolCall, outcome: Outcome) -> None:
+        style = {"ran": "green", "declined": "yellow", "error": "red", "interrupted": "yellow"}[outcome.status]
+        self.console.print(Text(f"  ↳ {outcome.status}", style=style))
+        if outcome.content and outcome.status != "declined":
+            self.console.print(Padding(Text(_collapse(sanitize(outcome.content), RESULT_LINES), style="dim"), (0, 4)))
+
+    def notice(self, text: str) -> None:
+        self.console.print(Text(sanitize(text), style="yellow"))
 
     def end(self, result: TurnResult) -> None:
         self._end_reasoning()
@@ -76,6 +105,14 @@ class TerminalSink:
             self.console.print(Text(f"error: {result.error}", style="bold red"))
         if result.started:
             self.console.print(Text(format_stats(result.stats, self.window), style="dim"))
+
+
+def _collapse(text: str, keep: int) -> str:
+    """The first ``keep`` lines, and how many more there were."""
+    lines = text.rstrip("\n").split("\n")
+    if len(lines) <= keep:
+        return "\n".join(lines)
+    return "\n".join(lines[:keep]) + f"\n… ({len(lines) - keep} more lines)"
 
 
 class PlainSink:
@@ -97,6 +134,17 @@ class PlainSink:
                 self.out.write(text)
                 self.out.flush()
                 self._last = text[-1]
+
+    def tool_call(self, call: ToolCall, preview: Preview) -> None:
+        self.err.write(f"chat: tool call {sanitize(call.name)}: {sanitize(preview.summary)}\n")
+        if preview.body and preview.language == "bash":
+            self.err.write(f"  {sanitize(preview.body)}\n")
+
+    def tool_result(self, call: ToolCall, outcome: Outcome) -> None:
+        self.err.write(f"chat: {sanitize(call.name)}: {outcome.status}\n")
+
+    def notice(self, text: str) -> None:
+        self.err.write(f"chat: {sanitize(text)}\n")
 
     def end(self, result: TurnResult) -> None:
         if self._last != "\n":

@@ -7,15 +7,17 @@ run turns through here and differ only in their sink.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 from .backends.base import Backend, Request
-from .conversation import Message
+from .conversation import Conversation, Message
 from .errors import ChatError
 from .events import Event, Finish, ReasoningDelta, TextDelta, ToolCall, Usage
+from .toolbox import Approver, Outcome, Toolbox
 
-__all__ = ["Sink", "TurnResult", "TurnStats", "run_turn"]
+__all__ = ["Sink", "TurnResult", "TurnStats", "run_exchange", "run_turn"]
 
 
 class Sink(Protocol):
@@ -23,7 +25,16 @@ class Sink(Protocol):
         """Called for every event as it arrives."""
 
     def end(self, result: "TurnResult") -> None:
-        """Called once when the reply is over: finished, interrupted or failed."""
+        """Called once when a reply is over: finished, interrupted or failed."""
+
+    def tool_call(self, call: ToolCall, preview) -> None:
+        """A call the model made, with its preview, before it is approved and run."""
+
+    def tool_result(self, call: ToolCall, outcome) -> None:
+        """What the call gave the model."""
+
+    def notice(self, text: str) -> None:
+        """Something the user should know about the turn (a cap reached, tools turned off)."""
 
 
 @dataclass(slots=True)
@@ -104,3 +115,52 @@ def run_turn(backend: Backend, request: Request, sink: Sink) -> TurnResult:
     message.interrupted = result.interrupted or result.error is not None
     sink.end(result)
     return result
+
+
+def _result_for_unrun(call: ToolCall, why: str) -> Message:
+    return Message("tool", f"Not run: {why}.", tool_call_id=call.id, name=call.name)
+
+
+def run_exchange(backend: Backend, conversation: Conversation, make_request: Callable[[list], Request],
+                 sink: Sink, toolbox: Toolbox | None = None, approver: Approver | None = None,
+                 max_rounds: int = 8) -> TurnResult:
+    """The model's side of an exchange: reply, run the tool calls it makes (each approved), send
+    the results back, until it answers without tools, the round cap is hit or the user stops it.
+
+    Every tool call gets exactly one result message, whatever happens. Returns the last reply's
+    result; the conversation holds everything that was kept.
+    """
+    rounds = 0
+    while True:
+        result = run_turn(backend, make_request(toolbox.specs() if toolbox else []), sink)
+        if not result.started:
+            return result
+        conversation.add(result.message)
+        calls = result.message.tool_calls
+        if not calls:
+            return result
+        if result.interrupted or result.error is not None:
+            for call in calls:
+                conversation.add(_result_for_unrun(call, "the reply was cut short before it could run"))
+            return result
+        if toolbox is None or rounds >= max_rounds:
+            why = "tools are turned off" if toolbox is None else f"the cap of {max_rounds} tool rounds in a row was reached"
+            for call in calls:
+                conversation.add(_result_for_unrun(call, why))
+            sink.notice(f"stopped: {why} (the model was told)")
+            return result
+        stopped = False
+        for call in calls:
+            if stopped:
+                conversation.add(_result_for_unrun(call, "the user interrupted the turn"))
+                continue
+            try:
+                outcome = toolbox.handle(call, approver, sink)
+            except KeyboardInterrupt:
+                outcome, stopped = Outcome("The user interrupted this call (Ctrl-C); it was stopped.", "interrupted"), True
+            conversation.add(Message("tool", outcome.content, tool_call_id=call.id, name=call.name))
+            sink.tool_result(call, outcome)
+        if stopped:
+            result.interrupted = True
+            return result
+        rounds += 1
