@@ -65,16 +65,16 @@ def capped(head: bytes, tail: bytes, total: int) -> str:
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
-    for sig in (signal.SIGTERM, signal.SIGKILL):
+    """SIGTERM to the whole group, a moment to exit, then SIGKILL to whatever is left in it."""
+    for sig, grace in ((signal.SIGTERM, 2), (signal.SIGKILL, 5)):
         try:
             os.killpg(proc.pid, sig)
         except ProcessLookupError:
             return
         try:
-            proc.wait(timeout=2)
-            return
+            proc.wait(timeout=grace)
         except subprocess.TimeoutExpired:
-            continue
+            pass
 
 
 def run(args: BashArgs, ws: Workspace) -> str:
