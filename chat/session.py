@@ -170,7 +170,7 @@ def _toolbox(settings: Settings) -> Toolbox:
     unknown = approve - set(TOOLS)
     if unknown:
         raise ConfigError(f"--approve: unknown tool {', '.join(sorted(unknown))}; the tools are {', '.join(TOOLS)}")
-    root = settings.workspace or os.getcwd()
+    root = os.path.expanduser(settings.workspace) if settings.workspace else os.getcwd()
     if not os.path.isdir(root):
         raise ConfigError(f"workspace {root}: not a directory")
     return Toolbox(Workspace(root), ApprovalPolicy(approve), enabled=settings.tools)
