@@ -180,7 +180,7 @@ class Repl:
         sink.window = self.session.window
         with streaming_mode():
             result = self.session.send(text, sink, self.approver)
-        if not result.started and (result.error is not None or result.interrupted):
+        if result.withdrawn:
             self._refill = text  # nothing came back: offer the message again, nothing lost
 
 

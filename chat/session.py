@@ -148,12 +148,13 @@ class Session:
         self.connect()
         message = self.conversation.add(Message("user", text))
         result = self._exchange(sink, approver)
-        if isinstance(result.error, ToolsNotEnabled) and not result.started and self.toolbox.enabled:
+        if isinstance(result.error, ToolsNotEnabled) and not result.kept and self.toolbox.enabled:
             self.toolbox.enabled = False  # the server can't take tools: go on without them, and say so
             sink.notice("tools are off for this session (the server was started without tool support); resending")
             result = self._exchange(sink, approver)
         if self.conversation.messages[-1] is message:
             self.conversation.messages.pop()
+            result.withdrawn = True
         if result.stats.prompt_tokens is not None:
             self.last_stats = result.stats
         return result

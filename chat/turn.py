@@ -67,11 +67,20 @@ class TurnResult:
     stats: TurnStats
     error: ChatError | None = None
     interrupted: bool = False
+    withdrawn: bool = False  # nothing came of the user's message: it was taken out again
 
     @property
     def started(self) -> bool:
-        """Whether anything of a reply arrived (a failure before it leaves nothing to keep)."""
+        """Whether anything of a reply arrived."""
         return bool(self.message.content or self.message.reasoning or self.message.tool_calls)
+
+    @property
+    def kept(self) -> bool:
+        """Whether the reply belongs in the conversation: some answer, or a reply that finished. A
+        reply cut short during its reasoning is not kept (an empty assistant turn would go back to
+        the server); the user's text is offered again instead."""
+        finished = not self.interrupted and self.error is None
+        return bool(self.message.content or self.message.tool_calls) or finished
 
 
 def run_turn(backend: Backend, request: Request, sink: Sink) -> TurnResult:
@@ -133,7 +142,7 @@ def run_exchange(backend: Backend, conversation: Conversation, make_request: Cal
     rounds = 0
     while True:
         result = run_turn(backend, make_request(toolbox.specs() if toolbox else []), sink)
-        if not result.started:
+        if not result.kept:
             return result
         conversation.add(result.message)
         calls = result.message.tool_calls

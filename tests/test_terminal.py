@@ -1,0 +1,680 @@
+"""End to end in a real terminal: `python -m chat` runs in a tmux pane (a real pty, 100x30,
+TERM=xterm-256color) against the fake backend running in this process; keys go in with
+`tmux send-keys`, what the user sees comes back with `tmux capture-pane`, and the raw bytes the
+client wrote to the pty with `tmux pipe-pane`.
+
+Every test has its own tmux server (`-L <unique name>`), killed at the end. Nothing sleeps for a
+fixed time: every step waits (with a timeout) for text on the screen or a request at the server.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from fake_backend import Reply, prompt_tokens
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
+
+REPO = Path(__file__).resolve().parent.parent
+WIDTH, HEIGHT = 100, 30
+TIMEOUT = 10.0  # seconds any single wait may take before the test fails (with the screen shown)
+MODEL = "fake/persona-20b"
+# chat runs under this small wrapper, which records its exit status in a file: tmux 3.3 sometimes
+# leaves an exited pane process unreaped (a zombie), with #{pane_dead_status} never set. The wrapper
+# shrugs off Ctrl-C itself (a handler, not SIG_IGN, so chat gets the default back at exec).
+WRAPPER = """\
+import os, signal, subprocess, sys
+signal.signal(signal.SIGINT, lambda *_: None)
+code = subprocess.call(sys.argv[2:])
+with open(sys.argv[1] + ".tmp", "w") as f:
+    f.write(str(code))
+os.replace(sys.argv[1] + ".tmp", sys.argv[1])
+"""
+TMUX_CONF = """\
+set -g status off
+set -g remain-on-exit on
+set -g history-limit 5000
+set -g default-size 100x30
+"""
+
+
+def generation_requests(fb) -> list:
+    """The requests that asked for a reply (the side endpoints /models, /version, ... left out)."""
+    return [r for r in list(fb.requests) if r.path.split("?")[0].endswith(("/chat/completions", "/responses"))]
+
+
+def sgr_params(line: str) -> set[str]:
+    """Every SGR parameter a captured line (capture-pane -e) sets: {"2"} for dim, {"3"} italic ..."""
+    return {p for seq in re.findall(r"\x1b\[([0-9;]*)m", line) for p in seq.split(";") if p}
+
+
+def unwrap(text: str) -> str:
+    """Join the input's soft-wrapped lines (indented under the prompt, maybe with a "…" mark)."""
+    return re.sub(r"\n {2,}(… ?)?", "", text)
+
+
+def flat(text: str) -> str:
+    """Whitespace runs as one space: rich wraps long lines at the window's width."""
+    return " ".join(text.split())
+
+
+class Term:
+    """One `chat` process in a detached tmux session of its own tmux server."""
+
+    def __init__(self, tmp_path: Path):
+        self.socket = f"pc-test-{os.getpid()}-{uuid.uuid4().hex[:10]}"
+        self.dir = tmp_path / f"term-{uuid.uuid4().hex[:6]}"
+        self.dir.mkdir(parents=True)
+        self.conf = self.dir / "tmux.conf"
+        self.conf.write_text(TMUX_CONF)
+        self.raw_path = self.dir / "raw.out"
+        self.status_path = self.dir / "exit-status"
+        self.socket_path = ""
+        self.started = False
+
+    # -- tmux plumbing ---------------------------------------------------------------------------
+    def tmux(self, *args: str, check: bool = True) -> str:
+        proc = subprocess.run(["tmux", "-L", self.socket, "-f", str(self.conf), *args],
+                              capture_output=True, text=True, timeout=10)
+        if check and proc.returncode != 0:
+            raise RuntimeError(f"tmux {' '.join(args)} failed: {proc.stderr.strip()}")
+        return proc.stdout
+
+    def start(self, fb, *args: str) -> "Term":
+        env = {k: v for k, v in os.environ.items() if k not in ("TMUX", "TMUX_PANE", "COLUMNS", "LINES")}
+        env["TERM"] = "xterm-256color"
+        # XDG_CONFIG_HOME / XDG_DATA_HOME come from the autouse isolated_env fixture, through env
+        assert "XDG_DATA_HOME" in env and "XDG_CONFIG_HOME" in env
+        command = ["env", "TERM=xterm-256color", sys.executable, "-c", WRAPPER, str(self.status_path),
+                   sys.executable, "-m", "chat", "--base-url", fb.base_url, *args]
+        proc = subprocess.run(
+            ["tmux", "-L", self.socket, "-f", str(self.conf), "new-session", "-d", "-s", "t",
+             "-x", str(WIDTH), "-y", str(HEIGHT), "-c", str(REPO), *command,
+             ";", "pipe-pane", "-O", "-t", "t", f"cat >> '{self.raw_path}'"],
+            env=env, capture_output=True, text=True, timeout=10)
+        if proc.returncode != 0:
+            raise RuntimeError(f"tmux new-session failed: {proc.stderr.strip()}")
+        self.started = True
+        self.socket_path = self.pane("#{socket_path}")
+        return self
+
+    def close(self) -> None:
+        if self.started:
+            self.tmux("kill-server", check=False)
+            self.started = False
+            if self.socket_path:  # tmux leaves the socket file behind
+                Path(self.socket_path).unlink(missing_ok=True)
+
+    # -- input -------------------------------------------------------------------------------------
+    def type(self, text: str) -> None:
+        """Type text literally (no tmux key names)."""
+        assert not text.endswith(";"), "tmux would read a trailing ; as a command separator"
+        self.tmux("send-keys", "-t", "t", "-l", text)
+
+    def keys(self, *names: str) -> None:
+        """Press keys by tmux name: Enter, Tab, Up, C-c, C-d ..."""
+        self.tmux("send-keys", "-t", "t", *names)
+
+    def raw(self, data: bytes) -> None:
+        """Write exact bytes to the pty, as a terminal would for a paste or Alt-Enter."""
+        self.tmux("send-keys", "-t", "t", "-H", *[f"{b:02x}" for b in data])
+
+    def line(self, text: str) -> None:
+        self.type(text)
+        self.keys("Enter")
+
+    # -- output ------------------------------------------------------------------------------------
+    def screen(self, escapes: bool = False) -> str:
+        """Everything shown so far: the scrollback and the visible window, trailing blanks cut."""
+        args = ["capture-pane", "-p", "-J", "-S", "-", "-t", "t"] + (["-e"] if escapes else [])
+        return "\n".join(line.rstrip() for line in self.tmux(*args).splitlines()).rstrip("\n")
+
+    def visible(self) -> list[str]:
+        return [line.rstrip() for line in self.tmux("capture-pane", "-p", "-t", "t").splitlines()]
+
+    def cursor_line(self) -> str:
+        y = int(self.tmux("display-message", "-p", "-t", "t", "#{cursor_y}").strip())
+        lines = self.visible()
+        return lines[y] if y < len(lines) else ""
+
+    def raw_output(self) -> bytes:
+        return self.raw_path.read_bytes() if self.raw_path.exists() else b""
+
+    def pane(self, fmt: str) -> str:
+        return self.tmux("display-message", "-p", "-t", "t", fmt).strip()
+
+    def exit_status(self) -> int | None:
+        """chat's exit status once it has ended (negative: killed by that signal), else None."""
+        return int(self.status_path.read_text()) if self.status_path.exists() else None
+
+    # -- waiting -------------------------------------------------------------------------------------
+    def wait(self, predicate, what: str, timeout: float = TIMEOUT):
+        """Poll until predicate() is truthy; fail showing the screen otherwise."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = predicate()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                pytest.fail(f"timed out after {timeout} s waiting for {what}; screen:\n{self.screen()}")
+            time.sleep(0.05)
+
+    def wait_for(self, text: str, timeout: float = TIMEOUT) -> str:
+        """Wait until text is on the screen (whitespace-insensitively); return the screen."""
+        def seen():
+            s = self.screen()
+            return s if text in s or flat(text) in flat(s) else None
+        return self.wait(seen, repr(text), timeout)
+
+    def wait_prompt(self, persona: str, typed: str = "", timeout: float = TIMEOUT) -> None:
+        """Wait until the input prompt is up (cursor on it), holding exactly `typed`."""
+        want = f"{persona} › {typed}".rstrip()
+        self.wait(lambda: self.cursor_line() == want, f"the prompt {want!r}", timeout)
+
+    def wait_exit(self, timeout: float = TIMEOUT) -> int:
+        """Wait for chat to end; its exit status."""
+        self.wait(lambda: self.status_path.exists(), "chat to exit", timeout)
+        return self.exit_status()
+
+    def alive(self) -> bool:
+        return self.exit_status() is None
+
+    def output_after(self, marker: str) -> str:
+        """The screen from the last line containing marker on (a command's own output)."""
+        s = self.screen()
+        i = s.rfind(marker)
+        assert i != -1, f"{marker!r} not on screen:\n{s}"
+        return s[s.rfind("\n", 0, i) + 1:]
+
+
+@pytest.fixture
+def term(tmp_path):
+    """A factory of terminals running chat; every tmux server is killed at the end."""
+    terms: list[Term] = []
+
+    def make(fb, *args: str) -> Term:
+        t = Term(tmp_path).start(fb, *args)
+        terms.append(t)
+        return t
+
+    yield make
+    for t in terms:
+        t.close()
+
+
+def send(t: Term, persona: str, text: str, expect: str) -> str:
+    """Type a message at a ready prompt, wait for `expect` and the next prompt."""
+    t.line(text)
+    screen = t.wait_for(expect)
+    t.wait_prompt(persona)
+    return screen
+
+
+# -- 1. a plain conversation ------------------------------------------------------------------------
+
+def test_prompt_reply_stats_and_history(fake, term):
+    fb = fake("vllm")
+    t = term(fb, "--persona", "lawful_evil")
+    t.wait_prompt("lawful_evil")
+    assert "persona-chat" in t.screen()
+    # the bottom toolbar (drawn at the bottom once the terminal has told where the cursor is)
+    t.wait(lambda: "lawful_evil" in t.visible()[-1] and MODEL in t.visible()[-1], "the bottom toolbar")
+
+    t.line("hello there")
+    t.wait_for("Echo: hello there")
+    t.wait_prompt("lawful_evil")
+    lines = t.screen().splitlines()
+    i = lines.index("Echo: hello there")
+    assert lines[i - 1] == "lawful_evil › hello there"
+    stats = lines[i + 1]
+    assert "tokens" in stats and "context" in stats, stats
+    # the stats line is dim (SGR 2) where the reply itself is not
+    styled = t.screen(escapes=True).splitlines()
+    stats_styled = next(line for line in styled if "tokens" in line and "first token" in line)
+    assert "2" in sgr_params(stats_styled), repr(stats_styled)
+
+    send(t, "lawful_evil", "and once more", "Echo: and once more")
+    bodies = [r.body for r in generation_requests(fb)]
+    assert len(bodies) == 2
+    assert bodies[0]["messages"] == [
+        {"role": "system", "content": "Persona: lawful_evil"},
+        {"role": "user", "content": "hello there"},
+    ]
+    assert bodies[1]["messages"] == [
+        {"role": "system", "content": "Persona: lawful_evil"},
+        {"role": "user", "content": "hello there"},
+        {"role": "assistant", "content": "Echo: hello there"},
+        {"role": "user", "content": "and once more"},
+    ]
+    assert bodies[1]["model"] == MODEL and bodies[1]["stream"] is True
+    assert "Traceback" not in t.screen()
+
+
+# -- 2. switching persona ------------------------------------------------------------------------------
+
+def test_persona_switch_mid_session(fake, term):
+    fb = fake("vllm")
+    t = term(fb, "--persona", "lawful_evil")
+    t.wait_prompt("lawful_evil")
+    send(t, "lawful_evil", "hi", "Echo: hi")
+
+    t.line("/persona chaotic_good")
+    t.wait_for("persona chaotic_good · system: Persona: chaotic_good")
+    t.wait_prompt("chaotic_good")
+    send(t, "chaotic_good", "next", "Echo: next")
+    assert fb.last_body("/chat/completions")["messages"] == [
+        {"role": "system", "content": "Persona: chaotic_good"},
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "Echo: hi"},
+        {"role": "user", "content": "next"},
+    ]
+
+    t.line("/persona")
+    t.wait_for("● chaotic_good")
+    t.wait_prompt("chaotic_good")
+    grid = t.output_after("chaotic_good › /persona")
+    assert "● chaotic_good" in grid and grid.count("●") == 1, grid
+    for name in ("lawful_good", "true_neutral", "chaotic_evil", "none"):
+        assert name in grid
+
+    t.line("/persona none")
+    t.wait_for("persona none · no system message")
+    t.wait_prompt("none")
+    send(t, "none", "third", "Echo: third")
+    messages = fb.last_body("/chat/completions")["messages"]
+    assert all(m["role"] != "system" for m in messages), messages
+    assert messages == [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "Echo: hi"},
+        {"role": "user", "content": "next"},
+        {"role": "assistant", "content": "Echo: next"},
+        {"role": "user", "content": "third"},
+    ]
+
+    t.line("/persona")
+    t.wait_for("● none")
+    t.wait_prompt("none")
+    listing = t.output_after("none › /persona")
+    assert "● none" in listing and listing.count("●") == 1, listing
+    assert len(generation_requests(fb)) == 3  # the slash commands sent nothing
+
+
+def test_unknown_persona_is_one_line_and_keeps_the_persona(fake, term):
+    fb = fake("vllm")
+    t = term(fb, "--persona", "lawful_evil")
+    t.wait_prompt("lawful_evil")
+    t.line("/persona chaotic_wizard")
+    t.wait_for("error: unknown persona 'chaotic_wizard'")
+    t.wait_prompt("lawful_evil")
+    send(t, "lawful_evil", "still me", "Echo: still me")
+    assert fb.last_body("/chat/completions")["messages"][0] == {"role": "system", "content": "Persona: lawful_evil"}
+
+
+# -- 3. Ctrl-C mid-reply -----------------------------------------------------------------------------
+
+def test_ctrl_c_stops_the_reply_and_the_session_goes_on(fake, term):
+    fb = fake("vllm")
+    long_text = "word " * 400  # 500 pieces of 4 characters, 0.02 s apart: 10 s if left alone
+    fb.script(Reply(text=long_text, delay=0.02))
+    t = term(fb, "--persona", "lawful_evil")
+    t.wait_prompt("lawful_evil")
+    t.line("tell me a long story")
+    t.wait_for("word word word word")
+    first = generation_requests(fb)[0]
+    assert first.finished is None, "the reply should still be streaming (it is shown as it comes)"
+
+    t.keys("C-c")
+    t.wait_for("[interrupted]")
+    t.wait_prompt("lawful_evil")
+    assert t.alive()
+    assert "Traceback" not in t.screen()
+    # the client hung up: the server stopped sending long before the 10 s the reply would take
+    t.wait(lambda: first.finished is not None, "the server to see the connection close", timeout=5)
+    assert first.finished - first.started < 8
+
+    send(t, "lawful_evil", "go on", "Echo: go on")
+    messages = fb.last_body("/chat/completions")["messages"]
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
+    assert messages[1]["content"] == "tell me a long story"
+    partial = messages[2]["content"]
+    assert partial.startswith("word word") and long_text.startswith(partial), partial[:80]
+    assert len(partial) < len(long_text)
+    assert messages[3] == {"role": "user", "content": "go on"}
+    assert t.alive()
+
+
+def test_ctrl_c_before_the_first_token_offers_the_text_again(fake, term):
+    fb = fake("vllm")
+    fb.script(Reply(text="too late", delay=5))  # the first piece would come after 5 s
+    t = term(fb)
+    t.wait_prompt("none")
+    t.line("are you there")
+    t.wait(lambda: len(generation_requests(fb)) == 1, "the request at the server")
+    t.keys("C-c")
+    t.wait_for("[interrupted]")
+    t.wait_prompt("none", "are you there")  # nothing came back: the message is offered again
+    assert "too late" not in t.screen()
+    t.keys("Enter")
+    t.wait_for("Echo: are you there")
+    t.wait_prompt("none")
+    # the interrupted attempt left nothing in the conversation
+    assert fb.last_body("/chat/completions")["messages"] == [{"role": "user", "content": "are you there"}]
+
+
+def test_keys_typed_during_a_reply_wait_for_the_next_prompt(fake, term):
+    fb = fake("vllm")
+    fb.script(Reply(text="slow " * 100, delay=0.02))  # 2.5 s of reply
+    t = term(fb)
+    t.wait_prompt("none")
+    t.line("take your time")
+    t.wait_for("slow slow slow")
+    t.type("typed ahead")  # while the reply is still streaming
+    t.wait_prompt("none", "typed ahead")
+    lines = t.screen().splitlines()
+    assert [line for line in lines if "typed ahead" in line] == ["none › typed ahead"], lines  # not echoed mid-reply
+    assert len(generation_requests(fb)) == 1
+    t.keys("Enter")
+    t.wait_for("Echo: typed ahead")
+    assert fb.last_body("/chat/completions")["messages"][-1] == {"role": "user", "content": "typed ahead"}
+
+
+def test_ctrl_c_at_the_prompt_clears_the_line_and_stays(fake, term):
+    fb = fake("vllm")
+    t = term(fb)
+    t.wait_prompt("none")
+    t.type("half a thought")
+    t.wait_prompt("none", "half a thought")
+    t.keys("C-c")
+    t.wait_prompt("none")
+    assert t.alive()
+    send(t, "none", "whole", "Echo: whole")
+    assert fb.last_body("/chat/completions")["messages"] == [{"role": "user", "content": "whole"}]
+
+
+# -- 4. leaving ------------------------------------------------------------------------------------------
+
+def test_exit_command_quits_with_status_0(fake, term):
+    fb = fake("vllm")
+    t = term(fb)
+    t.wait_prompt("none")
+    t.line("/exit")
+    assert t.wait_exit() == 0
+    assert "Traceback" not in t.screen()
+    assert generation_requests(fb) == []
+
+
+def test_ctrl_d_at_an_empty_prompt_quits_with_status_0(fake, term):
+    fb = fake("vllm")
+    t = term(fb)
+    t.wait_prompt("none")
+    send(t, "none", "one message first", "Echo: one message first")
+    t.keys("C-d")
+    assert t.wait_exit() == 0
+    assert "Traceback" not in t.screen()
+
+
+# -- 5. errors keep the session and the typed text --------------------------------------------------------
+
+def test_server_error_keeps_session_and_refills_the_prompt(fake, term):
+    fb = fake("vllm")
+    fb.script(Reply(status=500))
+    t = term(fb, "--persona", "lawful_evil")
+    t.wait_prompt("lawful_evil")
+    t.line("please answer me")
+    t.wait_for("500")
+    t.wait_prompt("lawful_evil", "please answer me")
+    screen = t.screen()
+    error_lines = [line for line in screen.splitlines() if "error" in line.lower()]
+    assert len(error_lines) == 1 and "500" in error_lines[0], error_lines
+    assert "Traceback" not in screen
+    assert len(generation_requests(fb)) == 1  # shown at once, not retried behind the user's back
+    assert t.alive()
+
+    fb.script(Reply(text="recovered fine"))
+    t.keys("Enter")  # the refilled text is sent again as it stands
+    t.wait_for("recovered fine")
+    t.wait_prompt("lawful_evil")
+    # the failed attempt left nothing behind: the message is in the history once
+    assert fb.last_body("/chat/completions")["messages"] == [
+        {"role": "system", "content": "Persona: lawful_evil"},
+        {"role": "user", "content": "please answer me"},
+    ]
+
+
+def test_context_exceeded_shows_the_sizes(fake, term):
+    fb = fake("vllm", context_window=50)
+    t = term(fb)
+    t.wait_prompt("none")
+    long_message = " ".join(["lorem"] * 60)  # 359 characters: ~99 fake tokens, the window is 50
+    t.line(long_message)
+    t.wait_for("context exceeded")
+    body = fb.last_body("/chat/completions")
+    needed = prompt_tokens(body)
+    assert needed > 50
+    screen = flat(t.screen())
+    assert f"the request needs {needed:,} tokens" in screen, screen
+    assert "the server's window is 50" in screen, screen
+    assert "Traceback" not in screen
+    assert t.alive()
+    # the text is offered again at the prompt (it wraps there, indented under the prompt)
+    t.wait(lambda: t.cursor_line().endswith("lorem"), "the cursor at the end of the refilled text")
+    after = unwrap(t.screen().rsplit("context exceeded", 1)[-1])
+    squeezed = [line.replace(" ", "") for line in after.splitlines()]  # a wrap may fall on a space
+    assert ("none›" + long_message).replace(" ", "") in squeezed, after
+    assert len(generation_requests(fb)) == 1  # a 400 is not retried
+    # Enter sends the very same message again (and it fails the same way)
+    t.keys("Enter")
+    t.wait(lambda: t.screen().count("context exceeded") >= 2, "the second context error")
+    gens = generation_requests(fb)
+    assert len(gens) == 2 and gens[1].body["messages"] == gens[0].body["messages"] == [
+        {"role": "user", "content": long_message}]
+
+
+# -- 6. unknown commands and empty lines send nothing ---------------------------------------------------
+
+def test_unknown_command_and_empty_enter_send_nothing(fake, term):
+    fb = fake("vllm")
+    t = term(fb)
+    t.wait_prompt("none")
+    before = len(fb.requests)
+
+    t.line("/frobnicate now")
+    t.wait_for("unknown command /frobnicate")
+    t.wait_prompt("none")
+    assert len(fb.requests) == before  # nothing at all reached the server
+    assert generation_requests(fb) == []
+
+    t.keys("Enter")
+    t.wait(lambda: t.screen().splitlines().count("none ›") >= 2, "a fresh prompt after an empty Enter")
+    t.wait_prompt("none")
+    t.type("   ")
+    t.keys("Enter")
+    t.wait(lambda: t.screen().splitlines().count("none ›") >= 3, "a fresh prompt after a blank line")
+    t.wait_prompt("none")
+
+    send(t, "none", "real message", "Echo: real message")
+    gens = generation_requests(fb)
+    assert len(gens) == 1, [r.body for r in gens]
+    assert gens[0].body["messages"] == [{"role": "user", "content": "real message"}]
+
+
+def test_double_slash_sends_a_literal_slash(fake, term):
+    fb = fake("vllm")
+    t = term(fb)
+    t.wait_prompt("none")
+    send(t, "none", "//frobnicate is not a command", "Echo: /frobnicate is not a command")
+    assert fb.last_body("/chat/completions")["messages"] == [
+        {"role": "user", "content": "/frobnicate is not a command"}]
+
+
+# -- 7. Tab completion -----------------------------------------------------------------------------------
+
+def test_tab_completes_commands_and_persona_names(fake, term):
+    fb = fake("vllm")
+    t = term(fb)
+    t.wait_prompt("none")
+    t.type("/pers")
+    t.wait(lambda: any("/personas" in line for line in t.visible()), "the completion menu")
+    t.keys("Tab")
+    t.wait_prompt("none", "/persona")
+
+    t.type(" chaotic_")
+    t.wait(lambda: any("chaotic_neutral" in line for line in t.visible()), "the persona completion menu")
+    menu = "\n".join(t.visible())
+    assert "chaotic_good" in menu and "chaotic_evil" in menu and "lawful_good" not in menu, menu
+    t.keys("Tab")
+    completed = t.wait(lambda: re.fullmatch(r"none › /persona (chaotic_good|chaotic_neutral|chaotic_evil)",
+                                            t.cursor_line()), "a completed persona name")
+    name = completed.group(1)
+    t.keys("Enter")  # sends the completed command: the persona really changes
+    t.wait_prompt(name)
+    send(t, name, "who am i", "Echo: who am i")
+    assert fb.last_body("/chat/completions")["messages"][0] == {"role": "system", "content": f"Persona: {name}"}
+
+
+# -- 8. multi-line input -----------------------------------------------------------------------------------
+
+def test_alt_enter_adds_a_line_and_paste_keeps_lines(fake, term):
+    fb = fake("vllm")
+    t = term(fb)
+    t.wait_prompt("none")
+    t.type("first line")
+    t.raw(b"\x1b\r")  # Alt-Enter, as a terminal sends it
+    t.type("second line")
+    t.wait(lambda: t.cursor_line().endswith("second line"), "the second line being typed")
+    assert generation_requests(fb) == []  # Alt-Enter did not send
+    lines = t.visible()
+    i = lines.index(t.cursor_line())
+    assert lines[i - 1] == "none › first line"
+    t.keys("Enter")
+    t.wait_for("Echo: first line")
+    t.wait_prompt("none")
+    assert fb.last_body("/chat/completions")["messages"] == [{"role": "user", "content": "first line\nsecond line"}]
+
+    t.raw(b"\x1b[200~line one\nline two\x1b[201~")  # a bracketed paste of two lines
+    t.wait(lambda: t.cursor_line().endswith("line two"), "the pasted text")
+    assert len(generation_requests(fb)) == 1  # the newline in the paste did not send
+    t.keys("Enter")
+    t.wait_for("Echo: line one")
+    t.wait_prompt("none")
+    gens = generation_requests(fb)
+    assert len(gens) == 2
+    assert gens[1].body["messages"][-1] == {"role": "user", "content": "line one\nline two"}
+
+
+# -- 9. model text cannot drive the terminal -------------------------------------------------------------
+
+def test_model_text_cannot_drive_the_terminal(fake, term):
+    fb = fake("vllm")
+    fb.script(Reply(text="safe \x1b]0;HACKED\x07 and \x1b[31mred\x1b[0m [bold]not markup[/bold]"))
+    t = term(fb)
+    t.wait_prompt("none")
+    title_before = t.pane("#{pane_title}")
+    t.line("be nasty")
+    t.wait_for("not markup")
+    t.wait_prompt("none")
+    screen = t.screen()
+    assert "[bold]not markup[/bold]" in screen, screen
+    assert "␛" in screen  # ESC shown as a visible symbol
+    assert "␛]0;HACKED" in screen and "␛[31mred" in screen
+    raw = t.raw_output()
+    assert raw, "pipe-pane captured nothing"
+    assert "␛]0;HACKED".encode() in raw
+    assert b"\x1b]0;HACKED" not in raw and b"\x1b[31mred" not in raw and b"HACKED\x07" not in raw
+    assert t.pane("#{pane_title}") == title_before != "HACKED"
+    # the reply is kept as the model sent it (only the display is neutralised)
+    send(t, "none", "again", "Echo: again")
+    assert fb.last_body("/chat/completions")["messages"][1] == {
+        "role": "assistant", "content": "safe \x1b]0;HACKED\x07 and \x1b[31mred\x1b[0m [bold]not markup[/bold]"}
+
+
+# -- 10. input history persists across sessions --------------------------------------------------------------
+
+def test_input_history_persists(fake, term, isolated_env):
+    fb = fake("vllm")
+    t = term(fb)
+    t.wait_prompt("none")
+    send(t, "none", "remember this line", "Echo: remember this line")
+    t.line("/exit")
+    assert t.wait_exit() == 0
+    history = isolated_env / "data" / "persona-chat" / "history"
+    assert history.is_file()
+
+    t2 = term(fb)
+    t2.wait_prompt("none")
+    t2.keys("Up")
+    t2.wait(lambda: t2.cursor_line() != "none ›", "Up to recall a line")
+    if t2.cursor_line() == "none › /exit":  # the last line typed was /exit: one more step back
+        t2.keys("Up")
+    t2.wait_prompt("none", "remember this line")
+    t2.keys("Enter")
+    t2.wait_for("Echo: remember this line")
+    t2.wait_prompt("none")
+    assert fb.last_body("/chat/completions")["messages"] == [{"role": "user", "content": "remember this line"}]
+
+
+# -- 11. /status -------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("flavor,shown", [("vllm", "vllm 0.11.0"), ("llamacpp", "llama-server b6800-1a2b3c4d")])
+def test_status_shows_server_model_api_persona_context(fake, term, flavor, shown):
+    fb = fake(flavor)
+    t = term(fb, "--persona", "lawful_evil")
+    t.wait_prompt("lawful_evil")
+    send(t, "lawful_evil", "hi", "Echo: hi")
+    t.line("/status")
+    t.wait_for("last reply")
+    t.wait_prompt("lawful_evil")
+    out = t.output_after("lawful_evil › /status")
+    rows = {line.split()[0]: " ".join(line.split()[1:]) for line in out.splitlines()[1:] if line.strip()
+            and not line.startswith("lawful_evil ›")}
+    assert rows["server"] == f"{fb.base_url} ({shown})", rows
+    assert rows["model"] == MODEL
+    flavor_name = "vllm" if flavor == "vllm" else "llama-server"
+    assert rows["api"] == f"chat — auto: Chat Completions, which {flavor_name} speaks for every model"
+    assert rows["persona"] == "lawful_evil — system: Persona: lawful_evil"
+    assert re.fullmatch(r"[\d,]+ / 131,072 tokens \(2 messages\)", rows["context"]), rows["context"]
+    assert "reasoning" in rows and "last" in rows
+    assert len(generation_requests(fb)) == 1  # /status asked nothing of the model
+
+
+# -- 12. reasoning -------------------------------------------------------------------------------------------
+
+def test_reasoning_shown_then_hidden_with_think(fake, term):
+    fb = fake("vllm")
+    fb.script(Reply(reasoning="deep thoughts here", text="the answer"),
+              Reply(reasoning="secret musings", text="second answer"))
+    t = term(fb)
+    t.wait_prompt("none")
+    send(t, "none", "think first", "the answer")
+    screen = t.wait_for("deep thoughts here")
+    assert screen.index("deep thoughts here") < screen.index("the answer")
+    styled = next(line for line in t.screen(escapes=True).splitlines() if "deep thoughts here" in line)
+    assert {"2", "3"} <= sgr_params(styled), repr(styled)  # dim italic, apart from the answer
+    answer = next(line for line in t.screen(escapes=True).splitlines() if "the answer" in line)
+    assert "2" not in sgr_params(answer), repr(answer)
+
+    t.line("/think")
+    t.wait_for("reasoning hidden")
+    t.wait_prompt("none")
+    send(t, "none", "again", "second answer")
+    assert "secret musings" not in t.screen()
+    # reasoning is never sent back to the server
+    assert fb.last_body("/chat/completions")["messages"] == [
+        {"role": "user", "content": "think first"},
+        {"role": "assistant", "content": "the answer"},
+        {"role": "user", "content": "again"},
+    ]
+
+    t.line("/status")
+    t.wait_for("hidden (/think shows it)")
+    t.wait_prompt("none")
+    assert "hidden (/think shows it)" in t.output_after("none › /status")
