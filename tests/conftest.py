@@ -35,3 +35,20 @@ def fake():
     yield make
     for backend in started:
         backend.stop()
+
+
+@pytest.fixture
+def term(tmp_path):
+    """A factory of terminals running chat against a fake backend; all closed at the end."""
+    from terminal import Term
+
+    terms = []
+
+    def make(fb, *args: str):
+        t = Term(tmp_path).start(fb, *args)
+        terms.append(t)
+        return t
+
+    yield make
+    for t in terms:
+        t.close()

@@ -9,7 +9,6 @@ import httpx2
 import openai
 import pytest
 
-import chat
 from chat.errors import (BackendError, ChatError, ContextExceeded, HTTPError, ModelNotFound,
                          ServerUnreachable, StreamCut, ToolsNotEnabled, from_error_body, translate)
 

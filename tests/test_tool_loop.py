@@ -1,7 +1,6 @@
 """The tool loop against the fake backend in every stream format: approval, results with the right
 ids, multi-round, the round cap, and every call getting exactly one result."""
 
-import json
 import os
 import subprocess
 import sys
