@@ -74,7 +74,7 @@ def test_no_with_a_reason_is_told_to_the_model(fake, term, workspace, flavor, ap
 
 def test_no_with_an_empty_reason_skips_it(fake, term, workspace):
     fb = fake("vllm")
-    fb.script(Reply(tool_calls=[ToolCall("bash", '{"command": "rm -rf build"}')]), Reply(text="ok"))
+    fb.script(Reply(tool_calls=[ToolCall("bash", '{"command": "rm -rf build"}')]), Reply(text="Leaving the build alone."))
     t = term(fb, "--workspace", str(workspace))
     t.wait_prompt("none")
     t.line("clean")
@@ -82,7 +82,7 @@ def test_no_with_an_empty_reason_skips_it(fake, term, workspace):
     t.line("n")
     t.wait_for("Reason, for the model")
     t.keys("Enter")
-    t.wait_for("ok")
+    t.wait_for("Leaving the build alone.")
     (_, _, output), = results_with_ids(generation_requests(fb)[-1].body)
     assert output == "The user declined to run this bash call."
 
