@@ -18,6 +18,7 @@ examples:
   git diff | chat -p "Review this patch"   stdin is appended to -p (or is the prompt alone)
   chat --approve read_file --workspace ~/proj   read_file runs without asking; the rest ask [y/n/a]
   chat --api responses --model openai/gpt-oss-20b
+  chat --local                             no server, no GPU: a small bundled model on this machine
 
 where settings come from (first wins): flags, environment, config file, defaults
   environment:  OPENAI_BASE_URL, OPENAI_API_KEY, PERSONA_CHAT_<SETTING> (e.g. PERSONA_CHAT_PERSONA=lawful_good),
@@ -63,6 +64,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--workspace", metavar="DIR", help="the only directory file tools may touch, and where bash runs (default: .)")
     p.add_argument("--max-tool-rounds", type=int, metavar="N", dest="max_tool_rounds",
                    help="tool rounds in a row before the model is stopped (default 8)")
+    p.add_argument("--local", action="store_true",
+                   help="start a small local model (llama-server + SmolLM2-135M, CPU) for this session and chat with it")
     p.add_argument("-p", "--prompt", metavar="TEXT", help="one-shot: send TEXT, stream the reply to stdout, exit")
     p.add_argument("--config", metavar="FILE", help="config file to read instead of the default")
     p.add_argument("--version", action="version", version=f"persona-chat {__version__}")
@@ -92,7 +95,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from personas import load_personas
 
-    from .config import config_dir, data_dir, load_settings
+    from .config import config_dir, load_settings
     from .errors import ChatError
     from .session import Session
 
@@ -109,6 +112,29 @@ def _run(args: argparse.Namespace) -> int:
         print(f"chat: error: {err}", file=sys.stderr)
         return 1
 
+    if args.local:
+        return _with_local_server(args, settings, session)
+    return _chat(args, session)
+
+
+def _with_local_server(args: argparse.Namespace, settings, session) -> int:
+    """Run the session against a llama-server started for it, stopped on the way out whatever happens."""
+    from serve import LaunchError, LocalServer
+    from serve.process import ServerDied
+
+    say = lambda message: print(f"chat: {message}", file=sys.stderr)  # noqa: E731
+    try:
+        with LocalServer(say=say) as base_url:
+            settings.base_url = base_url
+            if args.tools is None and not settings.approve:
+                session.toolbox.enabled = False  # a 135M model can't use tools; --approve turns them back on
+            return _chat(args, session)
+    except (LaunchError, ServerDied) as err:
+        print(f"chat: error: {err}", file=sys.stderr)
+        return 1
+
+
+def _chat(args: argparse.Namespace, session) -> int:
     piped = not sys.stdin.isatty()
     if args.prompt is not None or piped:
         text = args.prompt or ""
@@ -122,6 +148,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
+    from .config import data_dir
     from .repl import Repl
 
     return Repl(session, Console(highlight=False), history_path=data_dir() / "history").run()

