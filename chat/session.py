@@ -19,7 +19,7 @@ __all__ = ["Session", "choose_api"]
 
 NO_SERVER = (
     "no server found at 127.0.0.1:8000 (vLLM) or 127.0.0.1:8080 (llama-server); start one with "
-    "`serve vllm MODEL` or `serve llama MODEL.gguf`, or point chat at one with --base-url URL "
+    "`serve vllm MODEL`, `serve llama MODEL.gguf` or `chat --local`, or point chat at one with --base-url URL "
     "(or OPENAI_BASE_URL)"
 )
 
