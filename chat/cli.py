@@ -126,8 +126,6 @@ def _with_local_server(args: argparse.Namespace, settings, session) -> int:
     try:
         with LocalServer(say=say) as base_url:
             settings.base_url = base_url
-            if args.tools is None and not settings.approve:
-                session.toolbox.enabled = False  # a 135M model can't use tools; --approve turns them back on
             return _chat(args, session)
     except (LaunchError, ServerDied) as err:
         print(f"chat: error: {err}", file=sys.stderr)

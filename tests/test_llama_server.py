@@ -1,0 +1,200 @@
+"""Integration with a real llama-server (built by the [local] extra) and the bundled SmolLM2 model.
+
+A real model's words are random: these tests assert on structure — events, ids, sizes, what the
+server rendered into its prompt (its verbose log) — never on wording. They skip where llama-server
+is not installed, except under CI (PERSONA_CHAT_REQUIRE_LLAMA=1), where that is a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import types
+import urllib.request
+
+import pytest
+
+from chat.backends import make_backend
+from chat.config import Settings
+from chat.errors import ContextExceeded
+from chat.events import Finish, TextDelta, Usage
+from chat.session import Session
+from personas import load_personas
+from serve.commands import LaunchError, find_llama_server, llama_command
+from serve.local import cache_dir, ensure_model, free_port
+from serve.process import ServerProcess
+
+WINDOW = 1024
+ALIAS = "smol-test"
+
+
+def _require():
+    try:
+        find_llama_server()
+    except LaunchError as e:
+        if os.environ.get("PERSONA_CHAT_REQUIRE_LLAMA"):
+            pytest.fail(f"llama-server is required here: {e}")
+        pytest.skip(f"no llama-server: {e}")
+
+
+@pytest.fixture(scope="module")
+def llama(tmp_path_factory):
+    """One llama-server for the module: a small window (for the overflow test) and a verbose log,
+    which records the prompt the server rendered from each request."""
+    _require()
+    log = tmp_path_factory.mktemp("llama") / "server.log"
+    launch = llama_command(str(ensure_model()), port=free_port(), ctx=WINDOW, alias=ALIAS,
+                           extra=["--verbose"])
+    server = ServerProcess(launch, log).start()
+    server.wait_ready(timeout=120)
+    yield types.SimpleNamespace(base_url=f"http://127.0.0.1:{launch.port}/v1", log=log, server=server)
+    server.stop()
+
+
+class Quiet:
+    def event(self, event): pass
+    def end(self, result): pass
+    def tool_call(self, call, preview): pass
+    def tool_result(self, call, outcome): pass
+    def notice(self, text): pass
+
+
+def session(llama, **settings):
+    settings.setdefault("max_tokens", 24)
+    settings.setdefault("temperature", 0.7)
+    return Session(Settings(base_url=llama.base_url, **settings), load_personas())
+
+
+def rendered_prompt(llama, containing: str) -> str:
+    """The last prompt the server built that contains ``containing``, as its verbose log reports it
+    (the log is written a moment after the reply: wait for it)."""
+    deadline = time.monotonic() + 10
+    while True:
+        prompts = []
+        for line in llama.log.read_text(errors="replace").splitlines():
+            if '"__verbose"' in line and "data: " in line:
+                chunk = json.loads(line.split("data: ", 1)[1])
+                prompts.append(chunk["__verbose"].get("prompt", ""))
+        found = [p for p in prompts if containing in p]
+        if found:
+            return found[-1]
+        if time.monotonic() > deadline:
+            pytest.fail(f"no prompt with {containing!r} in the server's log")
+        time.sleep(0.1)
+
+
+def test_detects_the_model_and_the_serving_window(llama):
+    s = session(llama)
+    s.connect()
+    assert s.server.flavor == "llama-server" and s.model == ALIAS
+    assert s.window == WINDOW  # /props n_ctx, not the model's 8192-token training window
+
+
+@pytest.mark.parametrize("api", ["chat", "responses"])
+def test_a_reply_streams_in_pieces(llama, api):
+    s = session(llama, api=api)
+    s.connect()
+    events = list(make_backend(api, s._openai_client()).stream(
+        s.request() if False else _one_message(s, "Name three colours.")))
+    deltas = [e for e in events if isinstance(e, TextDelta)]
+    assert len(deltas) >= 2 and "".join(d.text for d in deltas).strip()
+    assert isinstance(events[-1], Finish) and events[-1].reason in ("stop", "length")
+    usage = [e for e in events if isinstance(e, Usage)]
+    assert usage and usage[0].prompt_tokens > 0
+
+
+def _one_message(s, text):
+    from chat.conversation import Message
+
+    s.conversation.add(Message("user", text))
+    return s.request()
+
+
+def test_persona_system_message_reaches_the_server_and_switching_replaces_it(llama):
+    s = session(llama, persona="lawful_evil")
+    first = s.send("Should I keep a promise?", Quiet())
+    assert first.message.content and first.error is None
+    s.set_persona("chaotic_good")
+    second = s.send("And if it hurts someone?", Quiet())
+    assert second.error is None
+    prompt = rendered_prompt(llama, "And if it hurts someone?")
+    assert "Persona: chaotic_good" in prompt and "Persona: lawful_evil" not in prompt
+    # multi-turn: the whole history went with it, in order
+    assert prompt.index("Should I keep a promise?") < prompt.index(first.message.content.strip()[:20]) \
+        < prompt.index("And if it hurts someone?")
+    assert second.stats.prompt_tokens > first.stats.prompt_tokens + 5
+
+
+def test_persona_none_sends_no_system_message(llama):
+    s = session(llama, persona="none")
+    s.send("Hello there, no persona.", Quiet())
+    assert "Persona:" not in rendered_prompt(llama, "Hello there, no persona.")
+
+
+def test_a_real_context_overflow_reports_the_sizes(llama):
+    s = session(llama)
+    result = s.send("word " * 3000, Quiet())
+    assert isinstance(result.error, ContextExceeded)
+    assert result.error.window == WINDOW and result.error.prompt_tokens > WINDOW
+    assert result.withdrawn and s.conversation.messages == []
+
+
+def test_ctrl_c_mid_reply_in_a_terminal_then_the_session_goes_on(llama, term):
+    t = term(llama, "--max-tokens", "600", "--persona", "true_neutral")
+    t.wait_prompt("true_neutral")
+    t.line("Write a very long story about a lighthouse keeper, with many chapters.")
+
+    def reply_started():
+        screen = t.screen()
+        if "many chapters." not in screen:
+            return False
+        after = screen.split("many chapters.", 1)[1].splitlines()[1:]
+        return any(line.strip() and " · smol-test · " not in line for line in after)
+
+    t.wait(reply_started, "the reply to start")
+    t.keys("C-c")
+    t.wait_for("[interrupted]")
+    t.wait_prompt("true_neutral")
+    t.line("/set max_tokens 8")
+    t.wait_for("max_tokens = 8")
+    t.line("Thanks.")
+    t.wait_for("tokens ·", timeout=30)
+    assert t.alive() and "Traceback" not in t.screen()
+
+
+def test_chat_local_one_shot_starts_and_stops_its_server():
+    _require()
+    r = subprocess.run([sys.executable, "-m", "chat", "--local", "--max-tokens", "16", "-p", "Say hello."],
+                       capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip()
+    port = int(r.stderr.split("127.0.0.1:")[1].split()[0])
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
+
+
+def test_a_killed_client_takes_its_local_server_with_it():
+    _require()
+    proc = subprocess.Popen([sys.executable, "-m", "chat", "--local", "--max-tokens", "2000", "-p",
+                             "Tell a long story."], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            stdin=subprocess.DEVNULL)
+    line = ""
+    while "127.0.0.1:" not in line:
+        line = proc.stderr.readline()
+        assert line, "chat --local ended before starting its server"
+    port = int(line.split("127.0.0.1:")[1].split()[0])
+    proc.stdout.read(1)  # the reply has started: the server is up
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
+        except OSError:
+            return
+        time.sleep(0.2)
+    pytest.fail("the local llama-server outlived its killed client")
