@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from . import __version__
 
@@ -66,6 +67,9 @@ def parser() -> argparse.ArgumentParser:
                    help="tool rounds in a row before the model is stopped (default 8)")
     p.add_argument("--local", action="store_true",
                    help="start a small local model (llama-server + SmolLM2-135M, CPU) for this session and chat with it")
+    p.add_argument("--resume", nargs="?", const="latest", metavar="ID",
+                   help="go on with a saved session exactly as it was (the latest without ID); see --list")
+    p.add_argument("--list", action="store_true", help="list saved sessions and exit")
     p.add_argument("-p", "--prompt", metavar="TEXT", help="one-shot: send TEXT, stream the reply to stdout, exit")
     p.add_argument("--config", metavar="FILE", help="config file to read instead of the default")
     p.add_argument("--version", action="version", version=f"persona-chat {__version__}")
@@ -91,13 +95,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from personas import load_personas
 
-    from .config import config_dir, load_settings
+    from .config import config_dir, data_dir, load_settings
     from .errors import ChatError
     from .session import Session
+    from .transcript import Transcript
 
     def warn(message: str) -> None:
         print(f"chat: warning: {message}", file=sys.stderr)
@@ -105,9 +108,21 @@ def _run(args: argparse.Namespace) -> int:
     flags = {k: getattr(args, k) for k in ("base_url", "api_key", "model", "persona", "api", "temperature", "top_p",
                                            "max_tokens", "show_reasoning", "tools", "approve", "workspace",
                                            "max_tool_rounds")}
+    sessions = data_dir() / "sessions"
+    if args.list:
+        return _list_sessions(sessions)
     try:
         settings = load_settings(flags, path=Path(args.config) if args.config else None)
-        session = Session(settings, load_personas(config_dir() / "personas", warn=warn))
+        personas = load_personas(config_dir() / "personas", warn=warn)
+        if args.resume:
+            transcript, restored = _resumed(sessions, args.resume, personas)
+            settings.base_url = settings.base_url or restored.server.get("base_url")
+            session = Session(settings, personas, transcript, restored)
+            c = session.conversation
+            print(f"chat: resumed session {transcript.id}: {len(c.messages)} messages on this branch, "
+                  f"{len(c.branches())} branches, persona {c.persona.name}", file=sys.stderr)
+        else:
+            session = Session(settings, personas, Transcript.new(sessions))
     except ChatError as err:
         print(f"chat: error: {err}", file=sys.stderr)
         return 1
@@ -115,6 +130,39 @@ def _run(args: argparse.Namespace) -> int:
     if args.local:
         return _with_local_server(args, settings, session)
     return _chat(args, session)
+
+
+def _resumed(directory, wanted: str, personas):
+    from .transcript import Transcript, TranscriptError, list_sessions, read_events, replay
+
+    saved = list_sessions(directory)
+    if wanted == "latest":
+        if not saved:
+            raise TranscriptError(f"no saved sessions in {directory}")
+        path = saved[0].path
+    else:
+        matches = [s.path for s in saved if s.id.startswith(wanted)] or \
+            ([Path(wanted)] if Path(wanted).is_file() else [])
+        if len(matches) != 1:
+            raise TranscriptError(f"{'no' if not matches else 'more than one'} saved session matches {wanted!r} "
+                                  "(chat --list shows them)")
+        path = matches[0]
+    return Transcript(path), replay(read_events(path), personas)
+
+
+def _list_sessions(directory) -> int:
+    import time
+
+    from .transcript import list_sessions
+
+    saved = list_sessions(directory)
+    if not saved:
+        print(f"no saved sessions in {directory}")
+    for s in saved:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.modified))
+        first = " ".join(s.first.split())[:50]
+        print(f"{s.id}  {when}  {s.messages:4} messages  {','.join(s.personas) or '-':30.30}  {first}")
+    return 0
 
 
 def _with_local_server(args: argparse.Namespace, settings, session) -> int:

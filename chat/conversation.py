@@ -1,18 +1,25 @@
-"""The conversation: messages, the persona whose system message heads every request, and the
-sampling parameters. Knows nothing about servers or terminals."""
+"""The conversation: a tree of messages, the persona whose system message heads every request, and
+the sampling parameters. Knows nothing about servers or terminals.
+
+Every message has an id and a parent; the *head* is where the conversation currently stands, and
+what is sent is the path from the root to the head. Retrying, editing, undoing and switching only
+move the head or add siblings: nothing is ever removed, so every branch stays reachable.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 
 from personas import NONE, Persona
 
 from .events import ToolCall
 
-__all__ = ["Conversation", "Message", "PARAMS"]
+__all__ = ["Branch", "Conversation", "LABELS", "Mark", "Message", "PARAMS", "record"]
 
 # Sampling parameters /set may change, with the type each takes.
 PARAMS = {"temperature": float, "top_p": float, "max_tokens": int}
+LABELS = ("resisted", "caved", "partial", "note")
 
 
 @dataclass(slots=True)
@@ -24,21 +31,150 @@ class Message:
     tool_call_id: str | None = None  # tool results: the call they answer
     name: str | None = None  # tool results: the tool's name
     interrupted: bool = False  # the reply was cut short (Ctrl-C or a broken stream)
+    id: int = -1  # set by the conversation
+    parent: int | None = None
+    persona: str | None = None  # the persona in force when it was added
+    stats: dict | None = None  # assistant replies: tokens, timings
+
+
+def record(message: Message) -> dict:
+    """A message as a transcript record: empty fields left out."""
+    data = asdict(message)
+    return {k: v for k, v in data.items() if v not in (None, "", [], False) or k in ("id", "role", "content", "parent")}
+
+
+@dataclass(slots=True)
+class Mark:
+    message: int  # the assistant reply it labels
+    label: str  # resisted | caved | partial | note
+    note: str = ""
+    persona: str = ""
+
+
+@dataclass(slots=True)
+class Branch:
+    number: int  # 1-based, as /branches shows and /switch takes
+    head: int
+    name: str  # a fork's name, or "" for a plain leaf
+    messages: list[Message]
+    current: bool
 
 
 @dataclass
 class Conversation:
     persona: Persona = NONE
-    messages: list[Message] = field(default_factory=list)
     params: dict[str, float | int] = field(default_factory=dict)
+    nodes: list[Message] = field(default_factory=list)  # by id
+    head: int | None = None
+    forks: dict[int, str] = field(default_factory=dict)  # bookmarked branch points: id -> name
+    marks: list[Mark] = field(default_factory=list)
+    listener: Callable[[dict], None] | None = field(default=None, repr=False)  # gets every change (transcripts)
+    _path: list[Message] = field(default_factory=list, repr=False)
+
+    def _emit(self, event: dict) -> None:
+        if self.listener is not None:
+            self.listener(event)
 
     @property
     def system(self) -> str | None:
         return self.persona.system
 
+    @property
+    def messages(self) -> list[Message]:
+        """The current branch, root to head: what is sent. Kept up to date, not rebuilt per turn."""
+        return self._path
+
+    # -- growing -------------------------------------------------------------------------------
     def add(self, message: Message) -> Message:
-        self.messages.append(message)
+        """Append after the head; the new message becomes the head."""
+        message.id = len(self.nodes)
+        message.parent = self.head
+        if message.persona is None:
+            message.persona = self.persona.name
+        self.nodes.append(message)
+        self.head = message.id
+        self._path.append(message)
+        self._emit({"event": "message", **record(message)})
         return message
 
+    def attach(self, message: Message) -> Message:
+        """Add a message that already has its id and parent (replaying a transcript)."""
+        assert message.id == len(self.nodes), "messages are replayed in id order"
+        self.nodes.append(message)
+        self._go(message.id)
+        return message
+
+    def withdraw(self, message: Message) -> None:
+        """Take back the message just added (nothing came of it): the one exception to never removing."""
+        assert self.nodes and self.nodes[-1] is message and self.head == message.id
+        self.nodes.pop()
+        self._emit({"event": "withdraw", "id": message.id})
+        self._go(message.parent)
+
+    # -- moving ------------------------------------------------------------------------------------
+    def move(self, node: int | None) -> None:
+        """Make ``node`` the head (None: an empty conversation, ready for a new root)."""
+        self._go(node)
+        self._emit({"event": "head", "id": node})
+
+    def _go(self, node: int | None) -> None:
+        if node is not None and not 0 <= node < len(self.nodes):
+            raise IndexError(node)
+        self.head = node
+        path = []
+        while node is not None:
+            path.append(self.nodes[node])
+            node = self.nodes[node].parent
+        self._path = path[::-1]
+
     def clear(self) -> None:
-        self.messages.clear()
+        """Start afresh from an empty root; the old branches stay in the tree."""
+        self.move(None)
+
+    def children(self, node: int | None) -> list[Message]:
+        return [m for m in self.nodes if m.parent == node]
+
+    def last(self, role: str) -> Message | None:
+        """The last message with ``role`` on the current branch."""
+        return next((m for m in reversed(self._path) if m.role == role), None)
+
+    # -- branches ------------------------------------------------------------------------------------
+    def fork(self, name: str = "") -> str:
+        """Bookmark the head as a branch point to come back to."""
+        if self.head is None:
+            raise ValueError("nothing to fork yet")
+        self.forks[self.head] = name or f"fork {len(self.forks) + 1}"
+        self._emit({"event": "fork", "id": self.head, "name": self.forks[self.head]})
+        return self.forks[self.head]
+
+    # -- what is sent, and labels ----------------------------------------------------------------
+    def set_persona(self, persona: Persona) -> None:
+        self.persona = persona
+        self._emit({"event": "persona", "name": persona.name, "system": persona.system})
+
+    def set_params(self, params: dict) -> None:
+        self.params = dict(params)
+        self._emit({"event": "params", "params": dict(params)})
+
+    def mark(self, label: str, note: str = "") -> Mark:
+        """Label the last reply on the current branch."""
+        reply = self.last("assistant")
+        if reply is None:
+            raise ValueError("no reply to mark yet")
+        mark = Mark(reply.id, label, note, reply.persona or "")
+        self.marks.append(mark)
+        self._emit({"event": "mark", **asdict(mark)})
+        return mark
+
+    def branches(self) -> list[Branch]:
+        """Every leaf and every fork point, oldest first."""
+        parents = {m.parent for m in self.nodes}
+        heads = sorted({m.id for m in self.nodes if m.id not in parents} | set(self.forks))
+        out = []
+        for number, head in enumerate(heads, 1):
+            path, node = [], head
+            while node is not None:
+                path.append(self.nodes[node])
+                node = self.nodes[node].parent
+            out.append(Branch(number, head, self.forks.get(head, ""), path[::-1], head == self.head))
+        return out

@@ -112,7 +112,7 @@ def _context_exceeded(message: str, body: dict, status: int | None) -> ContextEx
     elif window:
         sizes = f": the server's window is {window:,} tokens"
     return ContextExceeded(
-        f"context exceeded{sizes} (/clear starts afresh; a smaller --max-tokens may help)",
+        f"context exceeded{sizes} (/compact drops or summarises the oldest turns; /clear starts afresh)",
         status,
         prompt_tokens=prompt,
         window=window,

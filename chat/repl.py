@@ -16,6 +16,7 @@ from rich.text import Text
 from tools import Preview
 
 from . import __version__
+from . import probe_commands  # noqa: F401  (registers the probing commands)
 from .commands import COMMANDS, EXIT, dispatch
 from .conversation import PARAMS
 from .errors import ChatError
@@ -167,21 +168,35 @@ class Repl:
         self.session.notes.clear()
 
     def send(self, text: str) -> None:
-        sink = TerminalSink(self.console, show_reasoning=self.show_reasoning)
+        result = self.stream(lambda sink: self.session.send(text, sink, self.approver))
+        if result is None or result.withdrawn:
+            self._refill = text  # nothing came back: offer the message again, nothing lost
+
+    def stream(self, run):
+        """Connect if needed, then run ``run(sink)`` with a terminal sink, keys quiet meanwhile."""
         try:
             self.session.connect()
         except ChatError as err:
             self.error(str(err))
-            self._refill = text
-            return
+            return None
         for note in self.session.notes:
             self.note(note)
         self.session.notes.clear()
-        sink.window = self.session.window
+        sink = self.sink()
         with streaming_mode():
-            result = self.session.send(text, sink, self.approver)
-        if result.withdrawn:
-            self._refill = text  # nothing came back: offer the message again, nothing lost
+            return run(sink)
+
+    def sink(self) -> TerminalSink:
+        return TerminalSink(self.console, show_reasoning=self.show_reasoning, window=self.session.window)
+
+    def ask(self, question: str) -> str:
+        """A one-line answer from the user (Ctrl-C or Ctrl-D: empty)."""
+        from prompt_toolkit import prompt
+
+        try:
+            return prompt(question).strip()
+        except (EOFError, KeyboardInterrupt):
+            return ""
 
 
 def _preload() -> None:

@@ -13,6 +13,7 @@ from .conversation import PARAMS, Conversation, Message
 from .errors import ConfigError, ServerUnreachable, ToolsNotEnabled
 from .server import LOCAL_CANDIDATES, VLLM, ServerInfo, detect, find_local
 from .toolbox import ApprovalPolicy, Approver, DeclineAll, Toolbox
+from .transcript import Restored, Transcript
 from .turn import Sink, TurnResult, TurnStats, run_exchange
 
 __all__ = ["Session", "choose_api"]
@@ -22,6 +23,9 @@ NO_SERVER = (
     "`serve vllm MODEL`, `serve llama MODEL.gguf` or `chat --local`, or point chat at one with --base-url URL "
     "(or OPENAI_BASE_URL)"
 )
+
+
+CONTEXT_WARNING = 0.8  # of the window: past this, say so after each reply
 
 
 def choose_api(setting: str, server: ServerInfo | None, model: str | None) -> tuple[str, str]:
@@ -37,14 +41,24 @@ def choose_api(setting: str, server: ServerInfo | None, model: str | None) -> tu
 
 
 class Session:
-    def __init__(self, settings: Settings, personas: dict[str, Persona]):
+    def __init__(self, settings: Settings, personas: dict[str, Persona], transcript: Transcript | None = None,
+                 restored: Restored | None = None):
         self.settings = settings
         self.personas = personas
-        if settings.persona not in personas:
-            raise ConfigError(f"unknown persona {settings.persona!r}; known: {', '.join(personas)}")
-        self.conversation = Conversation(persona=personas[settings.persona], params=settings.sampling())
+        self.transcript = transcript
+        if restored is not None:  # --resume: the conversation exactly as it was
+            self.conversation = restored.conversation
+            self.model = settings.model or restored.server.get("model")
+        else:
+            if settings.persona not in personas:
+                raise ConfigError(f"unknown persona {settings.persona!r}; known: {', '.join(personas)}")
+            self.conversation = Conversation()
+            self.model = settings.model
+        self._record_to(transcript)
+        if restored is None:
+            self.conversation.set_persona(personas[settings.persona])
+            self.conversation.set_params(settings.sampling())
         self.server: ServerInfo | None = None
-        self.model: str | None = settings.model
         self.notes: list[str] = []  # things worth telling the user once (what was found, warnings)
         self.last_stats: TurnStats | None = None
         self._client = None
@@ -71,7 +85,21 @@ class Session:
         elif server.models and self.model not in server.models:
             self.notes.append(f"model {self.model!r} is not listed by the server (it has: {', '.join(server.models)})")
         self.server = server
+        self._record_server()
         return server
+
+    def _record_to(self, transcript: Transcript | None) -> None:
+        self.transcript = transcript
+        self.conversation.listener = transcript.write if transcript is not None else None
+
+    def _record_server(self) -> None:
+        if self.transcript is not None and self.server is not None:
+            self.transcript.write({"event": "server", **self.server_record()})
+
+    def server_record(self) -> dict:
+        server = self.server
+        return {"base_url": server.base_url if server else self.settings.base_url,
+                "flavor": server.flavor if server else None, "model": self.model, "api": self.api[0]}
 
     @property
     def api(self) -> tuple[str, str]:
@@ -103,11 +131,11 @@ class Session:
     def set_persona(self, name: str) -> Persona:
         if name not in self.personas:
             raise ConfigError(f"unknown persona {name!r}; known: {', '.join(self.personas)}")
-        self.conversation.persona = self.personas[name]
+        self.conversation.set_persona(self.personas[name])
         return self.conversation.persona
 
     def set_system(self, text: str) -> Persona:
-        self.conversation.persona = custom(text)
+        self.conversation.set_persona(custom(text))
         return self.conversation.persona
 
     def set_model(self, name: str) -> None:
@@ -115,12 +143,15 @@ class Session:
         if server.models and name not in server.models:
             raise ConfigError(f"the server has no model {name!r}; it has: {', '.join(server.models)}")
         self.model = name
+        self._record_server()
 
     def set_param(self, name: str, value: str) -> float | int | None:
         if name not in PARAMS:
             raise ConfigError(f"unknown parameter {name!r}; settable: {', '.join(PARAMS)}")
+        params = dict(self.conversation.params)
         if value.lower() in ("default", "none", "unset"):
-            self.conversation.params.pop(name, None)
+            params.pop(name, None)
+            self.conversation.set_params(params)
             return None
         try:
             number = PARAMS[name](value)
@@ -128,7 +159,8 @@ class Session:
             raise ConfigError(f"{name} takes a {PARAMS[name].__name__}, not {value!r}") from None
         if number < 0 or (name == "max_tokens" and number == 0):
             raise ConfigError(f"{name} must be positive")
-        self.conversation.params[name] = number
+        params[name] = number
+        self.conversation.set_params(params)
         return number
 
     # -- talking ---------------------------------------------------------------------------------
@@ -147,21 +179,29 @@ class Session:
         """
         self.connect()
         message = self.conversation.add(Message("user", text))
-        result = self._exchange(sink, approver)
+        result = self.exchange(sink, approver)
         if isinstance(result.error, ToolsNotEnabled) and not result.kept and self.toolbox.enabled:
             self.toolbox.enabled = False  # the server can't take tools: go on without them, and say so
             sink.notice("tools are off for this session (the server was started without tool support); resending")
-            result = self._exchange(sink, approver)
-        if self.conversation.messages[-1] is message:
-            self.conversation.messages.pop()
+            result = self.exchange(sink, approver)
+        if self.conversation.head == message.id:
+            self.conversation.withdraw(message)
             result.withdrawn = True
-        if result.stats.prompt_tokens is not None:
-            self.last_stats = result.stats
         return result
 
-    def _exchange(self, sink: Sink, approver: Approver | None) -> TurnResult:
-        return run_exchange(self.backend, self.conversation, self.request, sink, self.toolbox,
-                            approver or DeclineAll(), self.settings.max_tool_rounds)
+    def exchange(self, sink: Sink, approver: Approver | None = None, first: TurnResult | None = None) -> TurnResult:
+        """The model's side from the head on (after a user message): reply, tools, until done."""
+        result = run_exchange(self.backend, self.conversation, self.request, sink, self.toolbox,
+                              approver or DeclineAll(), self.settings.max_tool_rounds, first)
+        if result.stats.prompt_tokens is not None:
+            self.last_stats = result.stats
+            used, window = result.stats.context_used, self.window
+            if used and window and used > CONTEXT_WARNING * window:
+                sink.notice(f"context {100 * used / window:.0f}% full ({used:,} of {window:,} tokens): "
+                            "/compact drops or summarises the oldest turns")
+        return result
+
+
 
 
 def _toolbox(settings: Settings) -> Toolbox:

@@ -54,6 +54,12 @@ class TurnStats:
         gen = self.elapsed - (self.time_to_first_token or 0.0)
         return self.completion_tokens / gen if self.completion_tokens > 1 and gen > 0 else None
 
+    def record(self) -> dict:
+        """The figures worth keeping with the reply (transcripts)."""
+        return {"completion_tokens": self.completion_tokens, "prompt_tokens": self.prompt_tokens,
+                "time_to_first_token": self.time_to_first_token, "elapsed": round(self.elapsed, 4),
+                "tokens_per_second": self.tokens_per_second, "finish_reason": self.finish_reason}
+
     @property
     def context_used(self) -> int | None:
         if self.prompt_tokens is None:
@@ -122,6 +128,7 @@ def run_turn(backend: Backend, request: Request, sink: Sink) -> TurnResult:
     message.content = "".join(text).lstrip("\n")
     message.reasoning = "".join(reasoning).strip()
     message.interrupted = result.interrupted or result.error is not None
+    message.stats = stats.record()
     sink.end(result)
     return result
 
@@ -132,16 +139,20 @@ def _result_for_unrun(call: ToolCall, why: str) -> Message:
 
 def run_exchange(backend: Backend, conversation: Conversation, make_request: Callable[[list], Request],
                  sink: Sink, toolbox: Toolbox | None = None, approver: Approver | None = None,
-                 max_rounds: int = 8) -> TurnResult:
+                 max_rounds: int = 8, first: TurnResult | None = None) -> TurnResult:
     """The model's side of an exchange: reply, run the tool calls it makes (each approved), send
     the results back, until it answers without tools, the round cap is hit or the user stops it.
 
     Every tool call gets exactly one result message, whatever happens. Returns the last reply's
-    result; the conversation holds everything that was kept.
+    result; the conversation holds everything that was kept. ``first`` is a reply already streamed
+    (one of several samples) to go on from.
     """
     rounds = 0
     while True:
-        result = run_turn(backend, make_request(toolbox.specs() if toolbox else []), sink)
+        if first is not None:
+            result, first = first, None
+        else:
+            result = run_turn(backend, make_request(toolbox.specs() if toolbox else []), sink)
         if not result.kept:
             return result
         conversation.add(result.message)

@@ -1,0 +1,142 @@
+"""Probing by hand: retry, edit, undo, samples, persona comparisons and compaction, as moves on the
+conversation tree. Nothing here removes a message: old replies stay as sibling branches.
+No terminal here either; the REPL shows the results and asks the choices."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from personas import Persona
+
+from .backends import Request
+from .conversation import Message
+from .errors import ConfigError
+from .parallel import run_parallel
+from .session import Session
+from .turn import Sink, TurnResult, run_turn
+
+__all__ = ["Sample", "choose", "compact", "compare", "edit_point", "retry_point", "sample", "summarise", "undo"]
+
+
+def _last_user(session: Session) -> Message:
+    user = session.conversation.last("user")
+    if user is None:
+        raise ConfigError("nothing to redo yet: send a message first")
+    return user
+
+
+def retry_point(session: Session) -> Message:
+    """Move the head back to the last user message, so the next reply is a sibling of the old one."""
+    user = _last_user(session)
+    session.conversation.move(user.id)
+    return user
+
+
+def edit_point(session: Session) -> Message:
+    """Move the head to just before the last user message; its text is returned to be edited and
+    sent again as a sibling."""
+    user = _last_user(session)
+    session.conversation.move(user.parent)
+    return user
+
+
+def undo(session: Session) -> Message:
+    """Drop the last exchange from the branch (it stays in the tree, reachable by /branches)."""
+    return edit_point(session)
+
+
+@dataclass
+class Sample:
+    persona: Persona
+    result: TurnResult | None  # None: stopped by Ctrl-C before it finished
+
+
+def _request_for(session: Session, persona: Persona) -> Request:
+    request = session.request(session.toolbox.specs())
+    request.system = persona.system
+    return request
+
+
+def sample(session: Session, n: int, progress=lambda done, total: None) -> list[Sample]:
+    """N replies to the current head, requested at once, with the current persona."""
+    session.connect()
+    persona = session.conversation.persona
+    jobs = [(session.backend, _request_for(session, persona)) for _ in range(n)]
+    return [Sample(persona, r) for r in run_parallel(jobs, progress)]
+
+
+def compare(session: Session, personas: list[Persona], text: str,
+            progress=lambda done, total: None) -> tuple[list[Sample], Message]:
+    """The conversation plus ``text``, sent to several personas at once. The user message is added
+    to the tree and returned; ``choose`` then keeps the replies."""
+    session.connect()
+    conversation = session.conversation
+    before = conversation.head
+    conversation.add(Message("user", text))
+    jobs = [(session.backend, _request_for(session, p)) for p in personas]
+    try:
+        results = run_parallel(jobs, progress)
+    except KeyboardInterrupt:
+        conversation.move(before)
+        raise
+    return [Sample(p, r) for p, r in zip(personas, results)], conversation.nodes[conversation.head]
+
+
+def choose(session: Session, samples: list[Sample], index: int | None, sink: Sink, approver=None,
+           stay_at: int | None = None) -> TurnResult | None:
+    """Keep every finished sample as a sibling under the head, and go on with ``samples[index]``:
+    its persona becomes the session's, and if it called tools the exchange goes on from there.
+    ``index`` None stays: the head goes to ``stay_at`` and the samples remain as branches."""
+    conversation = session.conversation
+    parent = conversation.head
+    for i, s in enumerate(samples):
+        if i != index and s.result is not None and s.result.kept:
+            s.result.message.persona = s.persona.name
+            conversation.move(parent)
+            conversation.add(s.result.message)
+    conversation.move(parent)
+    if index is None:
+        conversation.move(stay_at)
+        return None
+    chosen = samples[index]
+    if chosen.persona.name != conversation.persona.name:
+        conversation.set_persona(chosen.persona)
+    return session.exchange(sink, approver, first=chosen.result)  # adds the chosen reply itself
+
+
+def compact(session: Session, summary: str | None = None) -> tuple[int, int]:
+    """Start a new branch holding only the newer half of the exchanges (the full one stays).
+    With ``summary``, the dropped part is replaced by it, prefixed to the first kept message.
+    Returns (messages dropped, messages kept)."""
+    conversation = session.conversation
+    path = list(conversation.messages)
+    starts = [i for i, m in enumerate(path) if m.role == "user"]
+    if len(starts) < 2:
+        raise ConfigError("nothing to compact: fewer than two exchanges on this branch")
+    cut = starts[len(starts) // 2]
+    dropped, kept = path[:cut], path[cut:]
+    conversation.move(None)
+    for i, m in enumerate(kept):
+        content = m.content
+        if i == 0 and summary:
+            content = f"(Summary of our earlier conversation: {summary.strip()})\n\n{content}"
+        conversation.add(Message(m.role, content, m.reasoning, list(m.tool_calls), m.tool_call_id, m.name,
+                                 m.interrupted, persona=m.persona, stats=m.stats))
+    return len(dropped), len(kept)
+
+
+def summarise(session: Session, sink: Sink) -> str:
+    """Ask the model for a summary of the older half of the branch (shown through ``sink``)."""
+    path = list(session.conversation.messages)
+    starts = [i for i, m in enumerate(path) if m.role == "user"]
+    if len(starts) < 2:
+        raise ConfigError("nothing to compact: fewer than two exchanges on this branch")
+    older = path[:starts[len(starts) // 2]]
+    ask = Message("user", "Summarise our conversation so far in one short paragraph: the facts, decisions and "
+                          "open questions. Write only the summary.")
+    request = Request(model=session.model or "", system=None, messages=[*older, ask],
+                      params=dict(session.conversation.params))
+    result = run_turn(session.backend, request, sink)
+    if result.error is not None or result.interrupted or not result.message.content.strip():
+        raise ConfigError("no summary came back; nothing was changed")
+    return result.message.content

@@ -1,0 +1,217 @@
+"""Export the current branch of a conversation as a Markdown file or one self-contained HTML page.
+
+Everything in a conversation is model (or user) text, so it is treated as untrusted: terminal
+control characters are stripped in both formats, Markdown code fences are made longer than any
+backtick run inside them, and in HTML every value is escaped and message Markdown is rendered
+with raw HTML off.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from markdown_it import MarkdownIt
+
+from .conversation import Conversation, Message
+from .errors import ChatError
+
+__all__ = ["ExportError", "export", "to_html", "to_markdown"]
+
+FORMATS = ("md", "html")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_HEADER = (("Model", "model"), ("Server", "server"), ("Flavor", "flavor"), ("Session", "session"), ("Exported", "exported"))
+
+# Raw HTML in the text is escaped; validateLink (kept as is) drops javascript:/vbscript:/file: links.
+# Images are off so that opening an export never fetches anything from the network.
+_MD = MarkdownIt("commonmark", {"html": False}).enable("table").disable("image")
+
+
+class ExportError(ChatError):
+    pass
+
+
+def clean(text: object) -> str:
+    """Text without terminal control characters (newlines and tabs kept)."""
+    return _CONTROL.sub("", "" if text is None else str(text))
+
+
+def _line(text: object) -> str:
+    """Cleaned and on one line: for headers, names and notes."""
+    return " ".join(clean(text).split())
+
+
+def _fence(text: str, lang: str = "") -> str:
+    """A fenced block whose fence is longer than any backtick run in the text."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}{lang}\n{text}\n{fence}"
+
+
+def _close_fence(text: str) -> str:
+    """Close a fence the text left open (a reply cut short mid-code) so it cannot swallow what follows."""
+    open_fence = None
+    for line in text.split("\n"):
+        m = re.match(r" {0,3}(`{3,}|~{3,})(.*)$", line)
+        if not m:
+            continue
+        if open_fence is None and not (m.group(1)[0] == "`" and "`" in m.group(2)):
+            open_fence = m.group(1)
+        elif open_fence and m.group(1)[0] == open_fence[0] and len(m.group(1)) >= len(open_fence) and not m.group(2).strip():
+            open_fence = None
+    return f"{text}\n{open_fence}" if open_fence else text
+
+
+def _arguments(raw: str) -> str:
+    """Tool-call arguments pretty-printed when they are JSON, as sent otherwise."""
+    try:
+        return json.dumps(json.loads(raw), indent=2, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return raw
+
+
+def _params(conversation: Conversation) -> str:
+    return ", ".join(f"{k}={v}" for k, v in conversation.params.items()) or "server defaults"
+
+
+def _stats(message: Message) -> str:
+    stats = message.stats or {}
+    parts = []
+    if stats.get("completion_tokens") is not None:
+        parts.append(f"{stats['completion_tokens']:,} tokens")
+    if stats.get("time_to_first_token") is not None:
+        parts.append(f"{stats['time_to_first_token']:.2f} s to first token")
+    if stats.get("tokens_per_second"):
+        parts.append(f"{stats['tokens_per_second']:.1f} tok/s")
+    return " · ".join(parts)
+
+
+def _title(message: Message) -> str:
+    if message.role == "tool":
+        return f"tool result: {_line(message.name or '?')}"
+    role = _line(message.role)
+    return f"{role} ({_line(message.persona)})" if message.persona else role
+
+
+def _first_persona(conversation: Conversation) -> str:
+    return next((m.persona for m in conversation.messages if m.role != "tool" and m.persona), conversation.persona.name)
+
+
+def _walk(conversation: Conversation):
+    """(message, persona it switched to or None, its marks) along the current branch."""
+    current = _first_persona(conversation)
+    for message in conversation.messages:
+        switched = None
+        if message.role != "tool" and message.persona and message.persona != current:
+            current = switched = message.persona
+        yield message, switched, [k for k in conversation.marks if k.message == message.id]
+
+
+def to_markdown(conversation: Conversation, meta: dict) -> str:
+    out = ["# Conversation export", ""]
+    out += [f"- **{label}:** {_line(meta.get(key, ''))}" for label, key in _HEADER]
+    out += [f"- **Sampling:** {_line(_params(conversation))}", f"- **Persona:** {_line(_first_persona(conversation))}", ""]
+    for message, switched, marks in _walk(conversation):
+        if switched:
+            out += ["---", "", f"**persona switched to {_line(switched)}**", ""]
+        out += [f"## {_title(message)}{' (interrupted)' if message.interrupted else ''}", ""]
+        if message.reasoning:
+            quoted = "\n".join(f"> {line}".rstrip() for line in clean(message.reasoning).split("\n"))
+            out += ["> **Reasoning**", ">", quoted, ""]
+        if message.role == "tool":
+            out += [_fence(clean(message.content)), ""]
+        elif message.content:
+            out += [_close_fence(clean(message.content)), ""]
+        for call in message.tool_calls:
+            out += [f"**Tool call:** `{_line(call.name).replace('`', '')}`", "", _fence(clean(_arguments(call.arguments)), "json"), ""]
+        out += [f"- **Mark: {_line(k.label)}**" + (f" — {_line(k.note)}" if k.note else "") for k in marks]
+        out += [""] if marks else []
+        if _stats(message):
+            out += [f"*{_stats(message)}*", ""]
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+_CSS = """
+body { font: 15px/1.5 system-ui, sans-serif; max-width: 52rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
+header dl { display: grid; grid-template-columns: max-content 1fr; gap: .2rem 1rem; }
+header dt { font-weight: bold; } header dd { margin: 0; }
+.msg { border-radius: 8px; padding: .6rem 1rem; margin: 1rem 0; border-left: 4px solid; }
+.user { background: #eef4ff; border-color: #3b6fd8; }
+.assistant { background: #f6f6f6; border-color: #888; }
+.tool { background: #fff8e6; border-color: #d89b3b; }
+.role { font-weight: bold; font-size: .9em; color: #555; }
+.interrupted { color: #b00; }
+.divider { text-align: center; color: #7a3db8; margin: 1.5rem 0; border-top: 1px dashed #7a3db8; padding-top: .3rem; }
+details { color: #555; margin: .4rem 0; } summary { cursor: pointer; font-style: italic; }
+pre { background: #272822; color: #f8f8f2; padding: .6rem; border-radius: 6px; overflow-x: auto; }
+code { font-family: ui-monospace, monospace; }
+table { border-collapse: collapse; } td, th { border: 1px solid #ccc; padding: .2rem .5rem; }
+.marks { margin: .4rem 0; padding-left: 1.2rem; color: #333; } .stats { font-size: .8em; color: #777; }
+"""
+
+
+def _code(text: str) -> str:
+    return f"<pre><code>{html.escape(clean(text))}</code></pre>"
+
+
+def to_html(conversation: Conversation, meta: dict) -> str:
+    e = html.escape
+    rows = [(label, meta.get(key, "")) for label, key in _HEADER]
+    rows += [("Sampling", _params(conversation)), ("Persona", _first_persona(conversation))]
+    out = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{e(_line(meta.get('model', '')) or 'Conversation')} — persona-chat export</title>",
+        f"<style>{_CSS}</style></head><body>",
+        "<header><h1>Conversation export</h1><dl>",
+        *(f"<dt>{label}</dt><dd>{e(_line(value))}</dd>" for label, value in rows),
+        "</dl></header><main>",
+    ]
+    for message, switched, marks in _walk(conversation):
+        if switched:
+            out.append(f'<div class="divider">persona switched to <b>{e(_line(switched))}</b></div>')
+        flag = ' <span class="interrupted">(interrupted)</span>' if message.interrupted else ""
+        out.append(f'<section class="msg {e(_line(message.role))}"><div class="role">{e(_title(message))}{flag}</div>')
+        if message.reasoning:
+            out.append(f"<details><summary>Reasoning</summary>{_MD.render(clean(message.reasoning))}</details>")
+        if message.role == "tool":
+            out.append(_code(message.content))
+        elif message.content:
+            out.append(_MD.render(clean(message.content)))
+        for call in message.tool_calls:
+            out.append(f"<div>Tool call: <code>{e(_line(call.name))}</code></div>{_code(_arguments(call.arguments))}")
+        if marks:
+            items = (f"<li><b>{e(_line(k.label))}</b>" + (f" — {e(_line(k.note))}" if k.note else "") + "</li>" for k in marks)
+            out.append(f'<ul class="marks">{"".join(items)}</ul>')
+        if _stats(message):
+            out.append(f'<div class="stats">{e(_stats(message))}</div>')
+        out.append("</section>")
+    out.append("</main></body></html>")
+    return "\n".join(out) + "\n"
+
+
+def export(conversation: Conversation, meta: dict, fmt: str, path) -> Path:
+    """Write the export atomically (a temporary file beside it, then os.replace); return its path."""
+    if fmt not in FORMATS:
+        raise ExportError(f"unknown export format {fmt!r} (choose md or html)")
+    path = Path(path).expanduser()
+    text = to_markdown(conversation, meta) if fmt == "md" else to_html(conversation, meta)
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except OSError as err:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+        raise ExportError(f"cannot write {path}: {err.strerror or err}") from None
+    return path

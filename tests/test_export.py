@@ -1,0 +1,131 @@
+"""Exporting the current branch as Markdown and as one self-contained, inert HTML page."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from markdown_it import MarkdownIt
+
+from chat.conversation import Conversation, Message
+from chat.errors import ChatError
+from chat.events import ToolCall
+from chat.export import ExportError, export, to_html, to_markdown
+from personas import load_personas
+
+META = {
+    "session": "20240101-abcd",
+    "model": "persona-7b",
+    "server": "http://localhost:8000/v1",
+    "flavor": "vllm",
+    "exported": "2024-01-01T12:00:00+00:00",
+}
+
+
+@pytest.fixture
+def conv() -> Conversation:
+    personas = load_personas()
+    c = Conversation(persona=personas["lawful_good"], params={"temperature": 0.7, "max_tokens": 256})
+    c.add(Message("user", "hello there"))
+    first = c.add(Message("assistant", "Greetings, friend.", reasoning="The user greets me.\nBe kind.",
+                          stats={"completion_tokens": 12, "time_to_first_token": 0.25, "tokens_per_second": 40.0}))
+    c.mark("resisted", "stayed polite")
+    c.add(Message("user", "BRANCH-B question"))
+    c.add(Message("assistant", "BRANCH-B answer"))
+    c.move(first.id)  # back up: the branch-B pair stays in the tree but off the current branch
+    c.set_persona(personas["chaotic_evil"])
+    c.add(Message("user", "what time is it?"))
+    c.add(Message("assistant", "", tool_calls=[ToolCall("call_1", "clock", '{"tz": "UTC", "fmt": "iso"}')]))
+    c.add(Message("tool", "12:00 UTC", tool_call_id="call_1", name="clock"))
+    c.add(Message("assistant", "Noon. Chaos reigns", interrupted=True))
+    c.mark("caved", "switched sides")
+    return c
+
+
+def test_markdown_structure(conv):
+    md = to_markdown(conv, META)
+    for value in META.values():
+        assert value in md
+    assert "temperature=0.7" in md and "max_tokens=256" in md
+    assert "**Persona:** lawful_good" in md
+    assert md.count("persona switched to") == 1 and "persona switched to chaotic_evil" in md
+    assert md.index("Greetings") < md.index("persona switched to") < md.index("what time is it?")
+    # reasoning is a separate blockquote, not part of the answer
+    assert "> **Reasoning**\n>\n> The user greets me.\n> Be kind.\n\nGreetings, friend." in md
+    assert "## tool result: clock" in md and "12:00 UTC" in md
+    assert '"tz": "UTC",\n  "fmt": "iso"' in md and "`clock`" in md
+    assert "## assistant (chaotic_evil) (interrupted)" in md
+    assert "**Mark: resisted** — stayed polite" in md and "**Mark: caved** — switched sides" in md
+    assert "12 tokens · 0.25 s to first token · 40.0 tok/s" in md
+    assert "BRANCH-B" not in md
+
+
+def test_html_structure(conv):
+    page = to_html(conv, META)
+    assert page.startswith("<!DOCTYPE html>") and '<meta charset="utf-8">' in page
+    assert "<script" not in page and "http" not in page.replace(META["server"], "")  # no external resources
+    for value in META.values():
+        assert value in page
+    assert page.count("persona switched to") == 1
+    assert "<details><summary>Reasoning</summary><p>The user greets me.\nBe kind.</p>\n</details>" in page
+    assert 'class="msg user"' in page and 'class="msg assistant"' in page and 'class="msg tool"' in page
+    assert "tool result: clock" in page and "&quot;tz&quot;: &quot;UTC&quot;" in page
+    assert "(interrupted)" in page and "stayed polite" in page and "switched sides" in page
+    assert "BRANCH-B" not in page
+
+
+def test_html_is_inert():
+    c = Conversation()
+    c.add(Message("user", "<script>alert(1)</script> and [x](javascript:alert(1)) <img src=x onerror=alert(1)>"))
+    c.add(Message("assistant", "ok", reasoning="<script>evil()</script>",
+                  tool_calls=[ToolCall("1", "<b>t</b>", '"</code><script>x()</script>"')]))
+    c.marks[:] = []
+    c.mark("note", "<script>n()</script>")
+    page = to_html(c, {**META, "model": "<script>m()</script>"})
+    assert "<script" not in page and "<img" not in page and "<b>t</b>" not in page
+    assert 'href="javascript' not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def test_markdown_fence_cannot_be_broken():
+    c = Conversation()
+    c.add(Message("user", "run it"))
+    c.add(Message("assistant", "", tool_calls=[ToolCall("1", "sh", '{"cmd": "echo ```` done"}')]))
+    c.add(Message("tool", "```\n# escaped heading\n````", name="sh"))
+    c.add(Message("assistant", "here:\n```python\nprint(1)", interrupted=True))  # cut short mid-fence
+    c.add(Message("user", "AFTER"))
+    tokens = MarkdownIt("commonmark").parse(to_markdown(c, META))
+    fences = [t.content for t in tokens if t.type == "fence"]
+    assert "```\n# escaped heading\n````\n" in fences
+    assert any("echo ```` done" in f for f in fences)
+    assert "print(1)\n" in fences  # the open fence was closed
+    headings = [tokens[i + 1].content for i, t in enumerate(tokens) if t.type == "heading_open"]
+    assert "escaped heading" not in headings
+    assert "user (none)" in headings[-1] and any(t.content == "AFTER" for t in tokens if t.type == "inline")
+
+
+def test_control_characters_stripped():
+    c = Conversation()
+    c.add(Message("user", "bell\x07 esc\x1b[31mred\x1b[0m csi\x9b1m del\x7f\r\nline\ttab"))
+    c.add(Message("assistant", "fine", reasoning="think\x1b]0;title\x07"))
+    for text in (to_markdown(c, META), to_html(c, META)):
+        assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]", text)
+        assert "bell esc[31mred[0m csi1m del\nline\ttab" in text
+
+
+def test_export_writes_files(conv, tmp_path):
+    md = export(conv, META, "md", tmp_path / "out.md")
+    page = export(conv, META, "html", str(tmp_path / "out.html"))
+    assert md.read_text(encoding="utf-8") == to_markdown(conv, META)
+    assert page.read_text(encoding="utf-8") == to_html(conv, META)
+    export(conv, META, "md", md)  # overwriting works and leaves no temporary file behind
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["out.html", "out.md"]
+
+
+def test_export_errors(conv, tmp_path):
+    with pytest.raises(ExportError, match="unknown export format 'pdf'"):
+        export(conv, META, "pdf", tmp_path / "out.pdf")
+    with pytest.raises(ExportError) as info:
+        export(conv, META, "md", tmp_path / "missing" / "out.md")
+    assert isinstance(info.value, ChatError) and "\n" not in str(info.value)
+    assert not (tmp_path / "out.pdf").exists()
