@@ -78,7 +78,10 @@ class Transcript:
 
 def read_events(path: Path) -> list[dict]:
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
+        # split on "\n" only: str.splitlines() would also break at U+0085, U+2028 ... inside strings
+        lines = Path(path).read_text(encoding="utf-8").split("\n")
+        if lines and lines[-1] == "":
+            lines.pop()
     except (OSError, UnicodeDecodeError) as e:
         raise TranscriptError(f"{path}: cannot read: {e}") from None
     events = []

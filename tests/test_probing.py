@@ -1,0 +1,129 @@
+"""Probing moves at the session level against the fake backend: samples and comparisons run in
+parallel, every reply is kept as a branch, compaction never loses the full conversation."""
+
+from fake_backend import Reply
+
+from chat import branching
+from chat.config import Settings
+from chat.session import Session
+from personas import load_personas
+
+PERSONAS = load_personas()
+
+
+class Quiet:
+    def __init__(self):
+        self.notices = []
+
+    def event(self, event): pass
+    def end(self, result): pass
+    def tool_call(self, call, preview): pass
+    def tool_result(self, call, outcome): pass
+    def notice(self, text): self.notices.append(text)
+
+
+def session(fb, **settings):
+    return Session(Settings(base_url=fb.base_url, **settings), PERSONAS)
+
+
+def generations(fb):
+    return [r for r in fb.requests if r.method == "POST"]
+
+
+def overlapping(requests):
+    return max(r.started for r in requests) < min(r.finished for r in requests)
+
+
+def test_retry_n_samples_concurrently_and_keeps_every_sample(fake):
+    fb = fake("vllm")
+    s = session(fb, persona="lawful_evil")
+    s.send("first", Quiet())
+    fb.script(*[Reply(text=f"sample {i}", delay=0.05) for i in range(3)])
+    user = branching.retry_point(s)
+    samples = branching.sample(s, 3)
+    assert overlapping(generations(fb)[-3:])
+    texts = sorted(x.result.message.content for x in samples)
+    assert texts == ["sample 0", "sample 1", "sample 2"]
+    chosen = next(i for i, x in enumerate(samples) if x.result.message.content == "sample 1")
+    branching.choose(s, samples, chosen, Quiet(), stay_at=user.id)
+    assert [m.content for m in s.conversation.messages] == ["first", "sample 1"]
+    replies = [m.content for m in s.conversation.children(user.id)]
+    assert sorted(replies) == ["Echo: first", "sample 0", "sample 1", "sample 2"]
+
+
+def test_compare_sends_each_persona_in_parallel_and_stay_keeps_the_head(fake):
+    fb = fake("vllm")
+    s = session(fb, persona="true_neutral")
+    s.send("setup", Quiet())
+    before = s.conversation.head
+    names = ["lawful_good", "chaotic_evil", "neutral_good"]
+    fb.script(*[Reply(text="considered reply", delay=0.05) for _ in names])
+    samples, user = branching.compare(s, [PERSONAS[n] for n in names], "Is lying ever right?")
+    requests = generations(fb)[-3:]
+    assert overlapping(requests)
+    systems = sorted(r.body["messages"][0]["content"] for r in requests)
+    assert systems == sorted(f"Persona: {n}" for n in names)
+    assert all(r.body["messages"][-1] == {"role": "user", "content": "Is lying ever right?"} for r in requests)
+    assert all(r.body["messages"][1:3] == [{"role": "user", "content": "setup"},
+                                           {"role": "assistant", "content": "Echo: setup"}] for r in requests)
+    branching.choose(s, samples, None, Quiet(), stay_at=before)
+    assert s.conversation.head == before and s.conversation.persona.name == "true_neutral"
+    assert {m.persona for m in s.conversation.children(user.id)} == set(names)  # kept as branches
+
+
+def test_choosing_a_compared_reply_continues_with_its_persona(fake):
+    fb = fake("vllm")
+    s = session(fb, persona="lawful_good")
+    samples, user = branching.compare(s, [PERSONAS["lawful_good"], PERSONAS["chaotic_evil"]], "hi")
+    branching.choose(s, samples, 1, Quiet())
+    assert s.conversation.persona.name == "chaotic_evil"
+    assert [m.persona for m in s.conversation.messages] == ["lawful_good", "chaotic_evil"]
+    s.send("next", Quiet())
+    assert fb.last_body("/chat/completions")["messages"][0]["content"] == "Persona: chaotic_evil"
+
+
+def test_compact_drops_the_oldest_half_on_a_new_branch(fake):
+    fb = fake("vllm")
+    s = session(fb)
+    for word in ("one", "two", "three", "four"):
+        s.send(word, Quiet())
+    full = [m.content for m in s.conversation.messages]
+    dropped, kept = branching.compact(s)
+    assert (dropped, kept) == (4, 4)
+    assert [m.content for m in s.conversation.messages] == full[4:]
+    assert any([m.content for m in b.messages] == full for b in s.conversation.branches())  # nothing lost
+
+
+def test_compact_with_a_summary_prefixes_it(fake):
+    fb = fake("vllm")
+    s = session(fb)
+    for word in ("one", "two"):
+        s.send(word, Quiet())
+    fb.script(Reply(text="We counted to two."))
+    summary = branching.summarise(s, Quiet())
+    assert fb.last_body("/chat/completions")["messages"][-1]["content"].startswith("Summarise our conversation")
+    branching.compact(s, summary)
+    assert s.conversation.messages[0].content.startswith("(Summary of our earlier conversation: We counted to two.)")
+
+
+def test_context_warning_past_80_percent(fake):
+    fb = fake("vllm", context_window=200)
+    s = session(fb)
+    sink = Quiet()
+    s.send("short", sink)
+    assert not sink.notices
+    s.send("word " * 120, sink)
+    assert any("% full" in n and "/compact" in n for n in sink.notices)
+
+
+def test_undo_and_edit_points_keep_the_old_branch(fake):
+    fb = fake("vllm")
+    s = session(fb)
+    s.send("keep me", Quiet())
+    s.send("regret", Quiet())
+    branching.undo(s)
+    assert [m.content for m in s.conversation.messages] == ["keep me", "Echo: keep me"]
+    old = branching.edit_point(s)
+    assert old.content == "keep me" and s.conversation.messages == []
+    s.send("edited", Quiet())
+    assert len(s.conversation.branches()) == 2
