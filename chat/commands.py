@@ -189,6 +189,8 @@ def status_table(repl: "Repl") -> Table:
     context += f" / {window:,}" if window else " / window unknown"
     table.add_row("context", Text(f"{context} tokens ({len(session.conversation.messages)} messages)"))
     table.add_row("reasoning", Text("shown" if repl.show_reasoning else "hidden (/think shows it)"))
+    if session.transcript is not None:
+        table.add_row("transcript", Text(sanitize(str(session.transcript.path))))
     if stats:
         table.add_row("last reply", Text(format_stats(stats, window)))
     return table
