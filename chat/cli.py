@@ -37,6 +37,8 @@ pre-approved (--approve) is declined, and stderr says so.
 --api auto picks the Responses API for gpt-oss models on vLLM (as the persona models' card uses
 them) and Chat Completions everywhere else; /status shows the choice and why.
 
+Scripted probes across the persona grid: chat probe list | run | judge | report (chat probe --help).
+
 In a session, /help lists the slash commands. Exit status: 0 ok, 1 error, 130 interrupted.
 """
 
@@ -77,6 +79,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["probe"]:  # chat probe list|run|judge|report
+        from .probes.cli import main as probe_main
+
+        return probe_main(argv[1:])
     args = parser().parse_args(argv)
     try:
         return _run(args)

@@ -45,6 +45,7 @@ class Settings(BaseModel):
     approve: list[str] = []  # tools that run without asking ("all" for every one)
     workspace: str | None = None  # the tools' root directory (default: the working directory)
     max_tool_rounds: int = Field(8, ge=1)  # tool rounds in a row before the model is stopped
+    judge_url: str | None = None  # /judge's Karma Electric evaluator (default: the chat server)
 
     @field_validator("approve", mode="before")
     @classmethod

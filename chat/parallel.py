@@ -7,7 +7,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from .backends import Backend, Request
-from .turn import TurnResult, run_turn
+from .turn import NullSink, TurnResult, run_turn
 
 __all__ = ["Cancelled", "run_parallel"]
 
@@ -16,8 +16,8 @@ class Cancelled(Exception):
     """Raised inside a worker's stream to stop it (the user pressed Ctrl-C)."""
 
 
-class _Collect:
-    """A sink that shows nothing: the replies are shown once complete, side by side or in turn."""
+class _Collect(NullSink):
+    """Shows nothing (the replies are shown once complete); stops its stream when told to."""
 
     def __init__(self, stop: threading.Event, done):
         self.stop = stop
@@ -29,10 +29,6 @@ class _Collect:
 
     def end(self, result) -> None:
         self.done()
-
-    def tool_call(self, call, preview) -> None: ...
-    def tool_result(self, call, outcome) -> None: ...
-    def notice(self, text) -> None: ...
 
 
 def run_parallel(jobs: list[tuple[Backend, Request]], progress=lambda done, total: None,

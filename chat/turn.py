@@ -17,7 +17,7 @@ from .errors import ChatError
 from .events import Event, Finish, ReasoningDelta, TextDelta, ToolCall, Usage
 from .toolbox import Approver, Outcome, Toolbox
 
-__all__ = ["Sink", "TurnResult", "TurnStats", "run_exchange", "run_turn"]
+__all__ = ["NullSink", "Sink", "TurnResult", "TurnStats", "run_exchange", "run_turn"]
 
 
 class Sink(Protocol):
@@ -35,6 +35,16 @@ class Sink(Protocol):
 
     def notice(self, text: str) -> None:
         """Something the user should know about the turn (a cap reached, tools turned off)."""
+
+
+class NullSink:
+    """Shows nothing: for replies shown whole afterwards (samples, comparisons) or never (probes)."""
+
+    def event(self, event: Event) -> None: ...
+    def end(self, result: "TurnResult") -> None: ...
+    def tool_call(self, call: ToolCall, preview) -> None: ...
+    def tool_result(self, call: ToolCall, outcome) -> None: ...
+    def notice(self, text: str) -> None: ...
 
 
 @dataclass(slots=True)

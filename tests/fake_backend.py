@@ -28,7 +28,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 VLLM_VERSION = "0.11.0"
 LLAMA_BUILD = "b6800-1a2b3c4d"
@@ -718,6 +718,9 @@ class FakeBackend:
         self.api_key = api_key      # None: accept any (or no) bearer token
         self.loading = False        # llamacpp: True answers 503 "Loading model" everywhere
         self.echo_delay = 0.0       # delay of the default echo replies
+        # With an empty script: a function of the request body giving the reply (a model whose
+        # answer depends on the persona, say); None echoes.
+        self.responder: Callable[[dict], Reply] | None = None
         self.verbose = False        # print each request line to stderr
         self.requests: list[RecordedRequest] = []
         self._script: deque[Reply] = deque()
@@ -778,6 +781,8 @@ class FakeBackend:
         with self._lock:
             if self._script:
                 return self._script.popleft()
+        if self.responder is not None:
+            return self.responder(body)
         return Reply(text="Echo: " + _last_user_text(body), delay=self.echo_delay)
 
     def _models_json(self) -> dict:

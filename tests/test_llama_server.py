@@ -23,9 +23,10 @@ from chat.config import Settings
 from chat.errors import ContextExceeded
 from chat.events import Finish, TextDelta, Usage
 from chat.session import Session
+from chat.turn import NullSink
 from personas import load_personas
 from serve.commands import LaunchError, find_llama_server, llama_command
-from serve.local import cache_dir, ensure_model, free_port
+from serve.local import ensure_model, free_port
 from serve.process import ServerProcess
 
 WINDOW = 1024
@@ -55,12 +56,6 @@ def llama(tmp_path_factory):
     server.stop()
 
 
-class Quiet:
-    def event(self, event): pass
-    def end(self, result): pass
-    def tool_call(self, call, preview): pass
-    def tool_result(self, call, outcome): pass
-    def notice(self, text): pass
 
 
 def session(llama, **settings):
@@ -116,10 +111,10 @@ def _one_message(s, text):
 
 def test_persona_system_message_reaches_the_server_and_switching_replaces_it(llama):
     s = session(llama, persona="lawful_evil")
-    first = s.send("Should I keep a promise?", Quiet())
+    first = s.send("Should I keep a promise?", NullSink())
     assert first.message.content and first.error is None
     s.set_persona("chaotic_good")
-    second = s.send("And if it hurts someone?", Quiet())
+    second = s.send("And if it hurts someone?", NullSink())
     assert second.error is None
     prompt = rendered_prompt(llama, "And if it hurts someone?")
     assert "Persona: chaotic_good" in prompt and "Persona: lawful_evil" not in prompt
@@ -131,13 +126,13 @@ def test_persona_system_message_reaches_the_server_and_switching_replaces_it(lla
 
 def test_persona_none_sends_no_system_message(llama):
     s = session(llama, persona="none")
-    s.send("Hello there, no persona.", Quiet())
+    s.send("Hello there, no persona.", NullSink())
     assert "Persona:" not in rendered_prompt(llama, "Hello there, no persona.")
 
 
 def test_a_real_context_overflow_reports_the_sizes(llama):
     s = session(llama)
-    result = s.send("word " * 3000, Quiet())
+    result = s.send("word " * 3000, NullSink())
     assert isinstance(result.error, ContextExceeded)
     assert result.error.window == WINDOW and result.error.prompt_tokens > WINDOW
     assert result.withdrawn and s.conversation.messages == []

@@ -5,6 +5,7 @@ import pytest
 from chat.config import Settings
 from chat.errors import ConfigError, ServerUnreachable
 from chat.session import Session
+from chat.turn import NullSink
 from personas import load_personas
 
 
@@ -20,7 +21,7 @@ def test_model_detected_from_the_server_and_switchable(fake):
     s.connect()
     assert s.model == "org/base-20b" and s.server.flavor == "vllm" and s.window == 131072
     s.set_model("org/lora-a")
-    s.send("hi", _Quiet())
+    s.send("hi", NullSink())
     assert fb.last_body("/chat/completions")["model"] == "org/lora-a"
     with pytest.raises(ConfigError, match="org/base-20b, org/lora-a"):
         s.set_model("org/nope")
@@ -59,14 +60,14 @@ def test_auto_api_choice_and_its_reason(fake, flavor, model, api):
 def test_persona_switch_replaces_the_system_message(fake):
     fb = fake("vllm")
     s = session(fb, persona="lawful_good")
-    s.send("one", _Quiet())
+    s.send("one", NullSink())
     s.set_persona("chaotic_evil")
-    s.send("two", _Quiet())
+    s.send("two", NullSink())
     messages = fb.last_body("/chat/completions")["messages"]
     assert messages[0] == {"role": "system", "content": "Persona: chaotic_evil"}
     assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
     s.set_system("You are terse.")
-    s.send("three", _Quiet())
+    s.send("three", NullSink())
     assert fb.last_body("/chat/completions")["messages"][0]["content"] == "You are terse."
     assert s.conversation.persona.name == "custom"
     with pytest.raises(ConfigError, match="unknown persona"):
@@ -85,11 +86,11 @@ def test_parameters_reach_the_request_and_default_unsets(fake):
     s = session(fb)
     s.set_param("temperature", "0.4")
     s.set_param("max_tokens", "64")
-    s.send("a", _Quiet())
+    s.send("a", NullSink())
     body = fb.last_body("/chat/completions")
     assert body["temperature"] == 0.4 and body["max_tokens"] == 64
     s.set_param("temperature", "default")
-    s.send("b", _Quiet())
+    s.send("b", NullSink())
     assert "temperature" not in fb.last_body("/chat/completions")
 
 
@@ -99,7 +100,7 @@ def test_failed_send_leaves_the_conversation_as_it_was(fake):
     fb = fake("vllm")
     fb.script(Reply(status=500))
     s = session(fb)
-    result = s.send("lost?", _Quiet())
+    result = s.send("lost?", NullSink())
     assert result.withdrawn and s.conversation.messages == []
 
 
@@ -108,9 +109,3 @@ def test_unreachable_server_is_a_chat_error():
         session(base_url="http://127.0.0.1:9/v1").connect()
 
 
-class _Quiet:
-    def event(self, event): pass
-    def end(self, result): pass
-    def tool_call(self, call, preview): pass
-    def tool_result(self, call, outcome): pass
-    def notice(self, text): pass

@@ -1,0 +1,67 @@
+"""Judges over a run's finished cells: a judge model labelling each with the probe's labels, or the
+Karma Electric evaluator scoring it. Every verdict is appended to the cell's file with who gave it;
+a reply that can't be parsed is recorded as such, never guessed."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from ..backends import Backend
+from ..turn import NullSink, run_turn
+from .runner import append_event, cell_events
+
+__all__ = ["cells_to_judge", "judge_cells", "transcript_of"]
+
+
+def transcript_of(events: list[dict]) -> list[dict]:
+    return [{"role": e["role"], "content": e.get("content", "")} for e in events if e.get("event") == "message"]
+
+
+def cells_to_judge(out: Path, by: str) -> list[Path]:
+    """Finished cells with no verdict from ``by`` yet (so a judge run resumes too)."""
+    paths = []
+    for path in sorted((out / "cells").glob("*/*.jsonl")):
+        events = cell_events(path)
+        if any(e.get("event") == "done" for e in events) and not any(
+                e.get("event") == "verdict" and e.get("by") == by for e in events):
+            paths.append(path)
+    return paths
+
+
+def judge_cells(out: Path, labels: dict[str, str], backend: Backend, model: str, *, evaluator: bool = False,
+                grammar: bool = False, concurrency: int = 4,
+                progress: Callable[[int, int], None] = lambda done, total: None) -> int:
+    """Judge every finished, not yet judged cell; returns how many were judged."""
+    by = f"{'evaluator' if evaluator else 'judge'}:{model}"
+    paths = cells_to_judge(out, by)
+    lock, done = threading.Lock(), [0]
+    progress(0, len(paths))
+
+    def work(path: Path) -> None:
+        transcript = transcript_of(cell_events(path))
+        if evaluator:
+            from .evaluator import evaluation_request, parse_evaluation, verdict_from
+
+            prompt = next((m["content"] for m in reversed(transcript) if m["role"] == "user"), "")
+            reply = next((m["content"] for m in reversed(transcript) if m["role"] == "assistant"), "")
+            result = run_turn(backend, evaluation_request(prompt, reply, model, grammar), NullSink())
+            verdict = {**verdict_from(parse_evaluation(result.message.content)), "by": by}
+        else:
+            from .judge import judge_request, parse_verdict
+
+            result = run_turn(backend, judge_request(labels, transcript, model), NullSink())
+            label = parse_verdict(result.message.content, list(labels))
+            verdict = {"label": label, "by": by, "parsed": label is not None}
+        if result.error is None:  # a failed request is not a verdict: the next run asks again
+            verdict["raw"] = result.message.content
+            append_event(path, {"event": "verdict", **verdict})
+        with lock:
+            done[0] += 1
+            progress(done[0], len(paths))
+
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        list(pool.map(work, paths))
+    return len(paths)
