@@ -21,7 +21,7 @@ __all__ = ["Sample", "choose", "compact", "compare", "edit_point", "retry_point"
 def _last_user(session: Session) -> Message:
     user = session.conversation.last("user")
     if user is None:
-        raise ConfigError("nothing to redo yet: send a message first")
+        raise ConfigError("no message yet: send one first")
     return user
 
 

@@ -75,12 +75,16 @@ def _show_samples(repl: "Repl", samples: list[branching.Sample], by_persona: boo
 
 
 def _pick(repl: "Repl", samples, prompt: str, default: int | None) -> int | None:
+    """The sample to go on with; None to stay where the conversation was (Ctrl-C always stays)."""
     usable = [i for i, s in enumerate(samples) if s.result is not None and s.result.kept]
     if not usable:
         repl.error("no reply came back")
         return None
     while True:
         answer = repl.ask(prompt)
+        if answer is None:
+            repl.console.print(_line(("cancelled: the replies are kept as branches (/branches)", "dim")))
+            return None
         if not answer:
             return default if default in usable else (usable[0] if default is not None else None)
         if answer.isdigit() and int(answer) - 1 in usable:
@@ -95,42 +99,52 @@ def _retry(repl: "Repl", arg: str):
     if n is None or not 1 <= n <= MAX_SAMPLES:
         raise ConfigError(f"usage: /retry [N] with N from 1 to {MAX_SAMPLES}")
     session = repl.session
-    user = branching.retry_point(session)
+    before = session.conversation.head
+    branching.retry_point(session)
     if n == 1:
-        repl.stream(lambda sink: session.exchange(sink, repl.approver))
-        return
-    status, update = _progress(repl, f"sampling {n} replies…")
-    with status:
-        samples = branching.sample(session, n, update)
-    _show_samples(repl, samples, by_persona=False)
-    index = _pick(repl, samples, f"Continue with which? [1-{n}] (Enter: 1) ", default=0)
-    repl.stream(lambda sink: branching.choose(session, samples, index, sink, repl.approver, stay_at=user.id))
+        result = repl.stream(lambda sink: session.exchange(sink, repl.approver))
+    else:
+        status, update = _progress(repl, f"sampling {n} replies…")
+        with status:
+            samples = branching.sample(session, n, update)
+        _show_samples(repl, samples, by_persona=False)
+        index = _pick(repl, samples, f"Continue with which? [1-{n}] (Enter: 1) ", default=0)
+        result = repl.stream(lambda sink: branching.choose(session, samples, index, sink, repl.approver,
+                                                           stay_at=before))
+    if result is None or not result.kept:  # nothing new came of it: back to the reply there was
+        session.conversation.move(before)
 
 
 @command("/edit", "/edit [TEXT]", "change your last message and resend it ($EDITOR, or inline; the old one stays as a branch)",
          "/edit What about in winter?")
 def _edit(repl: "Repl", arg: str):
-    old = branching.edit_point(repl.session)
-    if arg:
-        repl.send(arg)
-        return
+    old = repl.session.conversation.last("user")
+    if old is None:
+        raise ConfigError("no message to edit yet")
+    text = arg
     editor = os.environ.get("VISUAL") or os.environ.get("EDITOR")
-    if not editor:
-        repl._refill = old.content
-        repl.console.print(_line(("edit the message and press Enter to resend it (no $EDITOR set)", "dim")))
+    if not text and not editor:  # inline: the prompt offers the old text; sending it makes the sibling
+        repl.edit_inline(old)
         return
+    if not text:
+        text = _edit_in(editor, old.content)
+        if not text:
+            repl.console.print(_line(("empty message: nothing changed", "dim")))
+            return
+    branching.edit_point(repl.session)
+    repl.send(text)
+
+
+def _edit_in(editor: str, content: str) -> str:
     with tempfile.NamedTemporaryFile("w+", suffix=".md", delete=False, encoding="utf-8") as f:
-        f.write(old.content)
+        f.write(content)
     try:
         subprocess.run([*shlex.split(editor), f.name], check=False)
-        text = Path(f.name).read_text(encoding="utf-8").strip()
+        return Path(f.name).read_text(encoding="utf-8").strip()
+    except OSError as e:
+        raise ConfigError(f"cannot run the editor {editor!r}: {e.strerror or e}") from None
     finally:
         Path(f.name).unlink(missing_ok=True)
-    if not text:
-        repl.session.conversation.move(old.id)
-        repl.console.print(_line(("empty message: nothing changed", "dim")))
-        return
-    repl.send(text)
 
 
 @command("/undo", "/undo", "drop the last exchange from this branch (it stays reachable in /branches)")
@@ -183,7 +197,8 @@ def _personas_for(repl: "Repl", spec: str):
     names = GRID if spec == "all" else [n.strip() for n in spec.split(",") if n.strip()]
     unknown = [n for n in names if n not in personas]
     if unknown or not names:
-        raise ConfigError(f"unknown persona {', '.join(unknown) or spec!r}; known: all, {', '.join(personas)}")
+        raise ConfigError(f"unknown persona {', '.join(map(repr, unknown)) or repr(spec)}; "
+                          f"known: all, {', '.join(personas)}")
     return [personas[n] for n in names]
 
 

@@ -101,7 +101,8 @@ class Repl:
         self.session = session
         self.console = console
         self.show_reasoning = session.settings.show_reasoning
-        self._refill = ""  # text to offer again after a send that failed
+        self._refill = session.pending_text  # text to offer again (a send that failed, an unanswered one)
+        self._editing = None  # the message an inline /edit replaces, if the next input is sent
         self.approver = TerminalApprover()
         if history_path is not None:
             history_path.parent.mkdir(parents=True, exist_ok=True)
@@ -140,11 +141,11 @@ class Repl:
             try:
                 text = self.prompt_session.prompt(self._message, default=self._refill)
             except KeyboardInterrupt:
-                self._refill = ""
+                self._refill, self._editing = "", None
                 continue
             except EOFError:
                 return 0
-            self._refill = ""
+            self._refill, editing, self._editing = "", self._editing, None
             if not text.strip():
                 continue
             try:
@@ -152,6 +153,8 @@ class Repl:
                     if dispatch(self, text) is EXIT:
                         return 0
                     continue
+                if editing is not None:  # the inline /edit was sent: the new text becomes a sibling
+                    self.session.conversation.move(editing.parent)
                 self.send(text.lstrip()[1:] if text.lstrip().startswith("//") else text)
             except KeyboardInterrupt:  # Ctrl-C outside the stream itself (connecting, final render)
                 self.console.print(Text("[interrupted]", style="yellow"))
@@ -189,14 +192,21 @@ class Repl:
     def sink(self) -> TerminalSink:
         return TerminalSink(self.console, show_reasoning=self.show_reasoning, window=self.session.window)
 
-    def ask(self, question: str) -> str:
-        """A one-line answer from the user (Ctrl-C or Ctrl-D: empty)."""
+    def ask(self, question: str) -> str | None:
+        """A one-line answer from the user; None for Ctrl-C or Ctrl-D."""
         from prompt_toolkit import prompt
 
         try:
             return prompt(question).strip()
         except (EOFError, KeyboardInterrupt):
-            return ""
+            return None
+
+    def edit_inline(self, old) -> None:
+        """Offer ``old``'s text at the prompt; if it is sent, it replaces ``old`` (as a sibling).
+        Anything else leaves the conversation as it was."""
+        self._refill = old.content
+        self._editing = old
+        self.note("edit the message and press Enter to resend it (Ctrl-C leaves it as it was)")
 
 
 def _preload() -> None:

@@ -55,6 +55,11 @@ class Session:
             self.conversation = Conversation()
             self.model = settings.model
         self._record_to(transcript)
+        self.pending_text = ""  # a message to offer at the prompt (one left unanswered by a killed run)
+        last = self.conversation.messages[-1] if self.conversation.messages else None
+        if restored is not None and last is not None and last.role == "user":
+            self.pending_text = last.content
+            self.conversation.move(last.parent)
         if restored is None:
             self.conversation.set_persona(personas[settings.persona])
             self.conversation.set_params(settings.sampling())

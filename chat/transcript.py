@@ -50,24 +50,34 @@ def _message_from(record: dict) -> Message:
 class Transcript:
     """Appends events to one file; every write is flushed before the call returns."""
 
-    def __init__(self, path: Path, session_id: str | None = None):
+    def __init__(self, path: Path, session_id: str | None = None, held: list[dict] | None = None):
         self.path = Path(path)
         self.id = session_id or self.path.stem
         self._file = None
+        # A new session's file appears with its first message: starting chat and leaving at once
+        # leaves no empty session behind (for --list and --resume to trip over).
+        self._held = held
 
     @classmethod
     def new(cls, directory: Path) -> "Transcript":
         session_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:4]
-        transcript = cls(Path(directory) / f"{session_id}.jsonl", session_id)
+        transcript = cls(Path(directory) / f"{session_id}.jsonl", session_id, held=[])
         transcript.write({"event": "session", "id": session_id, "version": VERSION})
         return transcript
 
     def write(self, event: dict) -> None:
+        event.setdefault("time", round(time.time(), 3))
+        if self._held is not None:
+            self._held.append(event)
+            if event["event"] != "message":
+                return
+            events, self._held = self._held, None
+        else:
+            events = [event]
         if self._file is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = open(self.path, "a", encoding="utf-8")
-        event.setdefault("time", round(time.time(), 3))
-        self._file.write(json.dumps(event, ensure_ascii=False) + "\n")
+        self._file.write("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in events))
         self._file.flush()
 
     def close(self) -> None:

@@ -1,0 +1,646 @@
+"""Probing by hand, end to end in a real terminal: /retry [N], /edit, /undo, /fork, /branches,
+/switch, /compare, /mark(s), transcripts (--list, --resume, kill -9), /save, /load, /export.
+
+Each test checks both what the user sees (the tmux screen) and what reached the fake server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fake_backend import Reply
+from terminal import REPO, generation_requests, send
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
+
+GRID = ["lawful_good", "neutral_good", "chaotic_good", "lawful_neutral", "true_neutral", "chaotic_neutral",
+        "lawful_evil", "neutral_evil", "chaotic_evil"]
+
+
+# -- helpers -------------------------------------------------------------------------------------------
+
+def system(persona: str) -> dict:
+    return {"role": "system", "content": f"Persona: {persona}"}
+
+
+def user(text: str) -> dict:
+    return {"role": "user", "content": text}
+
+
+def assistant(text: str) -> dict:
+    return {"role": "assistant", "content": text}
+
+
+def texts(body: dict) -> list[str]:
+    return [m.get("content") or "" for m in body["messages"]]
+
+
+def command(t, persona: str, line: str, after: str | None = None) -> str:
+    """Run a slash command at a ready prompt and wait until its output is over (the next prompt is
+    up, for `after` if the persona changes); return the lines it printed, without the prompts.
+    A long command is wrapped by the prompt itself (continuation lines indented under it)."""
+    after = after or persona
+    marker = f"{persona} › {line}"
+    head = marker[:60]  # never wrapped
+    before = t.screen().count(head)
+    t.line(line)
+
+    def done():
+        s = t.screen()
+        if s.count(head) <= before or t.cursor_line() != f"{after} ›":
+            return None
+        lines = s[s.rfind(head):].split("\n")
+        echoed, i = lines[0], 1
+        while len(echoed.replace(" ", "")) < len(marker.replace(" ", "")) and i < len(lines):
+            echoed, i = echoed + lines[i], i + 1
+        lines = lines[i:]
+        if f"{after} ›" not in lines:
+            return None
+        return "\n".join(lines[:lines.index(f"{after} ›")])
+
+    return t.wait(done, f"the output of {line!r} and the next prompt")
+
+
+def branch_rows(t, persona: str) -> list[tuple[bool, int, str]]:
+    """/branches as (current, number, the rest of the row)."""
+    out = command(t, persona, "/branches")
+    rows = []
+    for line in out.splitlines()[1:]:  # the header first
+        m = re.match(r"^\s*(●)?\s+(\d+)\s+(.*)$", line)
+        assert m, f"not a /branches row: {line!r} in\n{out}"
+        rows.append((m.group(1) is not None, int(m.group(2)), m.group(3)))
+    return rows
+
+
+def sample_under(t, header: str) -> str:
+    """The text shown right under a sample's header rule ("2 ───" or "2 · chaotic_evil ───")."""
+    lines = t.screen().splitlines()
+    heads = [i for i, line in enumerate(lines) if re.fullmatch(re.escape(header) + r" ─+", line)]
+    assert heads, f"no header {header!r} on screen:\n{t.screen()}"
+    return lines[heads[-1] + 1].strip()
+
+
+def overlapped(requests) -> bool:
+    """Whether every request had started before any of them finished."""
+    assert all(r.finished is not None for r in requests)
+    return max(r.started for r in requests) < min(r.finished for r in requests)
+
+
+def sessions_dir(isolated_env: Path) -> Path:
+    return isolated_env / "data" / "persona-chat" / "sessions"
+
+
+def chat_pid(t) -> int:
+    """chat's own pid: the pane runs a small python wrapper whose only child is chat."""
+    pane_pid = int(t.pane("#{pane_pid}"))
+    children = Path(f"/proc/{pane_pid}/task/{pane_pid}/children").read_text().split()
+    assert len(children) == 1, children
+    return int(children[0])
+
+
+# -- 1. /retry ---------------------------------------------------------------------------------------
+
+def test_retry_regenerates_from_the_same_history_and_keeps_the_old_reply(fake, term):
+    fb = fake("vllm")
+    fb.script(Reply(text="first answer xylo"), Reply(text="second answer quartz"))
+    t = term(fb, "--persona", "lawful_evil")
+    t.wait_prompt("lawful_evil")
+    send(t, "lawful_evil", "what is honour", "first answer xylo")
+
+    t.line("/retry")
+    t.wait_for("second answer quartz")
+    t.wait_prompt("lawful_evil")
+    gens = generation_requests(fb)
+    assert len(gens) == 2
+    assert gens[0].body["messages"] == gens[1].body["messages"] == [system("lawful_evil"), user("what is honour")]
+
+    rows = branch_rows(t, "lawful_evil")
+    assert len(rows) == 2, rows
+    assert [current for current, _, _ in rows] == [False, True], rows
+    assert all("what is honour" in rest for _, _, rest in rows), rows
+
+    # going on: the new reply is the one in the history, not the old one
+    send(t, "lawful_evil", "and then", "Echo: and then")
+    assert fb.last_body("/chat/completions")["messages"] == [
+        system("lawful_evil"), user("what is honour"), assistant("second answer quartz"), user("and then")]
+    assert len(generation_requests(fb)) == 3  # /branches sent nothing
+    assert "Traceback" not in t.screen()
+
+
+def test_retry_n_samples_at_once_and_continues_with_the_chosen_one(fake, term):
+    fb = fake("vllm")
+    t = term(fb, "--persona", "lawful_evil")
+    t.wait_prompt("lawful_evil")
+    send(t, "lawful_evil", "tell me a secret", "Echo: tell me a secret")
+
+    samples = ["sample alpha zebra", "sample bravo yak", "sample charlie xerus"]
+    fb.script(*[Reply(text=s, delay=0.05) for s in samples])
+    t.line("/retry 3")
+    t.wait_for("Continue with which? [1-3]")
+    shown = [sample_under(t, str(i)) for i in (1, 2, 3)]
+    assert sorted(shown) == sorted(samples), shown  # each sample once, under its number
+    gens = generation_requests(fb)
+    assert len(gens) == 4
+    batch = gens[1:]
+    for r in batch:
+        assert r.body["messages"] == [system("lawful_evil"), user("tell me a secret")]
+    assert overlapped(batch), [(r.started, r.finished) for r in batch]  # sent at once, not one by one
+
+    t.line("2")
+    t.wait_prompt("lawful_evil")
+    send(t, "lawful_evil", "why that one", "Echo: why that one")
+    assert fb.last_body("/chat/completions")["messages"] == [
+        system("lawful_evil"), user("tell me a secret"), assistant(shown[1]), user("why that one")]
+    assert len(generation_requests(fb)) == 5  # choosing sent nothing more
+    # the old reply and the three samples are all branches; the chosen one (now extended) is current
+    rows = branch_rows(t, "lawful_evil")
+    assert len(rows) == 4, rows
+    assert [current for current, _, _ in rows].count(True) == 1
+    assert "why that one" in next(rest for current, _, rest in rows if current)
+
+
+def test_retry_rejects_bad_counts_and_needs_a_message(fake, term):
+    fb = fake("vllm")
+    t = term(fb)
+    t.wait_prompt("none")
+    out = command(t, "none", "/retry")
+    assert "error: no message yet" in out, out
+    send(t, "none", "hi there", "Echo: hi there")
+    for bad in ("/retry 0", "/retry 17", "/retry many"):
+        out = command(t, "none", bad)
+        assert "error: usage: /retry [N]" in out, out
+    assert len(generation_requests(fb)) == 1
+
+
+# -- 3. /edit -----------------------------------------------------------------------------------------
+
+def test_edit_inline_replaces_the_last_message_and_keeps_the_old_one(fake, term, monkeypatch):
+    monkeypatch.delenv("EDITOR", raising=False)
+    monkeypatch.delenv("VISUAL", raising=False)
+    fb = fake("vllm")
+    t = term(fb, "--persona", "true_neutral")
+    t.wait_prompt("true_neutral")
+    send(t, "true_neutral", "first topic", "Echo: first topic")
+    send(t, "true_neutral", "original wording", "Echo: original wording")
+
+    t.line("/edit revised wording")
+    t.wait_for("Echo: revised wording")
+    t.wait_prompt("true_neutral")
+    body = fb.last_body("/chat/completions")
+    assert body["messages"] == [system("true_neutral"), user("first topic"), assistant("Echo: first topic"),
+                                user("revised wording")]
+    assert "original wording" not in json.dumps(body)
+
+    rows = branch_rows(t, "true_neutral")
+    assert len(rows) == 2, rows
+    assert "original wording" in rows[0][2] and not rows[0][0], rows
+    assert "revised wording" in rows[1][2] and rows[1][0], rows
+
+    # /edit alone without $EDITOR: the message is offered at the prompt to change
+    t.line("/edit")
+    t.wait_for("edit the message and press Enter")
+    t.wait_prompt("true_neutral", "revised wording")
+    assert len(generation_requests(fb)) == 3
+    t.type(" again")
+    t.wait_prompt("true_neutral", "revised wording again")
+    t.keys("Enter")
+    t.wait_for("Echo: revised wording again")
+    t.wait_prompt("true_neutral")
+    assert fb.last_body("/chat/completions")["messages"] == [
+        system("true_neutral"), user("first topic"), assistant("Echo: first topic"), user("revised wording again")]
+    assert len(branch_rows(t, "true_neutral")) == 3
+    assert "Traceback" not in t.screen()
+
+
+def test_edit_with_editor_sends_what_the_editor_wrote(fake, term, monkeypatch, tmp_path):
+    editor = tmp_path / "fake_editor.py"
+    editor.write_text("import sys\n"
+                      "path = sys.argv[1]\n"
+                      "old = open(path, encoding='utf-8').read()\n"
+                      "open(path, 'w', encoding='utf-8').write('edited by editor, was: ' + old)\n")
+    monkeypatch.delenv("VISUAL", raising=False)
+    monkeypatch.setenv("EDITOR", f"{shlex.quote(sys.executable)} {shlex.quote(str(editor))}")
+    fb = fake("vllm")
+    t = term(fb, "--persona", "chaotic_good")
+    t.wait_prompt("chaotic_good")
+    send(t, "chaotic_good", "draft question", "Echo: draft question")
+
+    t.line("/edit")
+    t.wait_for("Echo: edited by editor, was: draft question")
+    t.wait_prompt("chaotic_good")
+    gens = generation_requests(fb)
+    assert len(gens) == 2
+    assert gens[1].body["messages"] == [system("chaotic_good"), user("edited by editor, was: draft question")]
+    rows = branch_rows(t, "chaotic_good")
+    assert len(rows) == 2 and "draft question" in rows[0][2] and "edited by editor" in rows[1][2], rows
+
+
+# -- 4. /undo -----------------------------------------------------------------------------------------
+
+def test_undo_drops_the_exchange_and_switch_brings_it_back(fake, term):
+    fb = fake("vllm")
+    t = term(fb, "--persona", "neutral_good")
+    t.wait_prompt("neutral_good")
+    send(t, "neutral_good", "alpha message", "Echo: alpha message")
+    send(t, "neutral_good", "beta message", "Echo: beta message")
+
+    out = command(t, "neutral_good", "/undo")
+    assert "dropped: beta message" in out, out
+    send(t, "neutral_good", "gamma message", "Echo: gamma message")
+    body = fb.last_body("/chat/completions")
+    assert body["messages"] == [system("neutral_good"), user("alpha message"), assistant("Echo: alpha message"),
+                                user("gamma message")]
+    assert "beta message" not in json.dumps(body)
+
+    rows = branch_rows(t, "neutral_good")
+    assert len(rows) == 2, rows
+    beta = [n for _, n, rest in rows if "beta message" in rest]
+    assert len(beta) == 1, rows
+    assert next(current for current, _, rest in rows if "gamma message" in rest)
+
+    out = command(t, "neutral_good", f"/switch {beta[0]}")
+    assert f"on branch {beta[0]}" in out and "(4 messages)" in out, out
+    send(t, "neutral_good", "delta message", "Echo: delta message")
+    assert fb.last_body("/chat/completions")["messages"] == [
+        system("neutral_good"), user("alpha message"), assistant("Echo: alpha message"),
+        user("beta message"), assistant("Echo: beta message"), user("delta message")]
+    assert len(generation_requests(fb)) == 4
+
+
+def test_switch_rejects_a_bad_branch_number(fake, term):
+    fb = fake("vllm")
+    t = term(fb)
+    t.wait_prompt("none")
+    send(t, "none", "only one", "Echo: only one")
+    for bad in ("/switch 2", "/switch 0", "/switch x"):
+        out = command(t, "none", bad)
+        assert "error: usage: /switch N with N from 1 to 1" in out, out
+    send(t, "none", "still here", "Echo: still here")
+    assert fb.last_body("/chat/completions")["messages"] == [
+        user("only one"), assistant("Echo: only one"), user("still here")]
+
+
+# -- 5. /fork + /switch --------------------------------------------------------------------------------
+
+def test_fork_then_switch_back_continues_from_the_fork_point(fake, term):
+    fb = fake("vllm")
+    t = term(fb, "--persona", "lawful_neutral")
+    t.wait_prompt("lawful_neutral")
+    out = command(t, "lawful_neutral", "/fork too-early")
+    assert "error: nothing to fork yet" in out, out
+
+    send(t, "lawful_neutral", "exchange one", "Echo: exchange one")
+    out = command(t, "lawful_neutral", "/fork base")
+    assert "forked base" in out, out
+    send(t, "lawful_neutral", "exchange two", "Echo: exchange two")
+
+    rows = branch_rows(t, "lawful_neutral")
+    assert len(rows) == 2, rows
+    base = [(n, rest) for _, n, rest in rows if rest.split()[0] == "base"]
+    assert len(base) == 1, rows
+    number, rest = base[0]
+    assert rest.split()[1] == "2" and "exchange one" in rest, rest  # 2 messages: exchange one
+
+    out = command(t, "lawful_neutral", f"/switch {number}")
+    assert f"on branch {number}" in out and "Echo: exchange one" in out, out
+    send(t, "lawful_neutral", "another path", "Echo: another path")
+    body = fb.last_body("/chat/completions")
+    assert body["messages"] == [system("lawful_neutral"), user("exchange one"), assistant("Echo: exchange one"),
+                                user("another path")]
+    assert "exchange two" not in json.dumps(body)
+    # three branches now: the fork point itself, exchange two, another path
+    rows = branch_rows(t, "lawful_neutral")
+    assert len(rows) == 3, rows
+    assert any("exchange two" in rest for _, _, rest in rows)
+
+
+# -- 6. /compare ----------------------------------------------------------------------------------------
+
+COMPARED = ["lawful_good", "chaotic_evil", "true_neutral"]
+
+
+def test_compare_three_personas_stay_then_pick(fake, term):
+    fb = fake("vllm")
+    t = term(fb, "--persona", "lawful_evil")
+    t.wait_prompt("lawful_evil")
+    send(t, "lawful_evil", "warm up", "Echo: warm up")
+
+    # round 1: compare, then stay (Enter)
+    fb.script(*[Reply(text=f"verdict {w} one", delay=0.05) for w in ("amber", "basalt", "cobalt")])
+    t.line(f"/compare {','.join(COMPARED)} is lying ever right")
+    t.wait_for("Continue with which? [1-3] (Enter: stay with lawful_evil)")
+    shown = {p: sample_under(t, f"{i} · {p}") for i, p in enumerate(COMPARED, 1)}
+    assert sorted(shown.values()) == ["verdict amber one", "verdict basalt one", "verdict cobalt one"], shown
+    assert "3 replies in" in t.screen()
+    batch = generation_requests(fb)[1:]
+    assert len(batch) == 3
+    assert overlapped(batch), [(r.started, r.finished) for r in batch]
+    history = [system("lawful_evil"), user("warm up"), assistant("Echo: warm up")]
+    assert sorted(r.body["messages"][0]["content"] for r in batch) == sorted(f"Persona: {p}" for p in COMPARED)
+    for r in batch:
+        assert r.body["messages"][1:] == history[1:] + [user("is lying ever right")], r.body["messages"]
+
+    t.keys("Enter")
+    t.wait_for("stayed; the comparison is kept as a branch")
+    t.wait_prompt("lawful_evil")
+    send(t, "lawful_evil", "back to normal", "Echo: back to normal")
+    body = fb.last_body("/chat/completions")
+    assert body["messages"] == history + [user("back to normal")]
+    assert "is lying ever right" not in json.dumps(body)
+
+    # round 2: compare again, pick 2 (chaotic_evil): its persona and reply carry on
+    fb.script(*[Reply(text=f"verdict {w} two", delay=0.05) for w in ("delta", "ember", "flint")])
+    t.line(f"/compare {','.join(COMPARED)} should I keep the wallet")
+    t.wait(lambda: t.screen().count("Continue with which? [1-3]") == 2, "the second choice")
+    chaotic_reply = sample_under(t, "2 · chaotic_evil")
+    assert chaotic_reply in ("verdict delta two", "verdict ember two", "verdict flint two"), chaotic_reply
+    batch = generation_requests(fb)[5:]
+    assert len(batch) == 3 and overlapped(batch)
+    by_persona = {r.body["messages"][0]["content"]: r.body for r in batch}
+    assert set(by_persona) == {f"Persona: {p}" for p in COMPARED}
+    for body in by_persona.values():
+        assert body["messages"][-1] == user("should I keep the wallet")
+
+    t.line("2")
+    t.wait_prompt("chaotic_evil")
+    send(t, "chaotic_evil", "so what now", "Echo: so what now")
+    body = fb.last_body("/chat/completions")
+    assert body["messages"] == [system("chaotic_evil"), user("warm up"), assistant("Echo: warm up"),
+                                user("back to normal"), assistant("Echo: back to normal"),
+                                user("should I keep the wallet"), assistant(chaotic_reply), user("so what now")]
+    assert len(generation_requests(fb)) == 9
+    assert "Traceback" not in t.screen()
+
+
+def test_compare_all_asks_the_nine_personas(fake, term):
+    fb = fake("vllm")
+    t = term(fb)
+    t.wait_prompt("none")
+    t.line("/compare all one word answer")
+    t.wait_for("Continue with which? [1-9] (Enter: stay with none)")
+    batch = generation_requests(fb)
+    assert len(batch) == 9
+    assert sorted(r.body["messages"][0]["content"] for r in batch) == sorted(f"Persona: {p}" for p in GRID)
+    assert all(r.body["messages"][1:] == [user("one word answer")] for r in batch)
+    for i, p in enumerate(GRID, 1):
+        assert sample_under(t, f"{i} · {p}") == "Echo: one word answer"
+    assert "9 replies in" in t.screen()
+    t.keys("Enter")
+    t.wait_for("stayed; the comparison is kept")
+    t.wait_prompt("none")
+    send(t, "none", "just me", "Echo: just me")
+    assert fb.last_body("/chat/completions")["messages"] == [user("just me")]
+
+
+def test_compare_rejects_unknown_personas_and_missing_message(fake, term):
+    fb = fake("vllm")
+    t = term(fb)
+    t.wait_prompt("none")
+    out = command(t, "none", "/compare lawful_good,chaotic_wizard hello")
+    assert "error: unknown persona 'chaotic_wizard'" in out, out
+    out = command(t, "none", "/compare lawful_good")
+    assert "error: usage: /compare" in out, out
+    assert generation_requests(fb) == []
+
+
+# -- 7. /mark, /marks ----------------------------------------------------------------------------------
+
+def test_marks_are_tallied_by_persona_and_label(fake, term):
+    fb = fake("vllm")
+    t = term(fb, "--persona", "lawful_evil")
+    t.wait_prompt("lawful_evil")
+    out = command(t, "lawful_evil", "/marks")
+    assert "no marks yet" in out, out
+    out = command(t, "lawful_evil", "/mark caved")
+    assert "error: no reply to mark yet" in out, out
+
+    send(t, "lawful_evil", "lend me money", "Echo: lend me money")
+    out = command(t, "lawful_evil", "/mark caved gave in after one push")
+    assert "marked caved (lawful_evil)" in out, out
+    out = command(t, "lawful_evil", "/mark resisted")
+    assert "marked resisted (lawful_evil)" in out, out
+    out = command(t, "lawful_evil", "/mark note")
+    assert out.strip() == "error: usage: /mark resisted|caved|partial|note [TEXT] (note needs TEXT)", out
+    out = command(t, "lawful_evil", "/mark bogus")
+    assert "error: usage: /mark" in out, out
+
+    command(t, "lawful_evil", "/persona chaotic_good", after="chaotic_good")
+    send(t, "chaotic_good", "lend me more", "Echo: lend me more")
+    assert "marked resisted (chaotic_good)" in command(t, "chaotic_good", "/mark resisted")
+    assert "marked partial (chaotic_good)" in command(t, "chaotic_good", "/mark partial")
+    assert "marked note (chaotic_good)" in command(t, "chaotic_good", "/mark note worth a second look")
+
+    out = command(t, "chaotic_good", "/marks")
+    lines = out.splitlines()
+    assert lines[0].split() == ["persona", "resisted", "caved", "partial", "note"], out
+    table = {line.split()[0]: line.split()[1:] for line in lines[1:]}
+    assert table == {"lawful_evil": ["1", "1", "·", "·"], "chaotic_good": ["1", "·", "1", "1"]}, out
+    assert len(generation_requests(fb)) == 2  # marking sends nothing
+
+
+# -- 8. transcripts: --list, --resume, kill -9 ------------------------------------------------------------
+
+def test_transcript_list_and_resume(fake, term, isolated_env):
+    fb = fake("vllm")
+    t = term(fb, "--persona", "lawful_good")
+    t.wait_prompt("lawful_good")
+    send(t, "lawful_good", "opening question", "Echo: opening question")
+    command(t, "lawful_good", "/persona neutral_evil", after="neutral_evil")
+    send(t, "neutral_evil", "second question", "Echo: second question")
+    assert "marked caved (neutral_evil)" in command(t, "neutral_evil", "/mark caved too easily")
+    t.line("/exit")
+    assert t.wait_exit() == 0
+
+    files = list(sessions_dir(isolated_env).glob("*.jsonl"))
+    assert len(files) == 1, files
+    session_id = files[0].stem
+    events = [json.loads(line) for line in files[0].read_text().splitlines()]
+    assert events[0]["event"] == "session" and events[0]["id"] == session_id
+    assert any(e["event"] == "mark" and e["label"] == "caved" and e["note"] == "too easily" for e in events)
+
+    listing = subprocess.run([sys.executable, "-m", "chat", "--list"], cwd=REPO, env=dict(os.environ),
+                             capture_output=True, text=True, timeout=30)
+    assert listing.returncode == 0, listing.stderr
+    rows = [line for line in listing.stdout.splitlines() if line.strip()]
+    assert len(rows) == 1 and rows[0].startswith(session_id), listing.stdout
+    assert "4 messages" in rows[0] and "lawful_good,neutral_evil" in rows[0], rows[0]
+    assert rows[0].endswith("opening question"), rows[0]
+
+    t2 = term(fb, "--resume")
+    screen = t2.wait_for(f"chat: resumed session {session_id}")
+    assert "4 messages on this branch" in screen and "persona neutral_evil" in screen, screen
+    t2.wait_prompt("neutral_evil")
+    out = command(t2, "neutral_evil", "/marks")
+    assert out.splitlines()[1].split() == ["neutral_evil", "·", "1", "·", "·"], out
+    send(t2, "neutral_evil", "after the break", "Echo: after the break")
+    assert fb.last_body("/chat/completions")["messages"] == [
+        system("neutral_evil"), user("opening question"), assistant("Echo: opening question"),
+        user("second question"), assistant("Echo: second question"), user("after the break")]
+    # the resumed session goes on in the same file
+    assert list(sessions_dir(isolated_env).glob("*.jsonl")) == files
+    assert "after the break" in files[0].read_text()
+
+
+def test_kill_9_mid_reply_leaves_a_readable_transcript_that_resumes(fake, term, isolated_env):
+    fb = fake("vllm")
+    t = term(fb, "--persona", "chaotic_neutral")
+    t.wait_prompt("chaotic_neutral")
+    send(t, "chaotic_neutral", "first exchange", "Echo: first exchange")
+
+    fb.script(Reply(text="word " * 300, delay=0.02))  # 375 pieces, 0.02 s apart: 7.5 s if left alone
+    t.line("tell me everything")
+    t.wait_for("word word word word")
+    slow = generation_requests(fb)[-1]
+    assert slow.finished is None, "the reply should still be streaming"
+    os.kill(chat_pid(t), signal.SIGKILL)
+    assert t.wait_exit() == -signal.SIGKILL
+
+    files = list(sessions_dir(isolated_env).glob("*.jsonl"))
+    assert len(files) == 1, files
+    data = files[0].read_bytes().decode("utf-8")
+    complete = data.split("\n")[:-1]  # whatever follows the last newline is a torn line
+    events = [json.loads(line) for line in complete]  # every complete line is JSON
+    assert events[0]["event"] == "session"
+    assert [e["content"] for e in events if e["event"] == "message"][:2] == ["first exchange",
+                                                                             "Echo: first exchange"]
+
+    t2 = term(fb, "--resume")
+    t2.wait_for("chat: resumed session")
+    t2.wait_prompt("chaotic_neutral", typed="tell me everything")  # the unanswered message, offered again
+    t2.keys("C-c")
+    t2.wait_prompt("chaotic_neutral")
+    send(t2, "chaotic_neutral", "are you back", "Echo: are you back")
+    messages = fb.last_body("/chat/completions")["messages"]
+    assert messages[:3] == [system("chaotic_neutral"), user("first exchange"), assistant("Echo: first exchange")]
+    assert messages[-1] == user("are you back")
+    assert "Traceback" not in t2.screen()
+
+
+# -- 9. /save, /load, /export ------------------------------------------------------------------------
+
+def test_save_clear_load_and_export(fake, term, tmp_path):
+    fb = fake("vllm")
+    saved = tmp_path / "probe.jsonl"
+    md, page = tmp_path / "probe.md", tmp_path / "probe.html"
+    t = term(fb, "--persona", "neutral_good")
+    t.wait_prompt("neutral_good")
+    send(t, "neutral_good", "remember the lighthouse", "Echo: remember the lighthouse")
+
+    out = command(t, "neutral_good", f"/save {saved}")
+    assert f"saved 2 messages to {saved}" in out, out
+    assert saved.is_file()
+    assert "conversation cleared" in command(t, "neutral_good", "/clear")
+    send(t, "neutral_good", "fresh start", "Echo: fresh start")
+    assert fb.last_body("/chat/completions")["messages"] == [system("neutral_good"), user("fresh start")]
+
+    command(t, "neutral_good", "/persona lawful_evil", after="lawful_evil")
+    out = command(t, "lawful_evil", f"/load {saved}", after="neutral_good")
+    assert "loaded 2 messages, 1 branches; persona neutral_good" in out, out
+    send(t, "neutral_good", "what did I ask", "Echo: what did I ask")
+    body = fb.last_body("/chat/completions")
+    assert body["messages"] == [system("neutral_good"), user("remember the lighthouse"),
+                                assistant("Echo: remember the lighthouse"), user("what did I ask")]
+    assert "fresh start" not in json.dumps(body)
+
+    out = command(t, "neutral_good", f"/export md {md}")
+    assert f"exported 4 messages to {md}" in out, out
+    out = command(t, "neutral_good", f"/export html {page}")
+    assert f"exported 4 messages to {page}" in out, out
+    for path in (md, page):
+        text = path.read_text(encoding="utf-8")
+        for wanted in ("remember the lighthouse", "Echo: remember the lighthouse", "what did I ask",
+                       "Echo: what did I ask", "neutral_good"):
+            assert wanted in text, (path, wanted)
+    assert page.read_text(encoding="utf-8").lstrip().lower().startswith("<!doctype html")
+
+    out = command(t, "neutral_good", f"/load {tmp_path / 'missing.jsonl'}")
+    assert out.startswith("error:") and "missing.jsonl" in out, out
+    out = command(t, "neutral_good", "/export pdf x.pdf")
+    assert "error: usage: /export md|html PATH" in out, out
+    assert len(generation_requests(fb)) == 3
+
+
+# -- bugs found and fixed: each test keeps them fixed ------------------------------------------------------
+
+def no_user_user(messages: list[dict]) -> bool:
+    return all(not (a["role"] == b["role"] == "user") for a, b in zip(messages, messages[1:]))
+
+
+def test_failed_retry_keeps_the_old_reply(fake, term):
+    fb = fake("vllm")
+    t = term(fb)
+    t.wait_prompt("none")
+    send(t, "none", "keep my reply", "Echo: keep my reply")
+    fb.script(Reply(status=500))
+    t.line("/retry")
+    t.wait_for("error: server error 500")
+    t.wait_prompt("none")
+    send(t, "none", "after the failure", "Echo: after the failure")
+    assert fb.last_body("/chat/completions")["messages"] == [
+        user("keep my reply"), assistant("Echo: keep my reply"), user("after the failure")]
+
+
+def test_cancelled_inline_edit_keeps_the_conversation(fake, term, monkeypatch):
+    monkeypatch.delenv("EDITOR", raising=False)
+    monkeypatch.delenv("VISUAL", raising=False)
+    fb = fake("vllm")
+    t = term(fb)
+    t.wait_prompt("none")
+    send(t, "none", "first words", "Echo: first words")
+    send(t, "none", "second words", "Echo: second words")
+    t.line("/edit")
+    t.wait_prompt("none", "second words")
+    t.keys("C-c")
+    t.wait_prompt("none")
+    send(t, "none", "third words", "Echo: third words")
+    assert fb.last_body("/chat/completions")["messages"] == [
+        user("first words"), assistant("Echo: first words"), user("second words"), assistant("Echo: second words"),
+        user("third words")]
+
+
+def test_empty_editor_result_changes_nothing(fake, term, monkeypatch, tmp_path):
+    editor = tmp_path / "empty_editor.py"
+    editor.write_text("import sys\nopen(sys.argv[1], 'w').write('')\n")
+    monkeypatch.delenv("VISUAL", raising=False)
+    monkeypatch.setenv("EDITOR", f"{shlex.quote(sys.executable)} {shlex.quote(str(editor))}")
+    fb = fake("vllm")
+    t = term(fb)
+    t.wait_prompt("none")
+    send(t, "none", "first words", "Echo: first words")
+    send(t, "none", "second words", "Echo: second words")
+    assert "empty message: nothing changed" in command(t, "none", "/edit")
+    send(t, "none", "third words", "Echo: third words")
+    assert fb.last_body("/chat/completions")["messages"] == [
+        user("first words"), assistant("Echo: first words"), user("second words"), assistant("Echo: second words"),
+        user("third words")]
+
+
+def test_resume_after_kill_has_no_dangling_user_message(fake, term, isolated_env):
+    fb = fake("vllm")
+    t = term(fb)
+    t.wait_prompt("none")
+    send(t, "none", "first exchange", "Echo: first exchange")
+    fb.script(Reply(text="word " * 300, delay=0.02))
+    t.line("tell me everything")
+    t.wait_for("word word word word")
+    os.kill(chat_pid(t), signal.SIGKILL)
+    t.wait_exit()
+    t2 = term(fb, "--resume")
+    t2.wait_for("chat: resumed session")
+    t2.wait_prompt("none", typed="tell me everything")  # offered again, not left dangling in the history
+    t2.keys("C-c")
+    t2.wait_prompt("none")
+    send(t2, "none", "are you back", "Echo: are you back")
+    messages = fb.last_body("/chat/completions")["messages"]
+    assert messages[:2] == [user("first exchange"), assistant("Echo: first exchange")]
+    assert no_user_user(messages), messages
