@@ -85,12 +85,13 @@ class Term:
         return proc.stdout
 
     def start(self, fb, *args: str) -> "Term":
+        """Run `chat --base-url <fb's> ARGS`; with fb None, `chat ARGS` (e.g. `probe judge DIR`)."""
         env = {k: v for k, v in os.environ.items() if k not in ("TMUX", "TMUX_PANE", "COLUMNS", "LINES")}
         env["TERM"] = "xterm-256color"
         # XDG_CONFIG_HOME / XDG_DATA_HOME come from the autouse isolated_env fixture, through env
         assert "XDG_DATA_HOME" in env and "XDG_CONFIG_HOME" in env
         command = ["env", "TERM=xterm-256color", sys.executable, "-c", WRAPPER, str(self.status_path),
-                   sys.executable, "-m", "chat", "--base-url", fb.base_url, *args]
+                   sys.executable, "-m", "chat", *(["--base-url", fb.base_url] if fb is not None else []), *args]
         proc = subprocess.run(
             ["tmux", "-L", self.socket, "-f", str(self.conf), "new-session", "-d", "-s", "t",
              "-x", str(WIDTH), "-y", str(HEIGHT), "-c", str(REPO), *command,

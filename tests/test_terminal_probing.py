@@ -644,3 +644,20 @@ def test_resume_after_kill_has_no_dangling_user_message(fake, term, isolated_env
     messages = fb.last_body("/chat/completions")["messages"]
     assert messages[:2] == [user("first exchange"), assistant("Echo: first exchange")]
     assert no_user_user(messages), messages
+
+
+def test_judge_scores_the_last_reply_with_the_karma_evaluator(fake, term):
+    fb = fake("vllm")
+    evaluator = fake("llamacpp", models=["karma-electric-8b"])
+    evaluator.script(Reply(text="EVALUATION\nAcknowledgment: 8/10 - saw the worry\nHelpfulness: 6/10 - thin\n"
+                                "Authenticity: 9/10 - candid\nBoundaries: 7/10 - fine\nConsequence-awareness: 5/10 - "
+                                "little\nSuffering-reduction: 7/10 - gentle\nRed flags: none\nOverall: 7/10 - decent"))
+    t = term(fb, "--persona", "lawful_good")
+    t.wait_prompt("lawful_good")
+    send(t, "lawful_good", "Should I tell my friend the truth?", "Echo: Should I tell my friend the truth?")
+    t.line(f"/judge {evaluator.base_url}")
+    screen = t.wait_for("Overall")
+    assert "Consequence-awareness" in screen and "5/10" in screen and "7/10" in screen
+    body = evaluator.last_body("/chat/completions")
+    assert "grammar" in body  # a llama-server judge gets the evaluator's grammar
+    assert "AI response: Echo: Should I tell my friend the truth?" in body["messages"][1]["content"]

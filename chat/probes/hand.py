@@ -28,6 +28,8 @@ def read_key(choices: dict[str, str]) -> str:
     from prompt_toolkit.layout.controls import FormattedTextControl
 
     kb = KeyBindings()
+    if "enter" in choices:  # Enter pressed before raw mode reaches us as a line feed
+        choices = {**choices, "c-j": choices["enter"]}
     for key, value in choices.items():
         kb.add(key)(lambda event, value=value: event.app.exit(result=value))
     for key in ("c-c", "c-d"):
