@@ -3,12 +3,14 @@
 A reply is printed in finished blocks (text up to a blank line outside a code fence, or a closed
 fence), each rendered once; only the unfinished tail lives in a small ``rich.live.Live`` view,
 redrawn on a clock and cut to the screen's height, so a 20,000-token reply costs per token what a
-short one does.
+short one does. On a terminal, finished blocks are printed together on a clock too: one Markdown
+render of several blocks costs far less than one per block (each print also redraws the live view).
 """
 
 from __future__ import annotations
 
 import re
+import time
 
 from rich.console import Console
 from rich.live import Live
@@ -29,6 +31,7 @@ def sanitize(text: str) -> str:
     return text.translate(_CONTROL) if _CONTROL_RE.search(text) else text
 
 
+COMMIT_EVERY = 0.2  # seconds between commits of finished blocks while the live view runs
 _FENCE_RE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 # Blocks rich already renders with space above (lists, quotes) or padding (code)
 _SPACED_RE = re.compile(r"\s*(?:[-*+] |\d+[.)] |>|```|~~~)")
@@ -42,6 +45,8 @@ class MarkdownStream:
         self.console = console
         self.markdown = markdown
         self.style = style
+        self._ready = ""  # finished blocks waiting for the next commit
+        self._next_commit = 0.0  # monotonic time of the next commit while the live view runs
         self._lines = ""  # complete lines not yet printed for good
         self._partial: list[str] = []  # what came after the last newline
         self._scanned = 0  # _lines up to here have been looked at for block boundaries
@@ -83,8 +88,8 @@ class MarkdownStream:
         if self._live is not None:
             self._live.stop()
             self._live = None
-        rest = self._lines + "".join(self._partial)
-        self._lines, self._partial, self._scanned, self._fence = "", [], 0, None
+        rest = self._ready + self._lines + "".join(self._partial)
+        self._ready, self._lines, self._partial, self._scanned, self._fence = "", "", [], 0, None
         if rest.strip():
             self._print(rest)
 
@@ -110,9 +115,13 @@ class MarkdownStream:
                 cut = pos
         self._scanned = len(lines)
         if cut:
-            block, self._lines, self._scanned = lines[:cut], lines[cut:], len(lines) - cut
-            if block.strip():
-                self._print(block)
+            self._ready += lines[:cut]
+            self._lines, self._scanned = lines[cut:], len(lines) - cut
+        if self._ready and (self._live is None or time.monotonic() >= self._next_commit):
+            ready, self._ready = self._ready, ""
+            if ready.strip():
+                self._print(ready)
+            self._next_commit = time.monotonic() + COMMIT_EVERY
 
     def _render(self, text: str):
         if self.markdown:
@@ -135,7 +144,7 @@ class MarkdownStream:
         key = (self._version, height)
         if key == self._shown:
             return self._view
-        pending = self._lines + "".join(self._partial)
+        pending = self._ready + self._lines + "".join(self._partial)
         start = len(pending)
         for _ in range(height):  # the last lines only: a tail may be one long code block
             start = pending.rfind("\n", 0, start)

@@ -7,7 +7,7 @@ import os
 from personas import Persona, custom
 from tools import TOOLS, Workspace
 
-from .backends import Backend, Request, ToolSpec, make_backend
+from .backends import Backend, Request, ToolSpec, make_backend, make_client
 from .config import Settings
 from .conversation import PARAMS, Conversation, Message
 from .errors import ConfigError, ServerUnreachable, ToolsNotEnabled
@@ -119,13 +119,7 @@ class Session:
 
     def _openai_client(self):
         if self._client is None:
-            import openai  # ~0.4 s: loaded only when the first request is sent (or preloaded)
-
-            self._client = openai.OpenAI(
-                base_url=self.connect().base_url,
-                api_key=self.settings.api_key or "not-needed",
-                max_retries=0,  # show errors at once; the text is offered again, nothing lost
-            )
+            self._client = make_client(self.connect().base_url, self.settings.api_key)
         return self._client
 
     @property

@@ -242,3 +242,33 @@ def test_responses_request_shape(fake):
     body = fb.last_body("/responses")
     assert body["input"] == [{"role": "user", "content": "hi"}]  # persona none: no system item
     assert body["max_output_tokens"] == 64 and body["stream"] is True
+
+
+def test_fast_transport_only_for_plain_http_without_a_proxy(monkeypatch):
+    from chat.backends.transport import StdlibTransport, fast_transport_for
+
+    for name in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    assert isinstance(fast_transport_for("http://127.0.0.1:8000/v1"), StdlibTransport)
+    assert fast_transport_for("https://gpu-box:8000/v1") is None
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy:3128")
+    assert fast_transport_for("http://gpu-box:8000/v1") is None
+    monkeypatch.setenv("NO_PROXY", "gpu-box")
+    assert isinstance(fast_transport_for("http://gpu-box:8000/v1"), StdlibTransport)
+
+
+@pytest.mark.parametrize("flavor,api", FORMATS)
+def test_the_fast_transport_streams_and_maps_errors_like_httpx2(fake, flavor, api):
+    from chat.backends import make_client
+
+    fb = fake(flavor)
+    fb.script(Reply(text="through the fast path", chunk_chars=3), Reply(text="one two three four", cut_after=2),
+              Reply(status=500))
+    backend = (ResponsesBackend if api == "responses" else ChatCompletionsBackend)(make_client(fb.base_url))
+    assert texts(list(backend.stream(request())), TextDelta) == "through the fast path"
+    with pytest.raises(StreamCut):
+        list(backend.stream(request()))
+    with pytest.raises(HTTPError):
+        list(backend.stream(request()))
+    with pytest.raises(ServerUnreachable):
+        list(ChatCompletionsBackend(make_client("http://127.0.0.1:9/v1")).stream(request()))

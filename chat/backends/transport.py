@@ -1,0 +1,77 @@
+"""A faster transport under the openai SDK for plain-HTTP servers.
+
+Every streamed token arrives as its own HTTP chunk; httpx2's pure-Python HTTP/1.1 parser spends
+~10 µs on each, about as much as everything else the client does per token. The standard library's
+http.client decodes chunked bodies far faster. The SDK keeps doing requests, auth, retries and
+errors; only the bytes travel differently. Used for http:// URLs when no proxy is configured (so
+TLS and proxies stay with httpx2, where streams come at GPU speed anyway).
+"""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import urllib.request
+
+import httpx2
+
+__all__ = ["StdlibTransport", "fast_transport_for"]
+
+
+class _Body(httpx2.SyncByteStream):
+    def __init__(self, response: http.client.HTTPResponse, conn: http.client.HTTPConnection):
+        self._response = response
+        self._conn = conn
+
+    def __iter__(self):
+        try:
+            while chunk := self._response.read1(65536):
+                yield chunk
+        except http.client.IncompleteRead as e:  # the server went away mid-body
+            raise httpx2.RemoteProtocolError(f"incomplete body: {e}") from None
+        except (ConnectionError, http.client.HTTPException) as e:
+            raise httpx2.ReadError(str(e) or type(e).__name__) from None
+        except TimeoutError:
+            raise httpx2.ReadTimeout("the server stopped sending") from None
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+class StdlibTransport(httpx2.BaseTransport):
+    """One connection per request (streams are long; there is little to reuse)."""
+
+    def __init__(self, connect_timeout: float = 10.0, read_timeout: float | None = 600.0):
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        url = request.url
+        conn = http.client.HTTPConnection(url.host, url.port or 80, timeout=self.connect_timeout)
+        try:
+            conn.connect()
+            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn.sock.settimeout(self.read_timeout)
+            target = url.raw_path.decode("ascii")
+            conn.request(request.method, target, body=request.read(), headers=dict(request.headers))
+            response = conn.getresponse()
+        except TimeoutError as e:
+            conn.close()
+            raise httpx2.ConnectTimeout(str(e) or "timed out", request=request) from None
+        except (OSError, http.client.HTTPException) as e:
+            conn.close()
+            raise httpx2.ConnectError(str(e) or type(e).__name__, request=request) from None
+        return httpx2.Response(response.status, headers=response.getheaders(), stream=_Body(response, conn),
+                               extensions={"http_version": b"HTTP/1.1"}, request=request)
+
+
+def fast_transport_for(base_url: str) -> StdlibTransport | None:
+    """The fast transport where it applies: plain http and no proxy in the way."""
+    if not base_url.startswith("http://"):
+        return None
+    host = httpx2.URL(base_url).host
+    proxies = urllib.request.getproxies()
+    if proxies.get("http") or proxies.get("all"):
+        if not urllib.request.proxy_bypass(host):
+            return None
+    return StdlibTransport()
