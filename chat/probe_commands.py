@@ -12,8 +12,6 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rich.markdown import Markdown
-from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
@@ -48,6 +46,10 @@ def _show_samples(repl: "Repl", samples: list[branching.Sample], by_persona: boo
     def title(i, s):
         return f"{i} · {s.persona.name}" if by_persona else f"{i}"
 
+    from rich.console import Group
+    from rich.markdown import Markdown
+    from rich.rule import Rule
+
     def body(s):
         r = s.result
         if r is None:
@@ -57,8 +59,6 @@ def _show_samples(repl: "Repl", samples: list[branching.Sample], by_persona: boo
             parts.append(Text(f"⚙ wants {sanitize(call.name)}({sanitize(call.arguments)[:120]})", style="yellow"))
         if r.error is not None:
             parts.append(Text(f"error: {sanitize(str(r.error))}", style="red"))
-        from rich.console import Group
-
         return Group(*parts) if parts else Text("(empty)", style="dim")
 
     width = repl.console.width

@@ -107,13 +107,10 @@ class ChatCompletionsBackend:
         self._client = client  # an openai.OpenAI
 
     def body(self, request: Request) -> dict:
-        body = {
-            "model": request.model,
-            "messages": to_chat_messages(request.system, request.messages),
-            "stream": True,
-            "stream_options": {"include_usage": True},
-        }
-        extra = dict(request.extra_body)
+        body = {"model": request.model, "messages": [], "stream": True, "stream_options": {"include_usage": True}}
+        # The history travels in extra_body: the SDK walks typed arguments item by item (~0.3 ms a
+        # message, 0.3 s for a 500-turn conversation) and sends extra_body as it is.
+        extra = {**request.extra_body, "messages": to_chat_messages(request.system, request.messages)}
         for key, value in request.params.items():
             (body if key in _SDK_FIELDS else extra)[key] = value
         if request.tools:

@@ -124,8 +124,9 @@ class ResponsesBackend:
         self._client = client
 
     def body(self, request: Request) -> dict:
-        body = {"model": request.model, "input": to_input_items(request.system, request.messages), "stream": True}
-        extra = dict(request.extra_body)
+        body = {"model": request.model, "input": [], "stream": True}
+        # the whole input goes as extra_body, past the SDK's per-item walk (see ChatCompletionsBackend)
+        extra = {**request.extra_body, "input": to_input_items(request.system, request.messages)}
         for key, value in request.params.items():
             key = "max_output_tokens" if key == "max_tokens" else key
             (body if key in _SDK_FIELDS else extra)[key] = value

@@ -53,7 +53,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--samples", type=int, default=1, metavar="N", help="conversations per persona and probe")
     run.add_argument("--temperature", type=float)
     run.add_argument("--max-tokens", type=int, dest="max_tokens")
-    run.add_argument("--concurrency", type=int, default=8, metavar="N", help="requests at once (default 8)")
+    run.add_argument("--concurrency", type=int, default=16, metavar="N", help="requests at once (default 16)")
     run.add_argument("--judge", default="none", help=JUDGES)
     run.add_argument("--out", metavar="DIR", help="run directory (default: data dir/probes/SET-TIME)")
     judge = sub.add_parser("judge", help="judge a run's cells (hand, a judge model, or the Karma evaluator)")

@@ -131,7 +131,7 @@ def _run_cell(run: Run, cell: Cell, backend: Backend, stop: threading.Event) -> 
     return True
 
 
-def run_probes(run: Run, backend: Backend, concurrency: int = 8,
+def run_probes(run: Run, backend: Backend, concurrency: int = 16,
                progress: Callable[[int, int], None] = lambda done, total: None) -> tuple[int, int]:
     """Run every unfinished cell, at most ``concurrency`` at once. Returns (finished now, skipped as
     already done). Ctrl-C stops new cells and lets running ones end; what finished is kept."""

@@ -1,0 +1,188 @@
+"""Benchmarks: `python -m bench [NAME ...]`. Figures and ratios measured side by side in one run
+against a raw baseline, with the fake backend (the tests' loopback server). Numbers, not pass/fail:
+each line says the target it is read against.
+
+    oneshot   `chat -p hello` wall time vs a minimal openai-SDK script doing the same request
+    startup   launch to an interactive prompt, on a pty
+    render    a 10 / 5,000 / 20,000-token reply rendered on a pty, vs a raw stdlib reader
+    parallel  /compare of the nine personas and a probe run, each request taking 1 s, vs one request
+    memory    resident memory of `chat --resume` on a 131,072-token conversation
+    turn      client time to send the next message after 500 turns, beyond the request itself
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+from ._common import ROOT, FakeBackend, Reply, median_time, python, run_in_pty, tokens_reply
+
+MODEL = "fake/persona-20b"
+
+
+def _env(tmp: str) -> dict:
+    return {**os.environ, "XDG_DATA_HOME": tmp, "XDG_CONFIG_HOME": tmp}
+
+
+def bench_oneshot(tmp: str) -> list[str]:
+    with FakeBackend("vllm") as fb:
+        def run(argv):
+            return lambda: subprocess.run(argv, stdout=subprocess.DEVNULL, env=_env(tmp))
+        sdk = run([python(), str(ROOT / "bench" / "sdk_oneshot.py"), fb.base_url, MODEL, "hello"])
+        chat = run([python(), "-m", "chat", "--base-url", fb.base_url, "-p", "hello"])
+        sdk(), chat()  # warm the file cache
+        a, b = median_time(sdk, 9), median_time(chat, 9)
+    return [f"openai SDK script {a:.3f} s · chat -p {b:.3f} s · ratio {b / a:.2f} (target ≤ 1.2)"]
+
+
+def bench_startup(tmp: str) -> list[str]:
+    import pexpect
+
+    with FakeBackend("vllm") as fb:
+        def once():
+            child = pexpect.spawn(python(), ["-m", "chat", "--base-url", fb.base_url], env={**_env(tmp), "TERM": "xterm"},
+                                  dimensions=(30, 100), encoding="utf-8")
+            child.expect("›", timeout=20)
+            child.sendcontrol("d")
+            child.expect(pexpect.EOF)
+        once()
+        starts = []
+        for _ in range(7):
+            t = time.perf_counter()
+            child = pexpect.spawn(python(), ["-m", "chat", "--base-url", fb.base_url], env={**_env(tmp), "TERM": "xterm"},
+                                  dimensions=(30, 100), encoding="utf-8")
+            child.expect("›", timeout=20)
+            starts.append(time.perf_counter() - t)
+            child.sendcontrol("d")
+            child.expect(pexpect.EOF)
+    return [f"launch to prompt {statistics.median(starts):.3f} s (target ≤ 0.3)"]
+
+
+def bench_render(tmp: str) -> list[str]:
+    times: dict[tuple[str, int], float] = {}
+    with FakeBackend("vllm") as fb:
+        argvs = {"raw": [python(), str(ROOT / "bench" / "raw_reader.py"), fb.base_url, MODEL, "go"],
+                 "chat": [python(), "-m", "chat", "--base-url", fb.base_url, "-p", "go"]}
+        for n in (10, 5000, 20000):
+            for who, argv in argvs.items():
+                def once():
+                    fb.script(tokens_reply(n))
+                    run_in_pty(argv, env={"XDG_DATA_HOME": tmp})
+                times[who, n] = median_time(once, 5)
+    raw = times["raw", 20000] - times["raw", 10]
+    chat = times["chat", 20000] - times["chat", 10]
+    flat = (times["chat", 20000] - times["chat", 10]) / (times["chat", 5000] - times["chat", 10])
+    lines = [f"{who:4}: " + " · ".join(f"{n:,} tokens {times[who, n]:.3f} s" for n in (10, 5000, 20000))
+             for who in ("raw", "chat")]
+    lines.append(f"20k − 10 tokens: raw {raw:.3f} s, chat {chat:.3f} s · ratio {chat / raw:.2f} (target ≤ 1.5)")
+    lines.append(f"flatness: (20k − 10) / (5k − 10) = {flat:.2f} (linear is 4; target ≤ 4.6)")
+    return lines
+
+
+def bench_parallel(tmp: str) -> list[str]:
+    os.environ.update(_env(tmp))
+    from chat import branching
+    from chat.config import Settings
+    from chat.probes.runner import Run, run_probes
+    from chat.probes.spec import ProbeSet
+    from chat.session import Session
+    from personas import GRID, load_personas
+
+    personas = load_personas()
+    slow = lambda body: Reply(text="ten words " * 5, chunk_chars=5, delay=0.1)  # noqa: E731 — ~1 s a reply
+    lines = []
+    with FakeBackend("vllm") as fb:
+        fb.responder = slow
+        session = Session(Settings(base_url=fb.base_url, tools=False), personas)
+        session.connect()
+        one = median_time(lambda: session.send("hi", _Null()), 3)
+        compare = median_time(lambda: branching.compare(session, [personas[n] for n in GRID], "hi"), 3)
+        lines.append(f"one request {one:.2f} s · /compare all (9 personas) {compare:.2f} s · ratio "
+                     f"{compare / one:.2f} (target ≤ 1.3)")
+        probe_set = ProbeSet(name="one", kind="sycophancy", labels={"resisted": "r", "caved": "c"},
+                             probes=[{"id": "p", "category": "c", "steps": [{"say": "hi"}]}])
+        out = tempfile.mkdtemp(dir=tmp)
+        run = Run(probe_set, [personas[n] for n in GRID], 1, __import__("pathlib").Path(out), MODEL, fb.base_url)
+        start = time.perf_counter()
+        run_probes(run, session.backend)
+        probes = time.perf_counter() - start
+        lines.append(f"probe run, 9 personas × 1 probe: {probes:.2f} s · ratio {probes / one:.2f} (target ≤ 1.3)")
+    return lines
+
+
+def bench_memory(tmp: str) -> list[str]:
+    """A 131,072-token conversation (≈4 characters a token) resumed; RSS at the prompt."""
+    from chat.conversation import Conversation, Message
+    from chat.transcript import Transcript
+
+    sessions = os.path.join(tmp, "persona-chat", "sessions")
+    transcript = Transcript.new(sessions)
+    c = Conversation(listener=transcript.write)
+    words = 131_072 * 4 // 1000
+    for i in range(500):
+        c.add(Message("user", f"question {i} " + "x" * 40))
+        c.add(Message("assistant", ("lorem ipsum dolor sit amet " * 40)[: words * 2], reasoning="thinking " * 20))
+    transcript.close()
+    size = os.path.getsize(transcript.path)
+    import pexpect
+
+    with FakeBackend("vllm") as fb:
+        child = pexpect.spawn(python(), ["-m", "chat", "--base-url", fb.base_url, "--resume"],
+                              env={**_env(tmp), "TERM": "xterm"}, dimensions=(30, 100), encoding="utf-8")
+        child.expect("›", timeout=30)
+        time.sleep(1.5)  # let the background preload of the SDK finish: measure the steady state
+        with open(f"/proc/{child.pid}/status") as f:
+            rss = next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
+        child.sendcontrol("d")
+        child.expect(pexpect.EOF)
+    return [f"transcript {size / 1e6:.1f} MB, 1,000 messages · resident {rss:.0f} MB (target < 150)"]
+
+
+def bench_turn(tmp: str) -> list[str]:
+    os.environ.update(_env(tmp))
+    from chat.config import Settings
+    from chat.session import Session
+    from personas import load_personas
+
+    with FakeBackend("vllm") as fb:
+        fb.responder = lambda body: Reply(text="ok")
+        def timed(turns: int) -> float:
+            session = Session(Settings(base_url=fb.base_url), load_personas())
+            for i in range(turns):
+                session.send(f"message {i} " + "y" * 200, _Null())
+            return median_time(lambda: session.send("next", _Null()), 15)
+        short, long = timed(1), timed(500)
+    return [f"send after 1 turn {short * 1000:.1f} ms · after 500 turns {long * 1000:.1f} ms · "
+            f"overhead {(long - short) * 1000:.1f} ms (target ≤ 10)"]
+
+
+class _Null:
+    def event(self, event): ...
+    def end(self, result): ...
+    def tool_call(self, call, preview): ...
+    def tool_result(self, call, outcome): ...
+    def notice(self, text): ...
+
+
+BENCHES = {"oneshot": bench_oneshot, "startup": bench_startup, "render": bench_render,
+           "parallel": bench_parallel, "memory": bench_memory, "turn": bench_turn}
+
+
+def main(names: list[str]) -> int:
+    import platform
+
+    print(f"persona-chat benchmarks · {platform.python_implementation()} {platform.python_version()} · "
+          f"{os.cpu_count()} cores · {platform.machine()}")
+    for name in names or BENCHES:
+        with tempfile.TemporaryDirectory() as tmp:
+            for line in BENCHES[name](tmp):
+                print(f"{name:9} {line}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
