@@ -127,7 +127,7 @@ class MarkdownStream:
         if self.markdown:
             from rich.markdown import Markdown  # ~0.1 s to import: only once a reply arrives
 
-            return Markdown(text)
+            return Markdown(text, justify="default")  # no padding to the full width: fewer bytes, clean copy
         return Text(text.rstrip("\n"), style=self.style)
 
     def _print(self, text: str) -> None:
@@ -145,14 +145,29 @@ class MarkdownStream:
         if key == self._shown:
             return self._view
         pending = self._ready + self._lines + "".join(self._partial)
-        start = len(pending)
-        for _ in range(height):  # the last lines only: a tail may be one long code block
-            start = pending.rfind("\n", 0, start)
-            if start == -1:
-                break
-        tail = pending[start + 1:]
-        if start != -1 and self._fence is not None:  # the opener scrolled off: keep it rendering as code
+        opener = pending.rfind(self._fence_line + "\n") if self._fence is not None else -1
+        if opener != -1:  # a code block is streaming: shown plain until it is done (no highlighting per frame)
+            code = _last_lines(pending[opener + len(self._fence_line) + 1:], height)
+            head = _last_lines(pending[:opener], max(0, height - code.count("\n") - 1))
+            from rich.console import Group
+
+            self.tail_renders += 1
+            parts = [self._render(head)] if head.strip() else []
+            self._shown, self._view = key, Group(*parts, Text(code, style="dim"))
+            return self._view
+        tail = _last_lines(pending, height)
+        if len(tail) < len(pending) and self._fence is not None:  # keep rendering it as code
             tail = self._fence_line + "\n" + tail
         self.tail_renders += 1
         self._shown, self._view = key, self._render(tail)
         return self._view
+
+
+def _last_lines(text: str, count: int) -> str:
+    """The last ``count`` lines of ``text``, found from the end (a tail may be one long block)."""
+    start = len(text)
+    for _ in range(count):
+        start = text.rfind("\n", 0, start)
+        if start == -1:
+            return text
+    return text[start + 1:]

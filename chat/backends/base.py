@@ -10,7 +10,7 @@ from typing import Protocol
 from ..conversation import Message
 from ..errors import ChatError, HTTPError, StreamError, from_error_body, translate
 from ..events import Event
-from .sse import iter_sse
+from .sse import iter_lines, iter_sse
 
 __all__ = ["Backend", "Request", "ToolSpec", "in_band_error", "load_json", "open_sse"]
 
@@ -50,7 +50,7 @@ def open_sse(create, **kwargs) -> Iterator[tuple[str | None, str]]:
     server-sent events; every failure comes out translated into the ChatError tree."""
     try:
         with create(**kwargs) as response:
-            yield from iter_sse(response.iter_lines())
+            yield from iter_sse(iter_lines(response.http_response.iter_bytes()))
     except ChatError:
         raise
     except Exception as exc:  # the SDK's, httpx2's and the OS's errors: translated in one place

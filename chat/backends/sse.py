@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-__all__ = ["iter_sse"]
+__all__ = ["iter_lines", "iter_sse"]
 
 
 def iter_sse(lines: Iterable[str]) -> Iterator[tuple[str | None, str]]:
@@ -25,3 +25,17 @@ def iter_sse(lines: Iterable[str]) -> Iterator[tuple[str | None, str]]:
         # ":" comments, "id:" and "retry:" carry nothing we use
     if data:
         yield event, "\n".join(data)
+
+
+def iter_lines(chunks: Iterable[bytes]) -> Iterator[str]:
+    """Lines from a byte stream, split in bulk (cheaper than httpx2's per-character line decoder)."""
+    buffer = b""
+    for chunk in chunks:
+        buffer += chunk
+        if b"\n" not in chunk:
+            continue
+        *lines, buffer = buffer.split(b"\n")
+        for line in lines:
+            yield line.decode("utf-8", "replace").rstrip("\r")
+    if buffer:
+        yield buffer.decode("utf-8", "replace").rstrip("\r")
