@@ -72,7 +72,7 @@ def bench_render(tmp: str) -> list[str]:
                 def once():
                     fb.script(tokens_reply(n))
                     run_in_pty(argv, env={"XDG_DATA_HOME": tmp})
-                times[who, n] = median_time(once, 5)
+                times[who, n] = median_time(once, 9)
     raw = times["raw", 20000] - times["raw", 10]
     chat = times["chat", 20000] - times["chat", 10]
     flat = (times["chat", 20000] - times["chat", 10]) / (times["chat", 5000] - times["chat", 10])
