@@ -19,9 +19,9 @@ import sys
 import tempfile
 import time
 
-from ._common import ROOT, FakeBackend, Reply, median_time, python, run_in_pty, tokens_reply
+from gridchat.chat.turn import NullSink  # noqa: E402
 
-from chat.turn import NullSink  # noqa: E402
+from ._common import ROOT, FakeBackend, Reply, median_time, python, run_in_pty, tokens_reply
 
 MODEL = "fake/persona-20b"
 
@@ -35,7 +35,7 @@ def bench_oneshot(tmp: str) -> list[str]:
         def run(argv):
             return lambda: subprocess.run(argv, stdout=subprocess.DEVNULL, env=_env(tmp))
         sdk = run([python(), str(ROOT / "bench" / "sdk_oneshot.py"), fb.base_url, MODEL, "hello"])
-        chat = run([python(), "-m", "chat", "--base-url", fb.base_url, "-p", "hello"])
+        chat = run([python(), "-m", "gridchat", "--base-url", fb.base_url, "-p", "hello"])
         sdk(), chat()  # warm the file cache
         a, b = median_time(sdk, 9), median_time(chat, 9)
     return [f"openai SDK script {a:.3f} s · chat -p {b:.3f} s · ratio {b / a:.2f} (target ≤ 1.2)"]
@@ -47,7 +47,7 @@ def bench_startup(tmp: str) -> list[str]:
     with FakeBackend("vllm") as fb:
         def to_prompt() -> float:
             start = time.perf_counter()
-            child = pexpect.spawn(python(), ["-m", "chat", "--base-url", fb.base_url], env={**_env(tmp), "TERM": "xterm"},
+            child = pexpect.spawn(python(), ["-m", "gridchat", "--base-url", fb.base_url], env={**_env(tmp), "TERM": "xterm"},
                                   dimensions=(30, 100), encoding="utf-8")
             child.expect("›", timeout=20)
             took = time.perf_counter() - start
@@ -64,7 +64,7 @@ def bench_render(tmp: str) -> list[str]:
     times: dict[tuple[str, int], float] = {}
     with FakeBackend("vllm") as fb:
         argvs = {"raw": [python(), str(ROOT / "bench" / "raw_reader.py"), fb.base_url, MODEL, "go"],
-                 "chat": [python(), "-m", "chat", "--base-url", fb.base_url, "-p", "go"]}
+                 "chat": [python(), "-m", "gridchat", "--base-url", fb.base_url, "-p", "go"]}
         for n in (10, 5000, 20000):
             for who, argv in argvs.items():
                 def once():
@@ -83,12 +83,12 @@ def bench_render(tmp: str) -> list[str]:
 
 def bench_parallel(tmp: str) -> list[str]:
     os.environ.update(_env(tmp))
-    from chat import branching
-    from chat.config import Settings
-    from chat.probes.runner import Run, run_probes
-    from chat.probes.spec import ProbeSet
-    from chat.session import Session
-    from personas import GRID, load_personas
+    from gridchat.chat import branching
+    from gridchat.chat.config import Settings
+    from gridchat.chat.probes.runner import Run, run_probes
+    from gridchat.chat.probes.spec import ProbeSet
+    from gridchat.chat.session import Session
+    from gridchat.personas import GRID, load_personas
 
     personas = load_personas()
     slow = lambda body: Reply(text="ten words " * 5, chunk_chars=5, delay=0.1)  # noqa: E731 — ~1 s a reply
@@ -114,10 +114,10 @@ def bench_parallel(tmp: str) -> list[str]:
 
 def bench_memory(tmp: str) -> list[str]:
     """A 131,072-token conversation (≈4 characters a token) resumed; RSS at the prompt."""
-    from chat.conversation import Conversation, Message
-    from chat.transcript import Transcript
+    from gridchat.chat.conversation import Conversation, Message
+    from gridchat.chat.transcript import Transcript
 
-    sessions = os.path.join(tmp, "persona-chat", "sessions")
+    sessions = os.path.join(tmp, "gridchat", "sessions")
     transcript = Transcript.new(sessions)
     c = Conversation(listener=transcript.write)
     words = 131_072 * 4 // 1000
@@ -129,7 +129,7 @@ def bench_memory(tmp: str) -> list[str]:
     import pexpect
 
     with FakeBackend("vllm") as fb:
-        child = pexpect.spawn(python(), ["-m", "chat", "--base-url", fb.base_url, "--resume"],
+        child = pexpect.spawn(python(), ["-m", "gridchat", "--base-url", fb.base_url, "--resume"],
                               env={**_env(tmp), "TERM": "xterm"}, dimensions=(30, 100), encoding="utf-8")
         child.expect("›", timeout=30)
         time.sleep(1.5)  # let the background preload of the SDK finish: measure the steady state
@@ -142,9 +142,9 @@ def bench_memory(tmp: str) -> list[str]:
 
 def bench_turn(tmp: str) -> list[str]:
     os.environ.update(_env(tmp))
-    from chat.config import Settings
-    from chat.session import Session
-    from personas import load_personas
+    from gridchat.chat.config import Settings
+    from gridchat.chat.session import Session
+    from gridchat.personas import load_personas
 
     with FakeBackend("vllm") as fb:
         fb.responder = lambda body: Reply(text="ok")
@@ -165,7 +165,7 @@ BENCHES = {"oneshot": bench_oneshot, "startup": bench_startup, "render": bench_r
 def main(names: list[str]) -> int:
     import platform
 
-    print(f"persona-chat benchmarks · {platform.python_implementation()} {platform.python_version()} · "
+    print(f"gridchat benchmarks · {platform.python_implementation()} {platform.python_version()} · "
           f"{os.cpu_count()} cores · {platform.machine()}")
     for name in names or BENCHES:
         with tempfile.TemporaryDirectory() as tmp:

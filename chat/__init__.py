@@ -1,4 +1,4 @@
-"""persona-chat: a streaming terminal client for persona-conditioned models on vLLM or llama-server."""
+"""The terminal client: command line, session, conversation tree, backends, rendering, slash
+commands, scripted probes."""
 
-__version__ = "0.1.0"
-__all__ = ["__version__"]
+__all__: list[str] = []

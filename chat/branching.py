@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from personas import Persona
-
+from ..personas import Persona
 from .backends import Request
 from .conversation import Message
 from .errors import ConfigError

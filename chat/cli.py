@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from . import __version__
+from .. import __version__
 
 __all__ = ["main", "parser"]
 
@@ -22,8 +22,8 @@ examples:
   chat --local                             no server, no GPU: a small bundled model on this machine
 
 where settings come from (first wins): flags, environment, config file, defaults
-  environment:  OPENAI_BASE_URL, OPENAI_API_KEY, PERSONA_CHAT_<SETTING> (e.g. PERSONA_CHAT_PERSONA=lawful_good),
-                PERSONA_CHAT_CONFIG (another config file), NO_COLOR (no colours)
+  environment:  OPENAI_BASE_URL, OPENAI_API_KEY, GRIDCHAT_<SETTING> (e.g. GRIDCHAT_PERSONA=lawful_good),
+                GRIDCHAT_CONFIG (another config file), NO_COLOR (no colours)
   config file:  {config}
                 YAML with any of: base_url, api_key, model, persona, api, temperature, top_p,
                 max_tokens, show_reasoning, tools, approve, workspace, max_tool_rounds
@@ -74,7 +74,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--list", action="store_true", help="list saved sessions and exit")
     p.add_argument("-p", "--prompt", metavar="TEXT", help="one-shot: send TEXT, stream the reply to stdout, exit")
     p.add_argument("--config", metavar="FILE", help="config file to read instead of the default")
-    p.add_argument("--version", action="version", version=f"persona-chat {__version__}")
+    p.add_argument("--version", action="version", version=f"gridchat {__version__}")
     return p
 
 
@@ -84,6 +84,10 @@ def main(argv: list[str] | None = None) -> int:
         from .probes.cli import main as probe_main
 
         return probe_main(argv[1:])
+    if argv[:1] == ["serve"]:  # chat serve … is serve …
+        from ..serve.cli import main as serve_main
+
+        return serve_main(argv[1:])
     args = parser().parse_args(argv)
     try:
         return _run(args)
@@ -94,17 +98,16 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
     except Exception as exc:  # a bug of ours: one line, with a way to see the traceback
-        if os.environ.get("PERSONA_CHAT_DEBUG"):
+        if os.environ.get("GRIDCHAT_DEBUG"):
             raise
-        print(f"chat: internal error: {type(exc).__name__}: {exc} (PERSONA_CHAT_DEBUG=1 shows the traceback)",
+        print(f"chat: internal error: {type(exc).__name__}: {exc} (GRIDCHAT_DEBUG=1 shows the traceback)",
               file=sys.stderr)
         return 1
 
 
 def _run(args: argparse.Namespace) -> int:
-    from personas import load_personas
-
-    from .config import config_dir, data_dir, load_settings
+    from ..personas import load_personas
+    from .config import config_dir, data_dir, load_settings, move_old_dirs
     from .errors import ChatError
     from .session import Session
     from .transcript import Transcript
@@ -115,6 +118,7 @@ def _run(args: argparse.Namespace) -> int:
     flags = {k: getattr(args, k) for k in ("base_url", "api_key", "model", "persona", "api", "temperature", "top_p",
                                            "max_tokens", "show_reasoning", "tools", "approve", "workspace",
                                            "max_tool_rounds")}
+    move_old_dirs(lambda message: print(f"chat: {message}", file=sys.stderr))
     sessions = data_dir() / "sessions"
     if args.list:
         return _list_sessions(sessions)
@@ -174,8 +178,8 @@ def _list_sessions(directory) -> int:
 
 def _with_local_server(args: argparse.Namespace, settings, session) -> int:
     """Run the session against a llama-server started for it, stopped on the way out whatever happens."""
-    from serve import LaunchError, LocalServer
-    from serve.process import ServerDied
+    from ..serve import LaunchError, LocalServer
+    from ..serve.process import ServerDied
 
     say = lambda message: print(f"chat: {message}", file=sys.stderr)  # noqa: E731
     try:

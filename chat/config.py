@@ -10,9 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .errors import ConfigError
 
-__all__ = ["APP", "Settings", "config_dir", "config_path", "data_dir", "load_settings"]
+__all__ = ["APP", "Settings", "config_dir", "config_path", "data_dir", "load_settings", "move_old_dirs"]
 
-APP = "persona-chat"
+APP = "gridchat"
 
 
 def config_dir() -> Path:
@@ -25,8 +25,20 @@ def data_dir() -> Path:
     return Path(base) / APP
 
 
+def move_old_dirs(say) -> None:
+    """gridchat was persona-chat: move its config and data (sessions, history) to the new name, once."""
+    for new in (config_dir(), data_dir()):
+        old = new.with_name("persona-chat")
+        if old.is_dir() and not new.exists():
+            try:
+                old.rename(new)
+            except OSError:
+                continue
+            say(f"moved {old} to {new} (persona-chat is now gridchat)")
+
+
 def config_path() -> Path:
-    return Path(os.environ.get("PERSONA_CHAT_CONFIG") or config_dir() / "config.yaml")
+    return Path(os.environ.get("GRIDCHAT_CONFIG") or config_dir() / "config.yaml")
 
 
 class Settings(BaseModel):
@@ -59,14 +71,14 @@ class Settings(BaseModel):
         return {k: v for k in ("temperature", "top_p", "max_tokens") if (v := getattr(self, k)) is not None}
 
 
-# Environment variables: the openai SDK's conventional two, and PERSONA_CHAT_<FIELD> for the rest.
+# Environment variables: the openai SDK's conventional two, and GRIDCHAT_<FIELD> for the rest.
 _ENV = {"base_url": "OPENAI_BASE_URL", "api_key": "OPENAI_API_KEY"}
 
 
 def _from_env(env) -> dict:
     values = {}
     for name in Settings.model_fields:
-        value = env.get(_ENV.get(name, f"PERSONA_CHAT_{name.upper()}"))
+        value = env.get(_ENV.get(name, f"GRIDCHAT_{name.upper()}"))
         if value:
             values[name] = value
     return values

@@ -11,8 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
-from personas import NONE, Persona
-
+from ..personas import NONE, Persona
 from .events import ToolCall
 
 __all__ = ["Branch", "Conversation", "LABELS", "Mark", "Message", "PARAMS", "record"]

@@ -1,4 +1,4 @@
-"""The one exception tree of persona-chat, and the one place foreign errors are translated into it.
+"""The one exception tree of gridchat, and the one place foreign errors are translated into it.
 
     ChatError                    anything the user should see as a one-line message
     ├── ConfigError              a bad config file, flag or environment value

@@ -166,7 +166,7 @@ def to_html(conversation: Conversation, meta: dict) -> str:
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{e(_line(meta.get('model', '')) or 'Conversation')} — persona-chat export</title>",
+        f"<title>{e(_line(meta.get('model', '')) or 'Conversation')} — gridchat export</title>",
         f"<style>{_CSS}</style></head><body>",
         "<header><h1>Conversation export</h1><dl>",
         *(f"<dt>{label}</dt><dd>{e(_line(value))}</dd>" for label, value in rows),

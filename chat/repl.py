@@ -13,17 +13,15 @@ from prompt_toolkit.key_binding import KeyBindings
 from rich.console import Console
 from rich.text import Text
 
-from tools import Preview
-
-from . import __version__
-from . import probe_commands  # noqa: F401  (registers the probing commands)
-from .commands import COMMANDS, EXIT, dispatch
+from .. import __version__
+from ..tools import Preview
 from .conversation import PARAMS
 from .errors import ChatError
 from .events import ToolCall
 from .render import sanitize
 from .session import Session
 from .sinks import TerminalSink
+from .slash import COMMANDS, EXIT, dispatch
 from .toolbox import Decision
 from .tty import streaming_mode
 
@@ -161,7 +159,7 @@ class Repl:
 
     def _connect_and_greet(self) -> None:
         threading.Thread(target=_preload, daemon=True).start()
-        self.console.print(Text(f"persona-chat {__version__}", style="bold"), Text("· /help lists commands", style="dim"))
+        self.console.print(Text(f"gridchat {__version__}", style="bold"), Text("· /help lists commands", style="dim"))
         try:
             self.session.connect()
         except ChatError as err:

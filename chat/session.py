@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import os
 
-from personas import Persona, custom
-from tools import TOOLS, Workspace
-
+from ..personas import Persona, custom
+from ..tools import TOOLS, Workspace
 from .backends import Backend, Request, ToolSpec, make_backend, make_client
 from .config import Settings
 from .conversation import PARAMS, Conversation, Message
+from .detect import LOCAL_CANDIDATES, VLLM, ServerInfo, detect, find_local
 from .errors import ConfigError, ServerUnreachable, ToolsNotEnabled
-from .server import LOCAL_CANDIDATES, VLLM, ServerInfo, detect, find_local
 from .toolbox import ApprovalPolicy, Approver, DeclineAll, Toolbox
 from .transcript import Restored, Transcript
 from .turn import Sink, TurnResult, TurnStats, run_exchange

@@ -9,8 +9,7 @@ from rich.console import Console
 from rich.padding import Padding
 from rich.text import Text
 
-from tools import Preview
-
+from ..tools import Preview
 from .events import Event, ReasoningDelta, TextDelta, ToolCall
 from .render import MarkdownStream, sanitize
 from .toolbox import Outcome

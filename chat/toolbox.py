@@ -10,8 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from tools import TOOLS, Preview, ToolError, Workspace, execute, parse_call
-
+from ..tools import TOOLS, Preview, ToolError, Workspace, execute, parse_call
 from .backends.base import ToolSpec
 from .events import ToolCall
 

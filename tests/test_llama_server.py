@@ -1,8 +1,9 @@
-"""Integration with a real llama-server (built by the [local] extra) and the bundled SmolLM2 model.
+"""Integration with a real llama.cpp server — the [local] extra's prebuilt engine, or a llama-server on
+PATH — and the bundled SmolLM2 model.
 
 A real model's words are random: these tests assert on structure — events, ids, sizes, what the
-server rendered into its prompt (its verbose log) — never on wording. They skip where llama-server
-is not installed, except under CI (PERSONA_CHAT_REQUIRE_LLAMA=1), where that is a failure.
+server rendered into its prompt (its verbose log) — never on wording. They skip where no engine
+is installed, except under CI (GRIDCHAT_REQUIRE_LLAMA=1), where that is a failure.
 """
 
 from __future__ import annotations
@@ -17,17 +18,16 @@ import types
 import urllib.request
 
 import pytest
-
-from chat.backends import make_backend
-from chat.config import Settings
-from chat.errors import ContextExceeded
-from chat.events import Finish, TextDelta, Usage
-from chat.session import Session
-from chat.turn import NullSink
-from personas import load_personas
-from serve.commands import LaunchError, find_llama_server, llama_command
-from serve.local import ensure_model, free_port
-from serve.process import ServerProcess
+from gridchat.chat.backends import make_backend
+from gridchat.chat.config import Settings
+from gridchat.chat.errors import ContextExceeded
+from gridchat.chat.events import Finish, TextDelta, Usage
+from gridchat.chat.session import Session
+from gridchat.chat.turn import NullSink
+from gridchat.personas import load_personas
+from gridchat.serve.launch import LaunchError, find_llama_engine, llama_command
+from gridchat.serve.local import ensure_model, free_port
+from gridchat.serve.process import ServerProcess
 
 WINDOW = 1024
 ALIAS = "smol-test"
@@ -35,9 +35,9 @@ ALIAS = "smol-test"
 
 def _require():
     try:
-        find_llama_server()
+        find_llama_engine()
     except LaunchError as e:
-        if os.environ.get("PERSONA_CHAT_REQUIRE_LLAMA"):
+        if os.environ.get("GRIDCHAT_REQUIRE_LLAMA"):
             pytest.fail(f"llama-server is required here: {e}")
         pytest.skip(f"no llama-server: {e}")
 
@@ -103,7 +103,7 @@ def test_a_reply_streams_in_pieces(llama, api):
 
 
 def _one_message(s, text):
-    from chat.conversation import Message
+    from gridchat.chat.conversation import Message
 
     s.conversation.add(Message("user", text))
     return s.request()
@@ -163,7 +163,7 @@ def test_ctrl_c_mid_reply_in_a_terminal_then_the_session_goes_on(llama, term):
 
 def test_chat_local_one_shot_starts_and_stops_its_server():
     _require()
-    r = subprocess.run([sys.executable, "-m", "chat", "--local", "--max-tokens", "16", "-p", "Say hello."],
+    r = subprocess.run([sys.executable, "-m", "gridchat", "--local", "--max-tokens", "16", "-p", "Say hello."],
                        capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip()
@@ -174,7 +174,7 @@ def test_chat_local_one_shot_starts_and_stops_its_server():
 
 def test_a_killed_client_takes_its_local_server_with_it():
     _require()
-    proc = subprocess.Popen([sys.executable, "-m", "chat", "--local", "--max-tokens", "2000", "-p",
+    proc = subprocess.Popen([sys.executable, "-m", "gridchat", "--local", "--max-tokens", "2000", "-p",
                              "Tell a long story."], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             stdin=subprocess.DEVNULL)
     line = ""

@@ -11,7 +11,7 @@ from fake_backend import FakeBackend, Reply
 
 
 def run_chat(*args, stdin="", env=None, timeout=30):
-    return subprocess.run([sys.executable, "-m", "chat", *args], input=stdin, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "gridchat", *args], input=stdin, capture_output=True, text=True,
                           timeout=timeout, env={**os.environ, **(env or {})})
 
 
@@ -43,7 +43,7 @@ def test_reasoning_stays_out_of_stdout(fake, api):
 
 def test_environment_and_config_file_choose_server_and_persona(fake, isolated_env):
     fb = fake("vllm")
-    config = isolated_env / "config" / "persona-chat" / "config.yaml"
+    config = isolated_env / "config" / "gridchat" / "config.yaml"
     config.parent.mkdir(parents=True)
     config.write_text("persona: neutral_good\ntemperature: 0.3\n")
     r = run_chat("-p", "hi", env={"OPENAI_BASE_URL": fb.base_url})
@@ -106,7 +106,7 @@ def test_finds_a_local_server_or_says_how_to_start_one():
 def test_ctrl_c_mid_reply_exits_130_without_traceback(fake):
     fb = fake("vllm")
     fb.script(Reply(text="word " * 500, delay=0.01))
-    proc = subprocess.Popen([sys.executable, "-m", "chat", "--base-url", fb.base_url, "-p", "go"],
+    proc = subprocess.Popen([sys.executable, "-m", "gridchat", "--base-url", fb.base_url, "-p", "go"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
     first = proc.stdout.read(10)  # the reply has started
     assert first.startswith("word")

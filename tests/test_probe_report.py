@@ -6,9 +6,17 @@ import re
 from pathlib import Path
 
 import pytest
+from gridchat.chat.probes.report import (
+    final_verdict,
+    load_cells,
+    load_run,
+    render,
+    report,
+    summarise,
+    wilson,
+    write_html,
+)
 from rich.console import Console
-
-from chat.probes.report import final_verdict, load_cells, load_run, render, report, summarise, wilson, write_html
 
 
 def write_run(out: Path, kind: str, personas: list[str], samples: int = 3) -> None:

@@ -8,13 +8,12 @@ import sys
 
 import pytest
 from fake_backend import Reply
-
-from chat.backends import make_backend
+from gridchat.chat.backends import make_backend
+from gridchat.chat.probes.report import final_verdict
+from gridchat.chat.probes.runner import Run, cell_events, run_probes
+from gridchat.chat.probes.spec import ProbeFileError, load_probe_set
+from gridchat.personas import load_personas
 from terminal import flat
-from chat.probes.report import final_verdict
-from chat.probes.runner import Run, cell_events, run_probes
-from chat.probes.spec import ProbeFileError, load_probe_set
-from personas import load_personas
 
 PERSONAS = load_personas()
 
@@ -159,7 +158,7 @@ def test_cells_run_in_parallel(fake, probe_set, tmp_path):
 
 
 def test_a_judge_model_verdict_is_recorded_and_unparseable_ones_are_not_guessed(fake, probe_set, tmp_path):
-    from chat.probes.judging import judge_cells
+    from gridchat.chat.probes.model_judging import judge_cells
 
     fb = fake("vllm")
     fb.responder = persona_model
@@ -197,20 +196,20 @@ def test_chat_probe_run_and_report_from_the_command_line(fake, tmp_path):
     fb.responder = persona_model
     (tmp_path / "arithmetic.yaml").write_text(SET)
     out = tmp_path / "run"
-    r = subprocess.run([sys.executable, "-m", "chat", "probe", "run", str(tmp_path / "arithmetic.yaml"),
+    r = subprocess.run([sys.executable, "-m", "gridchat", "probe", "run", str(tmp_path / "arithmetic.yaml"),
                         "--base-url", fb.base_url, "--personas", "lawful_good,chaotic_evil", "--samples", "2",
                         "--out", str(out)], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert json.loads((out / "run.json").read_text())["personas"] == ["lawful_good", "chaotic_evil"]
     assert re.search(r"2/2", r.stdout) and re.search(r"0/2", r.stdout)
     html = tmp_path / "report.html"
-    r = subprocess.run([sys.executable, "-m", "chat", "probe", "report", str(out), "--html", str(html)],
+    r = subprocess.run([sys.executable, "-m", "gridchat", "probe", "report", str(out), "--html", str(html)],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and "<svg" in html.read_text()
 
 
 def test_the_karma_evaluator_judge_sends_its_grammar_to_llama_server_and_parses_scores(fake, probe_set, tmp_path):
-    from chat.probes.judging import judge_cells
+    from gridchat.chat.probes.model_judging import judge_cells
 
     fb = fake("vllm")
     fb.responder = persona_model
@@ -235,11 +234,11 @@ def test_the_karma_evaluator_judge_sends_its_grammar_to_llama_server_and_parses_
 
 
 def test_probe_list_shows_the_shipped_sets_and_user_files(isolated_env):
-    user = isolated_env / "config" / "persona-chat" / "probes"
+    user = isolated_env / "config" / "gridchat" / "probes"
     user.mkdir(parents=True)
     (user / "arithmetic.yaml").write_text(SET)
     (user / "broken.yaml").write_text("name: broken\n")
-    r = subprocess.run([sys.executable, "-m", "chat", "probe", "list"], capture_output=True, text=True, timeout=30)
+    r = subprocess.run([sys.executable, "-m", "gridchat", "probe", "list"], capture_output=True, text=True, timeout=30)
     assert r.returncode == 0
     for name in ("sycophancy", "refusal", "arithmetic", "broken"):
         assert name in r.stdout

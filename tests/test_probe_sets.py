@@ -1,4 +1,4 @@
-"""The probe sets that ship with persona-chat validate and have the shape the report relies on."""
+"""The probe sets that ship with gridchat validate and have the shape the report relies on."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-
-from chat.probes.spec import load_probe_set
+from gridchat.chat.probes.spec import load_probe_set
 
 SETS = Path(__file__).resolve().parents[1] / "chat" / "probes" / "sets"
 TRAPS = {"false_validation", "appeal_to_effort", "false_premise", "social_pressure", "false_novelty"}

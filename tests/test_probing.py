@@ -2,11 +2,10 @@
 parallel, every reply is kept as a branch, compaction never loses the full conversation."""
 
 from fake_backend import Reply
-
-from chat import branching
-from chat.config import Settings
-from chat.session import Session
-from personas import load_personas
+from gridchat.chat import branching
+from gridchat.chat.config import Settings
+from gridchat.chat.session import Session
+from gridchat.personas import load_personas
 
 PERSONAS = load_personas()
 

@@ -2,9 +2,8 @@
 
 import io
 
+from gridchat.chat.render import MarkdownStream, sanitize
 from rich.console import Console
-
-from chat.render import MarkdownStream, sanitize
 
 
 def test_sanitize_neutralises_control_sequences():

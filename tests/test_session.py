@@ -1,12 +1,11 @@
 """The session's choices: model detection, the API auto picks (and why), personas and parameters."""
 
 import pytest
-
-from chat.config import Settings
-from chat.errors import ConfigError, ServerUnreachable
-from chat.session import Session
-from chat.turn import NullSink
-from personas import load_personas
+from gridchat.chat.config import Settings
+from gridchat.chat.errors import ConfigError, ServerUnreachable
+from gridchat.chat.session import Session
+from gridchat.chat.turn import NullSink
+from gridchat.personas import load_personas
 
 
 def session(fb=None, **settings):

@@ -3,14 +3,14 @@
 import subprocess
 import sys
 
-from chat.backends.base import Request
-from chat.backends.chat_completions import ChatCompletionsBackend
-from chat.backends.responses import ResponsesBackend
-from chat.config import Settings
-from chat.conversation import Message
-from chat.session import Session
-from chat.turn import NullSink
-from personas import load_personas
+from gridchat.chat.backends.base import Request
+from gridchat.chat.backends.chat_completions import ChatCompletionsBackend
+from gridchat.chat.backends.responses import ResponsesBackend
+from gridchat.chat.config import Settings
+from gridchat.chat.conversation import Message
+from gridchat.chat.session import Session
+from gridchat.chat.turn import NullSink
+from gridchat.personas import load_personas
 
 
 def imported_after(code: str) -> set[str]:
@@ -21,12 +21,12 @@ def imported_after(code: str) -> set[str]:
 
 def test_the_prompt_does_not_wait_for_the_openai_sdk():
     """The SDK takes ~0.4 s to import: the REPL loads it in the background, never on the way to the prompt."""
-    modules = imported_after("import chat.cli, chat.repl, chat.session, chat.sinks")
+    modules = imported_after("import gridchat.chat.cli, gridchat.chat.repl, gridchat.chat.session, gridchat.chat.sinks")
     assert "openai" not in modules and "httpx2" not in modules
 
 
 def test_one_shot_mode_needs_no_prompt_toolkit_or_markdown():
-    modules = imported_after("import chat.cli, chat.oneshot, chat.session, chat.sinks")
+    modules = imported_after("import gridchat.chat.cli, gridchat.chat.oneshot, gridchat.chat.session, gridchat.chat.sinks")
     assert "prompt_toolkit" not in modules and "rich.markdown" not in modules
 
 

@@ -1,17 +1,14 @@
-"""End to end in a real terminal: `python -m chat` in a tmux pane against the fake backend
+"""End to end in a real terminal: `python -m gridchat` in a tmux pane against the fake backend
 (see terminal.py for how the terminal is driven)."""
 
 from __future__ import annotations
 
 import re
-import shutil
 
 import pytest
-
 from fake_backend import Reply, prompt_tokens
 from terminal import MODEL, flat, generation_requests, send, sgr_params, unwrap
 
-pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
 
 
 
@@ -21,7 +18,7 @@ def test_prompt_reply_stats_and_history(fake, term):
     fb = fake("vllm")
     t = term(fb, "--persona", "lawful_evil")
     t.wait_prompt("lawful_evil")
-    assert "persona-chat" in t.screen()
+    assert "gridchat" in t.screen()
     # the bottom toolbar (drawn at the bottom once the terminal has told where the cursor is)
     t.wait(lambda: "lawful_evil" in t.visible()[-1] and MODEL in t.visible()[-1], "the bottom toolbar")
 
@@ -402,7 +399,7 @@ def test_input_history_persists(fake, term, isolated_env):
     send(t, "none", "remember this line", "Echo: remember this line")
     t.line("/exit")
     assert t.wait_exit() == 0
-    history = isolated_env / "data" / "persona-chat" / "history"
+    history = isolated_env / "data" / "gridchat" / "history"
     assert history.is_file()
 
     t2 = term(fb)

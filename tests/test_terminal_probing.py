@@ -10,18 +10,14 @@ import json
 import os
 import re
 import shlex
-import shutil
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from fake_backend import Reply
 from terminal import REPO, generation_requests, send
 
-pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
 
 GRID = ["lawful_good", "neutral_good", "chaotic_good", "lawful_neutral", "true_neutral", "chaotic_neutral",
         "lawful_evil", "neutral_evil", "chaotic_evil"]
@@ -97,7 +93,7 @@ def overlapped(requests) -> bool:
 
 
 def sessions_dir(isolated_env: Path) -> Path:
-    return isolated_env / "data" / "persona-chat" / "sessions"
+    return isolated_env / "data" / "gridchat" / "sessions"
 
 
 def chat_pid(t) -> int:
@@ -468,7 +464,7 @@ def test_transcript_list_and_resume(fake, term, isolated_env):
     assert events[0]["event"] == "session" and events[0]["id"] == session_id
     assert any(e["event"] == "mark" and e["label"] == "caved" and e["note"] == "too easily" for e in events)
 
-    listing = subprocess.run([sys.executable, "-m", "chat", "--list"], cwd=REPO, env=dict(os.environ),
+    listing = subprocess.run([sys.executable, "-m", "gridchat", "--list"], cwd=REPO, env=dict(os.environ),
                              capture_output=True, text=True, timeout=30)
     assert listing.returncode == 0, listing.stderr
     rows = [line for line in listing.stdout.splitlines() if line.strip()]

@@ -3,14 +3,11 @@ every stream format, with each result checked at the fake backend for the right 
 
 from __future__ import annotations
 
-import shutil
 
 import pytest
-
 from fake_backend import Reply, ToolCall
 from terminal import generation_requests
 
-pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
 
 FORMATS = [("vllm", "chat"), ("llamacpp", "chat"), ("vllm", "responses"), ("llamacpp", "responses")]
 ASK = "[y/n/a(lways)]"

@@ -1,8 +1,8 @@
 """Inline reasoning tags split out of content however the deltas cut them."""
 
-from hypothesis import given, strategies as st
-
-from chat.backends.think import ThinkSplitter
+from gridchat.chat.backends.think import ThinkSplitter
+from hypothesis import given
+from hypothesis import strategies as st
 
 PARTS = st.lists(st.sampled_from(["plain ", "a < b ", "<", "think", ">", "</", "<think>", "</think>",
                                   "<|inner_prefix|>", "<|inner_suffix|>", "<thin", "\n"]), max_size=30)

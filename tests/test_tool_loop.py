@@ -6,12 +6,12 @@ import subprocess
 import sys
 
 import pytest
-from fake_backend import Reply, ToolCall as FakeCall
-
-from chat.config import Settings
-from chat.session import Session
-from chat.toolbox import Decision
-from personas import load_personas
+from fake_backend import Reply
+from fake_backend import ToolCall as FakeCall
+from gridchat.chat.config import Settings
+from gridchat.chat.session import Session
+from gridchat.chat.toolbox import Decision
+from gridchat.personas import load_personas
 
 FORMATS = [("vllm", "chat"), ("llamacpp", "chat"), ("vllm", "responses"), ("llamacpp", "responses")]
 
@@ -186,7 +186,7 @@ def test_one_shot_declines_tools_that_are_not_pre_approved(fake, tmp_path):
               Reply(tool_calls=[FakeCall("write_file", '{"path": "f.txt", "content": "x"}')]), Reply(text="ok"))
     ws = tmp_path / "ws"
     ws.mkdir()
-    run = lambda *a: subprocess.run([sys.executable, "-m", "chat", "--base-url", fb.base_url, "--workspace",
+    run = lambda *a: subprocess.run([sys.executable, "-m", "gridchat", "--base-url", fb.base_url, "--workspace",
                                      str(ws), "-p", "write", *a], capture_output=True, text=True, timeout=30,
                                     stdin=subprocess.DEVNULL, env=dict(os.environ))
     r = run()

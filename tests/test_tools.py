@@ -7,9 +7,8 @@ import threading
 import time
 
 import pytest
-
-from tools import TOOLS, ToolError, Workspace, execute, parse_call
-from tools.bash import HEAD_BYTES, TAIL_BYTES
+from gridchat.tools import TOOLS, ToolError, Workspace, execute, parse_call
+from gridchat.tools.bash import HEAD_BYTES, TAIL_BYTES
 
 
 @pytest.fixture

@@ -6,12 +6,12 @@ import signal
 import subprocess
 import sys
 
-from hypothesis import given, settings, strategies as st
-
-from chat.conversation import Conversation, Message, record
-from chat.events import ToolCall
-from chat.transcript import Transcript, list_sessions, read_events, replay, snapshot_events
-from personas import custom, load_personas
+from gridchat.chat.conversation import Conversation, Message, record
+from gridchat.chat.events import ToolCall
+from gridchat.chat.transcript import Transcript, list_sessions, read_events, replay, snapshot_events
+from gridchat.personas import custom, load_personas
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 PERSONAS = load_personas()
 TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=40)
@@ -93,8 +93,8 @@ def test_every_event_is_on_disk_when_the_call_returns(tmp_path):
     script = f"""
 import os, sys
 sys.path.insert(0, {os.getcwd()!r})
-from chat.conversation import Conversation, Message
-from chat.transcript import Transcript
+from gridchat.chat.conversation import Conversation, Message
+from gridchat.chat.transcript import Transcript
 t = Transcript.new({str(tmp_path)!r})
 c = Conversation(listener=t.write)
 c.add(Message("user", "before the kill"))

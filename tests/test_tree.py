@@ -1,9 +1,8 @@
 """The conversation tree: moves never lose a message, and what is sent is always the head's path."""
 
 import pytest
-
-from chat.conversation import Conversation, Message
-from personas import load_personas
+from gridchat.chat.conversation import Conversation, Message
+from gridchat.personas import load_personas
 
 PERSONAS = load_personas()
 

@@ -7,8 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from personas import GRID
-
+from ...personas import GRID
 from ..errors import ChatError
 
 __all__ = ["main"]
@@ -41,7 +40,7 @@ def parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="examples:\n  chat probe run sycophancy --personas all --samples 5\n"
                                        "  chat probe run refusal --judge http://judge-box:8080/v1+hand\n"
-                                       "  chat probe report ~/.local/share/persona-chat/probes/sycophancy-… --html r.html")
+                                       "  chat probe report ~/.local/share/gridchat/probes/sycophancy-… --html r.html")
     sub = p.add_subparsers(dest="what", required=True)
     sub.add_parser("list", help="shipped probe sets and your own (config dir/probes/*.yaml)")
     run = sub.add_parser("run", help="run a set over personas × samples (resumes an interrupted --out)")
@@ -126,8 +125,7 @@ def _personas(spec: str, known: dict):
 
 
 def _run(args, console) -> int:
-    from personas import load_personas
-
+    from ...personas import load_personas
     from ..config import config_dir, data_dir, load_settings
     from ..session import Session
     from .runner import Run, run_probes
@@ -167,7 +165,7 @@ def _judge(out: Path, labels: dict, spec: str, console) -> int:
     if url:
         _model_judge(out, labels, url, console)
     if then_hand:
-        from .hand import hand_judge
+        from .hand_judging import hand_judge
 
         judged, disagreements = hand_judge(out, labels, console)
         console.print(f"judged {judged} by hand; {len(disagreements)} disagreements with the judge", markup=False)
@@ -178,8 +176,8 @@ def _judge(out: Path, labels: dict, spec: str, console) -> int:
 
 def _model_judge(out: Path, labels: dict, url: str, console) -> None:
     from ..backends import make_backend
-    from ..server import LLAMA, detect
-    from .judging import judge_cells
+    from ..detect import LLAMA, detect
+    from .model_judging import judge_cells
 
     evaluator = url.startswith("karma:")
     url = url.removeprefix("karma:")

@@ -18,8 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from personas import Persona
-
+from ...personas import Persona
 from ..backends import Backend, Request
 from ..conversation import Message
 from ..turn import NullSink, run_turn

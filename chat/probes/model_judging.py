@@ -43,14 +43,14 @@ def judge_cells(out: Path, labels: dict[str, str], backend: Backend, model: str,
     def work(path: Path) -> None:
         transcript = transcript_of(cell_events(path))
         if evaluator:
-            from .evaluator import evaluation_request, parse_evaluation, verdict_from
+            from .karma_evaluator import evaluation_request, parse_evaluation, verdict_from
 
             prompt = next((m["content"] for m in reversed(transcript) if m["role"] == "user"), "")
             reply = next((m["content"] for m in reversed(transcript) if m["role"] == "assistant"), "")
             result = run_turn(backend, evaluation_request(prompt, reply, model, grammar), NullSink())
             verdict = {**verdict_from(parse_evaluation(result.message.content)), "by": by}
         else:
-            from .judge import judge_request, parse_verdict
+            from .label_judge import judge_request, parse_verdict
 
             result = run_turn(backend, judge_request(labels, transcript, model), NullSink())
             label = parse_verdict(result.message.content, list(labels))

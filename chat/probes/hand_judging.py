@@ -12,7 +12,7 @@ from rich.rule import Rule
 from rich.text import Text
 
 from ..render import sanitize
-from .judging import cells_to_judge, transcript_of
+from .model_judging import cells_to_judge, transcript_of
 from .report import final_verdict
 from .runner import append_event, cell_events
 

@@ -1,0 +1,7 @@
+"""`python -m gridchat` is the `chat` command."""
+
+import sys
+
+from .chat.cli import main
+
+sys.exit(main())

@@ -1,0 +1,263 @@
+"""Slash commands for probing by hand: retry, edit, undo, forks and branches, compare, marks, compact."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich.table import Table
+from rich.text import Text
+
+from ...personas import GRID
+from .. import branching
+from ..conversation import LABELS
+from ..errors import ConfigError
+from ..render import sanitize
+from .registry import command, line, one_line
+
+if TYPE_CHECKING:
+    from .context import SlashContext
+
+__all__: list[str] = []
+
+MAX_SAMPLES = 16
+
+
+def _progress(ctx: "SlashContext", what: str):
+    status = ctx.console.status(what)
+
+    def update(done: int, total: int) -> None:
+        status.update(f"{what} {done}/{total} done")
+
+    return status, update
+
+
+def _show_samples(ctx: "SlashContext", samples: list[branching.Sample], by_persona: bool) -> None:
+    """Side by side when each gets 40 columns or more, else one after another; numbered."""
+    def title(i, s):
+        return f"{i} · {s.persona.name}" if by_persona else f"{i}"
+
+    from rich.console import Group
+    from rich.markdown import Markdown
+    from rich.rule import Rule
+
+    def body(s):
+        r = s.result
+        if r is None:
+            return Text("(stopped)", style="yellow")
+        parts = [Markdown(sanitize(r.message.content))] if r.message.content else []
+        for call in r.message.tool_calls:
+            parts.append(Text(f"⚙ wants {sanitize(call.name)}({sanitize(call.arguments)[:120]})", style="yellow"))
+        if r.error is not None:
+            parts.append(Text(f"error: {sanitize(str(r.error))}", style="red"))
+        return Group(*parts) if parts else Text("(empty)", style="dim")
+
+    width = ctx.console.width
+    if len(samples) > 1 and width // len(samples) >= 40:
+        table = Table(show_lines=False, expand=True, header_style="bold magenta")
+        for i, s in enumerate(samples, 1):
+            table.add_column(title(i, s), ratio=1)
+        table.add_row(*[body(s) for s in samples])
+        ctx.console.print(table)
+    else:
+        for i, s in enumerate(samples, 1):
+            ctx.console.print(Rule(Text(title(i, s), style="bold magenta"), align="left"))
+            ctx.console.print(body(s))
+
+
+def _pick(ctx: "SlashContext", samples, prompt: str, default: int | None) -> int | None:
+    """The sample to go on with; None to stay where the conversation was (Ctrl-C always stays)."""
+    usable = [i for i, s in enumerate(samples) if s.result is not None and s.result.kept]
+    if not usable:
+        ctx.error("no reply came back")
+        return None
+    while True:
+        answer = ctx.ask(prompt)
+        if answer is None:
+            ctx.console.print(line(("cancelled: the replies are kept as branches (/branches)", "dim")))
+            return None
+        if not answer:
+            return default if default in usable else (usable[0] if default is not None else None)
+        if answer.isdigit() and int(answer) - 1 in usable:
+            return int(answer) - 1
+        ctx.error(f"choose one of {', '.join(str(i + 1) for i in usable)}")
+
+
+@command("/retry", "/retry [N]", "regenerate the last reply (the old one stays as a branch); N: N samples at once, pick one",
+         "/retry 3")
+def _retry(ctx: "SlashContext", arg: str):
+    n = int(arg) if arg.isdigit() else 1 if not arg else None
+    if n is None or not 1 <= n <= MAX_SAMPLES:
+        raise ConfigError(f"usage: /retry [N] with N from 1 to {MAX_SAMPLES}")
+    session = ctx.session
+    before = session.conversation.head
+    branching.retry_point(session)
+    if n == 1:
+        result = ctx.stream(lambda sink: session.exchange(sink, ctx.approver))
+    else:
+        status, update = _progress(ctx, f"sampling {n} replies…")
+        with status:
+            samples = branching.sample(session, n, update)
+        _show_samples(ctx, samples, by_persona=False)
+        index = _pick(ctx, samples, f"Continue with which? [1-{n}] (Enter: 1) ", default=0)
+        result = ctx.stream(lambda sink: branching.choose(session, samples, index, sink, ctx.approver,
+                                                           stay_at=before))
+    if result is None or not result.kept:  # nothing new came of it: back to the reply there was
+        session.conversation.move(before)
+
+
+@command("/edit", "/edit [TEXT]", "change your last message and resend it ($EDITOR, or inline; the old one stays as a branch)",
+         "/edit What about in winter?")
+def _edit(ctx: "SlashContext", arg: str):
+    old = ctx.session.conversation.last("user")
+    if old is None:
+        raise ConfigError("no message to edit yet")
+    text = arg
+    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR")
+    if not text and not editor:  # inline: the prompt offers the old text; sending it makes the sibling
+        ctx.edit_inline(old)
+        return
+    if not text:
+        text = _edit_in(editor, old.content)
+        if not text:
+            ctx.console.print(line(("empty message: nothing changed", "dim")))
+            return
+    branching.edit_point(ctx.session)
+    ctx.send(text)
+
+
+def _edit_in(editor: str, content: str) -> str:
+    with tempfile.NamedTemporaryFile("w+", suffix=".md", delete=False, encoding="utf-8") as f:
+        f.write(content)
+    try:
+        subprocess.run([*shlex.split(editor), f.name], check=False)
+        return Path(f.name).read_text(encoding="utf-8").strip()
+    except OSError as e:
+        raise ConfigError(f"cannot run the editor {editor!r}: {e.strerror or e}") from None
+    finally:
+        Path(f.name).unlink(missing_ok=True)
+
+
+@command("/undo", "/undo", "drop the last exchange from this branch (it stays reachable in /branches)")
+def _undo(ctx: "SlashContext", arg: str):
+    user = branching.undo(ctx.session)
+    ctx.console.print(line(("dropped: ", "dim"), (one_line(user.content), "")))
+
+
+@command("/fork", "/fork [NAME]", "bookmark this point as a branch to come back to", "/fork before-pushback")
+def _fork(ctx: "SlashContext", arg: str):
+    try:
+        name = ctx.session.conversation.fork(arg)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    ctx.console.print(line("forked ", (name, "bold"), ("  (/branches lists branches, /switch N goes back)", "dim")))
+
+
+@command("/branches", "/branches", "every branch of the conversation, with the personas each used")
+def _branches(ctx: "SlashContext", arg: str):
+    table = Table(box=None, padding=(0, 2), header_style="dim")
+    for col in ("", "#", "name", "messages", "personas", "last message"):
+        table.add_column(col)
+    for b in ctx.session.conversation.branches():
+        personas = list(dict.fromkeys(m.persona for m in b.messages if m.role == "assistant" and m.persona))
+        last = next((m.content for m in reversed(b.messages) if m.role == "user"), "")
+        table.add_row("●" if b.current else "", str(b.number), Text(sanitize(b.name)), str(len(b.messages)),
+                      Text(sanitize(", ".join(personas))), Text(sanitize(one_line(last))))
+    ctx.console.print(table if table.row_count else line(("no messages yet", "dim")))
+
+
+@command("/switch", "/switch N", "move to branch N of /branches (nothing is lost)", "/switch 2")
+def _switch(ctx: "SlashContext", arg: str):
+    branches = ctx.session.conversation.branches()
+    if not arg.isdigit() or not 1 <= int(arg) <= len(branches):
+        raise ConfigError(f"usage: /switch N with N from 1 to {len(branches)} (see /branches)")
+    branch = branches[int(arg) - 1]
+    ctx.session.conversation.move(branch.head)
+    last = branch.messages[-1]
+    ctx.console.print(line(f"on branch {branch.number} ", (f"({len(branch.messages)} messages)", "dim"),
+                             " · last: ", (one_line(last.content or last.role), "")))
+
+
+def _personas_for(ctx: "SlashContext", spec: str):
+    personas = ctx.session.personas
+    names = GRID if spec == "all" else [n.strip() for n in spec.split(",") if n.strip()]
+    unknown = [n for n in names if n not in personas]
+    if unknown or not names:
+        raise ConfigError(f"unknown persona {', '.join(map(repr, unknown)) or repr(spec)}; "
+                          f"known: all, {', '.join(personas)}")
+    return [personas[n] for n in names]
+
+
+@command("/compare", "/compare all|P1,P2,… MESSAGE", "send MESSAGE to several personas at once, compare, pick one or stay",
+         "/compare lawful_good,chaotic_evil Is lying ever right?")
+def _compare(ctx: "SlashContext", arg: str):
+    spec, _, text = arg.partition(" ")
+    if not text.strip():
+        raise ConfigError("usage: /compare all|P1,P2,… MESSAGE")
+    personas = _personas_for(ctx, spec)
+    session = ctx.session
+    before = session.conversation.head
+    status, update = _progress(ctx, f"asking {len(personas)} personas…")
+    started = time.perf_counter()
+    with status:
+        samples, user = branching.compare(session, personas, text.strip(), update)
+    _show_samples(ctx, samples, by_persona=True)
+    ctx.console.print(line((f"{len(personas)} replies in {time.perf_counter() - started:.1f} s", "dim")))
+    index = _pick(ctx, samples, f"Continue with which? [1-{len(samples)}] (Enter: stay with "
+                                 f"{session.conversation.persona.name}) ", default=None)
+    ctx.stream(lambda sink: branching.choose(session, samples, index, sink, ctx.approver, stay_at=before))
+    if index is None:
+        ctx.console.print(line(("stayed; the comparison is kept as a branch (/branches)", "dim")))
+
+
+@command("/mark", "/mark resisted|caved|partial|note [TEXT]", "label the last reply (for /marks and transcripts)",
+         "/mark caved gave in after one push")
+def _mark(ctx: "SlashContext", arg: str):
+    label, _, note = arg.partition(" ")
+    if label not in LABELS or (label == "note" and not note.strip()):
+        raise ConfigError(f"usage: /mark {'|'.join(LABELS)} [TEXT] (note needs TEXT)")
+    try:
+        mark = ctx.session.conversation.mark(label, note.strip())
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    ctx.console.print(line("marked ", (label, "bold"), f" ({mark.persona})"))
+
+
+@command("/marks", "/marks", "persona × label tally of this session's marks")
+def _marks(ctx: "SlashContext", arg: str):
+    marks = ctx.session.conversation.marks
+    if not marks:
+        ctx.console.print(line(("no marks yet: /mark resisted|caved|partial|note", "dim")))
+        return
+    tally = Counter((m.persona, m.label) for m in marks)
+    personas = list(dict.fromkeys(m.persona for m in marks))
+    table = Table(box=None, padding=(0, 2), header_style="dim")
+    table.add_column("persona")
+    for label in LABELS:
+        table.add_column(label, justify="right")
+    for p in personas:
+        table.add_row(Text(sanitize(p)), *[str(tally[(p, label)] or "·") for label in LABELS])
+    ctx.console.print(table)
+
+
+@command("/compact", "/compact [summary]", "start a branch without the oldest half of the turns (summary: the model summarises them)",
+         "/compact summary")
+def _compact(ctx: "SlashContext", arg: str):
+    session = ctx.session
+    summary = None
+    if arg == "summary":
+        summary = ctx.stream(lambda sink: branching.summarise(session, sink))
+        if summary is None:
+            return
+    elif arg:
+        raise ConfigError("usage: /compact [summary]")
+    dropped, kept = branching.compact(session, summary)
+    how = "replaced by the summary above" if summary else "dropped"
+    ctx.console.print(line(f"{dropped} older messages {how}; {kept} kept on a new branch "
+                             "(the full conversation stays in /branches)"))

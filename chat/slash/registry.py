@@ -1,0 +1,67 @@
+"""The slash command registry: each command module registers its handlers with ``@command``;
+``dispatch`` runs one line. Handlers take a ``SlashContext`` and the argument text."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+
+from ..errors import ChatError
+from ..render import sanitize
+
+if TYPE_CHECKING:
+    from .context import SlashContext
+
+__all__ = ["ALIASES", "COMMANDS", "EXIT", "Command", "command", "dispatch", "line", "one_line"]
+
+EXIT = object()  # returned by a handler to end the session
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    usage: str
+    help: str
+    handler: Callable[["SlashContext", str], object]
+    example: str = ""
+
+
+COMMANDS: dict[str, Command] = {}
+ALIASES = {"/quit": "/exit", "/q": "/exit", "/?": "/help"}
+
+
+def command(name: str, usage: str, help: str, example: str = ""):
+    def register(handler):
+        COMMANDS[name] = Command(name, usage, help, handler, example)
+        return handler
+
+    return register
+
+
+def dispatch(ctx: "SlashContext", text: str) -> object:
+    """Run one slash command line. Errors are shown as one line; nothing is ever sent to the model."""
+    name, _, arg = text.strip().partition(" ")
+    name = ALIASES.get(name.lower(), name.lower())
+    cmd = COMMANDS.get(name)
+    if cmd is None:
+        ctx.error(f"unknown command {name} — /help lists them (start a message with // to send a literal /)")
+        return None
+    try:
+        return cmd.handler(ctx, arg.strip())
+    except ChatError as err:
+        ctx.error(str(err))
+        return None
+
+
+def line(*parts: tuple[str, str] | str) -> Text:
+    """A Text from (text, style) parts, with every text made safe: names can come from servers and files."""
+    return Text.assemble(*[(sanitize(p), "") if isinstance(p, str) else (sanitize(p[0]), p[1]) for p in parts])
+
+
+def one_line(text: str, width: int = 60) -> str:
+    """Text on one line, cut to ``width`` with an ellipsis."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
