@@ -97,10 +97,11 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `chat -p … | head`: the reader left; stop quietly like other tools
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
-    except Exception as exc:  # a bug of ours: one line, with a way to see the traceback
+    except Exception as exc:  # only a bug of ours gets here (known errors are ChatErrors): say it is one
         if os.environ.get("GRIDCHAT_DEBUG"):
             raise
-        print(f"chat: internal error: {type(exc).__name__}: {exc} (GRIDCHAT_DEBUG=1 shows the traceback)",
+        print(f"chat: internal error (a bug in gridchat): {type(exc).__name__}: {exc}. Everything said so far is "
+              "in the session's transcript (chat --resume goes on); GRIDCHAT_DEBUG=1 shows the traceback",
               file=sys.stderr)
         return 1
 

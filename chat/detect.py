@@ -6,12 +6,13 @@ prompt before the SDK (slow to import) is loaded.
 
 from __future__ import annotations
 
+import http.client
 import json
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from .errors import ServerUnreachable, StreamCut, translate
+from .errors import ChatError, ServerUnreachable, StreamCut, translate
 
 __all__ = ["LOCAL_CANDIDATES", "ServerInfo", "detect", "find_local"]
 
@@ -55,7 +56,7 @@ def _try_json(url: str, api_key: str | None, timeout: float):
     """A best-effort extra look (/props, /version): None when the server lacks it."""
     try:
         return _get_json(url, api_key, timeout)
-    except Exception:
+    except (OSError, ValueError, http.client.HTTPException):
         return None
 
 
@@ -66,6 +67,8 @@ def detect(base_url: str, api_key: str | None = None, timeout: float = 5.0) -> S
         listing = _get_json(f"{base}/models", api_key, timeout)
     except Exception as exc:
         err = translate(exc)
+        if err is None:
+            raise
         if isinstance(err, (ServerUnreachable, StreamCut)):
             raise ServerUnreachable(f"cannot reach a server at {base} ({err})") from None
         raise err from None
@@ -97,7 +100,7 @@ def find_local(api_key: str | None = None, timeout: float = 1.0) -> ServerInfo |
     def probe(url: str) -> ServerInfo | None:
         try:
             return detect(url, api_key, timeout)
-        except Exception:
+        except ChatError:
             return None
 
     with ThreadPoolExecutor(len(LOCAL_CANDIDATES)) as pool:

@@ -12,14 +12,18 @@
             └── StreamCut        the connection dropped before the stream finished
 
 ``translate()`` maps the openai SDK's, httpx2's and the OS's errors into this tree; code outside
-this module catches ``ChatError`` only.
+this module catches ``ChatError`` only. Anything it does not know is a bug of ours and is left to the
+top level, which says so. Errors carry data (sizes, status, flavor); advice on what to type next is
+the UI's (chat/advice.py), since a one-shot user can't type /compact.
 """
 
 from __future__ import annotations
 
+import html
+import http.client
+import importlib
 import json
 import re
-import sys
 import urllib.error
 
 __all__ = [
@@ -119,11 +123,25 @@ def _context_exceeded(message: str, body: dict, status: int | None) -> ContextEx
     )
 
 
+def _page_text(body: str | bytes) -> str:
+    """A text or HTML error body (a proxy's page) as one line: its title, else its first text."""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    if "<" not in text:
+        return text
+    title = re.search(r"<title[^>]*>(.*?)</title>", text, re.I | re.S)
+    if title and title.group(1).strip():
+        return " ".join(html.unescape(title.group(1)).split())
+    text = re.sub(r"<(script|style)\b.*?</\1>", " ", text, flags=re.I | re.S)
+    return " ".join(html.unescape(re.sub(r"<[^>]*>", " ", text)).split())
+
+
 def from_error_body(body: object, status: int | None = None) -> BackendError:
     """An error from a server's error object (``{"message", "type", "code", ...}``), any flavor."""
     if isinstance(body, dict) and isinstance(body.get("error"), dict):
         body = body["error"]
-    if not isinstance(body, dict):
+    if isinstance(body, (str, bytes)):
+        body = {"message": _page_text(body)}
+    elif not isinstance(body, dict):
         body = {"message": str(body) if body else ""}
     message = str(body.get("message") or body.get("detail") or "").strip()
     kind = str(body.get("type") or "")
@@ -151,15 +169,21 @@ def from_error_body(body: object, status: int | None = None) -> BackendError:
     return HTTPError(f"{prefix}: {first_line}", status)
 
 
-def translate(exc: BaseException) -> ChatError:
-    """Map any error raised while talking to a server into the tree above.
+def _foreign(exc: BaseException, package: str):
+    """The package an exception comes from, imported in full, if it does: never a half-imported module
+    found in sys.modules while another thread is importing it (the REPL preloads the SDK)."""
+    if type(exc).__module__.split(".")[0] != package:
+        return None
+    return importlib.import_module(package)  # waits on the import lock until the module is complete
 
-    Unknown errors come back as a generic BackendError naming their type, so that none reaches
-    the user as a traceback.
-    """
+
+def translate(exc: BaseException) -> ChatError | None:
+    """Map a known error raised while talking to a server into the tree above: the openai SDK's,
+    httpx2's, the standard library's HTTP client's and the OS's. Anything else is None: a bug of
+    ours, to be reported as one (never disguised as a server error)."""
     if isinstance(exc, ChatError):
         return exc
-    openai = sys.modules.get("openai")
+    openai = _foreign(exc, "openai")
     if openai is not None:
         if isinstance(exc, openai.APIStatusError):
             return from_error_body(exc.body, exc.status_code)
@@ -169,19 +193,23 @@ def translate(exc: BaseException) -> ChatError:
             cause = exc.__cause__ or exc.__context__
             detail = f": {_short(cause)}" if cause else ""
             return ServerUnreachable(f"cannot reach the server at {_where(exc)}{detail}")
-        if isinstance(exc, openai.OpenAIError):
-            return BackendError(f"client error: {_short(exc)}")
+        return BackendError(f"client error: {_short(exc)}")
+    httpx2 = _foreign(exc, "httpx2")
+    if httpx2 is not None:
+        if isinstance(exc, httpx2.TimeoutException):
+            return ServerUnreachable(f"the server stopped answering in time ({_short(exc)})")
+        if isinstance(exc, httpx2.TransportError):
+            return StreamCut(f"the connection broke mid-reply ({_short(exc)})")
+        return None
     if isinstance(exc, urllib.error.HTTPError):  # server detection uses the standard library
         try:
-            body = json.loads(exc.read() or b"null")
-        except Exception:
+            body = exc.read() or b""
+            body = json.loads(body) if body.lstrip()[:1] in (b"{", b"[") else body.decode("utf-8", "replace")
+        except (OSError, ValueError):
             body = None
         return from_error_body(body or {"message": exc.reason}, exc.code)
     if isinstance(exc, urllib.error.URLError):
         return ServerUnreachable(_short(exc.reason) if isinstance(exc.reason, BaseException) else str(exc.reason))
-    httpx2 = sys.modules.get("httpx2")
-    if httpx2 is not None and isinstance(exc, httpx2.TransportError):
-        return StreamCut(f"the connection broke mid-reply ({_short(exc)})")
     if isinstance(exc, ConnectionRefusedError):
         return ServerUnreachable(f"connection refused ({_short(exc)})")
     if isinstance(exc, TimeoutError):
@@ -190,9 +218,9 @@ def translate(exc: BaseException) -> ChatError:
         return StreamCut(f"the connection broke mid-reply ({_short(exc)})")
     if isinstance(exc, OSError):
         return ServerUnreachable(f"network error: {_short(exc)}")
-    if isinstance(exc, ValueError):  # undecodable JSON in a stream
+    if isinstance(exc, (json.JSONDecodeError, http.client.HTTPException)):
         return StreamError(f"the server sent something unreadable: {_short(exc)}")
-    return BackendError(f"unexpected {type(exc).__name__}: {_short(exc)}")
+    return None
 
 
 def _where(exc) -> str:

@@ -66,6 +66,12 @@ class Reply:
     error_after: int | None = None     # after N deltas: in-band error event under HTTP 200, then end
     cut_after: int | None = None       # after N deltas: drop the TCP connection mid-body
     pings: bool = True                 # llamacpp chat: interleave ": ping" SSE comment lines
+    stall_after: int | None = None     # after N deltas: send nothing more for stall_seconds (a stuck server)
+    stall_seconds: float = 30.0
+    header_delay: float = 0.0          # seconds before the response headers are sent (a slow server)
+    raw_events: list[str] | None = None  # stream exactly these `data:` payloads (malformed servers), then end
+    raw_body: str | None = None        # with status != 200: this body as it is (an HTML page from a proxy)
+    content_type: str = "text/html"    # of raw_body
 
 
 @dataclass
@@ -185,6 +191,8 @@ class _Turn:
             if r.error_after is not None and (p is None or i >= r.error_after):
                 yield _Piece("error")
                 return
+            if r.stall_after is not None and i == r.stall_after:
+                time.sleep(r.stall_seconds)
             if p is None:
                 return
             if r.delay:
@@ -553,6 +561,15 @@ class _Handler(BaseHTTPRequestHandler):
         self._rec.finished = time.time()  # before the last byte, so a client that got it sees it set
         self.wfile.write(data)
 
+    def _send_raw(self, status: int, text: str, content_type: str) -> None:
+        data = text.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self._rec.finished = time.time()
+        self.wfile.write(data)
+
     def _send_error(self, status: int, message: str, etype: str | None = None, **extra) -> None:
         if self.server.backend.flavor == "vllm":
             err = {"message": message, "type": etype or VLLM_TYPES.get(status, "BadRequestError"),
@@ -628,10 +645,16 @@ class _Handler(BaseHTTPRequestHandler):
         if problem:
             return self._send_error(*problem[:2], **problem[2])
         reply = b._next_reply(body)
+        if reply.header_delay:
+            time.sleep(reply.header_delay)
         if reply.status != 200:
+            if reply.raw_body is not None:
+                return self._send_raw(reply.status, reply.raw_body, reply.content_type)
             if reply.error is not None:
                 return self._send_json(reply.status, reply.error)
             return self._send_error(reply.status, HTTPStatus(reply.status).phrase)
+        if reply.raw_events is not None and body.get("stream"):
+            return self._stream(f"data: {e}\n\n" for e in reply.raw_events)
         t = _Turn(b, reply, body)
         if body.get("stream"):
             return self._stream(t.chat_stream() if api == "chat" else t.responses_stream())

@@ -41,8 +41,7 @@ FOREIGN = [
     socket.timeout("timed out"),
     urllib.error.URLError(ConnectionRefusedError(111, "Connection refused")),
     OSError("network down"),
-    ValueError("Expecting value: line 1 column 1"),
-    RuntimeError("something odd"),
+    __import__("json").JSONDecodeError("Expecting value", "x", 0),
 ]
 
 
@@ -51,6 +50,35 @@ def test_no_foreign_error_slips_through(exc):
     err = translate(exc)
     assert isinstance(err, ChatError)
     assert str(err) and "\n" not in str(err)
+
+
+@pytest.mark.parametrize("bug", [RuntimeError("something odd"), AttributeError("'int' object has no attribute 'x'"),
+                                 TypeError("unsupported operand"), KeyError("id"), ValueError("bad")])
+def test_our_own_bugs_are_not_disguised_as_server_errors(bug):
+    """Only known foreign errors are translated; anything else is a bug, left to the top to report."""
+    assert translate(bug) is None
+
+
+def test_translation_never_touches_a_half_imported_sdk(monkeypatch):
+    """Failure 1: the REPL preloads the SDK in a background thread; an error mapped meanwhile saw a
+    partially initialised `openai` in sys.modules (AttributeError: no APIStatusError)."""
+    import sys
+    import types
+
+    monkeypatch.setitem(sys.modules, "openai", types.ModuleType("openai"))  # mid-import: no attributes yet
+    err = translate(urllib.error.URLError(ConnectionRefusedError(111, "Connection refused")))
+    assert isinstance(err, ServerUnreachable)
+    assert isinstance(translate(ConnectionRefusedError(111, "Connection refused")), ServerUnreachable)
+
+
+def test_an_html_error_page_gives_its_status_and_title():
+    """Failure 13: a proxy's multi-line 502 page read `server error 502: <html>`."""
+    page = ("<!DOCTYPE html>\n<html>\n<head>\n<title>502 Bad Gateway</title>\n</head>\n<body>\n"
+            "<center><h1>502 Bad Gateway</h1></center>\n<hr><center>nginx/1.25.3</center>\n</body>\n</html>\n")
+    err = from_error_body(page, 502)
+    assert str(err) == "server error 502: 502 Bad Gateway"
+    untitled = from_error_body("<html><body>\n\n<p>The upstream   went <b>away</b></p></body></html>", 503)
+    assert str(untitled) == "server error 503: The upstream went away"
 
 
 def test_kinds():
@@ -111,3 +139,19 @@ def test_every_module_declares_its_public_surface(module):
     assert hasattr(module, "__all__"), f"{module.__name__} has no __all__"
     for name in module.__all__:
         assert hasattr(module, name), f"{module.__name__}.__all__ names missing {name}"
+
+
+def test_an_html_error_page_through_the_client(fake):
+    """End to end: the proxy's page comes back as the one line above, in one-shot mode too."""
+    import subprocess
+    import sys
+
+    from fake_backend import Reply
+
+    fb = fake("vllm")
+    page = "<html>\n<head><title>502 Bad Gateway</title></head>\n<body>\n<h1>502 Bad Gateway</h1>\n</body>\n</html>\n"
+    fb.script(Reply(status=502, raw_body=page))
+    r = subprocess.run([sys.executable, "-m", "gridchat", "--base-url", fb.base_url, "-p", "hi"], capture_output=True,
+                       text=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines()[-1] == "chat: error: server error 502: 502 Bad Gateway"

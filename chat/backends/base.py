@@ -12,7 +12,8 @@ from ..errors import ChatError, HTTPError, StreamError, from_error_body, transla
 from ..events import Event
 from .sse import iter_lines, iter_sse
 
-__all__ = ["Backend", "Request", "ToolSpec", "in_band_error", "load_json", "open_sse"]
+__all__ = ["Backend", "Request", "ToolSpec", "count", "in_band_error", "load_json", "obj", "open_sse", "seq",
+           "text"]
 
 
 @dataclass(slots=True)
@@ -51,10 +52,11 @@ def open_sse(create, **kwargs) -> Iterator[tuple[str | None, str]]:
     try:
         with create(**kwargs) as response:
             yield from iter_sse(iter_lines(response.http_response.iter_bytes()))
-    except ChatError:
-        raise
     except Exception as exc:  # the SDK's, httpx2's and the OS's errors: translated in one place
-        raise translate(exc) from None
+        err = translate(exc)
+        if err is None:  # not a known foreign error: a bug of ours, reported as one at the top
+            raise
+        raise err from None
 
 
 def load_json(data: str) -> dict:
@@ -73,3 +75,41 @@ def in_band_error(body: object) -> ChatError:
     if type(err) is HTTPError:
         return StreamError(f"the server reported an error mid-reply: {str(err).split(': ', 1)[-1]}")
     return err
+
+
+# Reading a server's JSON: every field is checked for the shape it must have, so that a malformed
+# stream is a StreamError (one line, the partial reply kept), never a TypeError deep in a parser.
+# Missing fields (None) read as empty.
+
+def _unreadable(what: str, value: object, expected: str) -> StreamError:
+    return StreamError(f"the server sent an unreadable stream: {what} is {type(value).__name__}, not {expected}")
+
+
+def obj(value: object, what: str) -> dict:
+    if isinstance(value, dict):
+        return value
+    if value is None:
+        return {}
+    raise _unreadable(what, value, "an object")
+
+
+def seq(value: object, what: str) -> list:
+    if isinstance(value, list):
+        return value
+    if value is None:
+        return []
+    raise _unreadable(what, value, "a list")
+
+
+def text(value: object, what: str) -> str:
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return ""
+    raise _unreadable(what, value, "text")
+
+
+def count(value: object, what: str) -> int | float | None:
+    if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+        return value
+    raise _unreadable(what, value, "a number")

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from ..conversation import Message
 from ..errors import StreamCut
 from ..events import Event, Finish, ReasoningDelta, TextDelta, ToolCall, Usage
-from .base import Request, in_band_error, load_json, open_sse
+from .base import Request, count, in_band_error, load_json, obj, open_sse, seq, text
 from .think import ThinkSplitter
 
 __all__ = ["ChatCompletionsBackend", "ChatStreamParser", "to_chat_messages"]
@@ -52,37 +52,41 @@ class ChatStreamParser:
         if "error" in chunk:
             raise in_band_error(chunk["error"])
         events: list[Event] = []
-        for choice in chunk.get("choices") or ():
-            delta = choice.get("delta") or {}
+        for choice in seq(chunk.get("choices"), "choices"):
+            choice = obj(choice, "a choice")
+            delta = obj(choice.get("delta"), "a delta")
             # vLLM renamed reasoning_content to reasoning; llama-server still uses the old name
-            reasoning = delta.get("reasoning") or delta.get("reasoning_content")
+            reasoning = text(delta.get("reasoning"), "reasoning") or text(delta.get("reasoning_content"), "reasoning")
             if reasoning:
                 events.append(ReasoningDelta(reasoning))
-            content = delta.get("content")
+            content = text(delta.get("content"), "content")
             if content:
                 events.extend(self._content(content))
-            for call in delta.get("tool_calls") or ():
-                self._tool_delta(call)
-            if choice.get("finish_reason"):  # this chunk's delta was processed first: it may hold the last fragment
-                self._finish = choice["finish_reason"]
-        usage = chunk.get("usage")
+            for call in seq(delta.get("tool_calls"), "tool_calls"):
+                self._tool_delta(obj(call, "a tool call"))
+            finish = text(choice.get("finish_reason"), "finish_reason")
+            if finish:  # this chunk's delta was processed first: it may hold the last fragment
+                self._finish = finish
+        usage = obj(chunk.get("usage"), "usage")
         if usage:
-            self._usage.prompt_tokens = usage.get("prompt_tokens")
-            self._usage.completion_tokens = usage.get("completion_tokens")
-        timings = chunk.get("timings")
-        if timings and timings.get("predicted_per_second"):
-            self._usage.tokens_per_second = timings["predicted_per_second"]
+            self._usage.prompt_tokens = count(usage.get("prompt_tokens"), "prompt_tokens")
+            self._usage.completion_tokens = count(usage.get("completion_tokens"), "completion_tokens")
+        speed = count(obj(chunk.get("timings"), "timings").get("predicted_per_second"), "timings")
+        if speed:
+            self._usage.tokens_per_second = speed
         return events
 
     def _tool_delta(self, call: dict) -> None:
-        slot = self._calls.setdefault(call.get("index", len(self._calls)), ["", "", ""])
-        if call.get("id"):
-            slot[0] = call["id"]
-        function = call.get("function") or {}
-        if function.get("name"):
-            slot[1] = function["name"]
-        if function.get("arguments"):  # absent on hermes-style first deltas
-            slot[2] += function["arguments"]
+        index = count(call.get("index"), "a tool call's index")
+        slot = self._calls.setdefault(len(self._calls) if index is None else index, ["", "", ""])
+        call_id = text(call.get("id"), "a tool call's id")
+        if call_id:
+            slot[0] = call_id
+        function = obj(call.get("function"), "a tool call's function")
+        name = text(function.get("name"), "a tool call's name")
+        if name:
+            slot[1] = name
+        slot[2] += text(function.get("arguments"), "a tool call's arguments")  # absent on hermes-style first deltas
 
     @property
     def finished(self) -> bool:

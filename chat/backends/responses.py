@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ..conversation import Message
-from ..errors import StreamCut
+from ..errors import StreamCut, StreamError
 from ..events import Event, Finish, ReasoningDelta, TextDelta, ToolCall, Usage
-from .base import Request, in_band_error, load_json, open_sse
+from .base import Request, count, in_band_error, load_json, obj, open_sse, seq, text
 from .think import ThinkSplitter
 
 __all__ = ["ResponsesBackend", "ResponsesStreamParser", "to_input_items"]
@@ -45,30 +45,32 @@ class ResponsesStreamParser:
 
     def feed(self, kind: str, data: dict) -> list[Event]:
         if kind == "response.output_text.delta":
-            return [ReasoningDelta(p) if r else TextDelta(p) for r, p in self._think.feed(data.get("delta", ""))]
+            delta = text(data.get("delta"), "a text delta")
+            return [ReasoningDelta(p) if r else TextDelta(p) for r, p in self._think.feed(delta)]
         if kind in ("response.reasoning_text.delta", "response.reasoning_summary_text.delta"):
-            return [ReasoningDelta(data.get("delta", ""))]
+            return [ReasoningDelta(text(data.get("delta"), "a reasoning delta"))]
         if kind == "response.function_call_arguments.delta":
-            self._slot(data)[2] += data.get("delta", "")
+            self._slot(data)[2] += text(data.get("delta"), "an arguments delta")
             return []
         if kind == "response.output_item.added":
-            item = data.get("item") or {}
+            item = obj(data.get("item"), "an output item")
             if item.get("type") == "function_call":
                 slot = self._slot(data)
-                slot[0] = item.get("call_id") or item.get("id") or slot[0]
-                slot[1] = item.get("name") or slot[1]
-                slot[2] = item.get("arguments") or slot[2]
+                slot[0] = text(item.get("call_id") or item.get("id"), "a call id") or slot[0]
+                slot[1] = text(item.get("name"), "a call's name") or slot[1]
+                slot[2] = text(item.get("arguments"), "a call's arguments") or slot[2]
             return []
         if kind in ("response.function_call_arguments.done", "response.output_item.done"):
             # llama-server sends no arguments.done: the finished item is the other place to close a call
-            item = data.get("item") or {}
+            item = obj(data.get("item"), "an output item")
             if kind == "response.output_item.done" and item.get("type") != "function_call":
                 return []
-            return self._close_call(data, item.get("arguments", data.get("arguments")))
+            arguments = item.get("arguments", data.get("arguments"))
+            return self._close_call(data, text(arguments, "a call's arguments"))
         if kind in ("response.completed", "response.incomplete"):
-            return self._completed(data.get("response") or {})
+            return self._completed(obj(data.get("response"), "the response"))
         if kind in ("error", "response.failed"):
-            response = data.get("response") or {}
+            response = obj(data.get("response"), "the response")
             raise in_band_error(response.get("error") or data.get("error") or data)
         return []
 
@@ -77,11 +79,15 @@ class ResponsesStreamParser:
         """Which call an event is about: vLLM numbers output items; llama-server sends no index,
         and its deltas name the item by the call_id its added-item carried."""
         if "output_index" in data:
-            return data["output_index"]
-        if "item_id" in data:
-            return data["item_id"]
-        item = data.get("item") or {}
-        return item.get("id") or item.get("call_id")
+            key = data["output_index"]
+        elif "item_id" in data:
+            key = data["item_id"]
+        else:
+            item = obj(data.get("item"), "an output item")
+            key = item.get("id") or item.get("call_id")
+        if key is not None and not isinstance(key, (int, str)):
+            raise StreamError(f"the server sent an unreadable stream: an item's index is {type(key).__name__}")
+        return key
 
     def _slot(self, data: dict) -> list[str]:
         return self._calls.setdefault(self._key(data), ["", "", ""])
@@ -102,15 +108,20 @@ class ResponsesStreamParser:
         for key in list(self._calls):
             events.extend(self._close_call({"output_index": key}, None))
         if not self._calls:  # nothing streamed as calls: take them from the final response
-            for i, item in enumerate(response.get("output") or ()):
+            for i, item in enumerate(seq(response.get("output"), "the response's output")):
+                item = obj(item, "an output item")
                 if item.get("type") == "function_call":
-                    events.append(ToolCall(item.get("call_id") or f"call_{i}", item.get("name", ""), item.get("arguments", "")))
+                    events.append(ToolCall(text(item.get("call_id"), "a call id") or f"call_{i}",
+                                           text(item.get("name"), "a call's name"),
+                                           text(item.get("arguments"), "a call's arguments")))
                     self._calls[i] = []
-        usage = response.get("usage") or {}
+        usage = obj(response.get("usage"), "usage")
         if usage:
-            events.append(Usage(usage.get("input_tokens"), usage.get("output_tokens")))
+            events.append(Usage(count(usage.get("input_tokens"), "input_tokens"),
+                                count(usage.get("output_tokens"), "output_tokens")))
         if response.get("status") == "incomplete":
-            reason = (response.get("incomplete_details") or {}).get("reason", "")
+            details = obj(response.get("incomplete_details"), "incomplete_details")
+            reason = text(details.get("reason"), "the incomplete reason")
             events.append(Finish("length" if "max_output_tokens" in reason else reason or "incomplete"))
         else:
             events.append(Finish("tool_calls" if self._calls else "stop"))
@@ -146,7 +157,7 @@ class ResponsesBackend:
             if data == "[DONE]":
                 break
             payload = load_json(data)
-            yield from parser.feed(payload.get("type") or event or "error", payload)
+            yield from parser.feed(text(payload.get("type"), "an event's type") or event or "error", payload)
             if parser.finished:
                 break
         if not parser.finished:

@@ -1,0 +1,33 @@
+"""Trust under bad input, in a real terminal: nothing runs unseen, nothing is lost, nothing crashes
+(issue 11's failures as a user meets them)."""
+
+from __future__ import annotations
+
+import socket
+
+from fake_backend import Reply
+
+
+def dead_url() -> str:
+    """An address where nothing listens."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/v1"
+
+
+def test_unreachable_server_interactive_is_one_line_every_time(term):
+    """Failure 1: typing at once against a dead address gave `internal error: AttributeError: partially
+    initialized module 'openai'` (the SDK was being preloaded meanwhile)."""
+    t = term(None, "--base-url", dead_url(), "--persona", "lawful_good")
+    t.wait_prompt("lawful_good")
+    for n, attempt in enumerate(("hello", "again"), 2):
+        t.line(attempt)
+        t.wait(lambda: t.screen().count("cannot reach") >= n, "the error line")
+        t.wait_prompt("lawful_good", attempt)  # the text is offered again, nothing lost
+        t.keys("C-u")
+        t.wait_prompt("lawful_good")
+    screen = t.screen()
+    assert screen.count("cannot reach") >= 3  # at start, then once per message
+    assert "internal error" not in screen and "Traceback" not in screen
+    assert t.alive()
