@@ -29,38 +29,52 @@ class _Body(httpx2.SyncByteStream):
                 yield chunk
         except http.client.IncompleteRead as e:  # the server went away mid-body
             raise httpx2.RemoteProtocolError(f"incomplete body: {e}") from None
-        except (ConnectionError, http.client.HTTPException) as e:
-            raise httpx2.ReadError(str(e) or type(e).__name__) from None
         except TimeoutError:
             raise httpx2.ReadTimeout("the server stopped sending") from None
+        except (OSError, http.client.HTTPException) as e:
+            raise httpx2.ReadError(str(e) or type(e).__name__) from None
 
     def close(self) -> None:
+        """May be called from another thread (cancelling a stalled stream): shutting the socket down
+        wakes a read blocked in it, which closing alone does not."""
+        sock = self._conn.sock
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
         self._conn.close()
 
 
 class StdlibTransport(httpx2.BaseTransport):
-    """One connection per request (streams are long; there is little to reuse)."""
-
-    def __init__(self, connect_timeout: float = 10.0, read_timeout: float | None = 600.0):
-        self.connect_timeout = connect_timeout
-        self.read_timeout = read_timeout
+    """One connection per request (streams are long; there is little to reuse). The request's own
+    timeouts apply (the SDK's ``timeout``): connect for connecting, read for each wait after it."""
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
         url = request.url
-        conn = http.client.HTTPConnection(url.host, url.port or 80, timeout=self.connect_timeout)
+        timeouts = request.extensions.get("timeout") or {}
+        read_timeout = timeouts.get("read")
+        conn = http.client.HTTPConnection(url.host, url.port or 80, timeout=timeouts.get("connect"))
         try:
             conn.connect()
-            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            conn.sock.settimeout(self.read_timeout)
-            target = url.raw_path.decode("ascii")
-            conn.request(request.method, target, body=request.read(), headers=dict(request.headers))
-            response = conn.getresponse()
         except TimeoutError as e:
             conn.close()
-            raise httpx2.ConnectTimeout(str(e) or "timed out", request=request) from None
-        except (OSError, http.client.HTTPException) as e:
+            raise httpx2.ConnectTimeout(str(e) or "timed out connecting", request=request) from None
+        except OSError as e:
             conn.close()
             raise httpx2.ConnectError(str(e) or type(e).__name__, request=request) from None
+        try:
+            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn.sock.settimeout(read_timeout)
+            target = url.raw_path.decode("ascii")
+            conn.request(request.method, target, body=request.read(), headers=dict(request.headers))
+            response = conn.getresponse()  # waits for the headers: a read
+        except TimeoutError as e:
+            conn.close()
+            raise httpx2.ReadTimeout(str(e) or "timed out waiting for the response", request=request) from None
+        except (OSError, http.client.HTTPException) as e:
+            conn.close()
+            raise httpx2.ReadError(str(e) or type(e).__name__, request=request) from None
         return httpx2.Response(response.status, headers=response.getheaders(), stream=_Body(response, conn),
                                extensions={"http_version": b"HTTP/1.1"}, request=request)
 
