@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from .backends.base import Backend, Request
+from .cancel import Cancelled, CancelToken
 from .conversation import Conversation, Message
 from .errors import ChatError
 from .events import Event, Finish, ReasoningDelta, TextDelta, ToolCall, Usage
@@ -99,8 +100,10 @@ class TurnResult:
         return bool(self.message.content or self.message.tool_calls) or finished
 
 
-def run_turn(backend: Backend, request: Request, sink: Sink) -> TurnResult:
-    """Stream one reply. Ctrl-C (KeyboardInterrupt) and ChatErrors end it early, keeping what came."""
+def run_turn(backend: Backend, request: Request, sink: Sink, cancel: CancelToken | None = None) -> TurnResult:
+    """Stream one reply. A cancelled token (Ctrl-C cancels it too) or a ChatError ends it early,
+    keeping what came."""
+    token = cancel if cancel is not None else CancelToken()
     text: list[str] = []
     reasoning: list[str] = []
     message = Message("assistant")
@@ -108,30 +111,39 @@ def run_turn(backend: Backend, request: Request, sink: Sink) -> TurnResult:
     result = TurnResult(message, stats)
     deltas = 0
     start = time.perf_counter()
-    stream = backend.stream(request)
-    try:
-        for event in stream:
-            kind = type(event)
-            if kind is TextDelta or kind is ReasoningDelta:
-                if stats.time_to_first_token is None:
-                    stats.time_to_first_token = time.perf_counter() - start
-                (text if kind is TextDelta else reasoning).append(event.text)
-                deltas += 1
-            elif kind is ToolCall:
-                message.tool_calls.append(event)
-            elif kind is Usage:
-                stats.prompt_tokens = event.prompt_tokens
-                stats.completion_tokens = event.completion_tokens or 0
-                stats.server_tokens_per_second = event.tokens_per_second
-            elif kind is Finish:
-                stats.finish_reason = event.reason
-            sink.event(event)
-    except KeyboardInterrupt:
-        result.interrupted = True
-    except ChatError as err:
-        result.error = err
-    finally:
-        stream.close()  # drops the connection at once when the reply was cut short
+    with token.active():
+        stream = backend.stream(request)
+        try:
+            if token.cancelled:
+                raise Cancelled
+            for event in stream:
+                kind = type(event)
+                if kind is TextDelta or kind is ReasoningDelta:
+                    if stats.time_to_first_token is None:
+                        stats.time_to_first_token = time.perf_counter() - start
+                    (text if kind is TextDelta else reasoning).append(event.text)
+                    deltas += 1
+                elif kind is ToolCall:
+                    message.tool_calls.append(event)
+                elif kind is Usage:
+                    stats.prompt_tokens = event.prompt_tokens
+                    stats.completion_tokens = event.completion_tokens or 0
+                    stats.server_tokens_per_second = event.tokens_per_second
+                elif kind is Finish:
+                    stats.finish_reason = event.reason
+                sink.event(event)
+        except KeyboardInterrupt:  # Ctrl-C in the thread that streams: the same as cancelling
+            token.cancel()
+            result.interrupted = True
+        except Cancelled:
+            result.interrupted = True
+        except ChatError as err:
+            if token.cancelled:  # the connection was shut down under it: a stop, not a failure
+                result.interrupted = True
+            else:
+                result.error = err
+        finally:
+            stream.close()  # drops the connection at once when the reply was cut short
     stats.elapsed = time.perf_counter() - start
     if not stats.completion_tokens:  # no usage from the server: count deltas (about one token each)
         stats.completion_tokens, stats.counted = deltas, True

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import socket
+import time
 
 from fake_backend import Reply
 
@@ -31,3 +32,22 @@ def test_unreachable_server_interactive_is_one_line_every_time(term):
     assert screen.count("cannot reach") >= 3  # at start, then once per message
     assert "internal error" not in screen and "Traceback" not in screen
     assert t.alive()
+
+
+def test_ctrl_c_on_a_stalled_compare_returns_at_once(fake, term):
+    """Failure 18: Ctrl-C on a /compare with a stalled persona waited for the next token or the 600 s
+    read timeout."""
+    from test_cancel import stalling_responder
+
+    fb = fake("vllm")
+    fb.responder = stalling_responder
+    t = term(fb, "--persona", "true_neutral")
+    t.wait_prompt("true_neutral")
+    t.line("/compare lawful_good,chaotic_evil Is it ever right to lie?")
+    t.wait_for("1/2 done")
+    t.keys("C-c")
+    started = time.monotonic()
+    t.wait_for("A quick and complete answer.", timeout=5)
+    assert time.monotonic() - started < 3
+    t.wait_for("I will n")
+    assert "Traceback" not in t.screen() and t.alive()

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from .. import cancel
 from ..conversation import Message
 from ..errors import ChatError, HTTPError, StreamError, from_error_body, translate
 from ..events import Event
@@ -48,11 +50,16 @@ class Backend(Protocol):
 
 def open_sse(create, **kwargs) -> Iterator[tuple[str | None, str]]:
     """Start a streaming request with an SDK ``with_streaming_response.create`` and yield its
-    server-sent events; every failure comes out translated into the ChatError tree."""
+    server-sent events; every failure comes out translated into the ChatError tree, and a stream
+    shut down by the turn's cancel token ends with Cancelled."""
+    token = cancel.current.get()
     try:
         with create(**kwargs) as response:
-            yield from iter_sse(iter_lines(response.http_response.iter_bytes()))
+            with token.closing(response.close) if token is not None else nullcontext():
+                yield from iter_sse(iter_lines(response.http_response.iter_bytes()))
     except Exception as exc:  # the SDK's, httpx2's and the OS's errors: translated in one place
+        if token is not None and token.cancelled:
+            raise cancel.Cancelled from None
         err = translate(exc)
         if err is None:  # not a known foreign error: a bug of ours, reported as one at the top
             raise

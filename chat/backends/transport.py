@@ -15,13 +15,27 @@ import urllib.request
 
 import httpx2
 
+from .. import cancel
+
 __all__ = ["StdlibTransport", "fast_transport_for"]
 
 
+def _shut_down(conn: http.client.HTTPConnection) -> None:
+    """Wake a read blocked in the connection's socket (closing alone does not) and close it."""
+    sock = conn.sock
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+    conn.close()
+
+
 class _Body(httpx2.SyncByteStream):
-    def __init__(self, response: http.client.HTTPResponse, conn: http.client.HTTPConnection):
+    def __init__(self, response: http.client.HTTPResponse, conn: http.client.HTTPConnection, release):
         self._response = response
         self._conn = conn
+        self._release = release  # unregisters the connection from the turn's cancel token
 
     def __iter__(self):
         try:
@@ -35,15 +49,8 @@ class _Body(httpx2.SyncByteStream):
             raise httpx2.ReadError(str(e) or type(e).__name__) from None
 
     def close(self) -> None:
-        """May be called from another thread (cancelling a stalled stream): shutting the socket down
-        wakes a read blocked in it, which closing alone does not."""
-        sock = self._conn.sock
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        self._conn.close()
+        self._release()
+        _shut_down(self._conn)
 
 
 class StdlibTransport(httpx2.BaseTransport):
@@ -55,12 +62,16 @@ class StdlibTransport(httpx2.BaseTransport):
         timeouts = request.extensions.get("timeout") or {}
         read_timeout = timeouts.get("read")
         conn = http.client.HTTPConnection(url.host, url.port or 80, timeout=timeouts.get("connect"))
+        token = cancel.current.get()  # the turn's: cancelling it shuts this connection down, headers or body
+        release = token.on_cancel(lambda: _shut_down(conn)) if token is not None else (lambda: None)
         try:
             conn.connect()
         except TimeoutError as e:
+            release()
             conn.close()
             raise httpx2.ConnectTimeout(str(e) or "timed out connecting", request=request) from None
         except OSError as e:
+            release()
             conn.close()
             raise httpx2.ConnectError(str(e) or type(e).__name__, request=request) from None
         try:
@@ -70,12 +81,14 @@ class StdlibTransport(httpx2.BaseTransport):
             conn.request(request.method, target, body=request.read(), headers=dict(request.headers))
             response = conn.getresponse()  # waits for the headers: a read
         except TimeoutError as e:
+            release()
             conn.close()
             raise httpx2.ReadTimeout(str(e) or "timed out waiting for the response", request=request) from None
         except (OSError, http.client.HTTPException) as e:
+            release()
             conn.close()
             raise httpx2.ReadError(str(e) or type(e).__name__, request=request) from None
-        return httpx2.Response(response.status, headers=response.getheaders(), stream=_Body(response, conn),
+        return httpx2.Response(response.status, headers=response.getheaders(), stream=_Body(response, conn, release),
                                extensions={"http_version": b"HTTP/1.1"}, request=request)
 
 

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ..backends import Backend
+from ..cancel import CancelToken
 from ..turn import NullSink, run_turn
 from .runner import append_event, cell_events
 
@@ -38,6 +39,7 @@ def judge_cells(out: Path, labels: dict[str, str], backend: Backend, model: str,
     by = f"{'evaluator' if evaluator else 'judge'}:{model}"
     paths = cells_to_judge(out, by)
     lock, done = threading.Lock(), [0]
+    stop = CancelToken()  # Ctrl-C: every judge request ends at once; unjudged cells stay for the next run
     progress(0, len(paths))
 
     def work(path: Path) -> None:
@@ -47,15 +49,15 @@ def judge_cells(out: Path, labels: dict[str, str], backend: Backend, model: str,
 
             prompt = next((m["content"] for m in reversed(transcript) if m["role"] == "user"), "")
             reply = next((m["content"] for m in reversed(transcript) if m["role"] == "assistant"), "")
-            result = run_turn(backend, evaluation_request(prompt, reply, model, grammar), NullSink())
+            result = run_turn(backend, evaluation_request(prompt, reply, model, grammar), NullSink(), stop)
             verdict = {**verdict_from(parse_evaluation(result.message.content)), "by": by}
         else:
             from .label_judge import judge_request, parse_verdict
 
-            result = run_turn(backend, judge_request(labels, transcript, model), NullSink())
+            result = run_turn(backend, judge_request(labels, transcript, model), NullSink(), stop)
             label = parse_verdict(result.message.content, list(labels))
             verdict = {"label": label, "by": by, "parsed": label is not None}
-        if result.error is None:  # a failed request is not a verdict: the next run asks again
+        if result.error is None and not result.interrupted:  # a failed request is not a verdict: asked again later
             verdict["raw"] = result.message.content
             append_event(path, {"event": "verdict", **verdict})
         with lock:
@@ -63,5 +65,13 @@ def judge_cells(out: Path, labels: dict[str, str], backend: Backend, model: str,
             progress(done[0], len(paths))
 
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        list(pool.map(work, paths))
+        futures = [pool.submit(work, path) for path in paths]
+        try:
+            for f in futures:
+                f.result()
+        except KeyboardInterrupt:
+            stop.cancel()
+            for f in futures:
+                f.cancel()
+            raise
     return len(paths)

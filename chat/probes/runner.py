@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ...personas import Persona
 from ..backends import Backend, Request
+from ..cancel import CancelToken
 from ..conversation import Message
 from ..turn import NullSink, run_turn
 from .spec import Probe, ProbeSet, matches
@@ -87,7 +88,7 @@ class Run:
         return any(e.get("event") == "done" for e in cell_events(cell.path(self.out)))
 
 
-def _run_cell(run: Run, cell: Cell, backend: Backend, stop: threading.Event) -> bool:
+def _run_cell(run: Run, cell: Cell, backend: Backend, stop: CancelToken) -> bool:
     """One scripted conversation; True when it finished. An error or a stop leaves it unfinished."""
     path = cell.path(run.out)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -101,14 +102,14 @@ def _run_cell(run: Run, cell: Cell, backend: Backend, stop: threading.Event) -> 
     branch, extraction = None, ""
     extract_at = probe.extraction_index()
     for i, step in enumerate(probe.steps):
-        if stop.is_set():
+        if stop.cancelled:
             return False
         if step.when is not None and (branch or "other") not in step.when:
             continue
         messages.append(Message("user", step.say))
         append_event(path, {"event": "message", "role": "user", "content": step.say, "step": i})
         request = Request(model=run.model, system=persona.system, messages=list(messages), params=dict(run.params))
-        result = run_turn(backend, request, NullSink())
+        result = run_turn(backend, request, NullSink(), stop)
         if result.error is not None or result.interrupted:
             append_event(path, {"event": "error", "step": i,
                                 "message": str(result.error) if result.error else "interrupted"})
@@ -133,11 +134,12 @@ def _run_cell(run: Run, cell: Cell, backend: Backend, stop: threading.Event) -> 
 def run_probes(run: Run, backend: Backend, concurrency: int = 16,
                progress: Callable[[int, int], None] = lambda done, total: None) -> tuple[int, int]:
     """Run every unfinished cell, at most ``concurrency`` at once. Returns (finished now, skipped as
-    already done). Ctrl-C stops new cells and lets running ones end; what finished is kept."""
+    already done). Ctrl-C stops every cell at once (running ones are left unfinished, to be redone on
+    the next run); what finished is kept."""
     run.write_header()
     todo = [c for c in run.cells() if not run.finished(c)]
     skipped = len(run.cells()) - len(todo)
-    stop = threading.Event()
+    stop = CancelToken()
     done = [0]
     lock = threading.Lock()
     progress(0, len(todo))
@@ -154,7 +156,7 @@ def run_probes(run: Run, backend: Backend, concurrency: int = 16,
         try:
             finished = sum(1 for f in futures if f.result())
         except KeyboardInterrupt:
-            stop.set()
+            stop.cancel()
             for f in futures:
                 f.cancel()
             raise

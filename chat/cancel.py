@@ -1,0 +1,74 @@
+"""The one way a reply is cancelled: a token the turn runner honours.
+
+Ctrl-C in the REPL, a parallel run (/compare, /retry N, probes) and anything else that wants to stop
+requests calls ``cancel()``; every connection registered with the token is shut down at once, so a
+stream stalled in a read (or still waiting for the server's headers) ends now, not at the next
+token or the read timeout. Whoever streams registers what to close with ``on_cancel``; the HTTP
+transport finds the token of the turn it serves through ``current`` (set by the turn runner).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+__all__ = ["CancelToken", "Cancelled", "current"]
+
+
+class Cancelled(Exception):
+    """A stream ended because its token was cancelled (not a ChatError: nothing went wrong)."""
+
+
+class CancelToken:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._cancelled = False
+        self._hooks: dict[int, Callable[[], None]] = {}
+        self._next = 0
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled
+
+    def cancel(self) -> None:
+        with self._lock:
+            if self._cancelled:
+                return
+            self._cancelled = True
+            hooks, self._hooks = list(self._hooks.values()), {}
+        for hook in hooks:
+            hook()
+
+    def on_cancel(self, hook: Callable[[], None]) -> Callable[[], None]:
+        """Call ``hook`` when the token is cancelled (at once if it already is); returns a function
+        that unregisters it."""
+        with self._lock:
+            if not self._cancelled:
+                key, self._next = self._next, self._next + 1
+                self._hooks[key] = hook
+                return lambda: self._hooks.pop(key, None)
+        hook()
+        return lambda: None
+
+    @contextmanager
+    def closing(self, close: Callable[[], None]) -> Iterator[None]:
+        """While inside, cancelling calls ``close``."""
+        remove = self.on_cancel(close)
+        try:
+            yield
+        finally:
+            remove()
+
+    @contextmanager
+    def active(self) -> Iterator["CancelToken"]:
+        """Make this the token of the current thread's turn (for the HTTP transport)."""
+        reset = current.set(self)
+        try:
+            yield self
+        finally:
+            current.reset(reset)
+
+
+current: ContextVar[CancelToken | None] = ContextVar("gridchat_cancel", default=None)
