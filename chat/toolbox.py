@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ..tools import TOOLS, Preview, ToolError, Workspace, execute, parse_call
+from ..tools import TOOLS, Preview, ToolError, Workspace, execute, prepare
 from .backends.base import ToolSpec
 from .events import ToolCall
 
@@ -73,15 +73,13 @@ class Toolbox:
         return [ToolSpec(t.name, t.description, t.schema()) for t in TOOLS.values()]
 
     def handle(self, call: ToolCall, approver: Approver, sink) -> Outcome:
-        """Show, approve and run one call. KeyboardInterrupt (while asking or running) propagates:
-        the caller records the call as interrupted."""
+        """Show, approve and run one call. Whatever fails in the tool becomes the call's result; only
+        KeyboardInterrupt (while asking or running) propagates: the caller records the call as
+        interrupted."""
         if not self.enabled:
             return Outcome("error: tools are turned off in this session", "error")
         try:
-            tool, args = parse_call(call.name, call.arguments)
-            if tool.check:
-                tool.check(args, self.workspace)
-            preview = tool.preview(args, self.workspace)
+            tool, args, preview = prepare(call.name, call.arguments, self.workspace)
         except ToolError as e:  # malformed, or bound to fail: nothing to approve
             sink.tool_call(call, Preview(call.arguments[:200]))
             return Outcome(f"error: {e}", "error")

@@ -125,13 +125,14 @@ def test_write_overwrite_keeps_the_mode(ws):
     assert stat.S_IMODE(script.stat().st_mode) == 0o750
 
 
-def test_write_preview_is_a_diff_or_the_head_of_a_new_file(ws):
+def test_write_preview_is_a_diff_or_the_whole_new_file(ws):
     (ws.root / "a.txt").write_text("one\ntwo\n")
     tool = TOOLS["write_file"]
     diff = tool.preview(tool.args(path="a.txt", content="one\nTWO\n"), ws)
     assert diff.language == "diff" and "-two" in diff.body and "+TWO" in diff.body
     new = tool.preview(tool.args(path="b.txt", content="\n".join(map(str, range(100)))), ws)
-    assert new.summary.startswith("create b.txt") and "60 more lines" in new.body
+    assert new.summary == "create b.txt (100 lines)" and new.body.splitlines() == list(map(str, range(100)))
+    assert new.lines == 100
 
 
 # -- edit_file ------------------------------------------------------------------------------------
@@ -222,3 +223,20 @@ def test_schemas_are_plain_objects():
         schema = tool.schema()
         assert schema["type"] == "object" and schema["required"]
         assert all("anyOf" not in p and "description" in p for p in schema["properties"].values())
+
+
+@pytest.mark.parametrize("content,lines", [(b"a\r\nb\r\n", ["a", "b"]), (b"a\n\nb", ["a", "", "b"]),
+                                           (b"only", ["only"]), (b"\n", [""])])
+def test_read_line_ends(ws, content, lines):
+    (ws.root / "f.txt").write_bytes(content)
+    assert call(ws, "read_file", path="f.txt").splitlines() == [f"{i:6}\t{t}" for i, t in enumerate(lines, 1)]
+
+
+def test_read_output_cap_says_where_to_go_on(ws):
+    (ws.root / "wide.txt").write_text(("y" * 1990 + "\n") * 200)
+    out = call(ws, "read_file", path="wide.txt")
+    assert len(out) <= 100_200 and out.endswith("[lines 1–50 of 200; read on with offset 51]")
+    assert "\ty" in call(ws, "read_file", path="wide.txt", offset=200)
+    assert "has 200 lines; offset 201 is past the end" in call(ws, "read_file", path="wide.txt", offset=201)
+    (ws.root / "empty.txt").write_text("")
+    assert call(ws, "read_file", path="empty.txt") == "empty.txt is empty"

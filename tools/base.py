@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,11 +25,17 @@ class Args(BaseModel):
 @dataclass(frozen=True, slots=True)
 class Preview:
     """What the user sees before approving: a one-line summary and an optional body (a diff, a
-    command, the head of a new file)."""
+    command, a new file). The body is always whole: what is approved must be all there to see,
+    even where the UI shows a part of it first."""
 
     summary: str
     body: str = ""
     language: str = ""  # for highlighting the body: "diff", "bash", ...
+
+    @property
+    def lines(self) -> int:
+        """How many lines the body has, for a UI that shows some and pages through the rest."""
+        return len(self.body.splitlines())
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,12 +64,25 @@ class Tool:
         return schema
 
 
+def _limit(root: Path, name: str, default: int) -> int:
+    try:
+        return os.pathconf(root, name)
+    except (OSError, ValueError):
+        return default
+
+
 class Workspace:
     """The directory tools work in. Every path a tool touches must resolve inside it: ``..``,
-    absolute paths elsewhere and symlinks leading out are refused."""
+    absolute paths elsewhere and symlinks leading out are refused.
 
-    def __init__(self, root: str | os.PathLike):
+    ``secrets`` are the client's credentials (the API key): tools run without them."""
+
+    def __init__(self, root: str | os.PathLike, secrets: Iterable[str] = ()):
         self.root = Path(os.path.realpath(root))
+        self.secrets = tuple(s for s in secrets if s)
+        # checked up front: past them the OS fails on any call, exists() and stat() included
+        self.name_max = _limit(self.root, "PC_NAME_MAX", 255)
+        self.path_max = _limit(self.root, "PC_PATH_MAX", 4096)
 
     def resolve(self, path: str) -> Path:
         if not isinstance(path, str) or not path.strip():
@@ -76,7 +95,18 @@ class Workspace:
         real = Path(os.path.realpath(candidate))  # follows every symlink on the way
         if real != self.root and self.root not in real.parents:
             raise ToolError(f"{path}: outside the workspace ({self.root}); only files inside it can be used")
+        self._check_length(path, real)
         return real
+
+    def _check_length(self, path: str, real: Path) -> None:
+        shown = path if len(path) <= 60 else path[:60] + "…"
+        longest = max(len(os.fsencode(part)) for part in real.parts)
+        if longest > self.name_max:
+            raise ToolError(f"{shown}: file name too long: a name of {longest} bytes in the path "
+                            f"(the limit is {self.name_max} bytes a name)")
+        if len(os.fsencode(real)) >= self.path_max:
+            raise ToolError(f"{shown}: path too long: {len(os.fsencode(real))} bytes "
+                            f"(the limit is {self.path_max - 1} bytes)")
 
     def show(self, path: Path) -> str:
         """A path as the user and model should see it: relative to the workspace."""

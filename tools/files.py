@@ -1,40 +1,105 @@
-"""File handling shared by the file tools: text-only reads, atomic writes that keep the mode, diffs."""
+"""File handling shared by the file tools: regular files only, opened so that nothing can block;
+text-only reads; atomic writes that keep the mode; diffs."""
 
 from __future__ import annotations
 
+import codecs
 import difflib
 import os
 import stat
 import tempfile
 from pathlib import Path
+from typing import BinaryIO
 
 from .base import ToolError, Workspace
 
-__all__ = ["MAX_FILE_BYTES", "atomic_write", "read_text", "unified_diff"]
+__all__ = ["MAX_FILE_BYTES", "SNIFF_BYTES", "atomic_write", "file_status", "open_text", "read_text", "unified_diff"]
 
-MAX_FILE_BYTES = 10 * 1024 * 1024  # files past this are not loaded whole (read_file pages instead)
+MAX_FILE_BYTES = 10 * 1024 * 1024  # edited or overwritten files are loaded whole; read_file pages any size
+SNIFF_BYTES = 8192  # a NUL or broken UTF-8 in this much of the start: a binary file
+
+_KINDS = ((stat.S_ISDIR, "is a directory"), (stat.S_ISFIFO, "is a FIFO (named pipe)"), (stat.S_ISSOCK, "is a socket"),
+          (stat.S_ISCHR, "is a character device"), (stat.S_ISBLK, "is a block device"))
 
 
-def read_text(path: Path, ws: Workspace, *, limit: int | None = MAX_FILE_BYTES) -> str:
-    """The file's text, or a ToolError the model can act on (missing, a directory, binary, huge)."""
-    shown = ws.show(path)
-    if not path.exists():
-        raise ToolError(f"{shown}: no such file")
-    if path.is_dir():
-        raise ToolError(f"{shown}: is a directory")
+def file_status(path: Path, ws: Workspace) -> os.stat_result | None:
+    """The file's status, symlinks followed; None when there is no such file."""
     try:
-        size = path.stat().st_size
-        if limit is not None and size > limit:
-            raise ToolError(f"{shown}: {size:,} bytes is too large to load whole (limit {limit:,})")
-        data = path.read_bytes()
+        return os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as e:
+        raise ToolError(f"{ws.show(path)}: {e.strerror or e}") from None
+
+
+def _require_regular(st: os.stat_result, shown: str) -> None:
+    if not stat.S_ISREG(st.st_mode):
+        kind = next((what for test, what in _KINDS if test(st.st_mode)), "is not a regular file")
+        raise ToolError(f"{shown}: {kind}, not a regular file; only regular files can be read or written")
+
+
+def _open_regular(path: Path, ws: Workspace) -> BinaryIO:
+    """A regular file opened for reading. Anything else is refused before it is opened (a device may
+    act on open) and, should it be swapped in between, after: O_NONBLOCK keeps a FIFO's open from
+    waiting for a writer."""
+    shown = ws.show(path)
+    st = file_status(path, ws)
+    if st is None:
+        raise ToolError(f"{shown}: no such file")
+    _require_regular(st, shown)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except OSError as e:
         raise ToolError(f"{shown}: {e.strerror or e}") from None
-    if b"\0" in data[:8192]:
-        raise ToolError(f"{shown}: a binary file; only text files can be read or edited")
+    try:
+        _require_regular(os.fstat(fd), shown)
+    except BaseException:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "rb")
+
+
+def open_text(path: Path, ws: Workspace) -> BinaryIO:
+    """A regular file, opened for reading at its start, that does not look binary there."""
+    shown = ws.show(path)
+    f = _open_regular(path, ws)
+    try:
+        head = f.read(SNIFF_BYTES)
+        if b"\0" in head:
+            raise ToolError(f"{shown}: a binary file; only text files can be read or edited")
+        try:
+            codecs.getincrementaldecoder("utf-8")().decode(head)  # a character cut at the end is fine
+        except UnicodeDecodeError:
+            raise ToolError(f"{shown}: not UTF-8 text; only text files can be read or edited") from None
+        f.seek(0)
+    except OSError as e:
+        f.close()
+        raise ToolError(f"{shown}: {e.strerror or e}") from None
+    except BaseException:
+        f.close()
+        raise
+    return f
+
+
+def read_text(path: Path, ws: Workspace, *, limit: int = MAX_FILE_BYTES) -> str:
+    """The whole file's text, for an edit or an overwrite; a ToolError the model can act on otherwise
+    (missing, a directory or FIFO, binary, past the limit)."""
+    shown = ws.show(path)
+    with open_text(path, ws) as f:
+        size = os.fstat(f.fileno()).st_size
+        if size > limit:
+            raise ToolError(f"{shown}: {size:,} bytes, over the limit of {limit:,} bytes for a file edited or "
+                            "overwritten whole (read_file still reads it a page at a time)")
+        try:
+            data = f.read(limit + 1)
+        except OSError as e:
+            raise ToolError(f"{shown}: {e.strerror or e}") from None
+    if len(data) > limit:  # it grew since the stat
+        raise ToolError(f"{shown}: over the limit of {limit:,} bytes for a file edited or overwritten whole")
     try:
         return data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ToolError(f"{shown}: not UTF-8 text; only text files can be read or edited") from None
+    except UnicodeDecodeError as e:
+        raise ToolError(f"{shown}: not UTF-8 text (at byte {e.start:,}); only text files can be read or edited") from None
 
 
 def atomic_write(path: Path, text: str, ws: Workspace) -> None:
@@ -42,9 +107,11 @@ def atomic_write(path: Path, text: str, ws: Workspace) -> None:
     file, and a failure leaves the old one. An existing file keeps its permission bits."""
     shown = ws.show(path)
     try:
-        mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else None
+        st = file_status(path, ws)
+        mode = stat.S_IMODE(st.st_mode) if st else None
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        # the name's start only: a name near the length limit must still leave room for the temp suffix
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:32]}.", suffix=".tmp", dir=path.parent)
         try:
             with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
                 f.write(text)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import stat
+from pathlib import Path
+
 from pydantic import Field
 
 from .base import Args, Preview, Tool, ToolError, Workspace
-from .files import atomic_write, read_text, unified_diff
+from .files import atomic_write, file_status, read_text, unified_diff
 
 __all__ = ["TOOL", "WriteFileArgs"]
-
-NEW_FILE_HEAD = 40  # lines of a new file shown for approval
 
 
 class WriteFileArgs(Args):
@@ -17,31 +18,32 @@ class WriteFileArgs(Args):
     content: str = Field(description="The file's complete new content")
 
 
+def _target(args: WriteFileArgs, ws: Workspace) -> tuple[Path, str | None]:
+    """The path and the text it holds now (None: a new file), or a ToolError for a target that must
+    not be replaced: a directory, a FIFO or device, a binary file, one too large to diff."""
+    path = ws.resolve(args.path)
+    st = file_status(path, ws)
+    if st is None:
+        return path, None
+    if stat.S_ISDIR(st.st_mode):
+        raise ToolError(f"{args.path}: is a directory")
+    return path, read_text(path, ws)
+
+
 def preview(args: WriteFileArgs, ws: Workspace) -> Preview:
-    try:
-        path = ws.resolve(args.path)
-        if path.exists():
-            old = read_text(path, ws)
-            diff = unified_diff(old, args.content, ws.show(path))
-            return Preview(f"overwrite {ws.show(path)}", diff or "(no change)", "diff")
-    except ToolError as e:
-        return Preview(f"{args.path}: {e}")
-    lines = args.content.splitlines()
-    head = "\n".join(lines[:NEW_FILE_HEAD])
-    more = f"\n… ({len(lines) - NEW_FILE_HEAD} more lines)" if len(lines) > NEW_FILE_HEAD else ""
-    return Preview(f"create {ws.show(path)} ({len(lines)} lines)", head + more)
+    path, old = _target(args, ws)
+    shown = ws.show(path)
+    if old is not None:
+        return Preview(f"overwrite {shown}", unified_diff(old, args.content, shown) or "(no change)", "diff")
+    lines = len(args.content.splitlines())
+    return Preview(f"create {shown} ({lines} line{'s' if lines != 1 else ''})", args.content)  # all of it
 
 
 def run(args: WriteFileArgs, ws: Workspace) -> str:
-    path = ws.resolve(args.path)
-    if path.is_dir():
-        raise ToolError(f"{args.path}: is a directory")
-    existed = path.exists()
-    if existed:
-        read_text(path, ws)  # refuse to overwrite a binary file
+    path, old = _target(args, ws)
     atomic_write(path, args.content, ws)
     lines = args.content.count("\n") + (0 if args.content.endswith("\n") or not args.content else 1)
-    return f"{'overwrote' if existed else 'created'} {ws.show(path)} ({lines} lines, {len(args.content.encode()):,} bytes)"
+    return f"{'created' if old is None else 'overwrote'} {ws.show(path)} ({lines} lines, {len(args.content.encode()):,} bytes)"
 
 
 TOOL = Tool(
@@ -50,5 +52,5 @@ TOOL = Tool(
     args=WriteFileArgs,
     preview=preview,
     run=run,
-    check=lambda args, ws: ws.resolve(args.path) and None,
+    check=lambda args, ws: _target(args, ws) and None,
 )
