@@ -212,4 +212,5 @@ def _toolbox(settings: Settings) -> Toolbox:
     root = os.path.expanduser(settings.workspace) if settings.workspace else os.getcwd()
     if not os.path.isdir(root):
         raise ConfigError(f"workspace {root}: not a directory")
-    return Toolbox(Workspace(root), ApprovalPolicy(approve), enabled=settings.tools)
+    secrets = [settings.api_key] if settings.api_key else []  # tools run without the client's credentials
+    return Toolbox(Workspace(root, secrets), ApprovalPolicy(approve), enabled=settings.tools)

@@ -89,16 +89,9 @@ class ServerProcess:
             time.sleep(0.25)
 
     def stop(self, grace: float = 10.0) -> int | None:
-        """SIGTERM to its process group, then SIGKILL after ``grace`` seconds."""
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else None
-        for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
-            try:
-                os.killpg(self.proc.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                return self.proc.wait(timeout=wait)
-            except subprocess.TimeoutExpired:
-                continue
-        return self.proc.poll()
+        """SIGTERM to its process group, then SIGKILL after ``grace`` seconds; its exit status."""
+        if self.proc is None:
+            return None
+        from ..tools.processes import end_group  # here: the tools package costs serve's start-up a pydantic import
+
+        return end_group(self.proc, grace)

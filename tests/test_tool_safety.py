@@ -17,9 +17,9 @@ import time
 import pytest
 from fake_backend import Reply
 from fake_backend import ToolCall as FakeCall
-from gridchat.chat.toolbox import ApprovalPolicy, Decision, Toolbox
 from gridchat.chat.events import ToolCall
-from gridchat.tools import TOOLS, ToolError, Workspace, execute, parse_call
+from gridchat.chat.toolbox import ApprovalPolicy, Decision, Toolbox
+from gridchat.tools import TOOLS, Workspace, execute, parse_call
 
 LONG_NAME = "n" * 300
 
@@ -179,6 +179,7 @@ def test_env_in_a_tool_does_not_show_the_api_key(fake, tmp_path, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", key)
     monkeypatch.setenv("GRIDCHAT_API_KEY", "another-" + key)
     monkeypatch.setenv("MY_COPY_OF_THE_KEY", key)
+    monkeypatch.setenv("AUTH_HEADER", f"Bearer {key}")
     monkeypatch.setenv("HARMLESS_SETTING", "kept")
     fb = fake("vllm")
     fb.script(Reply(tool_calls=[FakeCall("bash", '{"command": "env"}')]), Reply(text="ok"))
@@ -193,6 +194,7 @@ def test_env_in_a_tool_does_not_show_the_api_key(fake, tmp_path, monkeypatch):
     (output,) = tool_outputs(fb.requests[-1].body)
     assert "HARMLESS_SETTING=kept" in output and "[exit code 0]" in output
     assert key not in output and "OPENAI_API_KEY" not in output and "GRIDCHAT_API_KEY" not in output
+    assert "MY_COPY_OF_THE_KEY" not in output and "AUTH_HEADER" not in output
 
 
 # -- 15: the approval preview hides nothing ---------------------------------------------------------
@@ -211,8 +213,7 @@ def test_a_new_files_preview_carries_all_of_it(ws):
 def test_a_50_mb_text_file_can_be_paged(ws):
     line = "x" * 104 + "\n"
     with open(ws.root / "big.log", "w") as f:
-        for i in range(0, 500_000, 1000):
-            f.write(line * 999 + f"marker {i + 1000}\n")
+        f.writelines(line * 999 + f"marker {i + 1000}\n" for i in range(0, 500_000, 1000))
     assert (ws.root / "big.log").stat().st_size > 50_000_000
     first = run_tool(ws, "read_file", path="big.log", limit=3)
     assert first.startswith("     1\txxx") and "of 500000; read on with offset 4" in first
@@ -245,7 +246,8 @@ PIDS = ("setsid.pid", "nohup.pid", "double.pid")
 def test_timeout_kills_detached_children_and_says_what_it_killed(ws):
     out = run_tool(ws, "bash", command=ESCAPES + "sleep 1013", timeout=1.5)
     pids = [wait_file(ws.root / p) for p in PIDS]
-    assert "timed out after 1.5 s" in out and "killed bash and 4 processes it started" in out, out
+    # bash execs its last command (sleep 1013) in place: bash and the three that detached
+    assert "timed out after 1.5 s" in out and "killed bash and 3 processes it started" in out, out
     assert wait_dead(pids, timeout=1) == []
 
 
@@ -300,3 +302,78 @@ def test_background_processes_end_when_the_client_exits(ws):
     assert "left running" in client.stdout and "3 background processes still running" in client.stdout
     pids = [int((ws.root / p).read_text()) for p in PIDS]
     assert wait_dead(pids, timeout=1) == []
+
+
+def test_the_servers_stop_is_the_shared_killer(tmp_path):
+    """serve's ServerProcess.stop ends its whole group, a process that ignores SIGTERM included."""
+    from gridchat.serve.launch import Launch
+    from gridchat.serve.process import ServerProcess
+
+    pid_file = tmp_path / "stubborn.pid"
+    script = f"bash -c 'trap \"\" TERM; sleep 1017' & echo $! > {pid_file}; sleep 1018"
+    server = ServerProcess(Launch(["bash", "-c", script], 0, "stub", "http://127.0.0.1:9/health"),
+                           tmp_path / "log").start()
+    stubborn = wait_file(pid_file)
+    start = time.monotonic()
+    assert server.stop(grace=0.5) is not None
+    assert wait_dead([stubborn], timeout=2) == [] and time.monotonic() - start < 5
+
+
+def test_without_a_supervisor_the_process_group_is_ended(ws, monkeypatch):
+    """The fallback where there is no subreaper (not Linux): a group of its own, killed as one."""
+    from gridchat.tools import processes
+
+    monkeypatch.setattr(processes, "SUPERVISED", False)
+    out = run_tool(ws, "bash", command="sleep 1019 & echo $! > bg.pid; sleep 1020", timeout=1)
+    assert "timed out after 1 s; the command and its process group were killed" in out
+    assert wait_dead([wait_file(ws.root / "bg.pid")], timeout=1) == []
+    assert run_tool(ws, "bash", command="exit 4").endswith("[exit code 4]")
+    assert "[exit code 0]" in run_tool(ws, "bash", command="sleep 1021 & echo $! > bg2.pid")
+    background = wait_file(ws.root / "bg2.pid")
+    assert alive(background)
+    processes.end_all()
+    assert wait_dead([background], timeout=1) == []
+
+
+def test_a_call_from_a_thread_that_ends_keeps_its_background_processes(ws):
+    """The parent-death signal also comes when the starting thread exits: not a reason to kill."""
+    from gridchat.tools import processes
+
+    worker = threading.Thread(target=run_tool, args=(ws, "bash"), kwargs={"command": "sleep 1022 & echo $! > t.pid"})
+    worker.start()
+    worker.join()
+    pid = wait_file(ws.root / "t.pid")
+    time.sleep(0.5)
+    assert alive(pid)
+    processes.end_all()
+    assert wait_dead([pid], timeout=1) == []
+
+
+def test_a_command_that_ends_its_supervisor_is_reported_as_ended(ws):
+    out = run_tool(ws, "bash", command="sleep 1023 & kill $PPID; sleep 1024")
+    assert "ended from outside before it finished; killed bash and 1 process it started" in out, out
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "terminal closed"])
+def test_what_chat_started_ends_with_it(fake, term, tmp_path, how):
+    """In a real terminal: an approved bash call runs, then chat is sent SIGTERM or its terminal goes away."""
+    from gridchat.tools.reaper import process_table
+
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    fb = fake("vllm")
+    command = "setsid sleep 1030 & echo $! > bg.pid; sleep 1031 & echo $! > fg.pid; wait"
+    fb.script(Reply(tool_calls=[FakeCall("bash", json.dumps({"command": command}))]), Reply(text="never seen"))
+    t = term(fb, "--workspace", str(ws), "--approve", "bash")
+    t.wait_prompt("none")
+    t.line("sleep a while")
+    pids = [wait_file(ws / "bg.pid"), wait_file(ws / "fg.pid")]
+    assert all(alive(p) for p in pids)
+    if how == "SIGTERM":
+        wrapper = int(t.pane("#{pane_pid}"))
+        (chat,) = [pid for pid, parent, _ in process_table() if parent == wrapper]
+        os.kill(chat, signal.SIGTERM)
+        t.wait_exit()
+    else:
+        t.close()  # tmux's server goes: the pane's processes get SIGHUP
+    assert wait_dead(pids) == []

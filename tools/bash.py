@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import threading
 
 from pydantic import Field
 
-from .base import Args, Preview, Tool, Workspace
+from .base import Args, Preview, Tool, ToolError, Workspace
+from .processes import Ended, Exit, environment, start
 
 __all__ = ["BashArgs", "TOOL", "capped"]
 
@@ -51,7 +49,7 @@ class _Capture:
                 del self.tail[:-TAIL_BYTES]
 
     def text(self) -> str:
-        self._thread.join(timeout=2)  # a daemon that escaped the group may hold the pipe: don't wait on it
+        self._thread.join(timeout=2)  # a process left in the background may hold the pipe: don't wait on it
         return capped(bytes(self.head), bytes(self.tail), self.total)
 
 
@@ -64,38 +62,55 @@ def capped(head: bytes, tail: bytes, total: int) -> str:
     return text + tail.decode("utf-8", "replace")
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
-    """SIGTERM to the whole group, a moment to exit, then SIGKILL to whatever is left in it."""
-    for sig, grace in ((signal.SIGTERM, 2), (signal.SIGKILL, 5)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            pass
+def _ended(ended: Ended) -> str:
+    """The truth about what a kill did, for the model."""
+    if ended.group_only:
+        return "the command and its process group were killed"
+    if ended.others is None:
+        return "the command's supervisor did not report; processes it started may still be running"
+    killed = ["bash"] if ended.command else []
+    if ended.others:
+        killed.append(f"{_processes(ended.others)} it started")
+    text = f"killed {' and '.join(killed)}" if killed else "nothing was left to kill"
+    return text + (f"; {_processes(ended.left)} could not be killed" if ended.left else "")
+
+
+def _processes(n: int) -> str:
+    return f"{n} process{'es' if n != 1 else ''}"
+
+
+def _status(result: Exit | Ended) -> str:
+    if isinstance(result, Ended):  # its supervisor was told to end by someone else
+        return f"[ended from outside before it finished; {_ended(result)}]"
+    status = f"[exit code {result.code}]" if result.code >= 0 else f"[killed by signal {-result.code}]"
+    if result.background:
+        many = result.background != 1
+        status += (f"\n[{result.background} background process{'es' if many else ''} still running; "
+                   f"{'they are' if many else 'it is'} ended when this chat session ends]")
+    return status
 
 
 def run(args: BashArgs, ws: Workspace) -> str:
-    """Ctrl-C (KeyboardInterrupt) kills the command's whole process group and propagates."""
+    """Ctrl-C (KeyboardInterrupt) kills the command and everything it started, and propagates."""
     timeout = args.timeout or DEFAULT_TIMEOUT
-    proc = subprocess.Popen(
-        ["bash", "-c", args.command], cwd=ws.root, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, start_new_session=True,  # its own group: killed as one, deaf to our Ctrl-C
-    )
-    capture = _Capture(proc.stdout)
+    job = start(args.command, ws.root, environment(ws.secrets))
+    capture = _Capture(job.output)
     try:
-        code = proc.wait(timeout=timeout)
-        status = f"[exit code {code}]" if code >= 0 else f"[killed by signal {-code}]"
-    except subprocess.TimeoutExpired:
-        _kill_group(proc)
-        status = f"[timed out after {timeout:g} s; the command and its children were killed]"
+        result = job.wait(timeout)
     except BaseException:
-        _kill_group(proc)
+        job.end()
         raise
+    if result is None:
+        status = f"[timed out after {timeout:g} s; {_ended(job.end())}]"
+    else:
+        status = _status(result)
     output = capture.text()
     return f"{output}{'' if not output or output.endswith(chr(10)) else chr(10)}{status}"
+
+
+def check(args: BashArgs, ws: Workspace) -> None:
+    if "\0" in args.command:
+        raise ToolError("command contains a NUL byte, which no command line can hold")
 
 
 TOOL = Tool(
@@ -105,4 +120,5 @@ TOOL = Tool(
     args=BashArgs,
     preview=preview,
     run=run,
+    check=check,
 )
