@@ -89,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return serve_main(argv[1:])
     args = parser().parse_args(argv)
+    _end_tools_on_hangup()
     try:
         return _run(args)
     except KeyboardInterrupt:
@@ -106,15 +107,31 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+def _end_tools_on_hangup() -> None:
+    """SIGTERM or SIGHUP (the window closed): end every process a tool started, then leave as the
+    signal would (exit status 128 + its number). Normal exits end them at exit (atexit)."""
+    import signal
+
+    def leave(signum, frame):
+        from ..tools.processes import end_all
+
+        end_all()
+        raise SystemExit(128 + signum)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, leave)
+
+
 def _run(args: argparse.Namespace) -> int:
     from ..personas import load_personas
     from .config import config_dir, data_dir, load_settings, move_old_dirs
     from .errors import ChatError
+    from .sanitize import sanitize
     from .session import Session
     from .transcript import Transcript
 
     def warn(message: str) -> None:
-        print(f"chat: warning: {message}", file=sys.stderr)
+        print(sanitize(f"chat: warning: {message}"), file=sys.stderr)
 
     flags = {k: getattr(args, k) for k in ("base_url", "api_key", "model", "persona", "api", "temperature", "top_p",
                                            "max_tokens", "show_reasoning", "tools", "approve", "workspace",
@@ -126,15 +143,18 @@ def _run(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(flags, path=Path(args.config) if args.config else None)
         personas = load_personas(config_dir() / "personas", warn=warn)
+        not_saved = lambda why: warn(f"this session is not being saved: {why}")  # noqa: E731
         if args.resume:
-            transcript, restored = _resumed(sessions, args.resume, personas)
+            transcript, restored = _resumed(sessions, args.resume, personas, not_saved)
+            for problem in restored.problems:
+                warn(problem)
             settings.base_url = settings.base_url or restored.server.get("base_url")
             session = Session(settings, personas, transcript, restored)
             c = session.conversation
-            print(f"chat: resumed session {transcript.id}: {len(c.messages)} messages on this branch, "
-                  f"{len(c.branches())} branches, persona {c.persona.name}", file=sys.stderr)
+            print(sanitize(f"chat: resumed session {transcript.id}: {len(c.messages)} messages on this branch, "
+                           f"{len(c.branches())} branches, persona {c.persona.name}"), file=sys.stderr)
         else:
-            session = Session(settings, personas, Transcript.new(sessions))
+            session = Session(settings, personas, Transcript.new(sessions, on_error=not_saved))
     except ChatError as err:
         print(f"chat: error: {err}", file=sys.stderr)
         return 1
@@ -144,8 +164,8 @@ def _run(args: argparse.Namespace) -> int:
     return _chat(args, session)
 
 
-def _resumed(directory, wanted: str, personas):
-    from .transcript import Transcript, TranscriptError, list_sessions, read_events, replay
+def _resumed(directory, wanted: str, personas, on_error):
+    from .transcript import Transcript, TranscriptError, list_sessions, load_transcript
 
     saved = list_sessions(directory)
     if wanted == "latest":
@@ -159,21 +179,36 @@ def _resumed(directory, wanted: str, personas):
             raise TranscriptError(f"{'no' if not matches else 'more than one'} saved session matches {wanted!r} "
                                   "(chat --list shows them)")
         path = matches[0]
-    return Transcript(path), replay(read_events(path), personas)
+    restored = load_transcript(path, personas)
+    return Transcript(path, on_error=on_error), restored
 
 
 def _list_sessions(directory) -> int:
     import time
 
+    from .sanitize import sanitize
     from .transcript import list_sessions
 
     saved = list_sessions(directory)
     if not saved:
         print(f"no saved sessions in {directory}")
+        return 0
+    print(f"{'session':22}  {'last change':16}  {'messages':>8}  {'personas':28}  first message")
     for s in saved:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.modified))
-        first = " ".join(s.first.split())[:50]
-        print(f"{s.id}  {when}  {s.messages:4} messages  {','.join(s.personas) or '-':30.30}  {first}")
+        personas = ", ".join(s.personas) or "-"
+        if len(personas) > 28:  # whole names only: as many as fit, then how many more
+            shown = []
+            for i, name in enumerate(s.personas):
+                more = f" +{len(s.personas) - i}"
+                if len(", ".join([*shown, name])) + len(more) > 28:
+                    break
+                shown.append(name)
+            personas = ", ".join(shown) + f" +{len(s.personas) - len(shown)}"
+        first = " ".join(s.first.split())
+        first = first if len(first) <= 50 else first[:49] + "…"
+        note = f"  ({s.problem})" if s.problem else ""
+        print(sanitize(f"{s.id:22}  {when:16}  {s.messages:8}  {personas:28}  {first}{note}"))
     return 0
 
 

@@ -107,6 +107,8 @@ class Conversation:
         """Take back the message just added (nothing came of it): the one exception to never removing."""
         assert self.nodes and self.nodes[-1] is message and self.head == message.id
         self.nodes.pop()
+        self.forks.pop(message.id, None)  # nothing may point at it any more
+        self.marks = [m for m in self.marks if m.message != message.id]
         self._emit({"event": "withdraw", "id": message.id})
         self._go(message.parent)
 
@@ -136,6 +138,15 @@ class Conversation:
     def last(self, role: str) -> Message | None:
         """The last message with ``role`` on the current branch."""
         return next((m for m in reversed(self._path) if m.role == role), None)
+
+    def unanswered_calls(self) -> list[ToolCall]:
+        """The last reply's tool calls that have no result on this branch (a run killed mid-tools)."""
+        path = self._path
+        for i in range(len(path) - 1, -1, -1):
+            if path[i].role == "assistant":
+                answered = {m.tool_call_id for m in path[i + 1:] if m.role == "tool"}
+                return [c for c in path[i].tool_calls if c.id not in answered]
+        return []
 
     # -- branches ------------------------------------------------------------------------------------
     def fork(self, name: str = "") -> str:

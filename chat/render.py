@@ -1,4 +1,4 @@
-"""Streaming Markdown to a terminal at a flat cost per token, and making model text safe to show.
+"""Streaming Markdown to a terminal at a flat cost per token.
 
 A reply is printed in finished blocks (text up to a blank line outside a code fence, or a closed
 fence), each rendered once; only the unfinished tail lives in a small ``rich.live.Live`` view,
@@ -16,20 +16,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-__all__ = ["MarkdownStream", "sanitize"]
-
-# Every C0 control but tab and newline, DEL and the C1 controls become visible symbols: model and
-# tool text must never move the cursor, change colours, set the title or ring the bell.
-_CONTROL = {c: 0x2400 + c for c in range(0x20) if c not in (0x09, 0x0A)}
-_CONTROL[0x7F] = 0x2421
-_CONTROL.update({c: 0xFFFD for c in range(0x80, 0xA0)})
-_CONTROL_RE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def sanitize(text: str) -> str:
-    """Neutralise terminal control sequences (ESC becomes ␛); cheap when there is nothing to do."""
-    return text.translate(_CONTROL) if _CONTROL_RE.search(text) else text
-
+__all__ = ["MarkdownStream"]
 
 COMMIT_EVERY = 0.2  # seconds between commits of finished blocks while the live view runs
 _FENCE_RE = re.compile(r"^ {0,3}(`{3,}|~{3,})")

@@ -8,7 +8,7 @@ import threading
 from prompt_toolkit import PromptSession
 from prompt_toolkit.completion import Completer, Completion
 from prompt_toolkit.formatted_text import FormattedText
-from prompt_toolkit.history import FileHistory
+from prompt_toolkit.history import FileHistory, InMemoryHistory
 from prompt_toolkit.key_binding import KeyBindings
 from rich.console import Console
 from rich.text import Text
@@ -18,7 +18,7 @@ from ..tools import Preview
 from .conversation import PARAMS
 from .errors import ChatError
 from .events import ToolCall
-from .render import sanitize
+from .sanitize import sanitize
 from .session import Session
 from .sinks import TerminalSink
 from .slash import COMMANDS, EXIT, dispatch
@@ -91,6 +91,11 @@ def _key_bindings() -> KeyBindings:
     def _(event):
         event.current_buffer.insert_text("\n")
 
+    @kb.add("c-u")  # clears everything before the cursor, every line of it (a message offered again)
+    def _(event):
+        buffer = event.current_buffer
+        buffer.delete_before_cursor(len(buffer.document.text_before_cursor))
+
     return kb
 
 
@@ -99,13 +104,14 @@ class Repl:
         self.session = session
         self.console = console
         self.show_reasoning = session.settings.show_reasoning
-        self._refill = session.pending_text  # text to offer again (a send that failed, an unanswered one)
+        self._refill = ""  # text offered again at the next prompt (a send that failed, an unanswered one)
         self._editing = None  # the message an inline /edit replaces, if the next input is sent
         self.approver = TerminalApprover()
-        if history_path is not None:
-            history_path.parent.mkdir(parents=True, exist_ok=True)
+        if session.transcript is not None:
+            session.transcript.on_error(lambda why: self.error(
+                f"this session is not being saved: {why} (/save PATH writes it elsewhere)"))
         self.prompt_session = PromptSession(
-            history=FileHistory(str(history_path)) if history_path else None,
+            history=_history(history_path, self.error),
             completer=SlashCompleter(session),
             complete_while_typing=True,
             key_bindings=_key_bindings(),
@@ -167,11 +173,13 @@ class Repl:
         for note in self.session.notes:
             self.note(note)
         self.session.notes.clear()
+        if self.session.pending_text:  # --resume of a message that was never answered
+            self.offer(self.session.pending_text)
 
     def send(self, text: str) -> None:
         result = self.stream(lambda sink: self.session.send(text, sink, self.approver))
         if result is None or result.withdrawn:
-            self._refill = text  # nothing came back: offer the message again, nothing lost
+            self.offer(text)  # nothing came back: offer the message again, nothing lost
 
     def stream(self, run):
         """Connect if needed, then run ``run(sink)`` with a terminal sink, keys quiet meanwhile."""
@@ -199,12 +207,46 @@ class Repl:
         except (EOFError, KeyboardInterrupt):
             return None
 
+    def offer(self, text: str) -> None:
+        self._refill = text
+        self.note("your message is back at the prompt: Enter sends it again, Ctrl-U clears it")
+
     def edit_inline(self, old) -> None:
         """Offer ``old``'s text at the prompt; if it is sent, it replaces ``old`` (as a sibling).
         Anything else leaves the conversation as it was."""
         self._refill = old.content
         self._editing = old
         self.note("edit the message and press Enter to resend it (Ctrl-C leaves it as it was)")
+
+
+class _SafeFileHistory(FileHistory):
+    """The input history file; a disk that fails later costs the history, never the session."""
+
+    def __init__(self, path, warn):
+        super().__init__(str(path))
+        self._warn = warn
+
+    def store_string(self, string: str) -> None:
+        try:
+            super().store_string(string)
+        except OSError as e:
+            if self._warn is not None:
+                self._warn(f"input history not saved: {e.strerror or e}")
+                self._warn = None
+
+
+def _history(path, warn):
+    """The history kept across sessions, or one for this session only where the file can't be used."""
+    if path is None:
+        return InMemoryHistory()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "ab"):
+            pass
+    except OSError as e:
+        warn(f"input history is kept for this session only: cannot write {path}: {e.strerror or e}")
+        return InMemoryHistory()
+    return _SafeFileHistory(path, warn)
 
 
 def _preload() -> None:

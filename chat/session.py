@@ -12,7 +12,7 @@ from .conversation import PARAMS, Conversation, Message
 from .detect import LOCAL_CANDIDATES, VLLM, ServerInfo, detect, find_local
 from .errors import ConfigError, ServerUnreachable, ToolsNotEnabled
 from .toolbox import ApprovalPolicy, Approver, DeclineAll, Toolbox
-from .transcript import Restored, Transcript
+from .transcript import Restored, Transcript, snapshot_events
 from .turn import Sink, TurnResult, TurnStats, run_exchange
 
 __all__ = ["Session", "choose_api"]
@@ -55,10 +55,8 @@ class Session:
             self.model = settings.model
         self._record_to(transcript)
         self.pending_text = ""  # a message to offer at the prompt (one left unanswered by a killed run)
-        last = self.conversation.messages[-1] if self.conversation.messages else None
-        if restored is not None and last is not None and last.role == "user":
-            self.pending_text = last.content
-            self.conversation.move(last.parent)
+        if restored is not None:
+            self._settle()
         if restored is None:
             self.conversation.set_persona(personas[settings.persona])
             self.conversation.set_params(settings.sampling())
@@ -68,6 +66,30 @@ class Session:
         self._client = None
         self._backends: dict[str, Backend] = {}
         self.toolbox = _toolbox(settings)
+
+    def load(self, restored: Restored, source: str) -> None:
+        """Replace the conversation with a loaded one (/load); this session's transcript records the
+        load and goes on being the truth."""
+        restored.conversation.listener = self.conversation.listener
+        self.conversation = restored.conversation
+        if self.transcript is not None:
+            self.transcript.write({"event": "reset", "from": source})
+            for event in snapshot_events(self.conversation, {}, self.transcript.id)[1:]:
+                self.transcript.write(event)
+        self._settle()
+
+    def _settle(self) -> None:
+        """A resumed conversation as a killed run left it, made ready to go on: a tool call that never
+        got its result gets one (every request must carry a result for each call), and a message
+        left unanswered is offered again at the prompt."""
+        c = self.conversation
+        for call in c.unanswered_calls():
+            c.add(Message("tool", "Not run: the session ended before this call ran.", tool_call_id=call.id,
+                          name=call.name))
+        last = c.messages[-1] if c.messages else None
+        if last is not None and last.role == "user":
+            self.pending_text = last.content
+            c.move(last.parent)
 
     # -- connecting ----------------------------------------------------------------------------
     def connect(self) -> ServerInfo:

@@ -11,7 +11,8 @@ from rich.text import Text
 
 from ..tools import Preview
 from .events import Event, ReasoningDelta, TextDelta, ToolCall
-from .render import MarkdownStream, sanitize
+from .render import MarkdownStream
+from .sanitize import sanitize
 from .toolbox import Outcome
 from .turn import TurnResult, TurnStats
 

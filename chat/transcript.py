@@ -1,8 +1,10 @@
 """Transcripts: every session saved as it goes, one JSON event per line, flushed per event.
 
-The file is the truth for --resume, /load, /export and probe results. It is append-only, so a
-process killed at any moment leaves every earlier line intact; a torn last line is skipped on
-reading. Events (each has "event" and "time"):
+The file is the truth for --resume, /load, /export and probe results. It is an event log
+(chat/eventlog.py: append-only, torn and invalid lines handled by one policy), each event validated
+against its schema below when read; replaying then checks that the events fit together (ids in
+order, parents and heads that exist) and skips, with a reason, what does not. Events (each has
+"event" and "time"):
 
     session   id, version                      the first line
     server    base_url, flavor, model, api     on connecting and on /model
@@ -18,20 +20,23 @@ reading. Events (each has "event" and "time"):
 
 from __future__ import annotations
 
-import json
 import os
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..personas import Persona, custom
 from .conversation import Conversation, Mark, Message, record
 from .errors import ChatError
+from .eventlog import EventLog, read_log
 from .events import ToolCall
 
-__all__ = ["Restored", "SessionInfo", "Transcript", "TranscriptError", "list_sessions", "read_events",
-           "replay", "snapshot_events"]
+__all__ = ["Restored", "SCHEMAS", "SessionInfo", "Transcript", "TranscriptError", "list_sessions", "load_transcript",
+           "read_events", "replay", "snapshot_events"]
 
 VERSION = 1
 
@@ -40,29 +45,114 @@ class TranscriptError(ChatError):
     pass
 
 
-def _message_from(record: dict) -> Message:
-    calls = [ToolCall(**c) for c in record.get("tool_calls") or ()]
-    fields = {k: record[k] for k in Message.__dataclass_fields__ if k in record and k != "tool_calls"}
+# -- the events' schemas: what a line must hold to be used --------------------------------------------
+
+class _Event(BaseModel):
+    model_config = ConfigDict(strict=True, extra="allow")  # extra fields: "time", and newer versions' additions
+
+
+class _Session(_Event):
+    id: str
+    version: int = VERSION
+
+
+class _Server(_Event):
+    base_url: str | None = None
+    flavor: str | None = None
+    model: str | None = None
+    api: str | None = None
+
+
+class _Persona(_Event):
+    name: str
+    system: str | None = None
+
+
+class _Params(_Event):
+    params: dict[str, int | float]
+
+
+class _ToolCall(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore")
+    id: str
+    name: str
+    arguments: str
+
+
+class _Message(_Event):
+    id: int = Field(ge=0)
+    parent: int | None = Field(default=None, ge=0)
+    role: Literal["user", "assistant", "tool"]
+    content: str = ""
+    reasoning: str = ""
+    tool_calls: list[_ToolCall] = []
+    tool_call_id: str | None = None
+    name: str | None = None
+    interrupted: bool = False
+    persona: str | None = None
+    stats: dict | None = None
+
+
+class _Id(_Event):
+    id: int = Field(ge=0)
+
+
+class _Head(_Event):
+    id: int | None = Field(ge=0)
+
+
+class _Fork(_Event):
+    id: int = Field(ge=0)
+    name: str
+
+
+class _Mark(_Event):
+    message: int = Field(ge=0)
+    label: str
+    note: str = ""
+    persona: str = ""
+
+
+SCHEMAS: dict[str, type[BaseModel]] = {
+    "session": _Session, "server": _Server, "persona": _Persona, "params": _Params, "message": _Message,
+    "withdraw": _Id, "head": _Head, "fork": _Fork, "mark": _Mark,
+}
+
+
+def _message_from(event: dict) -> Message:
+    calls = [ToolCall(c["id"], c["name"], c["arguments"]) for c in event.get("tool_calls") or ()]
+    fields = {k: event[k] for k in Message.__dataclass_fields__ if k in event and k != "tool_calls"}
     return Message(**fields, tool_calls=calls)
 
 
-class Transcript:
-    """Appends events to one file; every write is flushed before the call returns."""
+# -- writing ----------------------------------------------------------------------------------------------
 
-    def __init__(self, path: Path, session_id: str | None = None, held: list[dict] | None = None):
+class Transcript:
+    """Records a session's events as they happen. Never raises: if the file can't be written (a full
+    disk, a read-only directory), ``on_error`` hears it once and ``failed`` says why."""
+
+    def __init__(self, path: Path, session_id: str | None = None, held: list[dict] | None = None,
+                 on_error=lambda message: None):
         self.path = Path(path)
         self.id = session_id or self.path.stem
-        self._file = None
+        self._log = EventLog(self.path, on_error)
         # A new session's file appears with its first message: starting chat and leaving at once
         # leaves no empty session behind (for --list and --resume to trip over).
         self._held = held
 
     @classmethod
-    def new(cls, directory: Path) -> "Transcript":
+    def new(cls, directory: Path, on_error=lambda message: None) -> "Transcript":
         session_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:4]
-        transcript = cls(Path(directory) / f"{session_id}.jsonl", session_id, held=[])
+        transcript = cls(Path(directory) / f"{session_id}.jsonl", session_id, held=[], on_error=on_error)
         transcript.write({"event": "session", "id": session_id, "version": VERSION})
         return transcript
+
+    @property
+    def failed(self) -> str | None:
+        return self._log.failed
+
+    def on_error(self, report) -> None:
+        self._log.on_error = report
 
     def write(self, event: dict) -> None:
         event.setdefault("time", round(time.time(), 3))
@@ -73,42 +163,23 @@ class Transcript:
             events, self._held = self._held, None
         else:
             events = [event]
-        if self._file is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(self.path, "a", encoding="utf-8")
-        self._file.write("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in events))
-        self._file.flush()
+        self._log.append(*events)
 
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        self._log.close()
 
 
-def read_events(path: Path) -> list[dict]:
+# -- reading ------------------------------------------------------------------------------------------
+
+def read_events(path: Path) -> tuple[list[dict], list[str]]:
+    """A transcript's valid events and the problems of the lines skipped (see chat/eventlog.py)."""
     try:
-        # split on "\n" only: str.splitlines() would also break at U+0085, U+2028 ... inside strings
-        lines = Path(path).read_text(encoding="utf-8").split("\n")
-        if lines and lines[-1] == "":
-            lines.pop()
-    except (OSError, UnicodeDecodeError) as e:
-        raise TranscriptError(f"{path}: cannot read: {e}") from None
-    events = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            event = json.loads(line)
-            if not isinstance(event, dict) or "event" not in event:
-                raise ValueError("not an event")
-        except ValueError:
-            if number == len(lines):  # killed mid-write: the last line may be torn
-                break
-            raise TranscriptError(f"{path}:{number}: not a transcript event") from None
-        events.append(event)
-    if not events or events[0].get("event") != "session":
+        log = read_log(path, SCHEMAS)
+    except OSError as e:
+        raise TranscriptError(f"{path}: cannot read: {e.strerror or e}") from None
+    if not log.events or log.events[0]["event"] != "session":
         raise TranscriptError(f"{path}: not a gridchat transcript")
-    return events
+    return log.events, log.problems
 
 
 @dataclass
@@ -116,38 +187,66 @@ class Restored:
     conversation: Conversation
     session_id: str
     server: dict  # the last server event: base_url, flavor, model, api
+    problems: list[str] = field(default_factory=list)  # lines and events skipped, with why
 
 
-def replay(events: list[dict], personas: dict[str, Persona]) -> Restored:
-    """Rebuild the conversation exactly: tree, head, persona, parameters, forks and marks."""
+def replay(events: list[dict], personas: dict[str, Persona], path: Path | str = "transcript") -> Restored:
+    """Rebuild the conversation exactly: tree, head, persona, parameters, forks and marks. An event
+    that does not fit what came before (a message out of order, a head or parent that doesn't
+    exist) is skipped and reported, so that everything else is kept."""
     conversation = Conversation()
     server: dict = {}
+    problems: list[str] = []
+
+    def exists(node) -> bool:
+        return node is None or 0 <= node < len(conversation.nodes)
+
     for event in events:
         kind = event["event"]
         if kind == "reset":  # /load replaced the conversation
             conversation = Conversation()
         elif kind == "message":
+            if event["id"] != len(conversation.nodes) or not exists(event.get("parent")):
+                problems.append(f"{path}: message {event['id']} doesn't fit the tree (parent {event.get('parent')}, "
+                                f"{len(conversation.nodes)} messages so far): skipped")
+                continue
             conversation.attach(_message_from(event))
         elif kind == "withdraw":
             if conversation.nodes and conversation.nodes[-1].id == event["id"]:
                 conversation.withdraw(conversation.nodes[-1])
         elif kind == "head":
-            conversation.move(event["id"])
+            if exists(event["id"]):
+                conversation.move(event["id"])
+            else:
+                problems.append(f"{path}: head {event['id']} is not a message: skipped")
         elif kind == "persona":
             name, system = event["name"], event.get("system")
             known = personas.get(name)
             conversation.persona = known if known is not None and known.system == system else (
-                custom(system) if name == "custom" else Persona(name=name, system=system, source="transcript"))
+                custom(system) if name == "custom" and system is not None else
+                Persona(name=name, system=system, source="transcript"))
         elif kind == "params":
             conversation.params = dict(event["params"])
         elif kind == "fork":
-            conversation.forks[event["id"]] = event["name"]
+            if exists(event["id"]):
+                conversation.forks[event["id"]] = event["name"]
         elif kind == "mark":
-            conversation.marks.append(Mark(event["message"], event["label"], event.get("note", ""),
-                                           event.get("persona", "")))
+            if exists(event["message"]):
+                conversation.marks.append(Mark(event["message"], event["label"], event.get("note", ""),
+                                               event.get("persona", "")))
+            else:
+                problems.append(f"{path}: mark on message {event['message']}, which doesn't exist: skipped")
         elif kind == "server":
             server = {k: v for k, v in event.items() if k not in ("event", "time")}
-    return Restored(conversation, events[0].get("id", ""), server)
+    return Restored(conversation, events[0].get("id", "") if events else "", server, problems)
+
+
+def load_transcript(path: Path, personas: dict[str, Persona]) -> Restored:
+    """Read and replay a transcript file; what had to be skipped is in ``problems``."""
+    events, problems = read_events(path)
+    restored = replay(events, personas, path)
+    restored.problems[:0] = problems
+    return restored
 
 
 def snapshot_events(conversation: Conversation, server: dict, session_id: str) -> list[dict]:
@@ -169,22 +268,30 @@ class SessionInfo:
     id: str
     path: Path
     modified: float
-    messages: int
+    messages: int  # in the tree (every branch)
     personas: list[str]
     first: str  # the first user message
+    problem: str = ""  # why it could not be read, or what was skipped: shown, never hidden
 
 
 def list_sessions(directory: Path) -> list[SessionInfo]:
-    """Saved sessions, newest first; unreadable files are left out."""
+    """Saved sessions, newest first; a damaged or unreadable file is listed with what is wrong."""
     out = []
     for path in Path(directory).glob("*.jsonl"):
         try:
-            events = read_events(path)
-        except TranscriptError:
+            modified = os.path.getmtime(path)
+        except OSError:
             continue
-        messages = [e for e in events if e["event"] == "message"]
-        personas = list(dict.fromkeys(m.get("persona", "") for m in messages if m.get("persona")))
-        first = next((m.get("content", "") for m in messages if m.get("role") == "user"), "")
-        out.append(SessionInfo(events[0].get("id", path.stem), path, os.path.getmtime(path), len(messages),
-                               personas, first))
+        try:
+            events, problems = read_events(path)
+        except TranscriptError as e:
+            out.append(SessionInfo(path.stem, path, modified, 0, [], "", str(e).removeprefix(f"{path}: ")))
+            continue
+        restored = replay(events, {}, path)
+        nodes = restored.conversation.nodes
+        skipped = len(problems) + len(restored.problems)
+        personas = list(dict.fromkeys(m.persona for m in nodes if m.persona))
+        first = next((m.content for m in nodes if m.role == "user"), "")
+        out.append(SessionInfo(restored.session_id or path.stem, path, modified, len(nodes), personas, first,
+                               f"{skipped} damaged line{'s' if skipped != 1 else ''} skipped" if skipped else ""))
     return sorted(out, key=lambda s: s.modified, reverse=True)

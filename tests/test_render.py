@@ -2,7 +2,8 @@
 
 import io
 
-from gridchat.chat.render import MarkdownStream, sanitize
+from gridchat.chat.render import MarkdownStream
+from gridchat.chat.sanitize import sanitize
 from rich.console import Console
 
 

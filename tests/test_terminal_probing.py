@@ -467,9 +467,10 @@ def test_transcript_list_and_resume(fake, term, isolated_env):
     listing = subprocess.run([sys.executable, "-m", "gridchat", "--list"], cwd=REPO, env=dict(os.environ),
                              capture_output=True, text=True, timeout=30)
     assert listing.returncode == 0, listing.stderr
-    rows = [line for line in listing.stdout.splitlines() if line.strip()]
+    header, *rows = [line for line in listing.stdout.splitlines() if line.strip()]
+    assert header.split()[:2] == ["session", "last"] and "personas" in header and "first message" in header
     assert len(rows) == 1 and rows[0].startswith(session_id), listing.stdout
-    assert "4 messages" in rows[0] and "lawful_good,neutral_evil" in rows[0], rows[0]
+    assert rows[0].split()[3] == "4" and "lawful_good, neutral_evil" in rows[0], rows[0]
     assert rows[0].endswith("opening question"), rows[0]
 
     t2 = term(fb, "--resume")

@@ -8,7 +8,7 @@ import sys
 
 from gridchat.chat.conversation import Conversation, Message, record
 from gridchat.chat.events import ToolCall
-from gridchat.chat.transcript import Transcript, list_sessions, read_events, replay, snapshot_events
+from gridchat.chat.transcript import Transcript, list_sessions, load_transcript, replay, snapshot_events
 from gridchat.personas import custom, load_personas
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -70,7 +70,7 @@ def test_replaying_the_file_rebuilds_the_conversation_exactly(tmp_path_factory, 
     if not any(op[0] in ("user", "assistant", "tool") for op in ops):
         assert not transcript.path.exists()  # no message, no session file: nothing to resume
         return
-    restored = replay(read_events(transcript.path), PERSONAS)
+    restored = load_transcript(transcript.path, PERSONAS)
     assert state(restored.conversation) == state(c)
     # and a snapshot (/save) of it replays to the same again
     snap = snapshot_events(c, {}, "x")
@@ -84,7 +84,7 @@ def test_a_torn_last_line_is_skipped(tmp_path):
     t.close()
     with open(t.path, "a") as f:
         f.write('{"event": "message", "id": 1, "par')  # killed mid-write
-    restored = replay(read_events(t.path), PERSONAS)
+    restored = load_transcript(t.path, PERSONAS)
     assert [m.content for m in restored.conversation.messages] == ["kept"]
 
 

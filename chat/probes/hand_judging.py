@@ -11,7 +11,7 @@ from rich.markdown import Markdown
 from rich.rule import Rule
 from rich.text import Text
 
-from ..render import sanitize
+from ..sanitize import sanitize
 from .model_judging import cells_to_judge, transcript_of
 from .report import final_verdict
 from .runner import append_event, cell_events

@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..render import sanitize
+from ..sanitize import sanitize
 
 __all__ = [
     "Cell", "Row", "Section", "Summary", "Tally", "final_verdict", "load_cells", "load_run",

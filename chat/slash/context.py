@@ -39,5 +39,8 @@ class SlashContext(Protocol):
     def send(self, text: str) -> None:
         """Send a user message as if typed at the prompt."""
 
+    def offer(self, text: str) -> None:
+        """Put ``text`` at the next prompt to be sent again (saying so)."""
+
     def edit_inline(self, old: "Message") -> None:
         """Offer ``old``'s text at the next prompt; sending it replaces ``old`` as a sibling."""

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
-from ..transcript import read_events, replay, snapshot_events
+from ..eventlog import write_log
+from ..transcript import load_transcript, snapshot_events
 from .registry import command, line
 
 if TYPE_CHECKING:
@@ -26,8 +26,7 @@ def _save(ctx: "SlashContext", arg: str):
     events = snapshot_events(session.conversation, session.server_record(), session.transcript.id
                              if session.transcript else "saved")
     try:
-        path.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in events),
-                        encoding="utf-8")
+        write_log(path, events)
     except OSError as e:
         raise ConfigError(f"cannot write {path}: {e.strerror or e}") from None
     ctx.console.print(line(f"saved {len(session.conversation.nodes)} messages to {path}"))
@@ -39,13 +38,12 @@ def _load(ctx: "SlashContext", arg: str):
     if not arg:
         raise ConfigError("usage: /load PATH")
     session = ctx.session
-    restored = replay(read_events(Path(arg).expanduser()), session.personas)
-    restored.conversation.listener = session.conversation.listener
-    session.conversation = restored.conversation
-    if session.transcript is not None:  # this session's transcript stays the truth: record the load
-        session.transcript.write({"event": "reset", "from": str(arg)})
-        for event in snapshot_events(session.conversation, {}, session.transcript.id)[1:]:
-            session.transcript.write(event)
+    restored = load_transcript(Path(arg).expanduser(), session.personas)
+    for problem in restored.problems:
+        ctx.note(f"warning: {problem}")
+    session.load(restored, str(arg))
+    if session.pending_text:
+        ctx.offer(session.pending_text)
     c = session.conversation
     ctx.console.print(line(f"loaded {len(c.nodes)} messages, {len(c.branches())} branches; persona ",
                              (c.persona.name, "bold magenta")))

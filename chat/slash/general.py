@@ -9,7 +9,7 @@ from rich.text import Text
 
 from ...personas import GRID
 from ..conversation import PARAMS
-from ..render import sanitize
+from ..sanitize import sanitize
 from ..sinks import format_stats
 from .registry import COMMANDS, EXIT, command, line
 
@@ -144,7 +144,9 @@ def status_table(ctx: "SlashContext") -> Table:
     table.add_row("context", Text(f"{context} tokens ({len(session.conversation.messages)} messages)"))
     table.add_row("reasoning", Text("shown" if ctx.show_reasoning else "hidden (/think shows it)"))
     if session.transcript is not None:
-        table.add_row("transcript", Text(sanitize(str(session.transcript.path))))
+        failed = session.transcript.failed
+        table.add_row("transcript", Text(sanitize(f"not being saved: {failed} (/save PATH writes it elsewhere)"),
+                                         style="red") if failed else Text(sanitize(str(session.transcript.path))))
     if stats:
         table.add_row("last reply", Text(format_stats(stats, window)))
     return table

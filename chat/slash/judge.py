@@ -8,7 +8,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..errors import ConfigError
-from ..render import sanitize
+from ..sanitize import sanitize
 from .registry import command, line, one_line
 
 if TYPE_CHECKING:

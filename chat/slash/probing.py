@@ -18,7 +18,7 @@ from ...personas import GRID
 from .. import branching
 from ..conversation import LABELS
 from ..errors import ConfigError
-from ..render import sanitize
+from ..sanitize import sanitize
 from .registry import command, line, one_line
 
 if TYPE_CHECKING:

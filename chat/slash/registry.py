@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from rich.text import Text
 
 from ..errors import ChatError
-from ..render import sanitize
+from ..sanitize import sanitize
 
 if TYPE_CHECKING:
     from .context import SlashContext
