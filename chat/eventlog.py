@@ -26,7 +26,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
-__all__ = ["EventLog", "LogRead", "read_log", "write_log"]
+__all__ = ["EventLog", "LogRead", "append_events", "read_log", "write_log"]
 
 
 @dataclass
@@ -168,3 +168,12 @@ class EventLog:
             except OSError:
                 pass
             self._fd = None
+
+
+def append_events(path: Path, *events: dict) -> None:
+    """Append to a log in one go, for writers that must know it worked (probe cells): OSError if not."""
+    log = EventLog(path)
+    ok = log.append(*events)
+    log.close()
+    if not ok:
+        raise OSError(log.failed)

@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from ..eventlog import read_log
 from ..sanitize import sanitize
 
 __all__ = [
@@ -73,16 +74,8 @@ def load_run(out: Path) -> dict:
 
 
 def _events(path: Path) -> list[dict]:
-    """The events of one cell file; a torn (unparseable) line is skipped."""
-    events = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            event = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(event, dict):
-            events.append(event)
-    return events
+    """The events of one cell file (chat/eventlog.py: torn and damaged lines skipped)."""
+    return read_log(path).events
 
 
 def final_verdict(events: list[dict]) -> tuple[str | None, str | None]:

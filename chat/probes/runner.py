@@ -22,6 +22,7 @@ from ...personas import Persona
 from ..backends import Backend, Request
 from ..cancel import CancelToken
 from ..conversation import Message
+from ..eventlog import append_events, read_log
 from ..turn import NullSink, run_turn
 from .spec import Probe, ProbeSet, matches
 
@@ -29,23 +30,15 @@ __all__ = ["Cell", "Run", "append_event", "cell_events", "run_probes"]
 
 
 def append_event(path: Path, event: dict) -> None:
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(event, ensure_ascii=False) + "\n")
+    append_events(path, event)
 
 
 def cell_events(path: Path) -> list[dict]:
-    """A cell file's events; a torn last line (a killed run) is skipped."""
-    events = []
+    """A cell file's events (chat/eventlog.py: a torn last line and damaged lines are skipped)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return read_log(path).events
     except OSError:
-        return events
-    for line in text.split("\n"):
-        try:
-            events.append(json.loads(line))
-        except ValueError:
-            continue
-    return events
+        return []
 
 
 @dataclass(frozen=True)
