@@ -47,7 +47,7 @@ def undo(session: Session) -> Message:
 @dataclass
 class Sample:
     persona: Persona
-    result: TurnResult | None  # None: stopped by Ctrl-C before it finished
+    result: TurnResult | None  # None: not run
 
 
 def _request_for(session: Session, persona: Persona) -> Request:
@@ -56,51 +56,53 @@ def _request_for(session: Session, persona: Persona) -> Request:
     return request
 
 
+def _in_parallel(session: Session, personas: list[Persona], progress) -> list[Sample]:
+    """One reply per persona to the head, at once. Each is added to the tree (a child of the head)
+    the moment it ends, so nothing is lost if the client dies before a pick; the head is left on
+    the last one added."""
+    conversation = session.conversation
+    parent = conversation.head
+
+    def keep(index: int, result: TurnResult) -> None:
+        if result.kept:
+            result.message.persona = personas[index].name
+            conversation.move(parent)
+            conversation.add(result.message)
+
+    jobs = [(session.backend, _request_for(session, p)) for p in personas]
+    results = run_parallel(jobs, progress, on_result=keep)
+    return [Sample(p, r) for p, r in zip(personas, results)]
+
+
 def sample(session: Session, n: int, progress=lambda done, total: None) -> list[Sample]:
     """N replies to the current head, requested at once, with the current persona."""
     session.connect()
-    persona = session.conversation.persona
-    jobs = [(session.backend, _request_for(session, persona)) for _ in range(n)]
-    return [Sample(persona, r) for r in run_parallel(jobs, progress)]
+    return _in_parallel(session, [session.conversation.persona] * n, progress)
 
 
 def compare(session: Session, personas: list[Persona], text: str,
             progress=lambda done, total: None) -> tuple[list[Sample], Message]:
-    """The conversation plus ``text``, sent to several personas at once. The user message is added
-    to the tree and returned; ``choose`` then keeps the replies."""
+    """The conversation plus ``text``, sent to several personas at once. The user message and every
+    reply are added to the tree as they come; ``choose`` then picks where to go on."""
     session.connect()
-    conversation = session.conversation
-    before = conversation.head
-    conversation.add(Message("user", text))
-    jobs = [(session.backend, _request_for(session, p)) for p in personas]
-    try:
-        results = run_parallel(jobs, progress)
-    except KeyboardInterrupt:
-        conversation.move(before)
-        raise
-    return [Sample(p, r) for p, r in zip(personas, results)], conversation.nodes[conversation.head]
+    user = session.conversation.add(Message("user", text))
+    return _in_parallel(session, personas, progress), user
 
 
 def choose(session: Session, samples: list[Sample], index: int | None, sink: Sink, approver=None,
            stay_at: int | None = None) -> TurnResult | None:
-    """Keep every finished sample as a sibling under the head, and go on with ``samples[index]``:
-    its persona becomes the session's, and if it called tools the exchange goes on from there.
-    ``index`` None stays: the head goes to ``stay_at`` and the samples remain as branches."""
+    """Go on with ``samples[index]`` (already in the tree): its persona becomes the session's, and if
+    it called tools the exchange goes on from there. ``index`` None stays: the head goes to
+    ``stay_at`` and the samples remain as branches."""
     conversation = session.conversation
-    parent = conversation.head
-    for i, s in enumerate(samples):
-        if i != index and s.result is not None and s.result.kept:
-            s.result.message.persona = s.persona.name
-            conversation.move(parent)
-            conversation.add(s.result.message)
-    conversation.move(parent)
     if index is None:
         conversation.move(stay_at)
         return None
     chosen = samples[index]
+    conversation.move(chosen.result.message.id)
     if chosen.persona.name != conversation.persona.name:
         conversation.set_persona(chosen.persona)
-    return session.exchange(sink, approver, first=chosen.result)  # adds the chosen reply itself
+    return session.exchange(sink, approver, first=chosen.result)
 
 
 def compact(session: Session, summary: str | None = None) -> tuple[int, int]:

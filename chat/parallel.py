@@ -4,7 +4,7 @@ concurrent requests, so N replies cost about one reply's wall time."""
 from __future__ import annotations
 
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 
 from .backends import Backend, Request
 from .cancel import CancelToken
@@ -24,9 +24,11 @@ class _Counted(NullSink):
 
 
 def run_parallel(jobs: list[tuple[Backend, Request]], progress=lambda done, total: None,
-                 max_workers: int = 16, cancel: CancelToken | None = None) -> list[TurnResult]:
-    """Run every request at once; results in the jobs' order. Ctrl-C (or ``cancel``) stops them all
-    at once, stalled ones included: each result then holds what had arrived, marked interrupted."""
+                 max_workers: int = 16, cancel: CancelToken | None = None,
+                 on_result=lambda index, result: None) -> list[TurnResult]:
+    """Run every request at once; results in the jobs' order. ``on_result(index, result)`` is called
+    in the caller's thread as each reply ends (to keep it at once). Ctrl-C (or ``cancel``) stops them
+    all at once, stalled ones included: each result then holds what had arrived, marked interrupted."""
     token = cancel if cancel is not None else CancelToken()
     lock = threading.Lock()
     finished = [0]
@@ -36,13 +38,21 @@ def run_parallel(jobs: list[tuple[Backend, Request]], progress=lambda done, tota
             finished[0] += 1
             progress(finished[0], len(jobs))
 
+    results: list[TurnResult | None] = [None] * len(jobs)
     pool = ThreadPoolExecutor(max_workers=min(max_workers, max(1, len(jobs))))
-    futures = [pool.submit(run_turn, backend, request, _Counted(done), token) for backend, request in jobs]
+    futures = {pool.submit(run_turn, backend, request, _Counted(done), token): i
+               for i, (backend, request) in enumerate(jobs)}
+    pending = set(futures)
     try:
-        try:
-            return [f.result() for f in futures]
-        except KeyboardInterrupt:
-            token.cancel()  # every connection is shut down: the workers end now
-            return [f.result() for f in futures]
+        while pending:
+            try:
+                for future in as_completed(pending):
+                    pending.discard(future)
+                    i = futures[future]
+                    results[i] = future.result()
+                    on_result(i, results[i])
+            except KeyboardInterrupt:
+                token.cancel()  # every connection is shut down: the workers end now
     finally:
         pool.shutdown(wait=True)
+    return results

@@ -83,13 +83,17 @@ class Session:
         got its result gets one (every request must carry a result for each call), and a message
         left unanswered is offered again at the prompt."""
         c = self.conversation
-        for call in c.unanswered_calls():
-            c.add(Message("tool", "Not run: the session ended before this call ran.", tool_call_id=call.id,
-                          name=call.name))
+        self._answer_dangling_calls("the session ended before this call ran")
         last = c.messages[-1] if c.messages else None
         if last is not None and last.role == "user":
             self.pending_text = last.content
             c.move(last.parent)
+
+    def _answer_dangling_calls(self, why: str) -> None:
+        """Every request must carry a result for each tool call on the branch: a call left without one
+        (a killed run, a sample that was not picked) gets one saying it never ran."""
+        for call in self.conversation.unanswered_calls():
+            self.conversation.add(Message("tool", f"Not run: {why}.", tool_call_id=call.id, name=call.name))
 
     # -- connecting ----------------------------------------------------------------------------
     def connect(self) -> ServerInfo:
@@ -198,6 +202,7 @@ class Session:
         marked interrupted.
         """
         self.connect()
+        self._answer_dangling_calls("the conversation went on without it")
         message = self.conversation.add(Message("user", text))
         result = self.exchange(sink, approver)
         if isinstance(result.error, ToolsNotEnabled) and not result.kept and self.toolbox.enabled:

@@ -167,17 +167,18 @@ def run_exchange(backend: Backend, conversation: Conversation, make_request: Cal
 
     Every tool call gets exactly one result message, whatever happens. Returns the last reply's
     result; the conversation holds everything that was kept. ``first`` is a reply already streamed
-    (one of several samples) to go on from.
+    and added at the head (one of several samples) to go on from.
     """
     rounds = 0
     while True:
-        if first is not None:
-            result, first = first, None
+        if first is not None:  # already in the conversation, at its head
+            result, first, added = first, None, True
         else:
-            result = run_turn(backend, make_request(toolbox.specs() if toolbox else []), sink)
+            result, added = run_turn(backend, make_request(toolbox.specs() if toolbox else []), sink), False
         if not result.kept:
             return result
-        conversation.add(result.message)
+        if not added:
+            conversation.add(result.message)
         calls = result.message.tool_calls
         if not calls:
             return result

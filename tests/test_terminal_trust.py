@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import time
 
+import pytest
 from fake_backend import Reply
 
 
@@ -51,3 +54,49 @@ def test_ctrl_c_on_a_stalled_compare_returns_at_once(fake, term):
     assert time.monotonic() - started < 3
     t.wait_for("I will n")
     assert "Traceback" not in t.screen() and t.alive()
+
+
+# -- 19. replies are recorded the moment they complete -------------------------------------------------
+
+def _chat_pid(t) -> int:
+    from test_terminal_probing import chat_pid
+
+    return chat_pid(t)
+
+
+@pytest.mark.parametrize("how", ["compare", "retry"])
+def test_killed_at_the_pick_prompt_loses_no_reply(fake, term, isolated_env, how):
+    """Failure 19: /compare and /retry N kept their replies only once one was picked; a client killed
+    at the pick prompt lost every reply, and --resume glued the next typing onto the old message."""
+    from gridchat.chat.transcript import load_transcript
+
+    fb = fake("vllm")
+    fb.responder = lambda body: Reply(text=f"reply number {len(fb.requests)}")
+    t = term(fb, "--persona", "lawful_good")
+    t.wait_prompt("lawful_good")
+    if how == "compare":
+        t.line("/compare lawful_good,chaotic_evil,true_neutral Should I keep the wallet?")
+    else:
+        t.line("Should I keep the wallet?")
+        t.wait_for("reply number")
+        t.wait_prompt("lawful_good")
+        t.line("/retry 3")
+    t.wait_for("Continue with which?")
+    os.kill(_chat_pid(t), signal.SIGKILL)
+    t.wait_exit()
+
+    (path,) = (isolated_env / "data" / "gridchat" / "sessions").glob("*.jsonl")
+    nodes = load_transcript(path, {}).conversation.nodes
+    question = [m for m in nodes if m.role == "user"]
+    replies = [m for m in nodes if m.role == "assistant"]
+    assert len(question) == 1 and len(replies) == (3 if how == "compare" else 4)
+
+    t2 = term(fb, "--resume")
+    t2.wait_for("chat: resumed session")
+    t2.wait_prompt("lawful_good")  # nothing pre-filled: the question has its answers
+    t2.line("after resume")
+    t2.wait(lambda: fb.last_body("/chat/completions")["messages"][-1]["content"] == "after resume", "the request")
+    t2.wait_prompt("lawful_good")
+    sent = fb.last_body("/chat/completions")["messages"]
+    assert sent[-1] == {"role": "user", "content": "after resume"}
+    assert [m["role"] for m in sent[-3:]] == ["user", "assistant", "user"]
