@@ -3,6 +3,7 @@ at once (replies are printed between prompts, not under patch_stdout)."""
 
 from __future__ import annotations
 
+import sys
 import threading
 
 from prompt_toolkit import PromptSession
@@ -20,7 +21,7 @@ from .errors import ChatError
 from .events import ToolCall
 from .sanitize import sanitize
 from .session import Session
-from .sinks import TerminalSink
+from .sinks import PreviewPages, TerminalSink
 from .slash import COMMANDS, EXIT, dispatch
 from .toolbox import Decision
 from .tty import streaming_mode
@@ -61,27 +62,50 @@ class SlashCompleter(Completer):
 
 
 class TerminalApprover:
-    """Asks ``Run bash? [y/n/a(lways)]`` under the call's preview (which the sink has shown)."""
+    """Asks ``Run bash? [y/n/a(lways)]`` under the call's preview (which the sink has shown). Only keys
+    pressed once the question is on screen answer it: whatever was typed ahead (while the reply
+    streamed) is thrown away first. A long file or diff can be paged through before answering."""
+
+    def __init__(self, console: Console):
+        self.console = console
 
     def ask(self, call: ToolCall, preview: Preview) -> Decision:
-        from prompt_toolkit import prompt
-
-        question = FormattedText([("bold", f"Run {sanitize(call.name)}? "), ("", "[y/n/a(lways)] ")])
+        pages = PreviewPages(preview, self.console.size.height - 4)
         while True:
-            try:
-                answer = prompt(question).strip().lower()
-            except EOFError:
-                answer = "n"
+            more = f"/m(ore: {len(pages.rest):,} lines not shown yet)" if pages.rest else ""
+            question = FormattedText([("bold", f"Run {sanitize(call.name)}? "), ("", f"[y/n/a(lways){more}] ")])
+            answer = _fresh_answer(question, default="n").lower()
             if answer in ("y", "yes"):
                 return Decision(True)
             if answer in ("a", "always"):
                 return Decision(True, always=True)
             if answer in ("n", "no"):
-                try:
-                    reason = prompt("Reason, for the model (Enter skips): ").strip()
-                except EOFError:
-                    reason = ""
-                return Decision(False, reason=reason)
+                return Decision(False, reason=_fresh_answer("Reason, for the model (Enter skips): ", default=""))
+            if answer in ("m", "more") and pages.rest:
+                pages.show_next(self.console)
+
+
+def _fresh_answer(question, default: str) -> str:
+    """A line typed after ``question`` is on screen (type-ahead discarded); ``default`` on Ctrl-D."""
+    from prompt_toolkit import prompt
+
+    try:
+        return prompt(question, pre_run=_discard_type_ahead).strip()
+    except EOFError:
+        return default
+
+
+def _discard_type_ahead() -> None:
+    from prompt_toolkit.application import get_app
+    from prompt_toolkit.input.typeahead import clear_typeahead
+
+    try:
+        import termios
+
+        termios.tcflush(sys.stdin.fileno(), termios.TCIFLUSH)  # keys the kernel still holds
+    except (ImportError, OSError, ValueError):
+        pass
+    clear_typeahead(get_app().input)  # keys an earlier prompt read but did not use
 
 
 def _key_bindings() -> KeyBindings:
@@ -106,7 +130,7 @@ class Repl:
         self.show_reasoning = session.settings.show_reasoning
         self._refill = ""  # text offered again at the next prompt (a send that failed, an unanswered one)
         self._editing = None  # the message an inline /edit replaces, if the next input is sent
-        self.approver = TerminalApprover()
+        self.approver = TerminalApprover(console)
         if session.transcript is not None:
             session.transcript.on_error(lambda why: self.error(
                 f"this session is not being saved: {why} (/save PATH writes it elsewhere)"))

@@ -19,7 +19,7 @@ from .turn import TurnResult, TurnStats
 PREVIEW_LINES = 60  # of a diff or a new file, before approval
 RESULT_LINES = 8  # of a tool's result, shown collapsed
 
-__all__ = ["PlainSink", "TerminalSink", "format_stats"]
+__all__ = ["PREVIEW_LINES", "PlainSink", "PreviewPages", "TerminalSink", "format_stats", "show_lines"]
 
 
 def format_stats(stats: TurnStats, window: int | None) -> str:
@@ -75,15 +75,11 @@ class TerminalSink:
         self.console.print(Text.assemble(("⚙ ", "yellow"), (sanitize(call.name), "bold yellow"), "  ",
                                          (sanitize(preview.summary), "")))
         if preview.body:
-            body = sanitize(preview.body)
-            if preview.language != "bash":  # a command is always shown whole: it is what gets approved
-                body = _collapse(body, PREVIEW_LINES)
-            if preview.language:
-                from rich.syntax import Syntax
-
-                self.console.print(Syntax(body, preview.language, theme="ansi_dark", word_wrap=True, padding=(0, 2)))
-            else:
-                self.console.print(Padding(Text(body), (0, 2)))
+            # a command is always shown whole: it is what gets approved; a long file or diff shows its
+            # first lines, and the approval prompt pages through the rest (PreviewPages)
+            lines = preview.body.rstrip("\n").split("\n")
+            shown = lines if preview.language == "bash" else lines[:PREVIEW_LINES]
+            show_lines(self.console, shown, preview.language)
 
     def tool_result(self, call: ToolCall, outcome: Outcome) -> None:
         style = {"ran": "green", "declined": "yellow", "error": "red", "interrupted": "yellow"}[outcome.status]
@@ -105,6 +101,31 @@ class TerminalSink:
             self.console.print(Text(f"error: {result.error}", style="bold red"))
         if result.started:
             self.console.print(Text(format_stats(result.stats, self.window), style="dim"))
+
+
+def show_lines(console: Console, lines: list[str], language: str) -> None:
+    """Lines of a preview (a command, a diff, a file), made safe and highlighted."""
+    body = sanitize("\n".join(lines))
+    if language:
+        from rich.syntax import Syntax
+
+        console.print(Syntax(body, language, theme="ansi_dark", word_wrap=True, padding=(0, 2)))
+    else:
+        console.print(Padding(Text(body), (0, 2)))
+
+
+class PreviewPages:
+    """What of a long preview is not on screen yet, shown a page at a time at the approval prompt."""
+
+    def __init__(self, preview: Preview, page: int):
+        lines = preview.body.rstrip("\n").split("\n") if preview.body else []
+        self.language = preview.language
+        self.rest = [] if preview.language == "bash" else lines[PREVIEW_LINES:]
+        self.page = max(5, page)
+
+    def show_next(self, console: Console) -> None:
+        shown, self.rest = self.rest[:self.page], self.rest[self.page:]
+        show_lines(console, shown, self.language)
 
 
 def _collapse(text: str, keep: int) -> str:
