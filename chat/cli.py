@@ -244,7 +244,7 @@ def _chat(args: argparse.Namespace, session) -> int:
     from .config import data_dir
     from .repl import Repl
 
-    return Repl(session, Console(highlight=False), history_path=data_dir() / "history").run()
+    return Repl(session, Console(highlight=False, markup=False), history_path=data_dir() / "history").run()
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Export the current branch of a conversation as a Markdown file or one self-contained HTML page.
 
 Everything in a conversation is model (or user) text, so it is treated as untrusted: terminal
-control characters are stripped in both formats, Markdown code fences are made longer than any
+control and bidi characters are made visible in both formats (chat/sanitize.py), Markdown code fences are made longer than any
 backtick run inside them, and in HTML every value is escaped and message Markdown is rendered
 with raw HTML off.
 """
@@ -19,11 +19,11 @@ from markdown_it import MarkdownIt
 
 from .conversation import Conversation, Message
 from .errors import ChatError
+from .sanitize import sanitize
 
 __all__ = ["ExportError", "export", "to_html", "to_markdown"]
 
 FORMATS = ("md", "html")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _HEADER = (("Model", "model"), ("Server", "server"), ("Flavor", "flavor"), ("Session", "session"), ("Exported", "exported"))
 
 # Raw HTML in the text is escaped; validateLink (kept as is) drops javascript:/vbscript:/file: links.
@@ -36,8 +36,9 @@ class ExportError(ChatError):
 
 
 def clean(text: object) -> str:
-    """Text without terminal control characters (newlines and tabs kept)."""
-    return _CONTROL.sub("", "" if text is None else str(text))
+    """Text with control and bidi characters made visible (the one sanitizer): an export is evidence,
+    nothing in it is dropped, and nothing in it can drive a terminal that shows it."""
+    return sanitize("" if text is None else str(text))
 
 
 def _line(text: object) -> str:

@@ -37,8 +37,8 @@ def run_oneshot(session: Session, text: str) -> int:
 
         from .sinks import TerminalSink
 
-        err = Console(stderr=True, highlight=False)
-        sink = TerminalSink(Console(highlight=False), window=session.window, reasoning_console=err,
+        err = Console(stderr=True, highlight=False, markup=False)
+        sink = TerminalSink(Console(highlight=False, markup=False), window=session.window, reasoning_console=err,
                             show_reasoning=session.settings.show_reasoning and err.is_terminal)
     else:
         from .sinks import PlainSink

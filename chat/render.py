@@ -16,7 +16,34 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-__all__ = ["MarkdownStream"]
+__all__ = ["MarkdownStream", "markdown"]
+
+def markdown(text: str, **options):
+    """A rich Markdown renderable of model text that shows everything the text says: no terminal
+    hyperlinks (a link whose target differs from its text reads "text (target)"), and raw HTML,
+    comments included, shown as it is instead of dropped. ``text`` must already be sanitized."""
+    from rich.markdown import Markdown  # ~0.1 s to import: only once a reply arrives
+
+    rendered = Markdown(text, hyperlinks=False, **options)
+    _show_everything(rendered.parsed)
+    return rendered
+
+
+def _show_everything(tokens) -> None:
+    for i, token in enumerate(tokens):
+        if token.type == "html_block":  # rich drops these: show them as the text they are
+            token.type, token.tag = "code_block", "code"
+        elif token.type == "html_inline":
+            token.type = "text"
+        elif token.type == "link_open" and token.children is None:
+            closing = next((j for j in range(i + 1, len(tokens)) if tokens[j].type == "link_close"), None)
+            inner = "".join(t.content for t in tokens[i + 1:closing] if t.type in ("text", "code_inline"))
+            if closing is not None and inner == token.attrs.get("href"):
+                token.type = tokens[closing].type = "text"  # its text is its target: once is enough
+                token.content = tokens[closing].content = ""
+        if token.children:
+            _show_everything(token.children)
+
 
 COMMIT_EVERY = 0.2  # seconds between commits of finished blocks while the live view runs
 _FENCE_RE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
@@ -112,9 +139,7 @@ class MarkdownStream:
 
     def _render(self, text: str):
         if self.markdown:
-            from rich.markdown import Markdown  # ~0.1 s to import: only once a reply arrives
-
-            return Markdown(text, justify="default")  # no padding to the full width: fewer bytes, clean copy
+            return markdown(text, justify="default")  # no padding to the full width: fewer bytes, clean copy
         return Text(text.rstrip("\n"), style=self.style)
 
     def _print(self, text: str) -> None:

@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
 def _run(launch: Launch) -> int:
     from rich.console import Console
 
-    console = Console(stderr=True, highlight=False)
+    console = Console(stderr=True, highlight=False, markup=False)
     server = ServerProcess(launch)
     try:
         server.start()

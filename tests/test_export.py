@@ -103,13 +103,13 @@ def test_markdown_fence_cannot_be_broken():
     assert "user (none)" in headings[-1] and any(t.content == "AFTER" for t in tokens if t.type == "inline")
 
 
-def test_control_characters_stripped():
+def test_control_characters_shown_visibly():
     c = Conversation()
-    c.add(Message("user", "bell\x07 esc\x1b[31mred\x1b[0m csi\x9b1m del\x7f\r\nline\ttab"))
+    c.add(Message("user", "bell\x07 esc\x1b[31mred\x1b[0m csi\x9b1m del\x7f\r\nline\ttab \u202eRLO"))
     c.add(Message("assistant", "fine", reasoning="think\x1b]0;title\x07"))
     for text in (to_markdown(c, META), to_html(c, META)):
-        assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]", text)
-        assert "bell esc[31mred[0m csi1m del\nline\ttab" in text
+        assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202e]", text)
+        assert "bell␇ esc␛[31mred␛[0m csi⟨U+009B⟩1m del␡␍\nline\ttab ⟨U+202E⟩RLO" in text
 
 
 def test_export_writes_files(conv, tmp_path):

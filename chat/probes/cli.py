@@ -68,7 +68,7 @@ def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     from rich.console import Console
 
-    console = Console(stderr=False, highlight=False)
+    console = Console(stderr=False, highlight=False, markup=False)
     try:
         if args.what == "list":
             return _list(console)
@@ -90,7 +90,9 @@ def main(argv: list[str]) -> int:
 
 def _list(console) -> int:
     from rich.table import Table
+    from rich.text import Text
 
+    from ..sanitize import sanitize
     from .spec import ProbeFileError, load_probe_set
 
     table = Table(box=None, padding=(0, 2), header_style="dim")
@@ -100,9 +102,9 @@ def _list(console) -> int:
         for path in sorted(directory.glob("*.y*ml")):
             try:
                 s = load_probe_set(path)
-                table.add_row(s.name, s.kind, str(len(s.probes)), s.title, str(path))
+                table.add_row(*map(sanitize, (s.name, s.kind, str(len(s.probes)), s.title, str(path))))
             except ProbeFileError as e:
-                table.add_row(path.stem, "[red]invalid[/red]", "", str(e), str(path))
+                table.add_row(sanitize(path.stem), Text("invalid", style="red"), "", sanitize(str(e)), sanitize(str(path)))
     console.print(table)
     return 0
 

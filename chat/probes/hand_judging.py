@@ -7,10 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.console import Console
-from rich.markdown import Markdown
 from rich.rule import Rule
 from rich.text import Text
 
+from ..render import markdown
 from ..sanitize import sanitize
 from .model_judging import cells_to_judge, transcript_of
 from .report import final_verdict
@@ -59,7 +59,7 @@ def hand_judge(out: Path, labels: dict[str, str], console: Console, key_reader=r
                                 style="bold")))
         for m in transcript_of(events):
             console.print(Text(m["role"], style="bold magenta" if m["role"] == "assistant" else "bold cyan"))
-            console.print(Markdown(sanitize(m["content"])))
+            console.print(markdown(sanitize(m["content"])))
         suggested, by = _suggestion(events)
         for i, name in enumerate(names, 1):
             console.print(Text.assemble((f" {i} ", "reverse"), f" {name}", (f" — {labels[name]}", "dim")))

@@ -58,7 +58,7 @@ def _persona(ctx: "SlashContext", arg: str):
 def _system_summary(system: str | None) -> str:
     if system is None:
         return "no system message"
-    lines = system.strip().splitlines() or [""]
+    lines = sanitize(system).strip().splitlines() or [""]
     more = "…" if len(lines[0]) > 80 or len(lines) > 1 else ""
     return f"system: {lines[0][:80]}{more}"
 

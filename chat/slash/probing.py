@@ -44,14 +44,15 @@ def _show_samples(ctx: "SlashContext", samples: list[branching.Sample], by_perso
         return f"{i} · {s.persona.name}" if by_persona else f"{i}"
 
     from rich.console import Group
-    from rich.markdown import Markdown
     from rich.rule import Rule
+
+    from ..render import markdown
 
     def body(s):
         r = s.result
         if r is None:
             return Text("(stopped)", style="yellow")
-        parts = [Markdown(sanitize(r.message.content))] if r.message.content else []
+        parts = [markdown(sanitize(r.message.content))] if r.message.content else []
         for call in r.message.tool_calls:
             parts.append(Text(f"⚙ wants {sanitize(call.name)}({sanitize(call.arguments)[:120]})", style="yellow"))
         if r.error is not None:
@@ -62,12 +63,12 @@ def _show_samples(ctx: "SlashContext", samples: list[branching.Sample], by_perso
     if len(samples) > 1 and width // len(samples) >= 40:
         table = Table(show_lines=False, expand=True, header_style="bold magenta")
         for i, s in enumerate(samples, 1):
-            table.add_column(title(i, s), ratio=1)
+            table.add_column(Text(sanitize(title(i, s))), ratio=1)
         table.add_row(*[body(s) for s in samples])
         ctx.console.print(table)
     else:
         for i, s in enumerate(samples, 1):
-            ctx.console.print(Rule(Text(title(i, s), style="bold magenta"), align="left"))
+            ctx.console.print(Rule(Text(sanitize(title(i, s)), style="bold magenta"), align="left"))
             ctx.console.print(body(s))
 
 
