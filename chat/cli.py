@@ -57,15 +57,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--model", metavar="NAME", help="model to use (default: the server's first)")
     p.add_argument("--persona", metavar="NAME", help="persona to start with: lawful_good … chaotic_evil, none, or your own")
     p.add_argument("--api", choices=["auto", "chat", "responses"], help="wire API (default: auto)")
-    p.add_argument("--temperature", type=float, metavar="T", help="sampling temperature (default: the server's)")
-    p.add_argument("--top-p", type=float, metavar="P", dest="top_p", help="nucleus sampling (default: the server's)")
-    p.add_argument("--max-tokens", type=int, metavar="N", dest="max_tokens", help="cap on reply length")
+    p.add_argument("--temperature", metavar="T", help="sampling temperature (default: the server's)")
+    p.add_argument("--top-p", metavar="P", dest="top_p", help="nucleus sampling (default: the server's)")
+    p.add_argument("--max-tokens", metavar="N", dest="max_tokens", help="cap on reply length")
     p.add_argument("--hide-reasoning", action="store_const", const=False, dest="show_reasoning",
                    help="don't show the model's reasoning (/think toggles it in a session)")
     p.add_argument("--approve", metavar="TOOLS", help="tools that run without asking: bash,read_file,write_file,edit_file or all")
     p.add_argument("--no-tools", action="store_const", const=False, dest="tools", help="offer the model no tools")
     p.add_argument("--workspace", metavar="DIR", help="the only directory file tools may touch, and where bash runs (default: .)")
-    p.add_argument("--max-tool-rounds", type=int, metavar="N", dest="max_tool_rounds",
+    p.add_argument("--max-tool-rounds", metavar="N", dest="max_tool_rounds",
                    help="tool rounds in a row before the model is stopped (default 8)")
     p.add_argument("--local", action="store_true",
                    help="start a small local model (llama-server + SmolLM2-135M, CPU) for this session and chat with it")
@@ -141,7 +141,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.list:
         return _list_sessions(sessions)
     try:
-        settings = load_settings(flags, path=Path(args.config) if args.config else None)
+        settings = load_settings(flags, path=Path(args.config) if args.config else None, warn=warn)
         personas = load_personas(config_dir() / "personas", warn=warn)
         not_saved = lambda why: warn(f"this session is not being saved: {why}")  # noqa: E731
         if args.resume:

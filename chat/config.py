@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import ConfigError
 
-__all__ = ["APP", "Settings", "config_dir", "config_path", "data_dir", "load_settings", "move_old_dirs"]
+__all__ = ["APP", "RULES", "Settings", "check", "config_dir", "config_path", "data_dir", "load_settings",
+           "move_old_dirs"]
 
 APP = "gridchat"
 
@@ -49,9 +51,9 @@ class Settings(BaseModel):
     model: str | None = None
     persona: str = "none"
     api: Literal["auto", "chat", "responses"] = "auto"
-    temperature: float | None = None
-    top_p: float | None = None
-    max_tokens: int | None = None
+    temperature: float | None = Field(None, ge=0, allow_inf_nan=False)
+    top_p: float | None = Field(None, gt=0, le=1, allow_inf_nan=False)
+    max_tokens: int | None = Field(None, ge=1)
     show_reasoning: bool = True
     tools: bool = True  # offer the model its tools
     approve: list[str] = []  # tools that run without asking ("all" for every one)
@@ -66,9 +68,43 @@ class Settings(BaseModel):
             return [v.strip() for v in value.split(",") if v.strip()]
         return value
 
+    @field_validator("base_url", "judge_url")
+    @classmethod
+    def _address(cls, value):
+        if value is not None:
+            parts = urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(RULES["base_url"])
+        return value
+
     def sampling(self) -> dict[str, float | int]:
         """The sampling parameters that are set; unset ones are left to the server."""
         return {k: v for k in ("temperature", "top_p", "max_tokens") if (v := getattr(self, k)) is not None}
+
+
+# What each setting must be, as a user is told when a value is refused.
+RULES = {
+    "base_url": "not an http:// or https:// address",
+    "judge_url": "not an http:// or https:// address",
+    "temperature": "must be a finite number, 0 or more",
+    "top_p": "must be a number above 0, at most 1",
+    "max_tokens": "must be a whole number, 1 or more",
+    "max_tool_rounds": "must be a whole number, 1 or more",
+    "api": "must be auto, chat or responses",
+    "show_reasoning": "must be true or false",
+    "tools": "must be true or false",
+    "approve": "must be tool names (bash, read_file, write_file, edit_file) or all",
+}
+
+
+def check(name: str, value):
+    """``value`` as setting ``name`` takes it (strings are converted); ValueError saying what it must be."""
+    if name not in Settings.model_fields:
+        raise ValueError(f"unknown setting {name!r} (known: {', '.join(Settings.model_fields)})")
+    try:
+        return getattr(Settings(**{name: value}), name)
+    except ValidationError as e:
+        raise ValueError(RULES.get(name) or e.errors()[0]["msg"]) from None
 
 
 # Environment variables: the openai SDK's conventional two, and GRIDCHAT_<FIELD> for the rest.
@@ -76,47 +112,55 @@ _ENV = {"base_url": "OPENAI_BASE_URL", "api_key": "OPENAI_API_KEY"}
 
 
 def _from_env(env) -> dict:
+    """{name: (value, where it came from)}"""
     values = {}
     for name in Settings.model_fields:
-        value = env.get(_ENV.get(name, f"GRIDCHAT_{name.upper()}"))
+        variable = _ENV.get(name, f"GRIDCHAT_{name.upper()}")
+        value = env.get(variable)
         if value:
-            values[name] = value
+            values[name] = (value, f"{variable}={value}")
     return values
 
 
-def _from_file(path: Path) -> dict:
+def _from_file(path: Path, warn) -> dict:
+    """{name: value} of the settings in the file that are usable; each problem is one warning."""
     if not path.is_file():
         return {}
-    import yaml  # only when there is a file to read
+    from ..datafile import DataFileError, load_yaml  # only when there is a file to read
 
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
-        raise ConfigError(f"{path}: {str(e).splitlines()[0]}") from None
+        data, lines = load_yaml(path)
+    except DataFileError as e:
+        warn(f"{e} (the file is ignored)")
+        return {}
+    for problem in lines.problems:
+        warn(f"{problem} (ignored)")
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of setting: value")
-    return data
+        warn(f"{path}:1: expected a mapping of setting: value (the file is ignored)")
+        return {}
+    values = {}
+    for name, value in data.items():
+        try:
+            values[name] = check(name, value)
+        except ValueError as e:
+            warn(f"{path}:{lines.of((name,))}: {name}: {e} (ignored)")
+    return values
 
 
-def load_settings(flags: dict | None = None, env=None, path: Path | None = None) -> Settings:
-    """Merge the layers; a bad value anywhere is a ConfigError that names where it came from."""
+def load_settings(flags: dict | None = None, env=None, path: Path | None = None,
+                  warn=lambda message: None) -> Settings:
+    """Merge the layers. A bad flag or environment value is a ConfigError naming it (the user gave it
+    just now); a bad setting in the config file is a warning naming file:line, and is left out."""
     env = os.environ if env is None else env
-    path = path or config_path()
-    layers = [
-        (str(path), _from_file(path)),
-        ("environment", _from_env(env)),
-        ("flags", {k: v for k, v in (flags or {}).items() if v is not None}),
-    ]
-    merged: dict = {}
-    for source, values in layers:
-        for key, value in values.items():
-            if key not in Settings.model_fields:
-                raise ConfigError(f"{source}: unknown setting {key!r} (known: {', '.join(Settings.model_fields)})")
-            merged[key] = value
-            try:
-                Settings(**{key: value})
-            except ValidationError as e:
-                raise ConfigError(f"{source}: {key}: {e.errors()[0]['msg']}") from None
+    merged = _from_file(path or config_path(), warn)
+    given = [(name, v) for name, v in _from_env(env).items()]
+    given += [(name, (value, f"--{name.replace('_', '-')} {value}")) for name, value in (flags or {}).items()
+              if value is not None]
+    for name, (value, where) in given:
+        try:
+            merged[name] = check(name, value)
+        except ValueError as e:
+            raise ConfigError(f"{where}: {e}") from None
     return Settings(**merged)

@@ -7,7 +7,7 @@ import os
 from ..personas import Persona, custom
 from ..tools import TOOLS, Workspace
 from .backends import Backend, Request, ToolSpec, make_backend, make_client
-from .config import Settings
+from .config import Settings, check
 from .conversation import PARAMS, Conversation, Message
 from .detect import LOCAL_CANDIDATES, VLLM, ServerInfo, detect, find_local
 from .errors import ConfigError, ServerUnreachable, ToolsNotEnabled
@@ -170,6 +170,7 @@ class Session:
         self._record_server()
 
     def set_param(self, name: str, value: str) -> float | int | None:
+        """/set: the same rules as the flags (config.check); the old value stays when one is refused."""
         if name not in PARAMS:
             raise ConfigError(f"unknown parameter {name!r}; settable: {', '.join(PARAMS)}")
         params = dict(self.conversation.params)
@@ -178,14 +179,11 @@ class Session:
             self.conversation.set_params(params)
             return None
         try:
-            number = PARAMS[name](value)
-        except ValueError:
-            raise ConfigError(f"{name} takes a {PARAMS[name].__name__}, not {value!r}") from None
-        if number < 0 or (name == "max_tokens" and number == 0):
-            raise ConfigError(f"{name} must be positive")
-        params[name] = number
+            params[name] = check(name, value)
+        except ValueError as e:
+            raise ConfigError(f"{name} {value}: {e}") from None
         self.conversation.set_params(params)
-        return number
+        return params[name]
 
     # -- talking ---------------------------------------------------------------------------------
     def request(self, tools: list[ToolSpec] | None = None) -> Request:

@@ -11,8 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
+
+from ..datafile import DataFileError, load_yaml, problem
 
 __all__ = [
     "GRID",
@@ -24,7 +25,6 @@ __all__ = [
 ]
 
 BUILTIN_DIR = Path(__file__).with_name("builtin")
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C loader where PyYAML has it: startup time
 
 # The alignment grid in its canonical order, row by row.
 GRID = [
@@ -63,20 +63,19 @@ def custom(system: str) -> Persona:
 
 
 def _load_file(path: Path, source: str) -> Persona:
+    data, lines = load_yaml(path)
+    if lines.problems:
+        raise PersonaError(lines.problems[0])
+    if not isinstance(data, dict):
+        raise PersonaError(f"{path}:1: expected a mapping with name and system")
+    data.setdefault("name", path.stem)
+    if "source" in data:  # ours to set: where the persona came from
+        raise PersonaError(f"{path}:{lines.of(('source',))}: source: not a persona setting (name, system, "
+                           "description, grid)")
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_LOADER)
-        if not isinstance(data, dict):
-            raise PersonaError(f"{path}: expected a mapping with name and system")
-        data.setdefault("name", path.stem)
-        return Persona(**data, source=source)
-    except PersonaError:
-        raise
+        return Persona.model_validate({**data, "source": source})
     except ValidationError as e:
-        first = e.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "file"
-        raise PersonaError(f"{path}: {where}: {first['msg']}") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
-        raise PersonaError(f"{path}: {e}".splitlines()[0]) from None
+        raise PersonaError(problem(path, lines, e)) from None
 
 
 def load_personas(user_dir: Path | None = None, warn=None) -> dict[str, Persona]:
@@ -91,7 +90,7 @@ def load_personas(user_dir: Path | None = None, warn=None) -> dict[str, Persona]
         for path in sorted(user_dir.glob("*.y*ml")):
             try:
                 persona = _load_file(path, str(path))
-            except PersonaError as e:
+            except (PersonaError, DataFileError) as e:
                 if warn:
                     warn(str(e))
                 continue

@@ -184,7 +184,7 @@ def test_probe_file_errors_name_the_line(tmp_path):
     with pytest.raises(ProbeFileError, match=r"bad.yaml:\d+: .*wrnog"):
         load_probe_set(bad)
     bad.write_text(SET.replace("kind: sycophancy", "kind: vibes"))
-    with pytest.raises(ProbeFileError, match=r"bad.yaml:1: kind"):
+    with pytest.raises(ProbeFileError, match=r"bad.yaml:2: kind"):
         load_probe_set(bad)
     bad.write_text("name: x\nkind: refusal\nlabels: [a, b\n")
     with pytest.raises(ProbeFileError, match=r"bad.yaml:\d+: not valid YAML"):

@@ -73,8 +73,8 @@ def test_persona_switch_replaces_the_system_message(fake):
         s.set_persona("lawful_awesome")
 
 
-@pytest.mark.parametrize("name,value,error", [("temperature", "hot", "float"), ("top_k", "5", "unknown"),
-                                              ("max_tokens", "0", "positive"), ("max_tokens", "1.5", "int")])
+@pytest.mark.parametrize("name,value,error", [("temperature", "hot", "finite number"), ("top_k", "5", "unknown"),
+                                              ("max_tokens", "0", "whole number"), ("max_tokens", "1.5", "whole number")])
 def test_bad_parameters_are_refused(name, value, error):
     with pytest.raises(ConfigError, match=error):
         session().set_param(name, value)

@@ -50,8 +50,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--api", choices=["auto", "chat", "responses"])
     run.add_argument("--personas", default="all", help="all | none | p1,p2,... (default all nine)")
     run.add_argument("--samples", type=int, default=1, metavar="N", help="conversations per persona and probe")
-    run.add_argument("--temperature", type=float)
-    run.add_argument("--max-tokens", type=int, dest="max_tokens")
+    run.add_argument("--temperature")
+    run.add_argument("--max-tokens", dest="max_tokens")
     run.add_argument("--concurrency", type=int, default=16, metavar="N", help="requests at once (default 16)")
     run.add_argument("--judge", default="none", help=JUDGES)
     run.add_argument("--out", metavar="DIR", help="run directory (default: data dir/probes/SET-TIME)")
@@ -129,13 +129,18 @@ def _personas(spec: str, known: dict):
 def _run(args, console) -> int:
     from ...personas import load_personas
     from ..config import config_dir, data_dir, load_settings
+    from ..sanitize import sanitize
     from ..session import Session
     from .runner import Run, run_probes
 
     probe_set = _find_set(args.set)
+    def warn(message: str) -> None:
+        print(sanitize(f"chat probe: warning: {message}"), file=sys.stderr)
+
     settings = load_settings({"base_url": args.base_url, "model": args.model, "api": args.api,
-                              "temperature": args.temperature, "max_tokens": args.max_tokens, "tools": False})
-    personas = load_personas(config_dir() / "personas")
+                              "temperature": args.temperature, "max_tokens": args.max_tokens, "tools": False},
+                             warn=warn)
+    personas = load_personas(config_dir() / "personas", warn=warn)
     session = Session(settings, personas)
     server = session.connect()
     out = Path(args.out) if args.out else data_dir() / "probes" / f"{probe_set.name}-{time.strftime('%Y%m%d-%H%M%S')}"

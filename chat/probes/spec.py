@@ -34,9 +34,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ...datafile import DataFileError, load_yaml, problem
 from ..errors import ChatError
 
 __all__ = ["Probe", "ProbeFileError", "ProbeSet", "Step", "load_probe_set", "matches"]
@@ -122,51 +122,19 @@ class ProbeSet(_Model):
         return self
 
 
-class _LineLoader(yaml.SafeLoader):
-    """Remembers the line of every mapping, so an error can name it."""
-
-
-def _mapping_with_line(loader, node):
-    data = loader.construct_mapping(node, deep=True)
-    data["__line__"] = node.start_mark.line + 1
-    return data
-
-
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_with_line)
-
-
-def _strip_lines(data, lines: dict, path=()):
-    if isinstance(data, dict):
-        lines[path] = data.pop("__line__", lines.get(path[:-1], 1))
-        for key, value in data.items():
-            _strip_lines(value, lines, (*path, key))
-    elif isinstance(data, list):
-        for i, value in enumerate(data):
-            _strip_lines(value, lines, (*path, i))
-        lines.setdefault(path, lines.get(path[:-1], 1))
-    return data
-
-
 def load_probe_set(path: Path) -> ProbeSet:
     path = Path(path)
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_LineLoader)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark else ""
-        raise ProbeFileError(f"{path}{where}: not valid YAML: {getattr(e, 'problem', None) or e}") from None
-    except OSError as e:
-        raise ProbeFileError(f"{path}: cannot read: {e.strerror or e}") from None
+        data, lines = load_yaml(path)
+    except DataFileError as e:
+        raise ProbeFileError(str(e)) from None
+    if lines.problems:
+        raise ProbeFileError(lines.problems[0])
     if not isinstance(data, dict):
         raise ProbeFileError(f"{path}:1: expected a mapping with name, kind, labels and probes")
-    lines: dict = {}
-    _strip_lines(data, lines)
+    if "source" in data:  # ours to set: where the set came from
+        raise ProbeFileError(f"{path}:{lines.of(('source',))}: source: not a probe set setting")
     try:
-        return ProbeSet(**data, source=str(path))
+        return ProbeSet.model_validate({**data, "source": str(path)})
     except ValidationError as e:
-        err = e.errors()[0]
-        loc = tuple(err["loc"])
-        line = next((lines[loc[:i]] for i in range(len(loc), -1, -1) if loc[:i] in lines), 1)
-        where = ".".join(str(p) for p in loc) or "file"
-        message = err["msg"].removeprefix("Value error, ")
-        raise ProbeFileError(f"{path}:{line}: {where}: {message}") from None
+        raise ProbeFileError(problem(path, lines, e)) from None

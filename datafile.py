@@ -1,0 +1,97 @@
+"""Reading the YAML files people write — the config file, persona files, probe sets — so that any
+problem is one line naming ``file:line``.
+
+``load_yaml`` returns the data and the line of every key (a key that is not a name is left out and
+noted); ``problem`` turns a pydantic error into a line of text at the right place. Callers decide what a problem costs: a persona file is skipped, a
+config setting is ignored, a probe set is refused.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+__all__ = ["DataFileError", "Lines", "load_yaml", "problem"]
+
+
+class DataFileError(ValueError):
+    """A file that can't be used; the message is one line: ``file:line: what is wrong``."""
+
+
+class Lines:
+    """The line each key (by its path of keys and indexes) was written on, and the keys that were
+    left out because they are not names (``problems``: one ``file:line: …`` each)."""
+
+    def __init__(self) -> None:
+        self._lines: dict[tuple, int] = {(): 1}
+        self.problems: list[str] = []
+
+    def set(self, loc: tuple, line: int) -> None:
+        self._lines[loc] = line
+
+    def of(self, loc: tuple) -> int:
+        """The line of ``loc``, or of the nearest enclosing key that has one."""
+        for i in range(len(loc), -1, -1):
+            if tuple(loc[:i]) in self._lines:
+                return self._lines[tuple(loc[:i])]
+        return 1
+
+
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # the C loader where PyYAML has it
+    pass
+
+
+def _construct(node, loader, loc: tuple, lines: Lines, path: Path):
+    if isinstance(node, yaml.MappingNode):
+        loader.flatten_mapping(node)
+        data = {}
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if not isinstance(key, str):
+                lines.problems.append(f"{path}:{line}: the key {key!r} is not a name")
+                continue
+            lines.set((*loc, key), line)
+            data[key] = _construct(value_node, loader, (*loc, key), lines, path)
+        return data
+    if isinstance(node, yaml.SequenceNode):
+        items = []
+        for i, item in enumerate(node.value):
+            lines.set((*loc, i), item.start_mark.line + 1)
+            items.append(_construct(item, loader, (*loc, i), lines, path))
+        return items
+    return loader.construct_object(node, deep=True)
+
+
+def load_yaml(path: Path) -> tuple[object, Lines]:
+    """The file's data and its keys' lines; DataFileError for a file that can't be read or parsed."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataFileError(f"{path}: cannot read: {getattr(e, 'strerror', None) or e}") from None
+    lines = Lines()
+    try:
+        loader = _Loader(text)
+        try:
+            node = loader.get_single_node()
+            data = None if node is None else _construct(node, loader, (), lines, path)
+        finally:
+            loader.dispose()
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark else ""
+        reason = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise DataFileError(f"{path}{where}: not valid YAML: {reason}") from None
+    return data, lines
+
+
+def problem(path: Path, lines: Lines, error: ValidationError) -> str:
+    """The first problem of a validation as ``file:line: where: what``."""
+    first = error.errors()[0]
+    loc = tuple(first["loc"])
+    where = ".".join(str(p) for p in loc) or "file"
+    message = first["msg"].removeprefix("Value error, ")
+    return f"{path}:{lines.of(loc)}: {where}: {message}"
