@@ -30,6 +30,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..personas import Persona, custom
+from .config import check
 from .conversation import Conversation, Mark, Message, record
 from .errors import ChatError
 from .eventlog import EventLog, read_log
@@ -226,7 +227,12 @@ def replay(events: list[dict], personas: dict[str, Persona], path: Path | str = 
                 custom(system) if name == "custom" and system is not None else
                 Persona(name=name, system=system, source="transcript"))
         elif kind == "params":
-            conversation.params = dict(event["params"])
+            conversation.params = {}
+            for name, value in event["params"].items():
+                try:
+                    conversation.params[name] = check(name, value)
+                except ValueError as e:  # a hand-edited NaN would fail every request
+                    problems.append(f"{path}: parameter {name}={value!r}: {e}: left to the server")
         elif kind == "fork":
             if exists(event["id"]):
                 conversation.forks[event["id"]] = event["name"]

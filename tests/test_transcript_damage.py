@@ -98,6 +98,7 @@ DAMAGE = {
     "message without id": [USER, {k: v for k, v in REPLY.items() if k != "id"}],
     "parent is a string": [USER, {**REPLY, "parent": "0"}],
     "params is a string": [USER, REPLY, {"event": "params", "params": "hot"}],
+    "a NaN temperature": [USER, REPLY, '{"event": "params", "params": {"temperature": NaN}}'],
     "head 99": [USER, REPLY, {"event": "head", "id": 99}],
     "bad tool calls": [USER, {**REPLY, "tool_calls": [{"name": 5}]}],
     "persona without name": [USER, REPLY, {"event": "persona", "system": "Persona: x"}],
