@@ -124,6 +124,7 @@ def _end_tools_on_hangup() -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from ..personas import load_personas
+    from .advice import worded
     from .config import config_dir, data_dir, load_settings, move_old_dirs
     from .errors import ChatError
     from .sanitize import sanitize
@@ -156,7 +157,7 @@ def _run(args: argparse.Namespace) -> int:
         else:
             session = Session(settings, personas, Transcript.new(sessions, on_error=not_saved))
     except ChatError as err:
-        print(f"chat: error: {err}", file=sys.stderr)
+        print(sanitize(f"chat: error: {worded(err, interactive=False)}"), file=sys.stderr)
         return 1
 
     if args.local:

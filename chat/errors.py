@@ -7,7 +7,7 @@
         ├── HTTPError            the server answered with an error status (.status)
         │   ├── ModelNotFound    404 for the model
         │   ├── ContextExceeded  the prompt does not fit the serving window (.prompt_tokens, .window)
-        │   └── ToolsNotEnabled  tools were sent to a server started without tool support
+        │   └── ToolsNotEnabled  tools were sent to a server started without tool support (.server)
         └── StreamError          the stream broke after it started: an in-band error event
             └── StreamCut        the connection dropped before the stream finished
 
@@ -33,6 +33,7 @@ __all__ = [
     "ContextExceeded",
     "HTTPError",
     "ModelNotFound",
+    "NoServerFound",
     "ServerUnreachable",
     "StreamCut",
     "StreamError",
@@ -58,6 +59,12 @@ class ServerUnreachable(BackendError):
     pass
 
 
+class NoServerFound(ServerUnreachable):
+    def __init__(self, tried: list[str]):
+        super().__init__(f"no server found at {' or '.join(tried)}")
+        self.tried = tried
+
+
 class HTTPError(BackendError):
     def __init__(self, message: str, status: int | None = None):
         super().__init__(message)
@@ -76,7 +83,9 @@ class ContextExceeded(HTTPError):
 
 
 class ToolsNotEnabled(HTTPError):
-    pass
+    def __init__(self, message: str, status: int | None = None, *, server: str = "vllm"):
+        super().__init__(message, status)
+        self.server = server  # "vllm" | "llama-server": which flags it needs
 
 
 class StreamError(BackendError):
@@ -116,7 +125,7 @@ def _context_exceeded(message: str, body: dict, status: int | None) -> ContextEx
     elif window:
         sizes = f": the server's window is {window:,} tokens"
     return ContextExceeded(
-        f"context exceeded{sizes} (/compact drops or summarises the oldest turns; /clear starts afresh)",
+        f"context exceeded{sizes}",
         status,
         prompt_tokens=prompt,
         window=window,
@@ -153,18 +162,13 @@ def from_error_body(body: object, status: int | None = None) -> BackendError:
     if kind == "exceed_context_size_error" or "context length" in lowered or "context size" in lowered:
         return _context_exceeded(message, body, status)
     if _VLLM_TOOL_FLAGS in message:
-        return ToolsNotEnabled(
-            "the server has tool calling off: restart vLLM with --enable-auto-tool-choice "
-            "--tool-call-parser <parser> (openai for gpt-oss models), or run chat with --no-tools",
-            status,
-        )
+        return ToolsNotEnabled("the server has tool calling off (vLLM was started without --enable-auto-tool-choice "
+                               "--tool-call-parser)", status, server="vllm")
     if "requires --jinja" in message:
-        return ToolsNotEnabled(
-            "llama-server needs --jinja for tools: restart it with --jinja, or run chat with --no-tools",
-            status,
-        )
+        return ToolsNotEnabled("the server has tool calling off (llama-server was started without --jinja)", status,
+                               server="llama-server")
     if status == 404 and "model" in lowered:
-        return ModelNotFound(f"model not found: {first_line} (/model lists what the server has)", status)
+        return ModelNotFound(f"model not found: {first_line}", status)
     prefix = f"server error {status}" if status else "server error"
     return HTTPError(f"{prefix}: {first_line}", status)
 

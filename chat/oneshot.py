@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import sys
 
+from .advice import worded
 from .errors import ChatError
+from .sanitize import sanitize
 from .session import Session
 from .toolbox import Decision
 
@@ -28,7 +30,7 @@ def run_oneshot(session: Session, text: str) -> int:
     try:
         session.connect()
     except ChatError as err:
-        print(f"chat: error: {err}", file=sys.stderr)
+        print(sanitize(f"chat: error: {worded(err, interactive=False)}"), file=sys.stderr)
         return 1
     for note in session.notes:
         print(f"chat: {note}", file=sys.stderr)

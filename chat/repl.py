@@ -16,6 +16,7 @@ from rich.text import Text
 
 from .. import __version__
 from ..tools import Preview
+from .advice import worded
 from .conversation import PARAMS
 from .errors import ChatError
 from .events import ToolCall
@@ -193,7 +194,7 @@ class Repl:
         try:
             self.session.connect()
         except ChatError as err:
-            self.error(f"{err} — messages will retry")
+            self.error(f"{worded(err, interactive=True)} — messages will retry")
         for note in self.session.notes:
             self.note(note)
         self.session.notes.clear()
@@ -210,17 +211,24 @@ class Repl:
         try:
             self.session.connect()
         except ChatError as err:
-            self.error(str(err))
+            self.error(worded(err, interactive=True))
             return None
         for note in self.session.notes:
             self.note(note)
         self.session.notes.clear()
         sink = self.sink()
         with streaming_mode():
-            return run(sink)
+            result = run(sink)
+        filling = self.session.context_filling()
+        if filling:
+            used, window = filling
+            self.console.print(Text(f"context {100 * used / window:.0f}% full ({used:,} of {window:,} tokens): "
+                                    "/compact drops or summarises the oldest turns", style="yellow"))
+        return result
 
     def sink(self) -> TerminalSink:
-        return TerminalSink(self.console, show_reasoning=self.show_reasoning, window=self.session.window)
+        return TerminalSink(self.console, show_reasoning=self.show_reasoning, window=self.session.window,
+                            interactive=True)
 
     def ask(self, question: str) -> str | None:
         """A one-line answer from the user; None for Ctrl-C or Ctrl-D."""

@@ -10,19 +10,12 @@ from .backends import Backend, Request, ToolSpec, make_backend, make_client
 from .config import Settings, check
 from .conversation import PARAMS, Conversation, Message
 from .detect import LOCAL_CANDIDATES, VLLM, ServerInfo, detect, find_local
-from .errors import ConfigError, ServerUnreachable, ToolsNotEnabled
+from .errors import ConfigError, NoServerFound, ServerUnreachable, ToolsNotEnabled
 from .toolbox import ApprovalPolicy, Approver, DeclineAll, Toolbox
 from .transcript import Restored, Transcript, snapshot_events
 from .turn import Sink, TurnResult, TurnStats, run_exchange
 
 __all__ = ["Session", "choose_api"]
-
-NO_SERVER = (
-    "no server found at 127.0.0.1:8000 (vLLM) or 127.0.0.1:8080 (llama-server); start one with "
-    "`serve vllm MODEL`, `serve llama MODEL.gguf` or `chat --local`, or point chat at one with --base-url URL "
-    "(or OPENAI_BASE_URL)"
-)
-
 
 CONTEXT_WARNING = 0.8  # of the window: past this, say so after each reply
 
@@ -105,7 +98,7 @@ class Session:
         else:
             server = find_local(self.settings.api_key)
             if server is None:
-                raise ServerUnreachable(NO_SERVER)
+                raise NoServerFound(["127.0.0.1:8000 (vLLM)", "127.0.0.1:8080 (llama-server)"])
             why = dict(LOCAL_CANDIDATES).get(server.base_url, "")
             self.notes.append(f"found {server.flavor} at {server.base_url} ({why})")
         if self.model is None:
@@ -218,11 +211,15 @@ class Session:
                               approver or DeclineAll(), self.settings.max_tool_rounds, first)
         if result.stats.prompt_tokens is not None:
             self.last_stats = result.stats
-            used, window = result.stats.context_used, self.window
-            if used and window and used > CONTEXT_WARNING * window:
-                sink.notice(f"context {100 * used / window:.0f}% full ({used:,} of {window:,} tokens): "
-                            "/compact drops or summarises the oldest turns")
         return result
+
+    def context_filling(self) -> tuple[int, int] | None:
+        """(tokens used, window) when the last reply took the conversation past CONTEXT_WARNING."""
+        used = self.last_stats.context_used if self.last_stats else None
+        window = self.window
+        if used and window and used > CONTEXT_WARNING * window:
+            return used, window
+        return None
 
 
 

@@ -10,6 +10,7 @@ from rich.padding import Padding
 from rich.text import Text
 
 from ..tools import Preview
+from .advice import worded
 from .events import Event, ReasoningDelta, TextDelta, ToolCall
 from .render import MarkdownStream
 from .sanitize import sanitize
@@ -43,8 +44,9 @@ class TerminalSink:
     then a dim line of figures. Reasoning may go to another console (stderr in one-shot mode)."""
 
     def __init__(self, console: Console, *, show_reasoning: bool = True, window: int | None = None,
-                 reasoning_console: Console | None = None):
+                 reasoning_console: Console | None = None, interactive: bool = False):
         self.console = console
+        self.interactive = interactive  # errors advise slash commands (the REPL) or flags (one-shot)
         self.reasoning_console = reasoning_console or console
         self.show_reasoning = show_reasoning
         self.window = window
@@ -98,7 +100,8 @@ class TerminalSink:
         if result.interrupted:
             self.console.print(Text("[interrupted]", style="yellow"))
         if result.error is not None:
-            self.console.print(Text(f"error: {result.error}", style="bold red"))
+            self.console.print(Text(sanitize(f"error: {worded(result.error, interactive=self.interactive)}"),
+                                    style="bold red"))
         if result.started:
             self.console.print(Text(format_stats(result.stats, self.window), style="dim"))
 
@@ -174,4 +177,4 @@ class PlainSink:
         if result.interrupted:
             self.err.write("chat: interrupted\n")
         if result.error is not None:
-            self.err.write(f"chat: error: {result.error}\n")
+            self.err.write(sanitize(f"chat: error: {worded(result.error, interactive=False)}") + "\n")

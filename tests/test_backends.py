@@ -7,6 +7,7 @@ import openai
 import pytest
 from fake_backend import Reply
 from fake_backend import ToolCall as FakeCall
+from gridchat.chat.advice import worded
 from gridchat.chat.backends.base import Request
 from gridchat.chat.backends.chat_completions import ChatCompletionsBackend
 from gridchat.chat.backends.responses import ResponsesBackend
@@ -215,7 +216,8 @@ def test_vllm_tools_without_server_flags_names_the_flags(fake):
     req.tools = [ToolSpec("bash", "run a command", {"type": "object", "properties": {}})]
     with pytest.raises(ToolsNotEnabled) as err:
         collect(fb, "chat", req)
-    assert "--enable-auto-tool-choice" in str(err.value) and "--no-tools" in str(err.value)
+    assert "--enable-auto-tool-choice" in str(err.value) and err.value.server == "vllm"
+    assert "--no-tools" in worded(err.value, interactive=False)
 
 
 def test_unreachable_server():

@@ -8,6 +8,7 @@ import urllib.error
 import httpx2
 import openai
 import pytest
+from gridchat.chat.advice import worded
 from gridchat.chat.errors import (
     BackendError,
     ChatError,
@@ -112,8 +113,19 @@ def test_tool_flag_errors_say_what_to_do():
                                        '--tool-call-parser to be set', "type": "BadRequestError"}, 400)
     llama = from_error_body({"error": {"code": 500, "message": "tools param requires --jinja flag",
                                        "type": "server_error"}})
-    assert isinstance(vllm, ToolsNotEnabled) and "--tool-call-parser" in str(vllm)
-    assert isinstance(llama, ToolsNotEnabled) and "--jinja" in str(llama)
+    assert isinstance(vllm, ToolsNotEnabled) and "--tool-call-parser" in worded(vllm, interactive=False)
+    assert isinstance(llama, ToolsNotEnabled) and "--jinja" in worded(llama, interactive=True)
+
+
+def test_advice_is_worded_for_where_the_user_is():
+    """Errors carry data; the UI words the advice: a one-shot user can't type /compact."""
+    err = from_error_body({"error": {"code": 400, "type": "exceed_context_size_error", "n_prompt_tokens": 9412,
+                                     "n_ctx": 8192, "message": "request (9412 tokens) exceeds the available"}})
+    assert "/compact" not in str(err) and "9,412" in str(err)
+    assert "/compact" in worded(err, interactive=True)
+    assert "/compact" not in worded(err, interactive=False) and "shorten" in worded(err, interactive=False)
+    missing = from_error_body({"message": "The model `x` does not exist.", "type": "NotFoundError", "code": 404}, 404)
+    assert "/model" in worded(missing, interactive=True) and "--model" in worded(missing, interactive=False)
 
 
 def test_unknown_model():

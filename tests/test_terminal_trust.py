@@ -169,3 +169,12 @@ def test_a_long_new_file_can_be_paged_through_before_approving(fake, term, tmp_p
     t.keys("Enter")
     t.wait_for("Not written, then.")
     assert not (ws / "setup.sh").exists()
+
+
+def test_the_repl_words_context_advice_with_slash_commands(fake, term):
+    fb = fake("vllm", context_window=200)
+    t = term(fb)
+    t.wait_prompt("none")
+    t.line("word " * 120)
+    t.wait_for("% full")
+    assert "/compact drops or summarises the oldest turns" in " ".join(t.screen().split())

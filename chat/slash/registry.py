@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from rich.text import Text
 
+from ..advice import worded
 from ..errors import ChatError
 from ..sanitize import sanitize
 
@@ -52,7 +53,7 @@ def dispatch(ctx: "SlashContext", text: str) -> object:
     try:
         return cmd.handler(ctx, arg.strip())
     except ChatError as err:
-        ctx.error(str(err))
+        ctx.error(worded(err, interactive=True))
         return None
 
 
