@@ -193,3 +193,43 @@ def test_a_killed_client_takes_its_local_server_with_it():
             return
         time.sleep(0.2)
     pytest.fail("the local llama-server outlived its killed client")
+
+
+def test_serve_llama_runs_the_engine_says_which_and_stops_on_ctrl_c():
+    """`serve llama MODEL.gguf` with the engine found here (the [local] extra's, or a llama-server on
+    PATH): it says which one runs, prints the chat line once /health answers, and Ctrl-C stops it."""
+    _require()
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "gridchat.serve.cli", "llama", str(ensure_model()), "--port",
+                             str(port), "-c", "1024"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.strip() == f"chat --base-url http://127.0.0.1:{port}/v1"
+        assert urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5).status == 200
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert "engine: " in err and ("llama.cpp engine (xllamacpp" in err or "llama-server (" in err)
+    assert proc.returncode == 0 and "stopped" in err and "Traceback" not in err
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
+
+
+def test_a_crash_in_the_engine_is_one_error_line_not_a_dead_client():
+    """The engine runs in its own process: native code crashing (SIGSEGV) costs the reply, not chat."""
+    _require()
+    proc = subprocess.Popen([sys.executable, "-m", "gridchat", "--local", "--max-tokens", "2000", "-p",
+                             "Tell a very long story."], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            stdin=subprocess.DEVNULL)
+    line = ""
+    while "127.0.0.1:" not in line:
+        line = proc.stderr.readline()
+        assert line, "chat --local ended before starting its server"
+    proc.stdout.read(1)  # the reply has started
+    children = open(f"/proc/{proc.pid}/task/{proc.pid}/children").read().split()
+    assert len(children) == 1
+    os.kill(int(children[0]), signal.SIGSEGV)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1
+    assert "chat: error: " in err and "internal error" not in err and "Traceback" not in err
