@@ -60,6 +60,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", metavar="T", help="sampling temperature (default: the server's)")
     p.add_argument("--top-p", metavar="P", dest="top_p", help="nucleus sampling (default: the server's)")
     p.add_argument("--max-tokens", metavar="N", dest="max_tokens", help="cap on reply length")
+    p.add_argument("--seed", metavar="N", help="sampling seed, for replies that can be reproduced (where the server honours it)")
+    p.add_argument("--top-k", metavar="K", dest="top_k", help="sample from the K likeliest tokens (0: off)")
+    p.add_argument("--min-p", metavar="P", dest="min_p", help="drop tokens below P × the likeliest one's probability")
+    p.add_argument("--presence-penalty", metavar="X", dest="presence_penalty", help="-2 to 2")
+    p.add_argument("--frequency-penalty", metavar="X", dest="frequency_penalty", help="-2 to 2")
     p.add_argument("--hide-reasoning", action="store_const", const=False, dest="show_reasoning",
                    help="don't show the model's reasoning (/think toggles it in a session)")
     p.add_argument("--approve", metavar="TOOLS", help="tools that run without asking: bash,read_file,write_file,edit_file or all")
@@ -135,7 +140,8 @@ def _run(args: argparse.Namespace) -> int:
         print(sanitize(f"chat: warning: {message}"), file=sys.stderr)
 
     flags = {k: getattr(args, k) for k in ("base_url", "api_key", "model", "persona", "api", "temperature", "top_p",
-                                           "max_tokens", "show_reasoning", "tools", "approve", "workspace",
+                                           "max_tokens", "seed", "top_k", "min_p", "presence_penalty",
+                                           "frequency_penalty", "show_reasoning", "tools", "approve", "workspace",
                                            "max_tool_rounds")}
     move_old_dirs(lambda message: print(f"chat: {message}", file=sys.stderr))
     sessions = data_dir() / "sessions"

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .errors import ConfigError
 
-__all__ = ["APP", "RULES", "Settings", "check", "config_dir", "config_path", "data_dir", "load_settings",
+__all__ = ["APP", "RULES", "SAMPLING", "Settings", "check", "config_dir", "config_path", "data_dir", "load_settings",
            "move_old_dirs"]
 
 APP = "gridchat"
@@ -54,6 +54,11 @@ class Settings(BaseModel):
     temperature: float | None = Field(None, ge=0, allow_inf_nan=False)
     top_p: float | None = Field(None, gt=0, le=1, allow_inf_nan=False)
     max_tokens: int | None = Field(None, ge=1)
+    seed: int | None = Field(None, ge=0, lt=2**63)  # reproducible sampling, where the server honours it
+    top_k: int | None = Field(None, ge=0)  # 0: off (llama-server); vLLM takes -1 for off too, so >= 0 here
+    min_p: float | None = Field(None, ge=0, le=1, allow_inf_nan=False)
+    presence_penalty: float | None = Field(None, ge=-2, le=2, allow_inf_nan=False)
+    frequency_penalty: float | None = Field(None, ge=-2, le=2, allow_inf_nan=False)
     show_reasoning: bool = True
     tools: bool = True  # offer the model its tools
     approve: list[str] = []  # tools that run without asking ("all" for every one)
@@ -79,8 +84,10 @@ class Settings(BaseModel):
 
     def sampling(self) -> dict[str, float | int]:
         """The sampling parameters that are set; unset ones are left to the server."""
-        return {k: v for k in ("temperature", "top_p", "max_tokens") if (v := getattr(self, k)) is not None}
+        return {k: v for k in SAMPLING if (v := getattr(self, k)) is not None}
 
+
+SAMPLING = ("temperature", "top_p", "max_tokens", "seed", "top_k", "min_p", "presence_penalty", "frequency_penalty")
 
 # What each setting must be, as a user is told when a value is refused.
 RULES = {
@@ -90,6 +97,11 @@ RULES = {
     "top_p": "must be a number above 0, at most 1",
     "max_tokens": "must be a whole number, 1 or more",
     "max_tool_rounds": "must be a whole number, 1 or more",
+    "seed": "must be a whole number, 0 or more",
+    "top_k": "must be a whole number, 0 (off) or more",
+    "min_p": "must be a number from 0 to 1",
+    "presence_penalty": "must be a number from -2 to 2",
+    "frequency_penalty": "must be a number from -2 to 2",
     "api": "must be auto, chat or responses",
     "show_reasoning": "must be true or false",
     "tools": "must be true or false",

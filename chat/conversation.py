@@ -17,7 +17,8 @@ from .events import ToolCall
 __all__ = ["Branch", "Conversation", "LABELS", "Mark", "Message", "PARAMS", "record"]
 
 # Sampling parameters /set may change, with the type each takes.
-PARAMS = {"temperature": float, "top_p": float, "max_tokens": int}
+PARAMS = {"temperature": float, "top_p": float, "max_tokens": int, "seed": int, "top_k": int, "min_p": float,
+          "presence_penalty": float, "frequency_penalty": float}
 LABELS = ("resisted", "caved", "partial", "note")
 
 
@@ -34,6 +35,7 @@ class Message:
     parent: int | None = None
     persona: str | None = None  # the persona in force when it was added
     stats: dict | None = None  # assistant replies: tokens, timings
+    params: dict | None = None  # assistant replies: the sampling parameters the request carried
 
 
 def record(message: Message) -> dict:

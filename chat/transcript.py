@@ -92,6 +92,7 @@ class _Message(_Event):
     interrupted: bool = False
     persona: str | None = None
     stats: dict | None = None
+    params: dict | None = None
 
 
 class _Id(_Event):

@@ -14,11 +14,11 @@ from typing import Protocol
 from .backends.base import Backend, Request
 from .cancel import Cancelled, CancelToken
 from .conversation import Conversation, Message
-from .errors import ChatError
+from .errors import ChatError, HTTPError
 from .events import Event, Finish, ReasoningDelta, TextDelta, ToolCall, Usage
 from .toolbox import Approver, Outcome, Toolbox
 
-__all__ = ["NullSink", "Sink", "TurnResult", "TurnStats", "run_exchange", "run_turn"]
+__all__ = ["NullSink", "OPTIONAL_PARAMS", "Sink", "TurnResult", "TurnStats", "run_exchange", "run_turn"]
 
 
 class Sink(Protocol):
@@ -100,10 +100,30 @@ class TurnResult:
         return bool(self.message.content or self.message.tool_calls) or finished
 
 
+# Sampling parameters a server may not know: one it rejects is dropped (with a notice), not a failed turn.
+OPTIONAL_PARAMS = ("seed", "top_k", "min_p", "presence_penalty", "frequency_penalty")
+
+
 def run_turn(backend: Backend, request: Request, sink: Sink, cancel: CancelToken | None = None) -> TurnResult:
     """Stream one reply. A cancelled token (Ctrl-C cancels it too) or a ChatError ends it early,
-    keeping what came."""
+    keeping what came. A request refused for an optional sampling parameter is sent again without it,
+    and the backend leaves it out from then on."""
     token = cancel if cancel is not None else CancelToken()
+    while True:
+        result = _stream(backend, request, sink, token)
+        error = result.error
+        rejected = [name for name in OPTIONAL_PARAMS if name in request.params and name not in backend.unsupported
+                    and isinstance(error, HTTPError) and error.status in (400, 422) and name in str(error)]
+        if not rejected or result.started:
+            result.message.params = {k: v for k, v in request.params.items() if k not in backend.unsupported}
+            sink.end(result)
+            return result
+        backend.unsupported.update(rejected)
+        sink.notice(f"the server rejects {', '.join(rejected)}: sent without {'it' if len(rejected) == 1 else 'them'} "
+                    "from now on")
+
+
+def _stream(backend: Backend, request: Request, sink: Sink, token: CancelToken) -> TurnResult:
     text: list[str] = []
     reasoning: list[str] = []
     message = Message("assistant")
@@ -151,7 +171,6 @@ def run_turn(backend: Backend, request: Request, sink: Sink, cancel: CancelToken
     message.reasoning = "".join(reasoning).strip()
     message.interrupted = result.interrupted or result.error is not None
     message.stats = stats.record()
-    sink.end(result)
     return result
 
 

@@ -677,6 +677,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _validate(self, b: FakeBackend, api: str, body: dict) -> tuple | None:
         """The request checks the real servers make before generating: (status, message, extra) or None."""
+        for name in sorted(b.rejects & set(body)):
+            return 400, f"Unrecognized request argument supplied: {name}", {}
         ctx, p = b.context_window, prompt_tokens(body)
         if b.flavor == "llamacpp":  # llama-server ignores "model"
             if body.get("grammar") and body.get("tools"):
@@ -745,6 +747,7 @@ class FakeBackend:
         # answer depends on the persona, say); None echoes.
         self.responder: Callable[[dict], Reply] | None = None
         self.verbose = False        # print each request line to stderr
+        self.rejects: set[str] = set()  # request fields answered with a 400, as strict servers do
         self.requests: list[RecordedRequest] = []
         self._script: deque[Reply] = deque()
         self._lock = threading.Lock()

@@ -73,7 +73,7 @@ def test_persona_switch_replaces_the_system_message(fake):
         s.set_persona("lawful_awesome")
 
 
-@pytest.mark.parametrize("name,value,error", [("temperature", "hot", "finite number"), ("top_k", "5", "unknown"),
+@pytest.mark.parametrize("name,value,error", [("temperature", "hot", "finite number"), ("top_z", "5", "unknown"),
                                               ("max_tokens", "0", "whole number"), ("max_tokens", "1.5", "whole number")])
 def test_bad_parameters_are_refused(name, value, error):
     with pytest.raises(ConfigError, match=error):
@@ -108,3 +108,36 @@ def test_unreachable_server_is_a_chat_error():
         session(base_url="http://127.0.0.1:9/v1").connect()
 
 
+
+
+def test_reproducibility_parameters_reach_the_request_and_are_recorded(fake):
+    fb = fake("vllm")
+    s = Session(Settings(base_url=fb.base_url, seed=7, top_k=40), load_personas())
+    s.set_param("min_p", "0.05")
+    s.set_param("presence_penalty", "0.5")
+    s.set_param("frequency_penalty", "-0.5")
+    result = s.send("hi", NullSink())
+    body = fb.last_body("/chat/completions")
+    assert (body["seed"], body["top_k"], body["min_p"]) == (7, 40, 0.05)
+    assert (body["presence_penalty"], body["frequency_penalty"]) == (0.5, -0.5)
+    assert result.message.params == {"seed": 7, "top_k": 40, "min_p": 0.05, "presence_penalty": 0.5,
+                                     "frequency_penalty": -0.5}
+
+
+def test_a_server_that_rejects_a_parameter_gets_a_notice_not_a_failed_turn(fake):
+    fb = fake("vllm")
+    fb.rejects = {"top_k"}
+    s = Session(Settings(base_url=fb.base_url, top_k=40, seed=3), load_personas())
+    notices = []
+
+    class Sink(NullSink):
+        def notice(self, text):
+            notices.append(text)
+
+    result = s.send("hi", Sink())
+    assert result.error is None and result.message.content == "Echo: hi"
+    assert notices == ["the server rejects top_k: sent without it from now on"]
+    assert "top_k" not in fb.last_body("/chat/completions") and fb.last_body("/chat/completions")["seed"] == 3
+    assert result.message.params == {"seed": 3}
+    s.send("again", Sink())
+    assert len(notices) == 1  # once

@@ -39,6 +39,7 @@ class Request:
 
 class Backend(Protocol):
     api: str  # "chat" | "responses"
+    unsupported: set[str]  # optional sampling parameters the server rejected: left out of later requests
 
     def stream(self, request: Request) -> Iterator[Event]:
         """Yield events until the reply is complete; raise a ``chat.errors.ChatError`` on failure.

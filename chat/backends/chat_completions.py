@@ -13,7 +13,7 @@ from .think import ThinkSplitter
 __all__ = ["ChatCompletionsBackend", "ChatStreamParser", "to_chat_messages"]
 
 # Fields the SDK's create() takes as arguments; anything else travels in extra_body.
-_SDK_FIELDS = {"temperature", "top_p", "max_tokens"}
+_SDK_FIELDS = {"temperature", "top_p", "max_tokens", "seed", "presence_penalty", "frequency_penalty"}
 
 
 def to_chat_messages(system: str | None, messages: list[Message]) -> list[dict]:
@@ -109,6 +109,7 @@ class ChatCompletionsBackend:
 
     def __init__(self, client) -> None:
         self._client = client  # an openai.OpenAI
+        self.unsupported: set[str] = set()  # sampling parameters the server rejected: no longer sent
 
     def body(self, request: Request) -> dict:
         body = {"model": request.model, "messages": [], "stream": True, "stream_options": {"include_usage": True}}
@@ -116,7 +117,8 @@ class ChatCompletionsBackend:
         # message, 0.3 s for a 500-turn conversation) and sends extra_body as it is.
         extra = {**request.extra_body, "messages": to_chat_messages(request.system, request.messages)}
         for key, value in request.params.items():
-            (body if key in _SDK_FIELDS else extra)[key] = value
+            if key not in self.unsupported:
+                (body if key in _SDK_FIELDS else extra)[key] = value
         if request.tools:
             body["tools"] = [
                 {"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}

@@ -133,12 +133,15 @@ class ResponsesBackend:
 
     def __init__(self, client) -> None:
         self._client = client
+        self.unsupported: set[str] = set()  # sampling parameters the server rejected: no longer sent
 
     def body(self, request: Request) -> dict:
         body = {"model": request.model, "input": [], "stream": True}
         # the whole input goes as extra_body, past the SDK's per-item walk (see ChatCompletionsBackend)
         extra = {**request.extra_body, "input": to_input_items(request.system, request.messages)}
         for key, value in request.params.items():
+            if key in self.unsupported:
+                continue
             key = "max_output_tokens" if key == "max_tokens" else key
             (body if key in _SDK_FIELDS else extra)[key] = value
         if request.tools:
