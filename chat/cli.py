@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from .. import __version__
+from .sanitize import valid_text
 
 __all__ = ["main", "parser"]
 
@@ -84,7 +85,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    argv = [valid_text(a) for a in (sys.argv[1:] if argv is None else argv)]  # undecodable bytes: U+FFFD
+    if sys.stdout is None:  # started with stdout closed (`>&-`): nowhere for a reply to go
+        if sys.stderr is not None:
+            print("chat: error: standard output is closed: nowhere to write the reply", file=sys.stderr)
+        return 1
     if argv[:1] == ["probe"]:  # chat probe list|run|judge|report
         from .probes.cli import main as probe_main
 
@@ -238,8 +243,8 @@ def _chat(args: argparse.Namespace, session) -> int:
     piped = not sys.stdin.isatty()
     if args.prompt is not None or piped:
         text = args.prompt or ""
-        if piped:
-            stdin = sys.stdin.read()
+        if piped:  # bytes, decoded here: what isn't UTF-8 becomes U+FFFD, not an error
+            stdin = sys.stdin.buffer.read().decode("utf-8", "replace")
             if stdin.strip():
                 text = f"{text}\n\n{stdin}" if text else stdin
         from .oneshot import run_oneshot

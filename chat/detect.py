@@ -7,12 +7,13 @@ prompt before the SDK (slow to import) is loaded.
 from __future__ import annotations
 
 import http.client
-import json
+import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from .errors import ChatError, ServerUnreachable, StreamCut, translate
+from .errors import ChatError, ServerUnreachable, StreamCut, StreamError, translate
+from .wire import load_json, obj, seq, text
 
 __all__ = ["LOCAL_CANDIDATES", "ServerInfo", "detect", "find_local"]
 
@@ -44,24 +45,42 @@ def _root(base_url: str) -> str:
     return base[:-3] if base.endswith("/v1") else base
 
 
+MAX_BODY = 8 * 1024 * 1024  # a model list or /props bigger than this is not one
+
+
 def _get_json(url: str, api_key: str | None, timeout: float):
+    """The JSON at ``url``; the whole answer must come within ``timeout`` (a server dripping one byte
+    at a time would otherwise never time out: the socket's timeout is per read)."""
     request = urllib.request.Request(url, headers={"Accept": "application/json"})
     if api_key:
         request.add_header("Authorization", f"Bearer {api_key}")
+    deadline = time.monotonic() + timeout
     with urllib.request.urlopen(request, timeout=timeout) as response:
-        return json.loads(response.read() or b"null")
+        body = b""
+        while chunk := response.read1(65536):
+            body += chunk
+            if time.monotonic() > deadline or len(body) > MAX_BODY:
+                raise TimeoutError(f"{url} did not answer in time")
+    return load_json(body or b"null", url)
 
 
-def _try_json(url: str, api_key: str | None, timeout: float):
-    """A best-effort extra look (/props, /version): None when the server lacks it."""
+def _try_json(url: str, api_key: str | None, timeout: float) -> dict:
+    """A best-effort extra look (/props, /version): {} when the server lacks it or says nonsense."""
     try:
-        return _get_json(url, api_key, timeout)
-    except (OSError, ValueError, http.client.HTTPException):
-        return None
+        value = _get_json(url, api_key, timeout)
+    except (OSError, http.client.HTTPException, StreamError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _window(value) -> int | None:
+    """A context window as a server states it, if it is a believable one."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 10**9 else None
 
 
 def detect(base_url: str, api_key: str | None = None, timeout: float = 5.0) -> ServerInfo:
-    """Ask the server what it is. Raises a ChatError (ServerUnreachable, HTTPError) on failure."""
+    """Ask the server what it is. Raises a ChatError (ServerUnreachable, HTTPError, StreamError) on
+    failure; fields of the wrong shape are left out rather than trusted."""
     base = base_url.rstrip("/")
     try:
         listing = _get_json(f"{base}/models", api_key, timeout)
@@ -72,23 +91,26 @@ def detect(base_url: str, api_key: str | None = None, timeout: float = 5.0) -> S
         if isinstance(err, (ServerUnreachable, StreamCut)):
             raise ServerUnreachable(f"cannot reach a server at {base} ({err})") from None
         raise err from None
-    entries = [e for e in (listing or {}).get("data") or [] if isinstance(e, dict) and e.get("id")]
-    info = ServerInfo(base_url=base, flavor=OTHER, models=[e["id"] for e in entries])
+    data = seq(obj(listing, f"{base}/models").get("data"), f"{base}/models' data")
+    entries = [e for e in data if isinstance(e, dict) and isinstance(e.get("id"), str) and e["id"]]
+    info = ServerInfo(base_url=base, flavor=OTHER, models=[text(e["id"], "a model id") for e in entries])
 
     if any(e.get("owned_by") == "vllm" or "max_model_len" in e for e in entries):
         info.flavor = VLLM
-        info.windows = {e["id"]: e["max_model_len"] for e in entries if e.get("max_model_len")}
-        version = _try_json(f"{_root(base)}/version", api_key, timeout)
-        info.version = version.get("version") if isinstance(version, dict) else None
+        info.windows = {text(e["id"], "a model id"): w for e in entries if (w := _window(e.get("max_model_len")))}
+        version = _try_json(f"{_root(base)}/version", api_key, timeout).get("version")
+        info.version = text(version, "a version") if isinstance(version, str) else None
         return info
 
     props = _try_json(f"{_root(base)}/props", api_key, timeout)
-    if isinstance(props, dict) and "default_generation_settings" in props:
+    if "default_generation_settings" in props:
         info.flavor = LLAMA
-        n_ctx = (props.get("default_generation_settings") or {}).get("n_ctx")
-        if n_ctx:  # the serving window; /v1/models' n_ctx_train is the training one
-            info.windows["*"] = n_ctx
-        info.version = props.get("build_info")
+        settings = props.get("default_generation_settings")
+        window = _window(settings.get("n_ctx")) if isinstance(settings, dict) else None
+        if window:  # the serving window; /v1/models' n_ctx_train is the training one
+            info.windows["*"] = window
+        build = props.get("build_info")
+        info.version = text(build, "a build") if isinstance(build, str) else None
     elif any(e.get("owned_by") == "llamacpp" or "meta" in e for e in entries):
         info.flavor = LLAMA
     return info

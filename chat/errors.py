@@ -2,6 +2,7 @@
 
     ChatError                    anything the user should see as a one-line message
     ├── ConfigError              a bad config file, flag or environment value
+    ├── OutputError              the reply can't be written where it goes (stdout full or gone)
     └── BackendError             the server side
         ├── ServerUnreachable    nothing answered at the address (or no server found at all)
         ├── HTTPError            the server answered with an error status (.status)
@@ -34,6 +35,7 @@ __all__ = [
     "HTTPError",
     "ModelNotFound",
     "NoServerFound",
+    "OutputError",
     "ServerUnreachable",
     "StreamCut",
     "StreamError",
@@ -94,6 +96,10 @@ class StreamError(BackendError):
 
 class StreamCut(StreamError):
     pass
+
+
+class OutputError(ChatError):
+    """The reply could not be written where it goes (standard output full, or gone)."""
 
 
 _VLLM_TOOL_FLAGS = "--enable-auto-tool-choice"
@@ -204,6 +210,10 @@ def translate(exc: BaseException) -> ChatError | None:
             return ServerUnreachable(f"the server stopped answering in time ({_short(exc)})")
         if isinstance(exc, httpx2.TransportError):
             return StreamCut(f"the connection broke mid-reply ({_short(exc)})")
+        if isinstance(exc, httpx2.DecodingError):  # e.g. a Content-Encoding the body doesn't have
+            return StreamError(f"the server sent a body that can't be decoded ({_short(exc)})")
+        if isinstance(exc, httpx2.HTTPError):
+            return BackendError(f"HTTP error: {_short(exc)}")
         return None
     if isinstance(exc, urllib.error.HTTPError):  # server detection uses the standard library
         try:

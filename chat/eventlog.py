@@ -26,7 +26,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
-__all__ = ["EventLog", "LogRead", "append_events", "read_log", "write_log"]
+__all__ = ["EventLog", "LogRead", "append_events", "encode_log", "read_log"]
 
 
 @dataclass
@@ -80,18 +80,9 @@ def _line(event: dict) -> bytes:
         return (json.dumps(event) + "\n").encode("ascii")
 
 
-def write_log(path: Path, events: list[dict]) -> None:
-    """A whole log at once (a snapshot): written beside the target and renamed over it, so a full
-    disk leaves the old file or none, never half of one. Raises OSError."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(b"".join(_line(e) for e in events))
-        os.replace(tmp, path)
-    except OSError:
-        tmp.unlink(missing_ok=True)
-        raise
+def encode_log(events: list[dict]) -> bytes:
+    """A whole log as bytes (a snapshot for /save, written with chat/files.py)."""
+    return b"".join(_line(e) for e in events)
 
 
 class EventLog:

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import re
-import tempfile
 from pathlib import Path
 
 from markdown_it import MarkdownIt
 
 from .conversation import Conversation, Message
 from .errors import ChatError
+from .files import write_whole
 from .sanitize import sanitize
 
 __all__ = ["ExportError", "export", "to_html", "to_markdown"]
@@ -197,22 +196,8 @@ def to_html(conversation: Conversation, meta: dict) -> str:
 
 
 def export(conversation: Conversation, meta: dict, fmt: str, path) -> Path:
-    """Write the export atomically (a temporary file beside it, then os.replace); return its path."""
+    """Write the export whole (chat/files.py); return its path."""
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format {fmt!r} (choose md or html)")
-    path = Path(path).expanduser()
     text = to_markdown(conversation, meta) if fmt == "md" else to_html(conversation, meta)
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except OSError as err:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-        raise ExportError(f"cannot write {path}: {err.strerror or err}") from None
-    return path
+    return write_whole(path, text.encode("utf-8"))

@@ -20,7 +20,7 @@ from .advice import worded
 from .conversation import PARAMS
 from .errors import ChatError
 from .events import ToolCall
-from .sanitize import sanitize
+from .sanitize import sanitize, valid_text
 from .session import Session
 from .sinks import PreviewPages, TerminalSink
 from .slash import COMMANDS, EXIT, dispatch
@@ -174,6 +174,7 @@ class Repl:
                 continue
             except EOFError:
                 return 0
+            text = valid_text(text)  # pasted bytes that weren't UTF-8: U+FFFD, sendable
             self._refill, editing, self._editing = "", self._editing, None
             if not text.strip():
                 continue

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["BIDI", "sanitize"]
+__all__ = ["BIDI", "sanitize", "valid_text"]
 
 BIDI = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 
@@ -20,7 +20,15 @@ _VISIBLE = {c: 0x2400 + c for c in range(0x20) if c not in (0x09, 0x0A)}  # ␀ 
 _VISIBLE[0x7F] = "␡"
 _VISIBLE.update({c: f"⟨U+{c:04X}⟩" for c in range(0x80, 0xA0)})
 _VISIBLE.update({ord(c): f"⟨U+{ord(c):04X}⟩" for c in BIDI})
-_NEEDS = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{BIDI}]")
+_VISIBLE.update({c: "\ufffd" for c in range(0xD800, 0xE000)})  # lone surrogates can't even be written out
+_NEEDS = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{BIDI}\ud800-\udfff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def valid_text(text: str) -> str:
+    """Text that can be encoded: lone surrogates (undecodable bytes from argv or stdin, JSON escapes
+    from a server or a transcript) become U+FFFD. Cheap when there are none."""
+    return _SURROGATE.sub("\ufffd", text) if not text.isascii() and _SURROGATE.search(text) else text
 
 
 def sanitize(text: str) -> str:

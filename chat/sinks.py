@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import TextIO
 
@@ -11,6 +12,7 @@ from rich.text import Text
 
 from ..tools import Preview
 from .advice import worded
+from .errors import OutputError
 from .events import Event, ReasoningDelta, TextDelta, ToolCall
 from .render import MarkdownStream
 from .sanitize import sanitize
@@ -147,6 +149,23 @@ class PlainSink:
         self.err = err
         self._last = "\n"
         self._started = False
+        self._gone = False  # the output failed (a full disk behind it): nothing more goes there
+
+    def _write(self, text: str) -> None:
+        if self._gone:
+            return
+        try:
+            self.out.write(text)
+            self.out.flush()
+        except BrokenPipeError:  # the reader left (`| head`): the CLI ends quietly
+            raise
+        except OSError as e:
+            self._gone = True
+            try:  # what is still buffered must not fail again when Python exits
+                os.dup2(os.open(os.devnull, os.O_WRONLY), self.out.fileno())
+            except (OSError, ValueError):
+                pass
+            raise OutputError(f"cannot write the reply to standard output: {e.strerror or e}") from None
 
     def event(self, event: Event) -> None:
         if type(event) is TextDelta and event.text:
@@ -155,8 +174,7 @@ class PlainSink:
                 text = text.lstrip("\n")
             if text:
                 self._started = True
-                self.out.write(text)
-                self.out.flush()
+                self._write(text)
                 self._last = text[-1]
 
     def tool_call(self, call: ToolCall, preview: Preview) -> None:
@@ -171,9 +189,11 @@ class PlainSink:
         self.err.write(f"chat: {sanitize(text)}\n")
 
     def end(self, result: TurnResult) -> None:
-        if self._last != "\n":
-            self.out.write("\n")
-            self.out.flush()
+        if self._last != "\n" and not self._gone:
+            try:
+                self._write("\n")
+            except OutputError:
+                pass  # already the turn's error
         if result.interrupted:
             self.err.write("chat: interrupted\n")
         if result.error is not None:

@@ -35,6 +35,7 @@ from .conversation import Conversation, Mark, Message, record
 from .errors import ChatError
 from .eventlog import EventLog, read_log
 from .events import ToolCall
+from .sanitize import valid_text
 
 __all__ = ["Restored", "SCHEMAS", "SessionInfo", "Transcript", "TranscriptError", "list_sessions", "load_transcript",
            "read_events", "replay", "snapshot_events"]
@@ -122,8 +123,9 @@ SCHEMAS: dict[str, type[BaseModel]] = {
 
 
 def _message_from(event: dict) -> Message:
-    calls = [ToolCall(c["id"], c["name"], c["arguments"]) for c in event.get("tool_calls") or ()]
-    fields = {k: event[k] for k in Message.__dataclass_fields__ if k in event and k != "tool_calls"}
+    calls = [ToolCall(*(valid_text(c[k]) for k in ("id", "name", "arguments"))) for c in event.get("tool_calls") or ()]
+    fields = {k: valid_text(v) if isinstance(v, str) else v
+              for k in Message.__dataclass_fields__ if k in event and k != "tool_calls" for v in (event[k],)}
     return Message(**fields, tool_calls=calls)
 
 

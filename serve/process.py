@@ -53,6 +53,9 @@ class ServerProcess:
             raise ServerDied(f"cannot start {self.launch.argv[0]}: {e.strerror or e}") from None
         finally:
             log.close()
+        from ..tools.processes import keep  # here, like stop's: only a started server pays for the import
+
+        keep(self.proc)  # a child on purpose: a client sweeping for strays its tools left spares it
         return self
 
     def log_tail(self, lines: int = 20) -> str:
@@ -92,6 +95,8 @@ class ServerProcess:
         """SIGTERM to its process group, then SIGKILL after ``grace`` seconds; its exit status."""
         if self.proc is None:
             return None
-        from ..tools.processes import end_group  # here: the tools package costs serve's start-up a pydantic import
+        from ..tools.processes import end_group, release  # here: the tools package costs serve's start-up a pydantic import
 
-        return end_group(self.proc, grace)
+        code = end_group(self.proc, grace)
+        release(self.proc)
+        return code

@@ -71,6 +71,7 @@ class Reply:
     header_delay: float = 0.0          # seconds before the response headers are sent (a slow server)
     raw_events: list[str] | None = None  # stream exactly these `data:` payloads (malformed servers), then end
     raw_body: str | None = None        # with status != 200: this body as it is (an HTML page from a proxy)
+    headers: dict = field(default_factory=dict)  # extra response headers (a lying Content-Encoding ...)
     content_type: str = "text/html"    # of raw_body
 
 
@@ -570,6 +571,16 @@ class _Handler(BaseHTTPRequestHandler):
         self._rec.finished = time.time()
         self.wfile.write(data)
 
+    def _drip(self, data: bytes, every: float) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        for byte in data:
+            self.wfile.write(bytes([byte]))
+            self.wfile.flush()
+            time.sleep(every)
+
     def _send_error(self, status: int, message: str, etype: str | None = None, **extra) -> None:
         if self.server.backend.flavor == "vllm":
             err = {"message": message, "type": etype or VLLM_TYPES.get(status, "BadRequestError"),
@@ -585,8 +596,10 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send_error(404, "File Not Found")
 
-    def _stream(self, events: Iterator[str]) -> None:
+    def _stream(self, events: Iterator[str], headers: dict | None = None) -> None:
         self.send_response(200)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         vllm = self.server.backend.flavor == "vllm"
         self.send_header("Content-Type", "text/event-stream; charset=utf-8" if vllm else "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
@@ -621,6 +634,10 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send_error(503, "Loading model")
         if self.command == "GET":
             if path == "/v1/models":
+                if b.models_drip:
+                    return self._drip(_dumps(b._models_json()).encode(), b.models_drip)
+                if b.raw_models is not None:
+                    return self._send_raw(200, b.raw_models, "application/json")
                 return self._send_json(200, b._models_json())
             if path == "/health":
                 if vllm:
@@ -630,6 +647,8 @@ class _Handler(BaseHTTPRequestHandler):
                     return self.end_headers()
                 return self._send_json(200, {"status": "ok"})
             if path == "/props" and not vllm:
+                if b.raw_props is not None:
+                    return self._send_raw(200, b.raw_props, "application/json")
                 return self._send_json(200, b._props_json())
             if path == "/version" and vllm:
                 return self._send_json(200, {"version": VLLM_VERSION})
@@ -654,7 +673,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._send_json(reply.status, reply.error)
             return self._send_error(reply.status, HTTPStatus(reply.status).phrase)
         if reply.raw_events is not None and body.get("stream"):
-            return self._stream(f"data: {e}\n\n" for e in reply.raw_events)
+            return self._stream((f"data: {e}\n\n" for e in reply.raw_events), reply.headers)
         t = _Turn(b, reply, body)
         if body.get("stream"):
             return self._stream(t.chat_stream() if api == "chat" else t.responses_stream())
@@ -748,6 +767,9 @@ class FakeBackend:
         self.responder: Callable[[dict], Reply] | None = None
         self.verbose = False        # print each request line to stderr
         self.rejects: set[str] = set()  # request fields answered with a 400, as strict servers do
+        self.raw_models: str | None = None  # /v1/models answers this text instead (a lying server)
+        self.raw_props: str | None = None  # llamacpp /props answers this text instead
+        self.models_drip: float = 0.0  # send /v1/models one byte every this many seconds (a stuck proxy)
         self.requests: list[RecordedRequest] = []
         self._script: deque[Reply] = deque()
         self._lock = threading.Lock()

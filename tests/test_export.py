@@ -124,7 +124,7 @@ def test_export_writes_files(conv, tmp_path):
 def test_export_errors(conv, tmp_path):
     with pytest.raises(ExportError, match="unknown export format 'pdf'"):
         export(conv, META, "pdf", tmp_path / "out.pdf")
-    with pytest.raises(ExportError) as info:
+    with pytest.raises(ChatError) as info:
         export(conv, META, "md", tmp_path / "missing" / "out.md")
     assert isinstance(info.value, ChatError) and "\n" not in str(info.value)
     assert not (tmp_path / "out.pdf").exists()

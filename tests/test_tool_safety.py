@@ -7,9 +7,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
@@ -377,3 +379,145 @@ def test_what_chat_started_ends_with_it(fake, term, tmp_path, how):
     else:
         t.close()  # tmux's server goes: the pane's processes get SIGHUP
     assert wait_dead(pids) == []
+
+
+# -- a command that kills or stops its supervisor, and the client's /proc files ----------------------
+
+GUARDED = textwrap.dedent("""
+    import json, os, signal, site, sys, time
+    if os.environ.get("GRIDCHAT_SITE"):  # a system interpreter, given this environment's packages
+        site.addsitedir(os.environ["GRIDCHAT_SITE"])
+    from gridchat.tools import Workspace, execute, parse_call, processes
+
+    processes.guard_client(sys.argv[3:])  # what chat/cli.py does at start-up
+    ws = Workspace(sys.argv[1])
+    if os.environ.get("DEAF_SUPERVISOR"):  # one that neither reports nor ends: SIGTERM only, never continued
+        processes.SupervisedJob.signal_end = lambda job: os.kill(job.proc.pid, signal.SIGTERM)
+        processes._ENDING_TIME = 1.0
+    if os.environ.get("SERVER"):
+        from gridchat.serve.launch import Launch
+        from gridchat.serve.process import ServerProcess
+
+        server = ServerProcess(Launch(["sleep", "4252"], 0, "stub", "http://127.0.0.1:9/health"),
+                               ws.root / "server.log").start()
+        (ws.root / "server.pid").write_text(str(server.proc.pid))
+    print(execute(*parse_call("bash", sys.argv[2]), ws), flush=True)
+    time.sleep(float(os.environ.get("LINGER", 0)))
+
+    def children():
+        for entry in os.listdir("/proc"):
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if int(fields[1]) == os.getpid():
+                yield fields[0]
+
+    def alive(pid):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:
+            return False
+
+    pids = {p.name: int(p.read_text()) for p in sorted(ws.root.glob("*.pid"))}
+    print(json.dumps({"alive": [name for name, pid in pids.items() if alive(pid)],
+                      "zombies": sum(state == "Z" for state in children())}))
+""")
+
+
+def guarded(ws, command, *secrets, timeout=None, env=None, python=(sys.executable,)):
+    """One approved bash call in a client guarded as chat guards itself: its result, and which of
+    the processes named in *.pid files are still running right after it (and the client's zombies)."""
+    args = {"command": command, **({"timeout": timeout} if timeout else {})}
+    r = subprocess.run([*python, "-c", GUARDED, str(ws.root), json.dumps(args), *secrets],
+                       capture_output=True, text=True, timeout=60, env={**os.environ, **(env or {})},
+                       cwd=ws.root)
+    assert r.returncode == 0, r.stderr
+    result, _, after = r.stdout.rstrip("\n").rpartition("\n")
+    return result, json.loads(after)
+
+
+def pids_in(ws):
+    return [int(p.read_text()) for p in ws.root.glob("*.pid") if p.read_text().strip()]
+
+
+KILLS_ITS_SUPERVISOR = ("(setsid sleep 4248 & echo $! > setsid.pid); echo $$ > bash.pid; sleep 0.3; "
+                        "kill -KILL $PPID; sleep 4248")
+STOPS_ITS_SUPERVISOR = "(setsid sleep 4249 & echo $! > setsid.pid); echo $$ > bash.pid; kill -STOP $PPID; sleep 4249"
+
+
+def test_a_command_that_kills_its_supervisor_leaves_nothing_running(ws):
+    result, after = guarded(ws, KILLS_ITS_SUPERVISOR)
+    assert ("[ended from outside before it finished; the command's supervisor was killed by signal 9; "
+            "killed 2 processes it left behind]") in result, result
+    assert after == {"alive": [], "zombies": 0}
+    assert wait_dead(pids_in(ws), timeout=1) == []
+
+
+def test_a_command_that_stops_its_supervisor_is_ended_at_its_timeout(ws):
+    result, after = guarded(ws, STOPS_ITS_SUPERVISOR, timeout=3)
+    assert "[timed out after 3 s; killed bash and 1 process it started]" in result, result
+    assert after == {"alive": [], "zombies": 0}
+    assert wait_dead(pids_in(ws), timeout=1) == []
+
+
+def test_a_supervisor_that_does_not_answer_is_killed_and_what_it_left_ended(ws):
+    result, after = guarded(ws, STOPS_ITS_SUPERVISOR, timeout=1, env={"DEAF_SUPERVISOR": "1"})
+    assert ("[timed out after 1 s; the command's supervisor did not answer and was killed; "
+            "killed 2 processes it left behind]") in result, result
+    assert after == {"alive": [], "zombies": 0}
+
+
+def test_what_a_background_process_leaves_when_it_kills_the_supervisor_ends_at_exit(ws):
+    command = ("S=$PPID; (setsid bash -c \"sleep 0.5; kill -KILL $S; exec sleep 4250\" & echo $! > late.pid); "
+               "sleep 4251 & echo $! > bg.pid; echo started")
+    result, after = guarded(ws, command, env={"LINGER": "1.5"})
+    assert "started\n[exit code 0]\n[" in result and "background processes still running" in result, result
+    assert after["alive"] == ["bg.pid", "late.pid"]  # their supervisor is gone: they are the client's now
+    assert wait_dead(pids_in(ws), timeout=1) == []  # and they end with it
+
+
+def test_a_server_the_client_started_is_not_taken_for_a_stray(ws):
+    result, after = guarded(ws, KILLS_ITS_SUPERVISOR, env={"SERVER": "1"})
+    assert "killed 2 processes it left behind" in result, result
+    assert after == {"alive": ["server.pid"], "zombies": 0}
+    assert wait_dead(pids_in(ws)) == []  # the server ends with the client (its parent-death signal)
+
+
+def test_without_the_guard_a_killed_supervisor_is_reported_truthfully(ws):
+    try:
+        out = run_tool(ws, "bash", command=KILLS_ITS_SUPERVISOR)
+        assert ("the command's supervisor was killed by signal 9; processes it started may still be running"
+                in out), out
+    finally:
+        for pid in pids_in(ws):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv") or not os.path.exists("/usr/bin/python3"),
+                    reason="needs root, setpriv and a system python3")
+def test_a_tool_cannot_read_the_key_from_the_clients_proc_files(tmp_path):
+    """As a user without privileges (root reads every process's files): the client's environment is
+    unreadable to its tools, and the key is no longer on its command line. (A system interpreter: the
+    development one may live where that user cannot go, and the client starts the supervisor with it.)"""
+    import sysconfig
+
+    key = "sk-proc-0123456789abcdef"
+    root = tempfile.mkdtemp(prefix="gridchat-proc-")
+    try:
+        os.chmod(root, 0o777)
+        probe = ("C=$(awk '{print $4}' /proc/$PPID/stat); echo client=$C; tr '\\0' '\\n' </proc/$C/environ; "
+                 "tr '\\0' ' ' </proc/$C/cmdline; echo")
+        result, _ = guarded(Workspace(root), probe, key,
+                            env={"OPENAI_API_KEY": key, "GRIDCHAT_SITE": sysconfig.get_paths()["purelib"]},
+                            python=["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                                    "--inh-caps=-all", "/usr/bin/python3"])
+    finally:
+        shutil.rmtree(root)
+    assert "client=" in result and " -c " in result and "environ: Permission denied" in result, result
+    assert key not in result

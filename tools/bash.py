@@ -66,12 +66,17 @@ def _ended(ended: Ended) -> str:
     """The truth about what a kill did, for the model."""
     if ended.group_only:
         return "the command and its process group were killed"
+    head = f"the command's supervisor {ended.lost or 'did not report'}"
     if ended.others is None:
-        return "the command's supervisor did not report; processes it started may still be running"
-    killed = ["bash"] if ended.command else []
-    if ended.others:
-        killed.append(f"{_processes(ended.others)} it started")
-    text = f"killed {' and '.join(killed)}" if killed else "nothing was left to kill"
+        return f"{head}; processes it started may still be running"
+    if ended.lost:  # what it left came to the client, which killed it (not knowing which was bash)
+        text = f"{head}; " + (f"killed {_processes(ended.others)} it left behind" if ended.others
+                              else "nothing it started was left running")
+    else:
+        killed = ["bash"] if ended.command else []
+        if ended.others:
+            killed.append(f"{_processes(ended.others)} it started")
+        text = f"killed {' and '.join(killed)}" if killed else "nothing was left to kill"
     return text + (f"; {_processes(ended.left)} could not be killed" if ended.left else "")
 
 

@@ -4,6 +4,13 @@ On Linux each bash command runs under a supervisor (tools/reaper.py) that keeps 
 starts below it, whatever it does to detach, and ends them all when told or when the client dies
 (even by SIGKILL). Elsewhere the command gets a process group of its own, ended as one.
 
+A command can kill or stop its own supervisor (it runs as the same user). ``guard_client()``, called
+by the client at start-up, makes the client a subreaper too, so what a dead supervisor leaves is
+reparented to the client, not to init: the client then kills those strays — every child of its own
+it did not start on purpose (``keep()`` names the ones it did: supervisors, servers), with all below
+them — when a supervisor dies without reporting, when one does not answer, and in ``end_all()``, and
+reaps them. It also hides the client's credentials from its /proc files.
+
 Every job still running is kept in a registry; ``end_all()`` ends them. It runs at exit (atexit),
 and the CLI calls it from its SIGTERM and SIGHUP handlers.
 """
@@ -23,9 +30,10 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .base import ToolError
-from .reaper import GRACE, KILL_WAIT, alive, process_table, terminate
+from .reaper import GRACE, KILL_WAIT, alive, descendants, process_table, terminate, zombies
 
-__all__ = ["SECRET_VARIABLES", "Ended", "Exit", "Job", "SupervisedJob", "end_all", "end_group", "environment", "start"]
+__all__ = ["SECRET_VARIABLES", "Ended", "Exit", "Job", "SupervisedJob", "end_all", "end_group", "environment",
+           "guard_client", "keep", "release", "start"]
 
 REAPER = Path(__file__).with_name("reaper.py")
 SUPERVISED = sys.platform.startswith("linux") and bool(sys.executable)
@@ -33,6 +41,10 @@ SECRET_VARIABLES = ("OPENAI_API_KEY", "GRIDCHAT_API_KEY")
 _ENDING_TIME = GRACE + KILL_WAIT + 2  # what a supervisor may take to end its processes
 
 _live: set[Job] = set()
+_kept: set[subprocess.Popen] = set()  # the client's children on purpose, until they are reaped
+_guarded = False  # the client is a subreaper: what a supervisor leaves comes to it
+PR_SET_DUMPABLE = 4
+PR_SET_CHILD_SUBREAPER = 36
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +63,7 @@ class Ended:
     others: int | None = None  # other processes killed
     left: int | None = None  # processes that could not be killed
     group_only: bool = False  # no supervisor: its process group was killed, strays may have escaped it
+    lost: str | None = None  # what became of a supervisor that did not report ("was killed by signal 9")
 
 
 def environment(secrets: Iterable[str] = (), base: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -189,6 +202,7 @@ class SupervisedJob(Job):
         finally:
             os.close(out_w)  # only the command may hold the write ends: EOF when it is done
             os.close(status_w)
+        keep(self.proc)
         self.output = os.fdopen(out_r, "rb")
         self._status = _StatusLines(status_r)
         self._ended: Ended | None = None
@@ -206,16 +220,17 @@ class SupervisedJob(Job):
             return Exit(code, background)
         if word == "ended":
             return self._ended_by(rest)
-        self._release()
         if word == "error":
+            self._release()
             raise ToolError(rest)
-        raise ToolError(f"the command's supervisor ended unexpectedly (status {self.proc.returncode}); "
-                        "processes it started may still be running")
+        return self._lost()  # gone without a word: the command killed it
 
     def end(self) -> Ended:
         if self._ended is not None:
             return self._ended
-        if self.proc.poll() is not None:  # it ended by itself
+        if self.proc.poll() is not None:  # it ended by itself, or was killed
+            if self.proc.returncode:
+                return self._lost()
             self._release()
             return Ended(False, 0, 0)
         self.signal_end()
@@ -225,13 +240,28 @@ class SupervisedJob(Job):
             while line is not None and not line.startswith("ended "):  # an "exit" line just before
                 line = self._status.next(deadline)
         except TimeoutError:
-            line = None
-        if line is None:  # no report: it did not answer, or was killed
-            self.proc.kill()
-            self._release()
-            self._ended = Ended()
-            return self._ended
+            return self._lost("did not answer and was killed")
+        if line is None:  # killed while ending
+            return self._lost()
         return self._ended_by(line.partition(" ")[2])
+
+    def _lost(self, why: str | None = None) -> Ended:
+        """The supervisor is gone without its report, or does not answer (``why``): kill it, and end
+        what it leaves (it comes to the client, when guarded)."""
+        if why is not None:
+            self.proc.kill()  # stopped or not: SIGKILL acts at once
+        else:
+            try:
+                self.proc.wait(timeout=1)  # its status pipe closed as it died
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self._release()
+        code = self.proc.returncode
+        if why is None:
+            why = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
+        swept = _sweep()
+        self._ended = Ended(others=swept and swept[0], left=swept and swept[1], lost=why)
+        return self._ended
 
     def _ended_by(self, report: str) -> Ended:
         running, others, left = map(int, report.split())
@@ -244,8 +274,9 @@ class SupervisedJob(Job):
 
     def signal_end(self) -> None:
         if self.proc.returncode is None:  # once reaped, its pid may be another process's
-            try:
-                os.kill(self.proc.pid, signal.SIGTERM)  # the supervisor does the rest
+            try:  # the supervisor does the rest; continued, if the command stopped it
+                os.kill(self.proc.pid, signal.SIGTERM)
+                os.kill(self.proc.pid, signal.SIGCONT)
             except ProcessLookupError:
                 pass
 
@@ -266,6 +297,7 @@ class SupervisedJob(Job):
             self.proc.kill()
             self.proc.wait()
         self._status.close()
+        _reap_strays()  # the zombies it had not reaped yet are the client's now
 
 
 def start(command: str, cwd: str | os.PathLike, env: Mapping[str, str]) -> Job:
@@ -277,15 +309,139 @@ def start(command: str, cwd: str | os.PathLike, env: Mapping[str, str]) -> Job:
 
 
 def _prune() -> None:
-    """Forget the jobs that have ended by themselves (supervisors whose background processes are over)."""
+    """Forget the jobs that have ended by themselves (supervisors whose background processes are over,
+    or that were killed: what they left is ended), and reap strays that have ended."""
     for job in list(_live):
         if job.over():
             job.end()
+    _reap_strays()
+
+
+def keep(proc: subprocess.Popen) -> None:
+    """A child the client started on purpose (a supervisor, a server): never taken for a stray while
+    it runs. It is forgotten once its Popen has reaped it; ``release()`` forgets it sooner."""
+    _kept.add(proc)
+
+
+def release(proc: subprocess.Popen) -> None:
+    _kept.discard(proc)
+
+
+def _deliberate() -> set[int]:
+    """The pids of the kept children not yet reaped (a reaped one's pid may be anyone's by now)."""
+    for proc in [p for p in list(_kept) if p.returncode is not None]:
+        _kept.discard(proc)
+    return {p.pid for p in list(_kept)}
+
+
+def _strays() -> set[int]:
+    """The client's children it did not start on purpose — what dead supervisors left — and every
+    process below them."""
+    return descendants(os.getpid(), spare=_deliberate())
+
+
+def _reap_strays() -> None:
+    """Reap the strays that have ended (never a kept child: its Popen wants its exit status)."""
+    if not _guarded:
+        return
+    me, kept = os.getpid(), _deliberate()
+    for pid, parent in list(zombies()):
+        if parent == me and pid not in kept:
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+
+
+def _sweep() -> tuple[int, int] | None:
+    """End every stray (SIGTERM, a grace, SIGKILL) and reap them: (how many were killed, how many could
+    not be). None when the client is no subreaper: orphans went to init, out of its sight. Only /proc,
+    signals and sleeps: a signal handler may call it."""
+    if not _guarded:
+        return None
+    touched: set[int] = set()
+
+    def signal_all(sig: int) -> None:
+        _reap_strays()
+        for pid in _strays():
+            touched.add(pid)
+            for s in (sig, signal.SIGCONT):  # a stopped process acts on SIGTERM only once continued
+                try:
+                    os.kill(pid, s)
+                except ProcessLookupError:
+                    break
+
+    def gone(timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while True:
+            _reap_strays()
+            if not _strays():
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
+
+    if not gone(0):
+        terminate(signal_all, gone)
+    _reap_strays()  # those that became zombies after the last look
+    return len(touched), len(_strays())
+
+
+def guard_client(secrets: Iterable[str | None] = ()) -> bool:
+    """Call once in the client, at start-up, before any tool runs (Linux; elsewhere it does nothing).
+
+    - The client becomes a child subreaper: processes whose supervisor a command killed or stopped
+      come to it, and are ended (see the module's docstring), instead of living on under init.
+    - It becomes non-dumpable: its /proc/PID/environ (the API key variable), mem and the like are
+      unreadable to other processes of its user — its tools included. Root still reads them; so do
+      tools reading a config file the user can read. Side effects: no core dumps, and a debugger of
+      the same user cannot attach (children are dumpable again once they exec).
+    - Each of ``secrets`` (the --api-key value) is blanked out in its command line, which
+      /proc/PID/cmdline (ps) shows to every user of the machine, whatever the above.
+
+    Whether the client is a subreaper now."""
+    global _guarded
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return False
+    _guarded = _guarded or libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    _blank_in_command_line([s.encode() for s in secrets if s], ctypes)
+    return _guarded
+
+
+def _blank_in_command_line(secrets: list[bytes], ctypes) -> None:
+    """Overwrite, in this process's own argument strings (what /proc/self/cmdline reads), every
+    argument that is a secret or ends in =secret, with asterisks of the same length. Python works
+    on its own copies (sys.argv): nothing else reads these bytes."""
+    if not secrets:
+        return
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        start, end = int(fields[45]), int(fields[46])  # arg_start, arg_end: fields 48 and 49 of proc(5)
+    except (OSError, IndexError, ValueError):
+        return
+    if not 0 < start < end:
+        return
+    offset = 0
+    for arg in ctypes.string_at(start, end - start).split(b"\0"):
+        for secret in secrets:
+            if arg == secret or arg.endswith(b"=" + secret):
+                ctypes.memset(start + offset + len(arg) - len(secret), ord("*"), len(secret))
+                break
+        offset += len(arg) + 1
 
 
 def end_all() -> None:
     """End every process the tools started that is still running, and wait (a few seconds at most)
-    until they are gone. Safe to call from a signal handler, and more than once."""
+    until they are gone; then the strays, when the client is guarded. Safe to call from a signal
+    handler, and more than once."""
     jobs = list(_live)
     _live.clear()
     for job in jobs:
@@ -293,7 +449,9 @@ def end_all() -> None:
     deadline = time.monotonic() + _ENDING_TIME
     for job in jobs:
         if not job.ended_by(deadline):
-            job.proc.kill()  # the supervisor did not answer; what it supervised is beyond reach now
+            job.proc.kill()  # the supervisor did not answer: what it supervised comes to the sweep
+            job.ended_by(time.monotonic() + 1)  # once it is dead, they are the client's children
+    _sweep()
 
 
 atexit.register(end_all)

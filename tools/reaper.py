@@ -22,9 +22,9 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 
-__all__ = ["GRACE", "KILL_WAIT", "alive", "descendants", "main", "process_table", "terminate"]
+__all__ = ["GRACE", "KILL_WAIT", "alive", "descendants", "main", "process_table", "terminate", "zombies"]
 
 GRACE = 2.0  # seconds between SIGTERM and SIGKILL
 KILL_WAIT = 5.0
@@ -78,12 +78,21 @@ def process_table() -> Iterator[tuple[int, int, int]]:
             yield int(entry.name), int(fields[1]), int(fields[2])
 
 
-def descendants(root: int) -> set[int]:
-    """The live processes below root."""
+def zombies() -> Iterator[tuple[int, int]]:
+    """(pid, parent pid) of every process that has ended and waits to be reaped."""
+    for entry in os.scandir("/proc"):
+        fields = _stat(entry.name) if entry.name.isdigit() else None
+        if fields is not None and fields[0] == b"Z":
+            yield int(entry.name), int(fields[1])
+
+
+def descendants(root: int, spare: Collection[int] = ()) -> set[int]:
+    """The live processes below root, less root's children in ``spare`` and everything below them."""
     children: dict[int, list[int]] = {}
     for pid, ppid, _ in process_table():
         children.setdefault(ppid, []).append(pid)
-    found, todo = set(), [root]
+    found, todo = set(), [child for child in children.get(root, ()) if child not in spare]
+    found.update(todo)
     while todo:
         for child in children.get(todo.pop(), ()):
             if child not in found:

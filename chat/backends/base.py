@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -14,8 +13,7 @@ from ..errors import ChatError, HTTPError, StreamError, from_error_body, transla
 from ..events import Event
 from .sse import iter_lines, iter_sse
 
-__all__ = ["Backend", "Request", "ToolSpec", "count", "in_band_error", "load_json", "obj", "open_sse", "seq",
-           "text"]
+__all__ = ["Backend", "Request", "ToolSpec", "in_band_error", "open_sse"]
 
 
 @dataclass(slots=True)
@@ -67,57 +65,9 @@ def open_sse(create, **kwargs) -> Iterator[tuple[str | None, str]]:
         raise err from None
 
 
-def load_json(data: str) -> dict:
-    try:
-        value = json.loads(data)
-    except ValueError:
-        raise StreamError(f"the server sent something that is not JSON: {data[:80]!r}") from None
-    if not isinstance(value, dict):
-        raise StreamError(f"the server sent an unexpected value: {data[:80]!r}")
-    return value
-
-
 def in_band_error(body: object) -> ChatError:
     """An error event inside a started stream (HTTP 200): keep its specific kind if it has one."""
     err = from_error_body(body)
     if type(err) is HTTPError:
         return StreamError(f"the server reported an error mid-reply: {str(err).split(': ', 1)[-1]}")
     return err
-
-
-# Reading a server's JSON: every field is checked for the shape it must have, so that a malformed
-# stream is a StreamError (one line, the partial reply kept), never a TypeError deep in a parser.
-# Missing fields (None) read as empty.
-
-def _unreadable(what: str, value: object, expected: str) -> StreamError:
-    return StreamError(f"the server sent an unreadable stream: {what} is {type(value).__name__}, not {expected}")
-
-
-def obj(value: object, what: str) -> dict:
-    if isinstance(value, dict):
-        return value
-    if value is None:
-        return {}
-    raise _unreadable(what, value, "an object")
-
-
-def seq(value: object, what: str) -> list:
-    if isinstance(value, list):
-        return value
-    if value is None:
-        return []
-    raise _unreadable(what, value, "a list")
-
-
-def text(value: object, what: str) -> str:
-    if isinstance(value, str):
-        return value
-    if value is None:
-        return ""
-    raise _unreadable(what, value, "text")
-
-
-def count(value: object, what: str) -> int | float | None:
-    if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)):
-        return value
-    raise _unreadable(what, value, "a number")

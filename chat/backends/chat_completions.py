@@ -7,7 +7,8 @@ from collections.abc import Iterator
 from ..conversation import Message
 from ..errors import StreamCut
 from ..events import Event, Finish, ReasoningDelta, TextDelta, ToolCall, Usage
-from .base import Request, count, in_band_error, load_json, obj, open_sse, seq, text
+from ..wire import count, load_object, obj, seq, text
+from .base import Request, in_band_error, open_sse
 from .think import ThinkSplitter
 
 __all__ = ["ChatCompletionsBackend", "ChatStreamParser", "to_chat_messages"]
@@ -136,7 +137,7 @@ class ChatCompletionsBackend:
             if data == "[DONE]":
                 done = True
                 break
-            yield from parser.feed(load_json(data))
+            yield from parser.feed(load_object(data))
         if not (done or parser.finished):
             raise StreamCut("the stream ended before the reply was finished")
         yield from parser.close()

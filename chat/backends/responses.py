@@ -12,7 +12,8 @@ from collections.abc import Iterator
 from ..conversation import Message
 from ..errors import StreamCut, StreamError
 from ..events import Event, Finish, ReasoningDelta, TextDelta, ToolCall, Usage
-from .base import Request, count, in_band_error, load_json, obj, open_sse, seq, text
+from ..wire import count, load_object, obj, seq, text
+from .base import Request, in_band_error, open_sse
 from .think import ThinkSplitter
 
 __all__ = ["ResponsesBackend", "ResponsesStreamParser", "to_input_items"]
@@ -159,7 +160,7 @@ class ResponsesBackend:
         for event, data in open_sse(create, **self.body(request)):
             if data == "[DONE]":
                 break
-            payload = load_json(data)
+            payload = load_object(data)
             yield from parser.feed(text(payload.get("type"), "an event's type") or event or "error", payload)
             if parser.finished:
                 break

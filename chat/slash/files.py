@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
-from ..eventlog import write_log
+from ..eventlog import encode_log
+from ..files import write_whole
 from ..transcript import load_transcript, snapshot_events
 from .registry import command, line
 
@@ -25,10 +26,7 @@ def _save(ctx: "SlashContext", arg: str):
     path = Path(arg).expanduser()
     events = snapshot_events(session.conversation, session.server_record(), session.transcript.id
                              if session.transcript else "saved")
-    try:
-        write_log(path, events)
-    except OSError as e:
-        raise ConfigError(f"cannot write {path}: {e.strerror or e}") from None
+    path = write_whole(path, encode_log(events))
     ctx.console.print(line(f"saved {len(session.conversation.nodes)} messages to {path}"))
 
 

@@ -19,7 +19,7 @@ from .. import branching
 from ..conversation import LABELS
 from ..errors import ConfigError
 from ..sanitize import sanitize
-from .registry import command, line, one_line
+from .registry import command, line, number, one_line
 
 if TYPE_CHECKING:
     from .context import SlashContext
@@ -85,15 +85,15 @@ def _pick(ctx: "SlashContext", samples, prompt: str, default: int | None) -> int
             return None
         if not answer:
             return default if default in usable else (usable[0] if default is not None else None)
-        if answer.isdigit() and int(answer) - 1 in usable:
-            return int(answer) - 1
+        if number(answer) is not None and number(answer) - 1 in usable:
+            return number(answer) - 1
         ctx.error(f"choose one of {', '.join(str(i + 1) for i in usable)}")
 
 
 @command("/retry", "/retry [N]", "regenerate the last reply (the old one stays as a branch); N: N samples at once, pick one",
          "/retry 3")
 def _retry(ctx: "SlashContext", arg: str):
-    n = int(arg) if arg.isdigit() else 1 if not arg else None
+    n = number(arg) if arg else 1
     if n is None or not 1 <= n <= MAX_SAMPLES:
         raise ConfigError(f"usage: /retry [N] with N from 1 to {MAX_SAMPLES}")
     session = ctx.session
@@ -137,8 +137,12 @@ def _edit_in(editor: str, content: str) -> str:
     with tempfile.NamedTemporaryFile("w+", suffix=".md", delete=False, encoding="utf-8") as f:
         f.write(content)
     try:
-        subprocess.run([*shlex.split(editor), f.name], check=False)
-        return Path(f.name).read_text(encoding="utf-8").strip()
+        try:
+            argv = shlex.split(editor)
+        except ValueError as e:
+            raise ConfigError(f"cannot read the editor command {editor!r}: {e}") from None
+        subprocess.run([*argv, f.name], check=False)
+        return Path(f.name).read_bytes().decode("utf-8", "replace").strip()  # not UTF-8: U+FFFD, not a crash
     except OSError as e:
         raise ConfigError(f"cannot run the editor {editor!r}: {e.strerror or e}") from None
     finally:
@@ -176,9 +180,9 @@ def _branches(ctx: "SlashContext", arg: str):
 @command("/switch", "/switch N", "move to branch N of /branches (nothing is lost)", "/switch 2")
 def _switch(ctx: "SlashContext", arg: str):
     branches = ctx.session.conversation.branches()
-    if not arg.isdigit() or not 1 <= int(arg) <= len(branches):
+    if number(arg) is None or not 1 <= number(arg) <= len(branches):
         raise ConfigError(f"usage: /switch N with N from 1 to {len(branches)} (see /branches)")
-    branch = branches[int(arg) - 1]
+    branch = branches[number(arg) - 1]
     ctx.session.conversation.move(branch.head)
     last = branch.messages[-1]
     ctx.console.print(line(f"on branch {branch.number} ", (f"({len(branch.messages)} messages)", "dim"),

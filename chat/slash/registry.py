@@ -16,7 +16,7 @@ from ..sanitize import sanitize
 if TYPE_CHECKING:
     from .context import SlashContext
 
-__all__ = ["ALIASES", "COMMANDS", "EXIT", "Command", "command", "dispatch", "line", "one_line"]
+__all__ = ["ALIASES", "COMMANDS", "EXIT", "Command", "command", "dispatch", "line", "number", "one_line"]
 
 EXIT = object()  # returned by a handler to end the session
 
@@ -66,3 +66,8 @@ def one_line(text: str, width: int = 60) -> str:
     """Text on one line, cut to ``width`` with an ellipsis."""
     flat = " ".join(text.split())
     return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def number(text: str) -> int | None:
+    """A whole number typed as ASCII digits (str.isdigit also takes "²", which int() refuses)."""
+    return int(text) if text.isascii() and text.isdigit() else None

@@ -1,0 +1,214 @@
+"""What the adversarial pass broke, kept as tests: a lying or broken server, odd bytes from argv,
+stdin and files, odd keys at the prompt, odd output streams. Each ends in one clear line (or goes on),
+never in "internal error"."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from fake_backend import Reply
+from gridchat.chat.detect import detect
+from gridchat.chat.errors import ChatError
+
+
+def chat(*args, stdin=None, timeout=30, **kwargs):
+    return subprocess.run([sys.executable, "-m", "gridchat", *args], capture_output=True, timeout=timeout,
+                          input=stdin, stdin=None if stdin is not None else subprocess.DEVNULL, **kwargs)
+
+
+def clean_failure_or_success(r) -> str:
+    err = r.stderr.decode("utf-8", "replace")
+    assert "internal error" not in err and "Traceback" not in err, err
+    assert r.returncode in (0, 1), (r.returncode, err)
+    if r.returncode == 1:
+        assert len([line for line in err.splitlines() if "error" in line]) == 1, err
+    return err
+
+
+# -- a server that lies about itself ----------------------------------------------------------------------
+
+LYING_MODELS = {
+    "a list": "[1]",
+    "a string": '"hello"',
+    "data a number": '{"data": 5}',
+    "id a number": '{"data": [{"id": 5, "owned_by": "vllm"}]}',
+    "id a list": '{"data": [{"id": ["x"], "owned_by": "vllm", "max_model_len": 5}]}',
+    "window a word": '{"data": [{"id": "m", "owned_by": "vllm", "max_model_len": "abc"}]}',
+    "window huge": '{"data": [{"id": "m", "owned_by": "vllm", "max_model_len": ' + "9" * 401 + "}]}",
+    "deep nesting": '{"data":' + "[" * 100000 + "]" * 100000 + "}",
+}
+
+
+@pytest.mark.parametrize("body", list(LYING_MODELS.values()), ids=list(LYING_MODELS))
+def test_a_lying_model_list(fake, body):
+    fb = fake("vllm")
+    fb.raw_models = body
+    try:
+        info = detect(fb.base_url)
+    except ChatError as e:
+        assert "\n" not in str(e)
+    else:
+        assert all(isinstance(m, str) for m in info.models)
+        assert all(isinstance(w, int) and 0 < w < 10**9 for w in info.windows.values())
+    clean_failure_or_success(chat("--base-url", fb.base_url, "-p", "hi"))
+
+
+LYING_PROPS = {
+    "n_ctx a word": '{"default_generation_settings": {"n_ctx": "big"}}',
+    "n_ctx a list": '{"default_generation_settings": {"n_ctx": [1]}}',
+    "settings a list": '{"default_generation_settings": [1]}',
+    "n_ctx huge": '{"default_generation_settings": {"n_ctx": ' + "9" * 401 + "}}",
+}
+
+
+@pytest.mark.parametrize("body", list(LYING_PROPS.values()), ids=list(LYING_PROPS))
+def test_lying_props(fake, term, body):
+    fb = fake("llamacpp")
+    fb.raw_props = body
+    t = term(fb, "--persona", "lawful_good")
+    t.wait_prompt("lawful_good")
+    t.line("hello")
+    t.wait_for("Echo: hello")
+    t.wait_prompt("lawful_good")
+    assert "internal error" not in t.screen() and t.alive()
+
+
+def usage_chunk(**usage) -> str:
+    return json.dumps({"choices": [], "usage": usage})
+
+
+BROKEN_STREAMS = {
+    "completion tokens 10**400": [usage_chunk(prompt_tokens=5, completion_tokens=10**400)],
+    "prompt tokens 10**400": [usage_chunk(prompt_tokens=10**400, completion_tokens=3)],
+    "speed 10**400": [json.dumps({"choices": [], "timings": {"predicted_per_second": 10**400}})],
+    "deep nesting": ["[" * 100000 + "]" * 100000],
+}
+
+
+@pytest.mark.parametrize("extra", list(BROKEN_STREAMS.values()), ids=list(BROKEN_STREAMS))
+def test_numbers_and_nesting_no_parser_survives(fake, extra):
+    fb = fake("vllm")
+    start = json.dumps({"choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": None}]})
+    stop = json.dumps({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    fb.script(Reply(raw_events=[start, stop, *extra, "[DONE]"]))
+    r = chat("--base-url", fb.base_url, "-p", "hi")
+    clean_failure_or_success(r)
+    assert r.stdout.startswith(b"hi")
+
+
+def test_lone_surrogates_from_the_server_are_replaced(fake, term):
+    fb = fake("vllm")
+    fb.script(Reply(raw_events=[json.dumps({"choices": [{"index": 0, "delta": {"content": "a\ud800b",
+                                                                                  "reasoning": "r\udfff"}}]}),
+                                json.dumps({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}),
+                                "[DONE]"]))
+    r = chat("--base-url", fb.base_url, "-p", "hi")
+    clean_failure_or_success(r)
+    assert r.returncode == 0 and r.stdout.decode() == "a\ufffdb\n"
+
+
+def test_a_lone_surrogate_in_a_tool_call(fake, term, tmp_path):
+    fb = fake("vllm")
+    call = {"index": 0, "id": "c1", "type": "function", "function": {"name": "ba\udc00sh", "arguments": '{"command": "echo \\ud800"}'}}
+    fb.script(Reply(raw_events=[json.dumps({"choices": [{"index": 0, "delta": {"tool_calls": [call]}}]}),
+                                json.dumps({"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}),
+                                "[DONE]"]), Reply(text="after the call"))
+    t = term(fb, "--workspace", str(tmp_path))
+    t.wait_prompt("none")
+    t.line("go")
+    t.wait_for("after the call")
+    t.wait_prompt("none")
+    assert "internal error" not in t.screen() and t.alive()
+
+
+def test_a_body_that_lies_about_its_encoding(fake):
+    fb = fake("vllm")
+    fb.script(Reply(raw_events=["not gzip at all"], headers={"Content-Encoding": "gzip"}))
+    r = chat("--base-url", fb.base_url, "-p", "hi")
+    assert r.returncode == 1
+    clean_failure_or_success(r)
+
+
+# -- bytes that aren't UTF-8: argv, stdin ------------------------------------------------------------------
+
+def test_invalid_utf8_on_stdin_and_in_argv_is_sent_replaced(fake):
+    fb = fake("vllm")
+    r = chat("--base-url", fb.base_url, stdin=b"hello \xff\xfe")
+    clean_failure_or_success(r)
+    assert r.returncode == 0 and fb.last_body("/chat/completions")["messages"][-1]["content"] == "hello \ufffd\ufffd"
+    r = chat("--base-url", fb.base_url, "-p", b"hi \xff".decode("utf-8", "surrogateescape"))
+    clean_failure_or_success(r)
+    assert r.returncode == 0 and fb.last_body("/chat/completions")["messages"][-1]["content"] == "hi \ufffd"
+    r = chat("--base-url", fb.base_url, "--model", b"x\xff".decode("utf-8", "surrogateescape"), "-p", "hi")
+    clean_failure_or_success(r)
+
+
+# -- where the reply goes ------------------------------------------------------------------------------
+
+def test_a_full_stdout_is_one_line(fake):
+    fb = fake("vllm")
+    with open("/dev/full", "w") as full:
+        r = subprocess.run([sys.executable, "-m", "gridchat", "--base-url", fb.base_url, "-p", "hi"], stdout=full,
+                           stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, timeout=30)
+    assert r.returncode == 1
+    err = r.stderr.decode()
+    assert "internal error" not in err and "No space left on device" in err
+
+
+def test_a_closed_stdout_is_one_line(fake):
+    fb = fake("vllm")
+    r = subprocess.run(f"{sys.executable} -m gridchat --base-url {fb.base_url} -p hi >&-", shell=True,
+                       stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, timeout=30)
+    assert r.returncode == 1
+    err = r.stderr.decode()
+    assert "internal error" not in err and "standard output" in err
+
+
+# -- odd keys at the prompt -------------------------------------------------------------------------------
+
+def test_odd_arguments_to_commands_are_usage_lines(fake, term, tmp_path, monkeypatch):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    monkeypatch.setenv("EDITOR", 'vi "unclosed')
+    monkeypatch.delenv("VISUAL", raising=False)
+    fb = fake("vllm")
+    t = term(fb, "--persona", "lawful_good")
+    t.wait_prompt("lawful_good")
+    t.line("hello")
+    t.wait_for("Echo: hello")
+    for command in ("/retry ²", "/switch ²", "/save /", f"/save {tmp_path}", f"/export md {fifo}", f"/save {fifo}",
+                    "/edit"):
+        t.wait_prompt("lawful_good")
+        before = t.screen().count("error:")
+        t.line(command)
+        t.wait(lambda: t.screen().count("error:") > before, f"the error line for {command}")
+    t.wait_prompt("lawful_good")
+    t.line("/compare lawful_good,chaotic_evil again?")
+    t.wait_for("Continue with which?")
+    t.line("³")
+    t.wait_for("choose one of")
+    t.keys("C-c")
+    t.wait_prompt("lawful_good")
+    screen = t.screen()
+    assert "internal error" not in screen and "Traceback" not in screen and t.alive()
+    assert fifo.exists() and not fifo.is_file()  # never replaced by a file
+
+
+def test_an_editor_that_saves_latin1(fake, term, tmp_path, monkeypatch):
+    editor = tmp_path / "latin1_editor.py"
+    editor.write_text("import sys\nopen(sys.argv[1], 'wb').write('caf\\xe9'.encode('latin-1'))\n")
+    monkeypatch.delenv("VISUAL", raising=False)
+    monkeypatch.setenv("EDITOR", f"{sys.executable} {editor}")
+    fb = fake("vllm")
+    t = term(fb)
+    t.wait_prompt("none")
+    t.line("first words")
+    t.wait_for("Echo: first words")
+    t.wait_prompt("none")
+    t.line("/edit")
+    t.wait_for("Echo: caf\ufffd")  # what isn't UTF-8 is replaced, and the edit goes through
+    assert "internal error" not in t.screen()
