@@ -45,7 +45,7 @@ def _why(error: ValidationError) -> str:
 def read_log(path: Path, schemas: Mapping[str, type[BaseModel]] = {}) -> LogRead:
     """Every readable event of the file, validated against ``schemas`` (event name → model; events
     of other names pass as they are). OSError if the file can't be read at all."""
-    data = Path(path).read_bytes()
+    data = Path(path).read_bytes().removeprefix(b"\xef\xbb\xbf")  # a byte order mark an editor added
     out = LogRead()
     lines = data.split(b"\n")
     last = len(lines) - 1  # the part after the final newline: empty, or a torn line
@@ -56,7 +56,7 @@ def read_log(path: Path, schemas: Mapping[str, type[BaseModel]] = {}) -> LogRead
             event = json.loads(raw.decode("utf-8"))
             if not isinstance(event, dict) or not isinstance(event.get("event"), str):
                 raise ValueError("not an event object")
-        except ValueError as e:  # bad JSON, bad UTF-8, or not an event
+        except (ValueError, RecursionError) as e:  # bad JSON, bad UTF-8, nesting too deep, or not an event
             if number - 1 == last:
                 out.torn = True
                 continue

@@ -33,7 +33,7 @@ def run_oneshot(session: Session, text: str) -> int:
         print(sanitize(f"chat: error: {worded(err, interactive=False)}"), file=sys.stderr)
         return 1
     for note in session.notes:
-        print(f"chat: {note}", file=sys.stderr)
+        print(sanitize(f"chat: {note}"), file=sys.stderr)
     if sys.stdout.isatty():
         from rich.console import Console
 

@@ -31,7 +31,11 @@ def markdown(text: str, **options):
 
 def _show_everything(tokens) -> None:
     for i, token in enumerate(tokens):
-        if token.type == "html_block":  # rich drops these: show them as the text they are
+        if token.type == "image":  # rich shows only the alt text: show where it points too
+            alt, src = token.content, str(token.attrs.get("src", ""))
+            token.type, token.tag, token.children = "text", "", None
+            token.content = f"[image: {alt}] ({src})" if alt and alt != src else f"[image: {src}]"
+        elif token.type == "html_block":  # rich drops these: show them as the text they are
             token.type, token.tag = "code_block", "code"
         elif token.type == "html_inline":
             token.type = "text"

@@ -156,12 +156,12 @@ class Repl:
         where = f"{s.server.flavor} @ {s.server.base_url}" if s.server else "not connected"
         api = s.api[0] if s.server else "?"
         return FormattedText([
-            ("bold", f" {s.conversation.persona.name} "),
-            ("", f"· {s.model or '?'} · {api} · {where} · /help "),
+            ("bold", sanitize(f" {s.conversation.persona.name} ")),
+            ("", sanitize(f"· {s.model or '?'} · {api} · {where} · /help ")),
         ])
 
     def _message(self):
-        return FormattedText([("ansimagenta bold", self.session.conversation.persona.name), ("", " › ")])
+        return FormattedText([("ansimagenta bold", sanitize(self.session.conversation.persona.name)), ("", " › ")])
 
     # -- the loop --------------------------------------------------------------------------------
     def run(self) -> int:

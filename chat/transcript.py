@@ -122,10 +122,25 @@ SCHEMAS: dict[str, type[BaseModel]] = {
 }
 
 
+_STAT_NUMBERS = ("completion_tokens", "prompt_tokens", "time_to_first_token", "elapsed", "tokens_per_second")
+
+
+def _stats(stats: dict | None) -> dict | None:
+    """A reply's figures, keeping only those of the right type (they are printed and summed)."""
+    if stats is None:
+        return None
+    kept = {k: v for k, v in stats.items() if k in _STAT_NUMBERS and isinstance(v, (int, float))
+            and not isinstance(v, bool) and abs(v) < 1e12}
+    if isinstance(stats.get("finish_reason"), str):
+        kept["finish_reason"] = stats["finish_reason"]
+    return kept
+
+
 def _message_from(event: dict) -> Message:
     calls = [ToolCall(*(valid_text(c[k]) for k in ("id", "name", "arguments"))) for c in event.get("tool_calls") or ()]
     fields = {k: valid_text(v) if isinstance(v, str) else v
               for k in Message.__dataclass_fields__ if k in event and k != "tool_calls" for v in (event[k],)}
+    fields["stats"] = _stats(fields.get("stats"))
     return Message(**fields, tool_calls=calls)
 
 
@@ -181,8 +196,11 @@ def read_events(path: Path) -> tuple[list[dict], list[str]]:
         log = read_log(path, SCHEMAS)
     except OSError as e:
         raise TranscriptError(f"{path}: cannot read: {e.strerror or e}") from None
-    if not log.events or log.events[0]["event"] != "session":
+    if not any(e["event"] in SCHEMAS for e in log.events):
         raise TranscriptError(f"{path}: not a gridchat transcript")
+    if log.events[0]["event"] != "session":  # its first line was lost: the file name is its id
+        log.problems.insert(0, f"{path}: no session line at the top: its id is taken from the file name")
+        log.events.insert(0, {"event": "session", "id": Path(path).stem, "version": VERSION})
     return log.events, log.problems
 
 

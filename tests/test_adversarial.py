@@ -212,3 +212,91 @@ def test_an_editor_that_saves_latin1(fake, term, tmp_path, monkeypatch):
     t.line("/edit")
     t.wait_for("Echo: caf\ufffd")  # what isn't UTF-8 is replaced, and the edit goes through
     assert "internal error" not in t.screen()
+
+
+# -- transcripts edited by hand ---------------------------------------------------------------------------
+
+def transcript_lines(tmp_path, fb) -> Path:
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "data")}
+    r = chat("--base-url", fb.base_url, "-p", "first message", env=env)
+    assert r.returncode == 0
+    (path,) = (tmp_path / "data" / "gridchat" / "sessions").glob("*.jsonl")
+    return path
+
+
+def resume(fb, tmp_path, path):
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "data")}
+    listing = chat("--list", env=env)
+    clean_failure_or_success(listing)
+    r = chat("--base-url", fb.base_url, "--resume", path.stem, "-p", "go on", env=env)
+    clean_failure_or_success(r)
+    assert r.returncode == 0
+    return listing.stdout.decode(), fb.last_body("/chat/completions")["messages"]
+
+
+def test_a_deeply_nested_line_is_skipped(fake, tmp_path):
+    fb = fake("vllm")
+    path = transcript_lines(tmp_path, fb)
+    with open(path, "a") as f:
+        f.write("[" * 100000 + "]" * 100000 + "\n")
+    listing, sent = resume(fb, tmp_path, path)
+    assert "1 damaged line skipped" in listing and sent[0]["content"] == "first message"
+
+
+@pytest.mark.parametrize("damage", ["garbled first line", "a byte order mark"])
+def test_a_damaged_first_line_keeps_the_rest(fake, tmp_path, damage):
+    fb = fake("vllm")
+    path = transcript_lines(tmp_path, fb)
+    data = path.read_bytes()
+    path.write_bytes(b"\xef\xbb\xbf" + data if damage == "a byte order mark" else b"{garbage" + data[8:])
+    listing, sent = resume(fb, tmp_path, path)
+    assert sent[0]["content"] == "first message"
+
+
+def test_surrogates_and_wrongly_typed_stats_in_a_transcript(fake, tmp_path):
+    fb = fake("vllm")
+    path = transcript_lines(tmp_path, fb)
+    events = [json.loads(line) for line in path.read_text().splitlines()]
+    for e in events:
+        if e.get("role") == "user":
+            e["content"] = "first \ud800 message"
+        if e.get("role") == "assistant":
+            e["stats"] = {"completion_tokens": "x", "tokens_per_second": [1]}
+    path.write_text("".join(json.dumps(e) + "\n" for e in events))
+    listing, sent = resume(fb, tmp_path, path)
+    assert sent[0]["content"] == "first \ufffd message"
+    from gridchat.chat.export import to_markdown
+    from gridchat.chat.transcript import load_transcript
+
+    assert "first \ufffd message" in to_markdown(load_transcript(path, {}).conversation, {})
+
+
+# -- text that could drive the terminal, in the last few places --------------------------------------------
+
+def test_a_model_name_from_the_server_in_a_one_shot_note(fake):
+    fb = fake("vllm", models=["real", "\x1b]0;PWNED\x07\x1b[31mRED\u202e"])
+    r = chat("--base-url", fb.base_url, "--model", "other", "-p", "hi")
+    assert b"\x1b]0;PWNED" not in r.stderr and "\u202e".encode() not in r.stderr and "␛]0;PWNED" in r.stderr.decode()
+
+
+def test_persona_names_in_the_grid_prompt_and_toolbar(fake, term, isolated_env):
+    personas = isolated_env / "config" / "gridchat" / "personas"
+    personas.mkdir(parents=True)
+    (personas / "e.yaml").write_text('name: "zz\\e]0;PWNTITLE\\a\\e[41mRED\\e]52;c;UFdORUQ=\\a\\u202e"\nsystem: hi\n')
+    fb = fake("vllm", models=["\u202eevil-model"])
+    t = term(fb, "--persona", "zz\x1b]0;PWNTITLE\x07\x1b[41mRED\x1b]52;c;UFdORUQ=\x07\u202e")
+    t.wait_for("⟨U+202E⟩")
+    t.line("/persona")
+    t.wait_for("also:")
+    raw = t.raw_output()
+    assert b"\x1b]0;PWNTITLE" not in raw and b"\x1b]52;" not in raw and "\u202e".encode() not in raw
+
+
+def test_an_image_shows_its_real_target(fake, term):
+    fb = fake("vllm")
+    fb.script(Reply(text="- item\n\n![https://good.example/img](http://evil.example/img)\n\nafter"))
+    t = term(fb)
+    t.wait_prompt("none")
+    t.line("image")
+    t.wait_for("after")
+    assert "http://evil.example/img" in " ".join(t.screen().split())

@@ -521,3 +521,14 @@ def test_a_tool_cannot_read_the_key_from_the_clients_proc_files(tmp_path):
         shutil.rmtree(root)
     assert "client=" in result and " -c " in result and "environ: Permission denied" in result, result
     assert key not in result
+
+
+def test_the_key_is_blanked_out_of_the_command_line_even_for_root():
+    """/proc/PID/cmdline is everyone's to read, dumpable or not: the client blanks the key there."""
+    key = "sk-argv-0123456789abcdef"
+    script = ("import sys; from gridchat.tools.processes import guard_client; guard_client([sys.argv[2]]); "
+              "print(open('/proc/self/cmdline', 'rb').read().split(b'\\0')[2:4], sys.argv[1:])")
+    r = subprocess.run([sys.executable, "-c", script, f"--api-key={key}", key], capture_output=True, text=True,
+                       timeout=30)
+    stars = "*" * len(key)
+    assert r.stdout.strip() == f"[b'--api-key={stars}', b'{stars}'] ['--api-key={key}', '{key}']", r.stderr

@@ -49,7 +49,8 @@ def _persona(ctx: "SlashContext", arg: str):
         ])
     ctx.console.print(table)
     others = [n for n in session.personas if n not in GRID]
-    extra = [Text(f"● {n}" if n == current else n, style="bold magenta" if n == current else "") for n in others]
+    extra = [Text(sanitize(f"● {n}" if n == current else n), style="bold magenta" if n == current else "")
+             for n in others]
     if current == "custom":
         extra.append(Text("● custom", style="bold magenta"))
     ctx.console.print(Text("  also: ", style="dim") + Text("  ").join(extra))
