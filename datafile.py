@@ -8,6 +8,7 @@ config setting is ignored, a probe set is refused.
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 import yaml
@@ -43,7 +44,35 @@ class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # the C loader wh
     pass
 
 
-def _construct(node, loader, loc: tuple, lines: Lines, path: Path):
+MAX_VALUES = 100_000  # a hand-written file never holds more; aliases can make billions
+
+
+class _Budget:
+    def __init__(self, path: Path):
+        self.path = path
+        self.values = 0
+        self.open: set[int] = set()  # the nodes being built: meeting one again is an alias loop
+
+    def enter(self, node) -> None:
+        self.values += 1
+        if self.values > MAX_VALUES:
+            raise DataFileError(f"{self.path}: too big: its aliases expand to more than {MAX_VALUES:,} values")
+        if id(node) in self.open:
+            raise DataFileError(f"{self.path}:{node.start_mark.line + 1}: an alias refers to itself")
+
+
+def _construct(node, loader, loc: tuple, lines: Lines, path: Path, budget: _Budget):
+    budget.enter(node)
+    if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+        budget.open.add(id(node))
+        try:
+            return _construct_collection(node, loader, loc, lines, path, budget)
+        finally:
+            budget.open.discard(id(node))
+    return loader.construct_object(node, deep=True)
+
+
+def _construct_collection(node, loader, loc: tuple, lines: Lines, path: Path, budget: _Budget):
     if isinstance(node, yaml.MappingNode):
         loader.flatten_mapping(node)
         data = {}
@@ -54,21 +83,21 @@ def _construct(node, loader, loc: tuple, lines: Lines, path: Path):
                 lines.problems.append(f"{path}:{line}: the key {key!r} is not a name")
                 continue
             lines.set((*loc, key), line)
-            data[key] = _construct(value_node, loader, (*loc, key), lines, path)
+            data[key] = _construct(value_node, loader, (*loc, key), lines, path, budget)
         return data
-    if isinstance(node, yaml.SequenceNode):
-        items = []
-        for i, item in enumerate(node.value):
-            lines.set((*loc, i), item.start_mark.line + 1)
-            items.append(_construct(item, loader, (*loc, i), lines, path))
-        return items
-    return loader.construct_object(node, deep=True)
+    items = []
+    for i, item in enumerate(node.value):
+        lines.set((*loc, i), item.start_mark.line + 1)
+        items.append(_construct(item, loader, (*loc, i), lines, path, budget))
+    return items
 
 
 def load_yaml(path: Path) -> tuple[object, Lines]:
     """The file's data and its keys' lines; DataFileError for a file that can't be read or parsed."""
     path = Path(path)
     try:
+        if not stat.S_ISREG(path.stat().st_mode):  # a FIFO would block the read for ever
+            raise DataFileError(f"{path}: not a regular file")
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise DataFileError(f"{path}: cannot read: {getattr(e, 'strerror', None) or e}") from None
@@ -77,7 +106,7 @@ def load_yaml(path: Path) -> tuple[object, Lines]:
         loader = _Loader(text)
         try:
             node = loader.get_single_node()
-            data = None if node is None else _construct(node, loader, (), lines, path)
+            data = None if node is None else _construct(node, loader, (), lines, path, _Budget(path))
         finally:
             loader.dispose()
     except yaml.YAMLError as e:

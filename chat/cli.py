@@ -136,7 +136,7 @@ def _run(args: argparse.Namespace) -> int:
     from ..personas import load_personas
     from .advice import worded
     from .config import config_dir, data_dir, load_settings, move_old_dirs
-    from .errors import ChatError
+    from .errors import ChatError, ConfigError
     from .sanitize import sanitize
     from .session import Session
     from .transcript import Transcript
@@ -155,6 +155,12 @@ def _run(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(flags, path=Path(args.config) if args.config else None, warn=warn)
         personas = load_personas(config_dir() / "personas", warn=warn)
+        if settings.persona not in personas:
+            unknown = f"{settings.where('persona')}: unknown persona; known: {', '.join(personas)}"
+            if not settings.from_file("persona"):
+                raise ConfigError(unknown)
+            warn(f"{unknown} (ignored)")
+            settings.persona = "none"
         not_saved = lambda why: warn(f"this session is not being saved: {why}")  # noqa: E731
         if args.resume:
             transcript, restored = _resumed(sessions, args.resume, personas, not_saved)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from .errors import ConfigError
 
@@ -65,12 +65,38 @@ class Settings(BaseModel):
     workspace: str | None = None  # the tools' root directory (default: the working directory)
     max_tool_rounds: int = Field(8, ge=1)  # tool rounds in a row before the model is stopped
     judge_url: str | None = None  # /judge's Karma Electric evaluator (default: the chat server)
+    _where: dict = PrivateAttr(default_factory=dict)  # setting -> (file | env | flag, where exactly)
+
+    def where(self, name: str) -> str:
+        """Where a setting's value came from ("--persona x", "GRIDCHAT_PERSONA=x", "FILE:LINE: persona")."""
+        return self._where.get(name, ("", name))[1]
+
+    def from_file(self, name: str) -> bool:
+        """Whether the value came from the config file (a problem found later is then a warning)."""
+        return self._where.get(name, ("",))[0] == "file"
 
     @field_validator("approve", mode="before")
     @classmethod
     def _split(cls, value):
         if isinstance(value, str):  # from a flag or the environment: "bash,read_file"
             return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    @field_validator("approve")
+    @classmethod
+    def _known_tools(cls, value):
+        from ..tools import TOOLS
+
+        unknown = [v for v in value if v != "all" and v not in TOOLS]
+        if unknown:
+            raise ValueError(RULES["approve"])
+        return value
+
+    @field_validator("workspace")
+    @classmethod
+    def _a_directory(cls, value):
+        if value is not None and not os.path.isdir(os.path.expanduser(value)):
+            raise ValueError(RULES["workspace"])
         return value
 
     @field_validator("base_url", "judge_url")
@@ -106,6 +132,7 @@ RULES = {
     "show_reasoning": "must be true or false",
     "tools": "must be true or false",
     "approve": "must be tool names (bash, read_file, write_file, edit_file) or all",
+    "workspace": "must be an existing directory",
 }
 
 
@@ -134,10 +161,13 @@ def _from_env(env) -> dict:
     return values
 
 
-def _from_file(path: Path, warn) -> dict:
-    """{name: value} of the settings in the file that are usable; each problem is one warning."""
-    if not path.is_file():
+def _from_file(path: Path, warn, where: dict, named: bool) -> dict:
+    """{name: value} of the settings in the file that are usable; each problem is one warning. The
+    default file may be missing; one the user named (--config, GRIDCHAT_CONFIG) must be there."""
+    if not path.exists() and not named:
         return {}
+    if not path.is_file():
+        raise ConfigError(f"{path}: cannot read: {'is a directory' if path.is_dir() else 'no such file'}")
     from ..datafile import DataFileError, load_yaml  # only when there is a file to read
 
     try:
@@ -156,6 +186,7 @@ def _from_file(path: Path, warn) -> dict:
     for name, value in data.items():
         try:
             values[name] = check(name, value)
+            where[name] = ("file", f"{path}:{lines.of((name,))}: {name}")
         except ValueError as e:
             warn(f"{path}:{lines.of((name,))}: {name}: {e} (ignored)")
     return values
@@ -166,13 +197,18 @@ def load_settings(flags: dict | None = None, env=None, path: Path | None = None,
     """Merge the layers. A bad flag or environment value is a ConfigError naming it (the user gave it
     just now); a bad setting in the config file is a warning naming file:line, and is left out."""
     env = os.environ if env is None else env
-    merged = _from_file(path or config_path(), warn)
-    given = [(name, v) for name, v in _from_env(env).items()]
-    given += [(name, (value, f"--{name.replace('_', '-')} {value}")) for name, value in (flags or {}).items()
+    where: dict[str, str] = {}
+    named = path is not None or bool(env.get("GRIDCHAT_CONFIG"))
+    merged = _from_file(path or Path(env.get("GRIDCHAT_CONFIG") or config_dir() / "config.yaml"), warn, where, named)
+    given = [(name, value, ("env", source)) for name, (value, source) in _from_env(env).items()]
+    given += [(name, value, ("flag", f"--{name.replace('_', '-')} {value}")) for name, value in (flags or {}).items()
               if value is not None]
-    for name, (value, where) in given:
+    for name, value, (kind, source) in given:
         try:
             merged[name] = check(name, value)
+            where[name] = (kind, source)
         except ValueError as e:
-            raise ConfigError(f"{where}: {e}") from None
-    return Settings(**merged)
+            raise ConfigError(f"{source}: {e}") from None
+    settings = Settings(**merged)
+    settings._where = where
+    return settings

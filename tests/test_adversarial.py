@@ -300,3 +300,64 @@ def test_an_image_shows_its_real_target(fake, term):
     t.line("image")
     t.wait_for("after")
     assert "http://evil.example/img" in " ".join(t.screen().split())
+
+
+# -- files and settings --------------------------------------------------------------------------------------
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("where,text", [
+    ("config/gridchat/config.yaml", "approve: &a [*a]\n"),
+    ("config/gridchat/config.yaml", "persona: lawful_good\nbase: &a {x: *a}\n"),
+    ("config/gridchat/personas/p.yaml", "name: p\nsystem: &a [*a]\n"),
+    ("config/gridchat/config.yaml", "a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+                                    "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+                                    "e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\n"
+                                    "g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f, *f]\n"),
+])
+def test_yaml_aliases_can_neither_loop_nor_explode(fake, isolated_env, where, text):
+    fb = fake("vllm")
+    path = write(isolated_env / where, text)
+    r = chat("--base-url", fb.base_url, "-p", "hi", timeout=20)
+    assert r.returncode == 0, r.stderr
+    err = clean_failure_or_success(r)
+    assert f"warning: {path}" in err
+
+
+def test_a_fifo_where_a_persona_file_should_be(fake, isolated_env):
+    fb = fake("vllm")
+    directory = isolated_env / "config" / "gridchat" / "personas"
+    directory.mkdir(parents=True)
+    os.mkfifo(directory / "p.yaml")
+    r = chat("--base-url", fb.base_url, "-p", "hi", timeout=20)
+    assert r.returncode == 0 and "p.yaml" in r.stderr.decode() and "not a regular file" in r.stderr.decode()
+
+
+def test_a_named_config_file_that_is_not_there(fake, isolated_env, tmp_path):
+    fb = fake("vllm")
+    for args, env in ((["--config", str(tmp_path / "nope.yaml")], {}), ([], {"GRIDCHAT_CONFIG": str(tmp_path / "nope.yaml")}),
+                      (["--config", str(tmp_path)], {})):
+        r = chat("--base-url", fb.base_url, *args, "-p", "hi", env={**os.environ, **env})
+        assert r.returncode == 1 and "cannot read" in r.stderr.decode(), r.stderr
+
+
+@pytest.mark.parametrize("line,fragment", [("approve: [rm_rf]", "approve"), ("workspace: /nonexistent/dir", "workspace"),
+                                           ("persona: nobody", "persona")])
+def test_config_values_checked_late_are_still_warnings(fake, isolated_env, line, fragment):
+    fb = fake("vllm")
+    path = write(isolated_env / "config/gridchat/config.yaml", f"temperature: 0.5\n{line}\n")
+    r = chat("--base-url", fb.base_url, "-p", "hi")
+    assert r.returncode == 0, r.stderr
+    err = r.stderr.decode()
+    assert f"warning: {path}:2: {fragment}" in err and fb.last_body("/chat/completions")["temperature"] == 0.5
+
+
+def test_probe_run_refuses_nonsense_counts(fake):
+    fb = fake("vllm")
+    for flag in ("--samples", "--concurrency"):
+        r = chat("probe", "run", "sycophancy", "--base-url", fb.base_url, flag, "-5")
+        assert r.returncode != 0 and flag in r.stderr.decode() and not [q for q in fb.requests if q.method == "POST"]

@@ -527,7 +527,7 @@ def test_the_key_is_blanked_out_of_the_command_line_even_for_root():
     """/proc/PID/cmdline is everyone's to read, dumpable or not: the client blanks the key there."""
     key = "sk-argv-0123456789abcdef"
     script = ("import sys; from gridchat.tools.processes import guard_client; guard_client([sys.argv[2]]); "
-              "print(open('/proc/self/cmdline', 'rb').read().split(b'\\0')[2:4], sys.argv[1:])")
+              "print(open('/proc/self/cmdline', 'rb').read().split(b'\\0')[3:5], sys.argv[1:])")
     r = subprocess.run([sys.executable, "-c", script, f"--api-key={key}", key], capture_output=True, text=True,
                        timeout=30)
     stars = "*" * len(key)

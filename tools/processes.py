@@ -149,6 +149,7 @@ class Job:
     def __init__(self, command: str, cwd: str | os.PathLike, env: Mapping[str, str]):
         self.proc = subprocess.Popen(["bash", "-c", command], cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        keep(self.proc)
         self.output: BinaryIO = self.proc.stdout
 
     def wait(self, timeout: float) -> Exit | Ended | None:
@@ -248,13 +249,13 @@ class SupervisedJob(Job):
     def _lost(self, why: str | None = None) -> Ended:
         """The supervisor is gone without its report, or does not answer (``why``): kill it, and end
         what it leaves (it comes to the client, when guarded)."""
-        if why is not None:
-            self.proc.kill()  # stopped or not: SIGKILL acts at once
-        else:
+        if why is None:
             try:
                 self.proc.wait(timeout=1)  # its status pipe closed as it died
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                why = "stopped reporting and was killed"
+        if why is not None:
+            self.proc.kill()  # stopped or not: SIGKILL acts at once
         self._release()
         code = self.proc.returncode
         if why is None:

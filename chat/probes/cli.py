@@ -16,6 +16,13 @@ SETS_DIR = Path(__file__).with_name("sets")
 JUDGES = "none | hand | URL | URL+hand | karma:URL"
 
 
+def _positive(text: str) -> int:
+    """A count of 1 or more, for argparse (which then says which flag was wrong)."""
+    if not (text.isascii() and text.isdigit() and int(text) >= 1):
+        raise argparse.ArgumentTypeError(f"must be a whole number, 1 or more, not {text!r}")
+    return int(text)
+
+
 def _user_dir() -> Path:
     from ..config import config_dir
 
@@ -49,10 +56,10 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--model")
     run.add_argument("--api", choices=["auto", "chat", "responses"])
     run.add_argument("--personas", default="all", help="all | none | p1,p2,... (default all nine)")
-    run.add_argument("--samples", type=int, default=1, metavar="N", help="conversations per persona and probe")
+    run.add_argument("--samples", type=_positive, default=1, metavar="N", help="conversations per persona and probe")
     run.add_argument("--temperature")
     run.add_argument("--max-tokens", dest="max_tokens")
-    run.add_argument("--concurrency", type=int, default=16, metavar="N", help="requests at once (default 16)")
+    run.add_argument("--concurrency", type=_positive, default=16, metavar="N", help="requests at once (default 16)")
     run.add_argument("--judge", default="none", help=JUDGES)
     run.add_argument("--out", metavar="DIR", help="run directory (default: data dir/probes/SET-TIME)")
     judge = sub.add_parser("judge", help="judge a run's cells (hand, a judge model, or the Karma evaluator)")
