@@ -14,11 +14,33 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-__all__ = ["CancelToken", "Cancelled", "current"]
+__all__ = ["CancelToken", "Cancelled", "Terminated", "current", "terminate", "terminated"]
 
 
 class Cancelled(Exception):
     """A stream ended because its token was cancelled (not a ChatError: nothing went wrong)."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP: stop like Ctrl-C (what streamed so far is kept and saved), then leave."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+_terminated: list[int] = []
+
+
+def terminate(signum: int) -> None:
+    """From a signal handler: note that the client must leave, and interrupt what runs now."""
+    _terminated.append(signum)
+    raise Terminated(signum)
+
+
+def terminated() -> int | None:
+    """The signal that asked the client to leave, if one did."""
+    return _terminated[0] if _terminated else None
 
 
 class CancelToken:

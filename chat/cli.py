@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from .. import __version__
+from .cancel import terminate, terminated
 from .sanitize import valid_text
 
 __all__ = ["main", "parser"]
@@ -101,10 +102,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     _end_tools_on_hangup()
     try:
-        return _run(args)
+        code = _run(args)
+        return 128 + terminated() if terminated() else code
     except KeyboardInterrupt:
         print(file=sys.stderr)
-        return 130
+        return 128 + terminated() if terminated() else 130
     except BrokenPipeError:  # `chat -p … | head`: the reader left; stop quietly like other tools
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
@@ -118,15 +120,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _end_tools_on_hangup() -> None:
-    """SIGTERM or SIGHUP (the window closed): end every process a tool started, then leave as the
-    signal would (exit status 128 + its number). Normal exits end them at exit (atexit)."""
+    """SIGTERM or SIGHUP (the window closed): end every process a tool started, then stop what runs
+    as Ctrl-C would — the reply streamed so far is kept and saved — and leave with 128 + the signal.
+    Normal exits end the tools' processes at exit (atexit)."""
     import signal
 
     def leave(signum, frame):
         from ..tools.processes import end_all
 
         end_all()
-        raise SystemExit(128 + signum)
+        terminate(signum)
 
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, leave)

@@ -17,6 +17,7 @@ from rich.text import Text
 from .. import __version__
 from ..tools import Preview
 from .advice import worded
+from .cancel import terminated
 from .conversation import PARAMS
 from .errors import ChatError
 from .events import ToolCall
@@ -166,7 +167,7 @@ class Repl:
     # -- the loop --------------------------------------------------------------------------------
     def run(self) -> int:
         self._connect_and_greet()
-        while True:
+        while not terminated():  # SIGTERM or SIGHUP: what was running has stopped and been saved
             try:
                 text = self.prompt_session.prompt(self._message, default=self._refill)
             except KeyboardInterrupt:
@@ -188,6 +189,7 @@ class Repl:
                 self.send(text.lstrip()[1:] if text.lstrip().startswith("//") else text)
             except KeyboardInterrupt:  # Ctrl-C outside the stream itself (connecting, final render)
                 self.console.print(Text("[interrupted]", style="yellow"))
+        return 0
 
     def _connect_and_greet(self) -> None:
         threading.Thread(target=_preload, daemon=True).start()
@@ -196,6 +198,8 @@ class Repl:
             self.session.connect()
         except ChatError as err:
             self.error(f"{worded(err, interactive=True)} — messages will retry")
+        except KeyboardInterrupt:  # a server slow to answer: stop waiting, the session goes on
+            self.error("connecting was interrupted — messages will retry")
         for note in self.session.notes:
             self.note(note)
         self.session.notes.clear()

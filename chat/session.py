@@ -195,11 +195,15 @@ class Session:
         self.connect()
         self._answer_dangling_calls("the conversation went on without it")
         message = self.conversation.add(Message("user", text))
-        result = self.exchange(sink, approver)
-        if isinstance(result.error, ToolsNotEnabled) and not result.kept and self.toolbox.enabled:
-            self.toolbox.enabled = False  # the server can't take tools: go on without them, and say so
-            sink.notice("tools are off for this session (the server was started without tool support); resending")
+        try:
             result = self.exchange(sink, approver)
+            if isinstance(result.error, ToolsNotEnabled) and not result.kept and self.toolbox.enabled:
+                self.toolbox.enabled = False  # the server can't take tools: go on without them, and say so
+                sink.notice("tools are off for this session (the server was started without tool support); "
+                            "resending")
+                result = self.exchange(sink, approver)
+        except KeyboardInterrupt:  # a second Ctrl-C while the reply was being wrapped up
+            result = TurnResult(Message("assistant"), TurnStats(), interrupted=True)
         if self.conversation.head == message.id:
             self.conversation.withdraw(message)
             result.withdrawn = True

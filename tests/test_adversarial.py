@@ -361,3 +361,55 @@ def test_probe_run_refuses_nonsense_counts(fake):
     for flag in ("--samples", "--concurrency"):
         r = chat("probe", "run", "sycophancy", "--base-url", fb.base_url, flag, "-5")
         assert r.returncode != 0 and flag in r.stderr.decode() and not [q for q in fb.requests if q.method == "POST"]
+
+
+# -- signals and Ctrl-C at awkward moments ------------------------------------------------------------------
+
+def test_ctrl_c_while_connecting_at_start_keeps_the_session(fake, term):
+    fb = fake("vllm")
+    fb.models_drip = 1.0  # a proxy that dribbles the model list
+    t = term(fb, "--persona", "lawful_good")
+    t.wait_for("gridchat")
+    t.keys("C-c")
+    t.wait_prompt("lawful_good")
+    assert t.alive() and "Traceback" not in t.screen()
+
+
+def test_a_second_ctrl_c_right_after_the_reply_leaves_no_dangling_message(fake):
+    from gridchat.chat.config import Settings
+    from gridchat.chat.session import Session
+    from gridchat.chat.turn import NullSink
+    from gridchat.personas import load_personas
+
+    class SecondCtrlC(NullSink):
+        def end(self, result):
+            raise KeyboardInterrupt  # arrives while the reply is being wrapped up
+
+    fb = fake("vllm")
+    s = Session(Settings(base_url=fb.base_url), load_personas())
+    s.send("first", NullSink())
+    result = s.send("second", SecondCtrlC())
+    assert result.interrupted and result.withdrawn
+    assert [m.role for m in s.conversation.messages] == ["user", "assistant"]
+    s.send("third", NullSink())
+    roles = [m["role"] for m in fb.last_body("/chat/completions")["messages"]]
+    assert roles == ["user", "assistant", "user"]
+
+
+def test_sigterm_mid_reply_keeps_what_was_shown(fake, term, isolated_env):
+    import signal
+
+    from gridchat.chat.transcript import load_transcript
+    from test_terminal_probing import chat_pid
+
+    fb = fake("vllm")
+    fb.script(Reply(text="word " * 400, delay=0.02))
+    t = term(fb)
+    t.wait_prompt("none")
+    t.line("tell me everything")
+    t.wait_for("word word word word word")
+    os.kill(chat_pid(t), signal.SIGTERM)
+    assert t.wait_exit() == 128 + signal.SIGTERM
+    (path,) = (isolated_env / "data" / "gridchat" / "sessions").glob("*.jsonl")
+    replies = [m for m in load_transcript(path, {}).conversation.nodes if m.role == "assistant"]
+    assert len(replies) == 1 and replies[0].interrupted and replies[0].content.startswith("word word word")
