@@ -179,6 +179,9 @@ def _run(args: argparse.Namespace) -> int:
     except ChatError as err:
         print(sanitize(f"chat: error: {worded(err, interactive=False)}"), file=sys.stderr)
         return 1
+    from ..tools.processes import guard_client
+
+    guard_client([settings.api_key])  # tools' orphans come back to us; our /proc files stay ours
 
     if args.local:
         return _with_local_server(args, settings, session)

@@ -532,3 +532,28 @@ def test_the_key_is_blanked_out_of_the_command_line_even_for_root():
                        timeout=30)
     stars = "*" * len(key)
     assert r.stdout.strip() == f"[b'--api-key={stars}', b'{stars}'] ['--api-key={key}', '{key}']", r.stderr
+
+
+def test_a_symlink_swapped_in_after_the_check_is_refused_after_opening(tmp_path):
+    """read_file checks the path, then opens it: a symlink put there in between (to the client's own
+    /proc/self/environ) must not be read."""
+    from gridchat.tools import files
+    from gridchat.tools.base import ToolError, Workspace
+
+    ws = Workspace(tmp_path)
+    target = tmp_path / "notes.txt"
+    target.write_text("harmless\n")
+    real_status = files.file_status
+
+    def swap_then_status(path, workspace):
+        status = real_status(path, workspace)
+        target.unlink()
+        target.symlink_to("/proc/self/environ")  # the swap, between the check and the open
+        return status
+
+    files.file_status = swap_then_status
+    try:
+        with pytest.raises(ToolError, match="outside the workspace"):
+            files.open_text(ws.resolve("notes.txt"), ws)
+    finally:
+        files.file_status = real_status

@@ -53,10 +53,22 @@ def _open_regular(path: Path, ws: Workspace) -> BinaryIO:
         raise ToolError(f"{shown}: {e.strerror or e}") from None
     try:
         _require_regular(os.fstat(fd), shown)
+        _require_inside(fd, ws, shown)
     except BaseException:
         os.close(fd)
         raise
     return os.fdopen(fd, "rb")
+
+
+def _require_inside(fd: int, ws: Workspace, shown: str) -> None:
+    """What was opened is inside the workspace: a symlink swapped in after the path was checked (to
+    the client's own /proc files, say) is refused here, where it can no longer change."""
+    try:
+        opened = Path(os.readlink(f"/proc/self/fd/{fd}"))
+    except OSError:  # no /proc (not Linux): the check before opening stands alone
+        return
+    if opened != ws.root and ws.root not in opened.parents:
+        raise ToolError(f"{shown}: outside the workspace ({ws.root}); only files inside it can be used")
 
 
 def open_text(path: Path, ws: Workspace) -> BinaryIO:
