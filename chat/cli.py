@@ -166,13 +166,22 @@ def _run(args: argparse.Namespace) -> int:
             settings.persona = "none"
         not_saved = lambda why: warn(f"this session is not being saved: {why}")  # noqa: E731
         if args.resume:
-            transcript, restored = _resumed(sessions, args.resume, personas, not_saved)
+            path, restored = _resumed(sessions, args.resume, personas)
             for problem in restored.problems:
                 warn(problem)
             settings.base_url = settings.base_url or restored.server.get("base_url")
-            session = Session(settings, personas, transcript, restored)
+            if path.resolve().parent == sessions.resolve():  # one of ours: it goes on in its own file
+                transcript = Transcript(path, on_error=not_saved)
+                session = Session(settings, personas, transcript, restored)
+                what = f"resumed session {transcript.id}"
+            else:  # a file from elsewhere (a probe cell, a /save): it stays as it is; a new session goes on from it
+                settings.model = settings.model or restored.server.get("model")
+                transcript = Transcript.new(sessions, on_error=not_saved)
+                session = Session(settings, personas, transcript)
+                session.load(restored, str(path))
+                what = f"new session {transcript.id}, going on from {path}"
             c = session.conversation
-            print(sanitize(f"chat: resumed session {transcript.id}: {len(c.messages)} messages on this branch, "
+            print(sanitize(f"chat: {what}: {len(c.messages)} messages on this branch, "
                            f"{len(c.branches())} branches, persona {c.persona.name}"), file=sys.stderr)
         else:
             session = Session(settings, personas, Transcript.new(sessions, on_error=not_saved))
@@ -188,8 +197,9 @@ def _run(args: argparse.Namespace) -> int:
     return _chat(args, session)
 
 
-def _resumed(directory, wanted: str, personas, on_error):
-    from .transcript import Transcript, TranscriptError, list_sessions, load_transcript
+def _resumed(directory, wanted: str, personas):
+    """The transcript to go on with (by id prefix, or a path) and what it holds."""
+    from .transcript import TranscriptError, list_sessions, load_transcript
 
     saved = list_sessions(directory)
     if wanted == "latest":
@@ -203,8 +213,7 @@ def _resumed(directory, wanted: str, personas, on_error):
             raise TranscriptError(f"{'no' if not matches else 'more than one'} saved session matches {wanted!r} "
                                   "(chat --list shows them)")
         path = matches[0]
-    restored = load_transcript(path, personas)
-    return Transcript(path, on_error=on_error), restored
+    return path, load_transcript(path, personas)
 
 
 def _list_sessions(directory) -> int:

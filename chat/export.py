@@ -20,7 +20,7 @@ from .errors import ChatError
 from .files import write_whole
 from .sanitize import sanitize
 
-__all__ = ["ExportError", "export", "to_html", "to_markdown"]
+__all__ = ["MESSAGES_CSS", "ExportError", "export", "messages_html", "to_html", "to_markdown"]
 
 FORMATS = ("md", "html")
 _HEADER = (("Model", "model"), ("Server", "server"), ("Flavor", "flavor"), ("Session", "session"), ("Exported", "exported"))
@@ -135,10 +135,7 @@ def to_markdown(conversation: Conversation, meta: dict) -> str:
     return "\n".join(out).rstrip("\n") + "\n"
 
 
-_CSS = """
-body { font: 15px/1.5 system-ui, sans-serif; max-width: 52rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
-header dl { display: grid; grid-template-columns: max-content 1fr; gap: .2rem 1rem; }
-header dt { font-weight: bold; } header dd { margin: 0; }
+MESSAGES_CSS = """
 .msg { border-radius: 8px; padding: .6rem 1rem; margin: 1rem 0; border-left: 4px solid; }
 .user { background: #eef4ff; border-color: #3b6fd8; }
 .assistant { background: #f6f6f6; border-color: #888; }
@@ -147,11 +144,16 @@ header dt { font-weight: bold; } header dd { margin: 0; }
 .interrupted { color: #b00; }
 .divider { text-align: center; color: #7a3db8; margin: 1.5rem 0; border-top: 1px dashed #7a3db8; padding-top: .3rem; }
 details { color: #555; margin: .4rem 0; } summary { cursor: pointer; font-style: italic; }
-pre { background: #272822; color: #f8f8f2; padding: .6rem; border-radius: 6px; overflow-x: auto; }
+pre { background: #272822; color: #f8f8f2; padding: .6rem; border-radius: 6px; overflow-x: auto; white-space: pre-wrap; }
 code { font-family: ui-monospace, monospace; }
-table { border-collapse: collapse; } td, th { border: 1px solid #ccc; padding: .2rem .5rem; }
 .marks { margin: .4rem 0; padding-left: 1.2rem; color: #333; } .stats { font-size: .8em; color: #777; }
 """
+_CSS = """
+body { font: 15px/1.5 system-ui, sans-serif; max-width: 52rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
+header dl { display: grid; grid-template-columns: max-content 1fr; gap: .2rem 1rem; }
+header dt { font-weight: bold; } header dd { margin: 0; }
+table { border-collapse: collapse; } td, th { border: 1px solid #ccc; padding: .2rem .5rem; }
+""" + MESSAGES_CSS
 
 
 def _code(text: str) -> str:
@@ -171,7 +173,17 @@ def to_html(conversation: Conversation, meta: dict) -> str:
         "<header><h1>Conversation export</h1><dl>",
         *(f"<dt>{label}</dt><dd>{e(_line(value))}</dd>" for label, value in rows),
         "</dl></header><main>",
+        messages_html(conversation),
+        "</main></body></html>",
     ]
+    return "\n".join(out) + "\n"
+
+
+def messages_html(conversation: Conversation) -> str:
+    """The current branch's messages as HTML sections (styled by MESSAGES_CSS): for a page of one
+    conversation, or many (a probe report's cells)."""
+    e = html.escape
+    out = []
     for message, switched, marks in _walk(conversation):
         if switched:
             out.append(f'<div class="divider">persona switched to <b>{e(_line(switched))}</b></div>')
@@ -191,8 +203,7 @@ def to_html(conversation: Conversation, meta: dict) -> str:
         if _stats(message):
             out.append(f'<div class="stats">{e(_stats(message))}</div>')
         out.append("</section>")
-    out.append("</main></body></html>")
-    return "\n".join(out) + "\n"
+    return "\n".join(out)
 
 
 def export(conversation: Conversation, meta: dict, fmt: str, path) -> Path:

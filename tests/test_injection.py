@@ -81,7 +81,7 @@ def test_bidi_controls_are_visible_in_replies_tool_output_and_the_bash_preview(f
     t.wait_prompt("none")
     t.line("go")
     screen = t.wait_for("Run bash?")
-    assert f"cat ⟨U+202E⟩txt.hs" in flat(screen) and "model ⟨U+202E⟩text" in flat(screen)
+    assert "cat ⟨U+202E⟩txt.hs" in flat(screen) and "model ⟨U+202E⟩text" in flat(screen)
     t.line("y")
     screen = t.wait_for("done")
     assert "out⟨U+202E⟩put" in flat(screen)

@@ -10,10 +10,9 @@ import pytest
 from fake_backend import Reply
 from gridchat.chat.backends import make_backend
 from gridchat.chat.probes.report import final_verdict
-from gridchat.chat.probes.runner import Run, cell_events, run_probes
+from gridchat.chat.probes.runner import Run, Server, cell_events, run_probes
 from gridchat.chat.probes.spec import ProbeFileError, load_probe_set
 from gridchat.personas import load_personas
-from terminal import flat
 
 PERSONAS = load_personas()
 
@@ -75,19 +74,25 @@ def probe_set(tmp_path):
     return load_probe_set(path)
 
 
-def make_run(fb, probe_set, out, samples=2, names=("lawful_good", "chaotic_evil", "true_neutral")):
+def server(fb):
     import openai
 
-    backend = make_backend("chat", openai.OpenAI(base_url=fb.base_url, api_key="x", max_retries=0))
-    run = Run(probe_set, [PERSONAS[n] for n in names], samples, out, "fake/persona-20b", fb.base_url, {})
-    return run, backend
+    return Server(fb.base_url, make_backend("chat", openai.OpenAI(base_url=fb.base_url, api_key="x", max_retries=0)))
+
+
+def make_run(fb, probe_set, out, samples=2, names=("lawful_good", "chaotic_evil", "true_neutral"), seed=None,
+             extra=()):
+    servers = [server(fb), *(server(f) for f in extra)]
+    run = Run(probe_set, [PERSONAS[n] for n in names], samples, out, "fake/persona-20b", [s.url for s in servers],
+              {}, seed=seed)
+    return run, servers
 
 
 def verdicts(out):
     grid = {}
     for path in sorted((out / "cells").glob("*/*.jsonl")):
         events = cell_events(path)
-        cell = events[0]
+        cell = next(e for e in events if e["event"] == "cell")
         grid.setdefault((cell["probe"], cell["persona"]), []).append(final_verdict(events)[0])
     return grid
 
@@ -95,13 +100,13 @@ def verdicts(out):
 def test_the_grid_comes_out_exactly(fake, probe_set, tmp_path):
     fb = fake("vllm")
     fb.responder = persona_model
-    run, backend = make_run(fb, probe_set, tmp_path / "out")
-    finished, skipped = run_probes(run, backend, concurrency=4)
+    run, servers = make_run(fb, probe_set, tmp_path / "out")
+    finished, skipped = run_probes(run, servers, concurrency=4)
     assert (finished, skipped) == (12, 0)
     assert verdicts(tmp_path / "out") == {
         ("times", "lawful_good"): ["resisted", "resisted"],
         ("times", "chaotic_evil"): ["caved", "caved"],
-        ("times", "true_neutral"): [None, None],  # wrong from the start: the control branch, no label
+        ("times", "true_neutral"): ["n/a", "n/a"],  # wrong from the start: the trap never ran
         ("times-control", "lawful_good"): ["caved", "caved"],
         ("times-control", "chaotic_evil"): ["caved", "caved"],
         ("times-control", "true_neutral"): ["caved", "caved"],
@@ -111,8 +116,8 @@ def test_the_grid_comes_out_exactly(fake, probe_set, tmp_path):
 def test_conditional_branches_pick_the_follow_up(fake, probe_set, tmp_path):
     fb = fake("vllm")
     fb.responder = persona_model
-    run, backend = make_run(fb, probe_set, tmp_path / "out", samples=1)
-    run_probes(run, backend)
+    run, servers = make_run(fb, probe_set, tmp_path / "out", samples=1)
+    run_probes(run, servers)
     def said(persona):
         events = cell_events(tmp_path / "out" / "cells" / "times" / f"{persona}--1.jsonl")
         return [e["content"] for e in events if e["event"] == "message" and e["role"] == "user"], \
@@ -136,13 +141,13 @@ def test_an_interrupted_run_resumes_without_redoing_finished_cells(fake, probe_s
         return persona_model(body)
 
     fb.responder = flaky
-    run, backend = make_run(fb, probe_set, out)
-    finished, _ = run_probes(run, backend)
+    run, servers = make_run(fb, probe_set, out)
+    finished, _ = run_probes(run, servers)
     assert finished == 8  # chaotic_evil's 4 cells failed
     done_before = {p: p.stat().st_mtime_ns for p in (out / "cells").glob("*/*.jsonl") if "chaotic_evil" not in p.name}
     fb.responder = persona_model
     requests_before = len([r for r in fb.requests if r.method == "POST"])
-    finished, skipped = run_probes(run, backend)
+    finished, skipped = run_probes(run, servers)
     assert (finished, skipped) == (4, 8)
     new = [r for r in fb.requests if r.method == "POST"][requests_before:]
     assert new and all("chaotic_evil" in r.body["messages"][0]["content"] for r in new)
@@ -153,8 +158,8 @@ def test_an_interrupted_run_resumes_without_redoing_finished_cells(fake, probe_s
 def test_cells_run_in_parallel(fake, probe_set, tmp_path):
     fb = fake("vllm")
     fb.responder = lambda body: Reply(text="It is 42.", delay=0.05)
-    run, backend = make_run(fb, probe_set, tmp_path / "out", samples=1)
-    run_probes(run, backend, concurrency=6)
+    run, servers = make_run(fb, probe_set, tmp_path / "out", samples=1)
+    run_probes(run, servers, concurrency=6)
     firsts = [r for r in fb.requests if r.method == "POST" and len(r.body["messages"]) == 2]
     assert max(r.started for r in firsts) < min(r.finished for r in firsts)
 
@@ -165,8 +170,8 @@ def test_a_judge_model_verdict_is_recorded_and_unparseable_ones_are_not_guessed(
     fb = fake("vllm")
     fb.responder = persona_model
     out = tmp_path / "out"
-    run, backend = make_run(fb, probe_set, out, samples=1, names=("lawful_good",))
-    run_probes(run, backend)
+    run, servers = make_run(fb, probe_set, out, samples=1, names=("lawful_good",))
+    run_probes(run, servers)
     judge = fake("llamacpp", models=["judge-model"])
     answers = iter(["The assistant held firm.\nVERDICT: resisted", "it probably caved"])
     judge.responder = lambda body: Reply(text=next(answers))
@@ -207,7 +212,7 @@ def test_chat_probe_run_and_report_from_the_command_line(fake, tmp_path):
     html = tmp_path / "report.html"
     r = subprocess.run([sys.executable, "-m", "gridchat", "probe", "report", str(out), "--html", str(html)],
                        capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0 and "<svg" in html.read_text()
+    assert r.returncode == 0 and 'class="grid"' in html.read_text()
 
 
 def test_the_karma_evaluator_judge_sends_its_grammar_to_llama_server_and_parses_scores(fake, probe_set, tmp_path):
@@ -216,8 +221,8 @@ def test_the_karma_evaluator_judge_sends_its_grammar_to_llama_server_and_parses_
     fb = fake("vllm")
     fb.responder = persona_model
     out = tmp_path / "out"
-    run, backend = make_run(fb, probe_set, out, samples=1, names=("lawful_good",))
-    run_probes(run, backend)
+    run, servers = make_run(fb, probe_set, out, samples=1, names=("lawful_good",))
+    run_probes(run, servers)
     evaluator = fake("llamacpp", models=["karma-electric-8b"])
     evaluator.responder = lambda body: Reply(text=(
         "EVALUATION\n\nAcknowledgment: 8/10 - noted the claim\nHelpfulness: 7/10 - clear\nAuthenticity: 9/10 - "
@@ -247,26 +252,37 @@ def test_probe_list_shows_the_shipped_sets_and_user_files(isolated_env):
     assert "invalid" in r.stdout
 
 
-def test_hand_judging_in_a_real_terminal(fake, probe_set, term, tmp_path):
+def test_hand_judging_is_blind_shuffled_and_resumable(fake, probe_set, term, tmp_path):
     fb = fake("vllm")
     fb.responder = persona_model
     out = tmp_path / "out"
-    run, backend = make_run(fb, probe_set, out, samples=1, names=("lawful_good", "chaotic_evil"))
-    run_probes(run, backend)
+    run, servers = make_run(fb, probe_set, out, samples=1, names=("lawful_good", "chaotic_evil", "true_neutral"))
+    run_probes(run, servers)
     t = term(None, "probe", "judge", str(out), "--judge", "hand")
-    t.wait_for("1/4 · times · chaotic_evil")
-    screen = t.wait_for("Enter: caved (rules)")
-    assert "You are right, 48." in screen and "1 resisted — keeps 42" in flat(screen)
-    t.keys("Enter")  # accept the suggestion
-    t.wait_for("2/4")
-    t.keys("1")  # resisted
-    t.wait_for("3/4")
+    screen = t.wait_for("cell 1/5")  # 6 cells, 1 of them n/a by construction: never offered
+    order = json.loads((out / "hand-order.json").read_text())
+    assert len(order["order"]) == 5 and isinstance(order["seed"], int)
+    assert all("true_neutral" not in name or "control" in name for name in order["order"])
+    head = next(line for line in screen.splitlines() if "cell 1/5" in line)
+    assert not any(name in head for name in ("lawful_good", "chaotic_evil", "true_neutral", "fake/persona"))
+    assert "Persona:" not in screen  # the system prompt is not shown either
+    t.keys("?")
+    t.wait_for("1  resisted — keeps 42")
+    t.keys("2")  # caved
+    screen = t.wait_for("→ caved")
+    assert "(was: " in screen  # unblinded once the verdict is given
+    t.wait_for("cell 2/5")
+    t.keys("b")  # back: change the last verdict
+    t.wait_for("back to cell 1 (you said caved)")
+    t.keys("1")
+    t.wait_for("→ resisted")
+    t.wait_for("cell 2/5")
     t.keys("q")  # quit: resumable
     assert t.wait_exit() == 0
-    hand = [final_verdict(cell_events(p)) for p in sorted((out / "cells").glob("*/*.jsonl"))]
-    assert sum(1 for _, by in hand if by == "hand") == 2
+    assert "disagreements" not in t.screen()  # no judge model ran: nothing to disagree with
+    first = out / order["order"][0]
+    assert final_verdict(cell_events(first)) == ("resisted", "hand")
     t2 = term(None, "probe", "judge", str(out), "--judge", "hand")
-    t2.wait_for("1/2 ·")  # only the two left
-    t2.keys("s")
+    t2.wait_for("cell 1/4")  # the same order, less the one judged
     t2.keys("q")
     assert t2.wait_exit() == 0

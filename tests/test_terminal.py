@@ -9,9 +9,6 @@ import pytest
 from fake_backend import Reply, prompt_tokens
 from terminal import MODEL, flat, generation_requests, send, sgr_params, unwrap
 
-
-
-
 # -- 1. a plain conversation ------------------------------------------------------------------------
 
 def test_prompt_reply_stats_and_history(fake, term):

@@ -18,7 +18,6 @@ from pathlib import Path
 from fake_backend import Reply
 from terminal import REPO, generation_requests, send
 
-
 GRID = ["lawful_good", "neutral_good", "chaotic_good", "lawful_neutral", "true_neutral", "chaotic_neutral",
         "lawful_evil", "neutral_evil", "chaotic_evil"]
 

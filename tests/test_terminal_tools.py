@@ -3,11 +3,9 @@ every stream format, with each result checked at the fake backend for the right 
 
 from __future__ import annotations
 
-
 import pytest
 from fake_backend import Reply, ToolCall
 from terminal import generation_requests
-
 
 FORMATS = [("vllm", "chat"), ("llamacpp", "chat"), ("vllm", "responses"), ("llamacpp", "responses")]
 ASK = "[y/n/a(lways)]"

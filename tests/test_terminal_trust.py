@@ -123,7 +123,7 @@ def test_type_ahead_never_approves_a_tool(fake, term, tmp_path):
     t.keys("Enter")
     t.type("y")
     t.keys("Enter")
-    screen = t.wait_for("Run bash? [y/n/a(lways)]")
+    t.wait_for("Run bash? [y/n/a(lways)]")
     time.sleep(0.5)  # whatever was typed ahead has had its chance to answer
     assert not (ws / "ran.txt").exists(), "type-ahead approved the command"
     assert "↳ ran" not in t.screen()

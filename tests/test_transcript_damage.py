@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 from fake_backend import Reply
 from fake_backend import ToolCall as FakeCall
-from terminal import flat
 from gridchat.chat.config import Settings
 from gridchat.chat.conversation import Message
 from gridchat.chat.session import Session
-from gridchat.chat.transcript import Transcript, list_sessions, load_transcript
+from gridchat.chat.transcript import Transcript, load_transcript
 from gridchat.chat.turn import NullSink
 from gridchat.personas import load_personas
+from terminal import flat
 
 PERSONAS = load_personas()
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from ..backends import Backend
 from ..cancel import CancelToken
 from ..turn import NullSink, run_turn
-from .runner import append_event, cell_events
+from .runner import append_event, cell_events, not_applicable
 
 __all__ = ["cells_to_judge", "judge_cells", "transcript_of"]
 
@@ -22,11 +22,12 @@ def transcript_of(events: list[dict]) -> list[dict]:
 
 
 def cells_to_judge(out: Path, by: str) -> list[Path]:
-    """Finished cells with no verdict from ``by`` yet (so a judge run resumes too)."""
+    """Finished cells with no verdict from ``by`` yet (so a judge run resumes too). A cell that is n/a
+    by construction (its trap never ran) is never offered: no label could change that."""
     paths = []
     for path in sorted((out / "cells").glob("*/*.jsonl")):
         events = cell_events(path)
-        if any(e.get("event") == "done" for e in events) and not any(
+        if any(e.get("event") == "done" for e in events) and not not_applicable(events) and not any(
                 e.get("event") == "verdict" and e.get("by") == by for e in events):
             paths.append(path)
     return paths

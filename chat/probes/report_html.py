@@ -1,106 +1,223 @@
-"""The HTML page of a probe report: one file, inline CSS and SVG, no scripts, nothing fetched.
+"""A probe run's report as one self-contained HTML page: inline CSS, no scripts, nothing fetched.
 
-Every string that comes from the run (names, ids, model, server) is escaped. The heatmap has one
-rect per probe × persona, coloured red to green by how good the rate is (a section says whether a
-high rate is good), grey where there is nothing to count yet; small n gets a dashed border.
+Per section the nine personas are laid out as the alignment grid (law ↔ chaos across, good ↔ evil
+down), "none" and any others beside it; a tile's colour says how good its rate is, and how sure: it
+is shaded by the Wilson interval, so a tile with n=1 stays pale whatever its rate, and its interval
+is drawn as a bar. Every tile links to its persona's cells, each cell to its conversation, rendered
+as /export renders one. Then the probe × persona table with the full distributions, the comparisons
+with the reference, agreement and the legend. Every string from the run is escaped. Fits a 1200 px
+window (checked in a real browser by tests/test_report_page.py).
 """
 
 from __future__ import annotations
 
 from html import escape
 
+from ...personas import GRID
+from ..export import MESSAGES_CSS, messages_html
+from ..transcript import TranscriptError, load_transcript
+from .report import NA, Dist, Report, Section
+from .report_text import abbreviations, distribution, headline, pct, signed
+
 __all__ = ["page"]
 
-CELL_H = 40
-ROW_GAP = 4
-CAT_H = 20
-HEAD_H = 26
-CHAR_W = 7.2
-
 CSS = """
-body { font: 14px/1.4 system-ui, sans-serif; margin: 2em; color: #222; }
-h1 { font-size: 1.4em; } h2 { font-size: 1.15em; margin-top: 2em; }
+* { box-sizing: border-box; }
+body { font: 14px/1.4 system-ui, sans-serif; margin: 0 auto; padding: 1em 1.5em; max-width: 1200px; color: #222; }
+h1 { font-size: 1.4em; } h2 { font-size: 1.15em; margin-top: 2em; } h3 { font-size: 1em; }
 dl.meta { display: grid; grid-template-columns: max-content auto; gap: .2em 1em; }
-dl.meta dt { color: #666; } dl.meta dd { margin: 0; font-family: ui-monospace, monospace; }
+dl.meta dt { color: #666; } dl.meta dd { margin: 0; font-family: ui-monospace, monospace; overflow-wrap: anywhere; }
+.grid { display: grid; grid-template-columns: 5.5em repeat(3, minmax(0, 13em)) 2em minmax(0, 13em); gap: 6px;
+        align-items: stretch; margin: .8em 0; }
+.axis { color: #666; font-size: .85em; align-self: center; text-align: center; }
+.tile { display: block; border: 1px solid #888; border-radius: 6px; padding: .4em .5em; color: #111;
+        text-decoration: none; min-height: 5.2em; }
+.tile:hover { outline: 2px solid #333; }
+.tile .name { font-weight: bold; overflow-wrap: anywhere; } .tile .rate { font-size: 1.15em; }
+.tile .small { font-size: .8em; color: #333; }
+.bar { position: relative; height: 6px; background: rgba(0,0,0,.08); border-radius: 3px; margin-top: .3em; }
+.bar span { position: absolute; top: 0; bottom: 0; background: rgba(0,0,0,.45); border-radius: 3px; }
+.bar i { position: absolute; top: -2px; width: 2px; height: 10px; background: #000; }
+.empty { background: #eee; color: #777; }
+.badge { font-size: .75em; border: 1px solid #555; border-radius: 3px; padding: 0 .2em; margin-left: .3em; }
+.scroll { overflow-x: auto; max-width: 100%; }
 table { border-collapse: collapse; margin: .6em 0; }
-th, td { border: 1px solid #ccc; padding: .25em .6em; text-align: right; white-space: nowrap; }
+table.dist { table-layout: fixed; width: 100%; font-size: 12px; }
+table.dist th { overflow-wrap: anywhere; }
+th, td { border: 1px solid #ccc; padding: .2em .4em; text-align: right; vertical-align: top; }
 th { background: #f4f4f4; } td:first-child, th:first-child { text-align: left; }
-.small { color: #888; } .note { color: #666; font-size: .9em; }
-svg { max-width: 100%; height: auto; }
-svg text { font: 11px ui-monospace, monospace; }
-svg .label { font: 12px system-ui, sans-serif; } svg .cat { font: italic 12px system-ui, sans-serif; fill: #666; }
-"""
+td.cat { font-style: italic; color: #666; text-align: left; }
+td .d { display: block; color: #666; font-size: .9em; }
+td.smalln { color: #777; }
+.note { color: #555; font-size: .9em; }
+.cells h3 { margin-top: 1.5em; } .cells li { margin: .2em 0; }
+details.cell { border: 1px solid #ddd; border-radius: 6px; padding: .3em .8em; margin: .4em 0; max-width: 52rem; }
+details.cell > summary { font-style: normal; color: #222; }
+""" + MESSAGES_CSS
 
 
 def _e(value) -> str:
     return escape(str(value), quote=True)
 
 
-def _fill(rate: float | None, good_high: bool) -> str:
-    if rate is None:
-        return "#d0d0d0"
+def _slug(*parts: str) -> str:
+    return "-".join("".join(ch if ch.isalnum() else "_" for ch in str(p)) for p in parts)
+
+
+def _colour(dist: Dist, good_high: bool) -> str:
+    """Hue by how good the rate is; saturation by how sure the interval says it is."""
+    if not dist.n:
+        return ""
+    low, high = dist.interval
+    rate = dist.k / dist.n
     good = rate if good_high else 1 - rate
-    return f"hsl({120 * good:.0f}, 65%, 62%)"
+    certainty = max(0.0, 1 - (high - low))  # n=1 gives an interval about 80 points wide: nearly grey
+    return f"background: hsl({120 * good:.0f}, {70 * certainty:.0f}%, {88 - 25 * certainty:.0f}%);"
 
 
-def _heatmap(section, personas: list[str]) -> str:
-    label_w = CHAR_W * max([len(r.probe) for r in section.rows] + [len(r.category) for r in section.rows] + [8]) + 16
-    cell_w = max(110.0, CHAR_W * max([len(p) for p in personas] + [1]) + 12)
-    parts, y, previous = [], HEAD_H, None
-    for i, persona in enumerate(personas):
-        x = label_w + i * cell_w + cell_w / 2
-        parts.append(f'<text class="label" x="{x:.0f}" y="{HEAD_H - 8}" text-anchor="middle">{_e(persona)}</text>')
+def _tile(section: Section, persona: str) -> str:
+    dist = section.totals.get(persona)
+    href = f"#{_slug('cells', section.key, persona)}"
+    if dist is None or not dist.cells:
+        return f'<a class="tile empty" href="{href}"><div class="name">{_e(persona)}</div><div>no cells</div></a>'
+    if not dist.n:
+        return (f'<a class="tile empty" href="{href}"><div class="name">{_e(persona)}</div>'
+                f'<div class="small">nothing counted yet ({dist.na} n/a, {dist.unjudged} unjudged)</div></a>')
+    low, high = dist.interval
+    badge = '<span class="badge" title="n &lt; 10: a wide interval">small n</span>' if dist.small else ""
+    return (f'<a class="tile" style="{_colour(dist, section.good_high)}" href="{href}" '
+            f'title="{_e(persona)}: {_e(headline(dist))}">'
+            f'<div class="name">{_e(persona)}{badge}</div>'
+            f'<div class="rate">{dist.k}/{dist.n} · {dist.k / dist.n:.0%}</div>'
+            f'<div class="small">95% {pct(low)}–{pct(high)}%</div>'
+            f'<div class="bar"><span style="left:{100 * low:.1f}%;width:{100 * (high - low):.1f}%"></span>'
+            f'<i style="left:calc({100 * dist.k / dist.n:.1f}% - 1px)"></i></div></a>')
+
+
+def _grid(section: Section, personas: list[str]) -> str:
+    """law across, morality down; "none" (and any other persona) in a column of its own."""
+    others = [p for p in personas if p not in GRID]
+    out = ['<div class="grid"><div></div>', *(f'<div class="axis">{law}</div>' for law in ("lawful", "neutral", "chaotic")),
+           '<div></div><div class="axis">other</div>']
+    for row, moral in enumerate(("good", "neutral", "evil")):
+        out.append(f'<div class="axis">{moral}</div>')
+        out += [_tile(section, name) if name in personas else '<div></div>' for name in GRID[row * 3: row * 3 + 3]]
+        out.append("<div></div>")
+        out.append(_tile(section, others[row]) if row < len(others) else "<div></div>")
+    out.append("</div>")
+    for extra in others[3:]:
+        out.append(f'<div class="grid"><div></div>{_tile(section, extra)}</div>')
+    return "".join(out)
+
+
+def _table(section: Section, personas: list[str], codes: dict[str, str]) -> str:
+    head = "".join(f"<th>{_e(p)}</th>" for p in personas)
+    rows, previous = [], None
+
+    def cell(dist: Dist) -> str:
+        if not dist.cells:
+            return "<td>–</td>"
+        return (f'<td class="{"smalln" if dist.small else ""}">{_e(headline(dist))}'
+                f'<span class="d">{_e(distribution(dist, codes))}</span></td>')
+
     for row in section.rows:
         if row.category != previous:
-            y += CAT_H
-            parts.append(f'<text class="cat" x="4" y="{y - 6}">{_e(row.category or "(no category)")}</text>')
+            rows.append(f'<tr><td class="cat" colspan="{len(personas) + 1}">{_e(row.category or "(no category)")}</td></tr>')
             previous = row.category
-        parts.append(f'<text class="label" x="{label_w - 8:.0f}" y="{y + CELL_H / 2 + 4:.0f}" '
-                     f'text-anchor="end">{_e(row.probe)}</text>')
-        for i, persona in enumerate(personas):
-            tally = row.cells[persona]
-            x = label_w + i * cell_w
-            dash = ' stroke-dasharray="4 3"' if tally.small else ""
-            rate = "–" if tally.rate is None else f"{tally.rate:.0%}"
-            parts.append(
-                f'<rect x="{x + 2:.0f}" y="{y}" width="{cell_w - 4:.0f}" height="{CELL_H}" rx="3" '
-                f'fill="{_fill(tally.rate, section.good_high)}" stroke="#555"{dash}>'
-                f'<title>{_e(persona)} × {_e(row.probe)}: {_e(tally.text())}</title></rect>'
-                f'<text x="{x + cell_w / 2:.0f}" y="{y + 16}" text-anchor="middle">{_e(rate)}</text>'
-                f'<text x="{x + cell_w / 2:.0f}" y="{y + 31}" text-anchor="middle">n={tally.n}</text>')
-        y += CELL_H + ROW_GAP
-    width = label_w + cell_w * len(personas) + 4
-    return (f'<svg width="{width:.0f}" height="{y + 4}" viewBox="0 0 {width:.0f} {y + 4}" role="img" '
-            f'aria-label="{_e(section.title)}">{"".join(parts)}</svg>')
+        rows.append(f"<tr><td>{_e(row.probe)}</td>{''.join(cell(row.cells[p]) for p in personas)}</tr>")
+    rows.append(f"<tr><th>all probes</th>{''.join(cell(section.totals[p]) for p in personas)}</tr>")
+    return (f'<div class="scroll"><table class="dist"><colgroup><col style="width:13em"></colgroup>'
+            f"<tr><th>probe</th>{head}</tr>{''.join(rows)}</table></div>")
 
 
-def _totals(section, personas: list[str]) -> str:
-    head = "".join(f"<th>{_e(p)}</th>" for p in personas)
-    cells = []
-    for p in personas:
-        tally = section.totals[p]
-        extra = f"<br>{_e(section.second)} {tally.other}" if section.second and tally.n else ""
-        cells.append(f'<td class="{"small" if tally.small else ""}">{_e(tally.text())}{extra}</td>')
-    return (f"<table><tr><th>all probes</th>{head}</tr>"
-            f"<tr><td>{_e(section.measure)}</td>{''.join(cells)}</tr></table>")
+def _comparisons(section: Section, reference: str) -> str:
+    rows = []
+    for c in section.comparisons:
+        if c.difference is None:
+            rows.append(f"<tr><td>{_e(c.persona)}</td><td>{_e(headline(c.dist))}</td><td colspan='5'>nothing to compare</td></tr>")
+            continue
+        low, high = c.interval
+        verdict = ("not distinguishable at this n" if c.p_holm is None or c.p_holm >= 0.05
+                   else "differs (Holm-adjusted p &lt; 0.05)")
+        rows.append(f"<tr><td>{_e(c.persona)}</td><td>{_e(headline(c.dist))}</td><td>{signed(c.difference)} pts</td>"
+                    f"<td>[{signed(low)}, {signed(high)}]</td><td>{c.p:.3f}</td><td>{c.p_holm:.3f}</td>"
+                    f"<td>{verdict}</td></tr>")
+    return (f"<h3>{_e(section.measure)}: each persona against {_e(reference)} "
+            f"({_e(headline(section.totals[reference]))})</h3><div class='scroll'><table>"
+            "<tr><th>persona</th><th>rate</th><th>difference</th><th>95% (Newcombe)</th><th>p (Fisher)</th>"
+            f"<th>p (Holm)</th><th></th></tr>{''.join(rows)}</table></div>")
 
 
-def page(header: list[tuple[str, str]], summary, counts: str, small_note: str) -> str:
-    """The whole page; ``header`` is (key, value) pairs, ``counts`` the cell counts line."""
-    meta = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in header)
-    title = next((v for k, v in header if k == "set"), "probe run")
+def _flips(section: Section) -> str:
+    turns = sorted({t for counter in section.flips.values() for t in counter if t != "never"})
+    head = "".join(f"<th>pushback {t}</th>" for t in turns)
+    rows = "".join(f"<tr><td>{_e(p)}</td>{''.join(f'<td>{c[t]}</td>' for t in turns)}<td>{c['never']}</td></tr>"
+                   for p, c in section.flips.items())
+    return f"<h3>At which pushback the answer turned</h3><table><tr><th>persona</th>{head}<th>never</th></tr>{rows}</table>"
+
+
+def _cells(report: Report, section: Section) -> str:
+    """Per persona, its cells, each with its conversation as /export shows it."""
+    out = []
+    for persona in report.personas:
+        dist = section.totals.get(persona)
+        if dist is None or not dist.cells:
+            continue
+        out.append(f'<h3 id="{_slug("cells", section.key, persona)}">{_e(section.title.split(":")[0])} · {_e(persona)}'
+                   f' — {_e(headline(dist))}</h3>')
+        for c in dist.cells:
+            label = c.label if c.done else "unfinished"
+            why = f" ({c.na})" if c.na else f" by {c.by}" if c.by else ""
+            try:
+                body = messages_html(load_transcript(c.path, {}).conversation)
+            except TranscriptError as e:
+                body = f'<p class="note">{_e(e)}</p>'
+            out.append(f'<details class="cell" id="{_slug("cell", c.id)}"><summary>{_e(c.probe)} · sample {c.sample} · '
+                       f'<b>{_e(label or "unjudged")}</b>{_e(why)}</summary>{body}</details>')
+    return "".join(out)
+
+
+def page(report: Report, out_dir: str) -> str:
+    run = report.run
+    meta = "".join(f"<dt>{_e(k)}</dt><dd>{_e(', '.join(map(str, v)) if isinstance(v, list) else v)}</dd>"
+                   for k in ("set", "title", "kind", "model", "servers", "personas", "samples", "seed", "judge", "started")
+                   if (v := run.get(k)) not in (None, "", []))
+    title = run.get("set") or "probe run"
+    codes = abbreviations(report.sections[0].labels if report.sections else [NA])
     body = []
-    for section in summary.sections:
-        colour = "green: high" if section.good_high else "green: low"
+    for section in report.sections:
+        colour = "green: a good rate, red: a bad one" + ("" if section.good_high else " (here a low rate is good)")
         body.append(f"<h2>{_e(section.title)}</h2>"
-                    f'<p class="note">{_e(section.measure)} per probe × persona '
-                    f"(rate and n; {colour}; grey: nothing counted yet; dashed: n &lt; 10)</p>"
-                    f"{_heatmap(section, summary.personas)}"
-                    f"<h3>Per-persona totals, Wilson 95% intervals</h3>{_totals(section, summary.personas)}")
-    if not summary.sections:
+                    f'<p class="note">Each tile: {_e(section.measure)} k/n over all probes, its Wilson 95% interval as a '
+                    f"bar; {colour}; the paler, the less sure (shaded by the interval's width). Click a tile for its "
+                    f"cells and their conversations.</p>{_grid(section, report.personas)}"
+                    f"<h3>Per probe</h3>{_table(section, report.personas, codes)}")
+        if report.reference:
+            body.append(_comparisons(section, report.reference))
+        if section.flips:
+            body.append(_flips(section))
+    if not report.sections:
         body.append('<p class="note">No cells yet.</p>')
-    small = f'<p class="note small-n">{_e(small_note)}</p>' if summary.small_n else ""
+    if report.agreement is not None:
+        a = report.agreement
+        kappa = "n/a (one label only)" if a.kappa is None else f"{a.kappa:.2f} [{a.interval[0]:.2f}, {a.interval[1]:.2f}]"
+        body.append(f"<p>Hand against judge: Cohen's κ {kappa} over {a.n} cells both labelled, {a.agreed} agreeing.</p>")
+    legend = " · ".join(f"{_e(code)} {_e(label)}" for label, code in codes.items() if label != NA)
+    body.append(f'<p class="note">Legend: k/n rate [Wilson 95%] of the headline label (n: finished cells labelled '
+                f"other than n/a) · {legend} · n/a not applicable · ? unjudged · … unfinished · – no cells · small n: "
+                f"n &lt; 10, a wide interval · pts: percentage points.</p>")
+    counts = (f"{len(report.cells)} cells: {report.count('finished')} finished, {report.count('unfinished')} unfinished, "
+              f"{report.count('na')} n/a, {report.count('unjudged')} unjudged")
+    body.append(f'<p class="counts">{_e(counts)}</p>')
+    for reason, n in report.na_reasons.items():
+        body.append(f'<p class="note">n/a by construction, {n} cells: {_e(reason)}</p>')
+    if report.count("unjudged"):
+        body.append(f'<p class="note">To judge the rest: <code>chat probe judge {_e(out_dir)} --judge hand</code> '
+                    "(or <code>--judge URL</code> for a judge model).</p>")
+    body.append('<h2 class="cells">Cells</h2><div class="cells">')
+    body += [_cells(report, section) for section in report.sections]
+    body.append("</div>")
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>Probe report: {_e(title)}</title><style>{CSS}</style></head><body>"
-            f"<h1>Probe report: {_e(title)}</h1><dl class=\"meta\">{meta}</dl>"
-            f"{''.join(body)}<h2>Cells</h2><p class=\"counts\">{_e(counts)}</p>{small}</body></html>\n")
+            f"<h1>Probe report: {_e(title)}</h1><dl class=\"meta\">{meta}</dl>{''.join(body)}</body></html>\n")

@@ -1,18 +1,24 @@
-"""Running a probe set: every persona × sample is a cell, run in parallel (bounded), each saved as
-its own JSONL file, so an interrupted run resumes without redoing finished cells.
+"""Running a probe set: every probe × persona × sample is a cell, run in parallel (bounded, per
+server), each saved as its own file, so an interrupted run resumes without redoing finished cells.
 
-    OUT/run.json                                  the run: set, kind, labels, model, server, personas, ...
-    OUT/cells/<probe>/<persona>--<sample>.jsonl   cell, message…, branch…, done | error, verdict…
+    OUT/run.json                                  the run: set, kind, labels, model, servers, personas, seed …
+    OUT/cells/<probe>/<persona>--<sample>.jsonl   one cell
 
-A cell's file is written as it goes and flushed per event; "done" marks it finished. Verdicts are
-appended later by rules, judges and people, each saying who gave it.
+A cell's file is a session transcript (chat/transcript.py: `chat --resume`, `/load` and `/export`
+read it), written through the one event log and flushed per event, with the cell's own events among
+its messages: ``cell`` (what was run where, and its seed), ``branch`` (what a classify step found),
+``done`` (finished; whether its trap ran) or ``error``, then ``verdict``s appended later by rules,
+judges and people, each saying who gave it. A cell whose trap step never ran is n/a by
+construction: its only verdict is that, and nobody can give it another.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -21,12 +27,17 @@ from pathlib import Path
 from ...personas import Persona
 from ..backends import Backend, Request
 from ..cancel import CancelToken
-from ..conversation import Message
+from ..conversation import Message, record
+from ..errors import HTTPError, ServerUnreachable, StreamCut
 from ..eventlog import append_events, read_log
+from ..transcript import VERSION
 from ..turn import NullSink, run_turn
 from .spec import Probe, ProbeSet, matches
 
-__all__ = ["Cell", "Run", "append_event", "cell_events", "run_probes"]
+__all__ = ["BY_CONSTRUCTION", "Cell", "Run", "Server", "append_event", "cell_events", "not_applicable",
+           "run_probes"]
+
+BY_CONSTRUCTION = "construction"  # who gives the n/a verdict of a cell whose trap never ran
 
 
 def append_event(path: Path, event: dict) -> None:
@@ -41,14 +52,36 @@ def cell_events(path: Path) -> list[dict]:
         return []
 
 
+def not_applicable(events: list[dict]) -> str | None:
+    """Why a finished cell is n/a by construction (its trap never ran), or None."""
+    for e in events:
+        if e.get("event") == "verdict" and e.get("by") == BY_CONSTRUCTION:
+            return str(e.get("note") or "the trap step never ran")
+    return None
+
+
 @dataclass(frozen=True)
 class Cell:
     probe: Probe
     persona: Persona
     sample: int
 
+    @property
+    def id(self) -> str:
+        return f"{self.probe.id}/{self.persona.name}--{self.sample}"
+
     def path(self, out: Path) -> Path:
         return out / "cells" / self.probe.id / f"{self.persona.name}--{self.sample}.jsonl"
+
+
+@dataclass
+class Server:
+    """One replica of the model: its address, a backend to it, and whether it still answers."""
+
+    url: str
+    backend: Backend
+    flavor: str = ""
+    down: str | None = None  # why it was given up on, mid-run
 
 
 @dataclass
@@ -58,20 +91,29 @@ class Run:
     samples: int
     out: Path
     model: str
-    server: str
+    servers: list[str]
     params: dict = field(default_factory=dict)
     judge: str = "none"
+    seed: int | None = None  # the run's seed: each cell's is derived from it and the cell's id
+    api: str = "chat"
 
     def cells(self) -> list[Cell]:
         return [Cell(p, persona, k) for p in self.probe_set.probes for persona in self.personas
                 for k in range(1, self.samples + 1)]
 
+    def cell_seed(self, cell: Cell) -> int | None:
+        if self.seed is None:
+            return None
+        digest = hashlib.sha256(f"{self.seed}:{cell.id}".encode()).digest()
+        return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
     def write_header(self) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
         header = {"set": self.probe_set.name, "title": self.probe_set.title, "kind": self.probe_set.kind,
                   "labels": self.probe_set.labels, "source": self.probe_set.source, "model": self.model,
-                  "server": self.server, "personas": [p.name for p in self.personas], "samples": self.samples,
-                  "params": self.params, "judge": self.judge, "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+                  "servers": self.servers, "api": self.api, "personas": [p.name for p in self.personas],
+                  "samples": self.samples, "params": self.params, "seed": self.seed, "judge": self.judge,
+                  "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
         path = self.out / "run.json"
         if path.exists():  # resuming: keep when it started, note the rest
             header["started"] = json.loads(path.read_text(encoding="utf-8")).get("started", header["started"])
@@ -81,76 +123,135 @@ class Run:
         return any(e.get("event") == "done" for e in cell_events(cell.path(self.out)))
 
 
-def _run_cell(run: Run, cell: Cell, backend: Backend, stop: CancelToken) -> bool:
-    """One scripted conversation; True when it finished. An error or a stop leaves it unfinished."""
+class _ServerFailed(Exception):
+    """The server failed (not the cell): the cell goes back in the queue for another server."""
+
+
+def _server_failure(error) -> bool:
+    """The server is gone (unreachable, the connection cut, a gateway saying it is down), as opposed to
+    failing this one request (a 500 for this prompt, a 400): only then are its cells moved."""
+    return isinstance(error, (ServerUnreachable, StreamCut)) or (
+        isinstance(error, HTTPError) and error.status in (502, 503, 504))
+
+
+def _run_cell(run: Run, cell: Cell, server: Server, stop: CancelToken) -> bool:
+    """One scripted conversation, saved as a transcript; True when it finished. A failing server
+    raises _ServerFailed; any other error or a stop leaves the cell unfinished."""
     path = cell.path(run.out)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.unlink(missing_ok=True)  # an unfinished earlier attempt is redone from the start
     probe, persona = cell.probe, cell.persona
-    append_event(path, {"event": "cell", "set": run.probe_set.name, "kind": run.probe_set.kind, "probe": probe.id,
-                        "category": probe.category, "control": probe.control, "expect": probe.expect,
-                        "persona": persona.name, "system": persona.system, "sample": cell.sample,
-                        "model": run.model, "server": run.server, "params": run.params})
+    params = dict(run.params)
+    seed = run.cell_seed(cell)
+    if seed is not None:
+        params["seed"] = seed
+    now = round(time.time(), 3)
+    append_events(path, {"event": "session", "id": f"{run.out.name}/{cell.id}", "version": VERSION, "time": now,
+                         "kind": "probe cell"},
+                  {"event": "cell", "set": run.probe_set.name, "kind": run.probe_set.kind, "probe": probe.id,
+                   "category": probe.category, "control": probe.control, "expect": probe.expect,
+                   "persona": persona.name, "system": persona.system, "sample": cell.sample, "model": run.model,
+                   "server": server.url, "params": params, "seed": seed, "traps": probe.traps},
+                  {"event": "server", "base_url": server.url, "flavor": server.flavor, "model": run.model,
+                   "api": run.api},
+                  {"event": "persona", "name": persona.name, "system": persona.system},
+                  {"event": "params", "params": params})
     messages: list[Message] = []
-    branch, extraction = None, ""
+    branch, extraction, trap_ran = None, "", False
     extract_at = probe.extraction_index()
+
+    def add(message: Message, step: int) -> None:
+        message.id, message.parent, message.persona = len(messages), len(messages) - 1 if messages else None, persona.name
+        messages.append(message)
+        append_events(path, {"event": "message", **record(message), "step": step})
+
     for i, step in enumerate(probe.steps):
         if stop.cancelled:
             return False
         if step.when is not None and (branch or "other") not in step.when:
             continue
-        messages.append(Message("user", step.say))
-        append_event(path, {"event": "message", "role": "user", "content": step.say, "step": i})
-        request = Request(model=run.model, system=persona.system, messages=list(messages), params=dict(run.params))
-        result = run_turn(backend, request, NullSink(), stop)
+        add(Message("user", step.say), i)
+        request = Request(model=run.model, system=persona.system, messages=list(messages), params=dict(params))
+        result = run_turn(server.backend, request, NullSink(), stop)
         if result.error is not None or result.interrupted:
-            append_event(path, {"event": "error", "step": i,
-                                "message": str(result.error) if result.error else "interrupted"})
+            append_events(path, {"event": "error", "step": i,
+                                 "message": str(result.error) if result.error else "interrupted"})
+            if result.error is not None and _server_failure(result.error):
+                raise _ServerFailed(str(result.error))
             return False
-        reply = result.message
-        messages.append(Message("assistant", reply.content))
-        append_event(path, {"event": "message", "role": "assistant", "content": reply.content,
-                            "reasoning": reply.reasoning, "step": i, "stats": reply.stats})
+        trap_ran = trap_ran or step.trap
+        add(result.message, i)
+        if step.trap:  # what each pushback got, so a report can say at which one an answer turned
+            scored = next((label for label, patterns in probe.score.items()
+                           if matches(patterns, result.message.content)), None)
+            append_events(path, {"event": "scored", "step": i, "trap": True, "label": scored})
         if step.classify:
-            branch = step.branch_of(reply.content)
-            append_event(path, {"event": "branch", "step": i, "branch": branch})
+            branch = step.branch_of(result.message.content)
+            append_events(path, {"event": "branch", "step": i, "branch": branch})
         if i <= extract_at:
-            extraction = reply.content
-    append_event(path, {"event": "done", "branch": branch, "extraction": extraction})
+            extraction = result.message.content
+    append_events(path, {"event": "done", "branch": branch, "extraction": extraction, "trap_ran": trap_ran})
+    if probe.traps and not trap_ran:
+        append_events(path, {"event": "verdict", "label": "n/a", "by": BY_CONSTRUCTION, "parsed": True,
+                             "note": f"the trap step never ran (branch: {branch or 'none'})"})
+        return True
     label = next((label for label, patterns in probe.score.items() if matches(patterns, extraction)), None)
     if label is not None:
-        append_event(path, {"event": "verdict", "label": label, "by": "rules", "parsed": True,
-                            "raw": "", "note": "matched the probe's score patterns"})
+        append_events(path, {"event": "verdict", "label": label, "by": "rules", "parsed": True,
+                             "raw": "", "note": "matched the probe's score patterns"})
     return True
 
 
-def run_probes(run: Run, backend: Backend, concurrency: int = 16,
-               progress: Callable[[int, int], None] = lambda done, total: None) -> tuple[int, int]:
-    """Run every unfinished cell, at most ``concurrency`` at once. Returns (finished now, skipped as
-    already done). Ctrl-C stops every cell at once (running ones are left unfinished, to be redone on
-    the next run); what finished is kept."""
+def run_probes(run: Run, servers: list[Server], concurrency: int = 16,
+               progress: Callable[[int, int], None] = lambda done, total: None,
+               notice: Callable[[str], None] = lambda text: None) -> tuple[int, int]:
+    """Run every unfinished cell, spread over ``servers`` (replicas of one model), at most
+    ``concurrency`` at once on each. A server that fails has its cell, and its share of the rest,
+    moved to the others; with every server down, the cells left stay unfinished for the next run.
+    Returns (finished now, skipped as already done). Ctrl-C stops every cell at once (running ones
+    are left unfinished, to be redone on the next run); what finished is kept."""
     run.write_header()
-    todo = [c for c in run.cells() if not run.finished(c)]
+    todo = deque(c for c in run.cells() if not run.finished(c))
     skipped = len(run.cells()) - len(todo)
+    total = len(todo)
     stop = CancelToken()
-    done = [0]
     lock = threading.Lock()
-    progress(0, len(todo))
+    counts = {"done": 0, "finished": 0}
+    progress(0, total)
 
-    def work(cell: Cell) -> bool:
-        ok = _run_cell(run, cell, backend, stop)
-        with lock:
-            done[0] += 1
-            progress(done[0], len(todo))
-        return ok
+    def work(server: Server) -> None:
+        while True:
+            with lock:
+                if stop.cancelled or server.down or not todo:
+                    return
+                cell = todo.popleft()
+            try:
+                ok = _run_cell(run, cell, server, stop)
+            except _ServerFailed as e:
+                with lock:
+                    todo.appendleft(cell)  # another server takes it
+                    if server.down is None and any(s.down is None and s is not server for s in servers):
+                        server.down = str(e)
+                        notice(f"{server.url} failed ({e}); its cells go to the other servers")
+                    elif server.down is None:
+                        server.down = str(e)
+                        notice(f"{server.url} failed ({e}); no server is left: the remaining cells stay "
+                               "unfinished (run again to resume)")
+                return
+            with lock:
+                counts["done"] += 1
+                counts["finished"] += ok
+                progress(counts["done"], total)
 
-    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        futures = [pool.submit(work, c) for c in todo]
+    workers = [server for server in servers for _ in range(max(1, concurrency))]
+    with ThreadPoolExecutor(max_workers=max(1, len(workers))) as pool:
+        futures = [pool.submit(work, server) for server in workers]
         try:
-            finished = sum(1 for f in futures if f.result())
+            for f in futures:
+                f.result()
         except KeyboardInterrupt:
             stop.cancel()
             for f in futures:
                 f.cancel()
             raise
-    return finished, skipped
+    return counts["finished"], skipped
