@@ -10,7 +10,7 @@ from .backends import Backend, Request
 from .cancel import CancelToken
 from .turn import NullSink, TurnResult, run_turn
 
-__all__ = ["run_parallel"]
+__all__ = ["run_all", "run_parallel"]
 
 
 class _Counted(NullSink):
@@ -56,3 +56,17 @@ def run_parallel(jobs: list[tuple[Backend, Request]], progress=lambda done, tota
     finally:
         pool.shutdown(wait=True)
     return results
+
+
+def run_all(work, items: list, workers: int, stop: CancelToken) -> list:
+    """``work(item)`` for every item, ``workers`` at a time; results in order. Ctrl-C cancels ``stop``
+    (so the streams under it end at once), drops what has not started, and is raised again."""
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        futures = [pool.submit(work, item) for item in items]
+        try:
+            return [f.result() for f in futures]
+        except KeyboardInterrupt:
+            stop.cancel()
+            for f in futures:
+                f.cancel()
+            raise

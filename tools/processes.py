@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .base import ToolError
-from .reaper import GRACE, KILL_WAIT, alive, descendants, process_table, terminate, zombies
+from .reaper import GRACE, KILL_WAIT, alive, descendants, end_all_of, process_table, terminate, zombies
 
 __all__ = ["SECRET_VARIABLES", "Ended", "Exit", "Job", "SupervisedJob", "end_all", "end_group", "environment",
            "guard_client", "keep", "release", "start"]
@@ -360,32 +360,8 @@ def _sweep() -> tuple[int, int] | None:
     signals and sleeps: a signal handler may call it."""
     if not _guarded:
         return None
-    touched: set[int] = set()
-
-    def signal_all(sig: int) -> None:
-        _reap_strays()
-        for pid in _strays():
-            touched.add(pid)
-            for s in (sig, signal.SIGCONT):  # a stopped process acts on SIGTERM only once continued
-                try:
-                    os.kill(pid, s)
-                except ProcessLookupError:
-                    break
-
-    def gone(timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while True:
-            _reap_strays()
-            if not _strays():
-                return True
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.02)
-
-    if not gone(0):
-        terminate(signal_all, gone)
-    _reap_strays()  # those that became zombies after the last look
-    return len(touched), len(_strays())
+    touched, left = end_all_of(_strays, _reap_strays)
+    return len(touched), left
 
 
 def guard_client(secrets: Iterable[str | None] = ()) -> bool:

@@ -24,7 +24,8 @@ import sys
 import time
 from collections.abc import Callable, Collection, Iterator
 
-__all__ = ["GRACE", "KILL_WAIT", "alive", "descendants", "main", "process_table", "terminate", "zombies"]
+__all__ = ["GRACE", "KILL_WAIT", "alive", "descendants", "end_all_of", "main", "process_table", "terminate",
+           "zombies"]
 
 GRACE = 2.0  # seconds between SIGTERM and SIGKILL
 KILL_WAIT = 5.0
@@ -52,6 +53,37 @@ def terminate(signal_all: Callable[[int], None], gone: Callable[[float], bool],
             return True
         if time.monotonic() >= deadline:
             return False
+
+
+def end_all_of(find: Callable[[], list[int]], reap: Callable[[], object]) -> tuple[set[int], int]:
+    """End every process ``find()`` lists, however many appear meanwhile (see terminate), reaping as
+    it goes: the ones signalled, and how many were left alive."""
+    touched: set[int] = set()
+
+    def signal_all(sig: int) -> None:
+        reap()
+        for pid in find():
+            touched.add(pid)
+            for s in (sig, signal.SIGCONT):  # a stopped process acts on SIGTERM only once continued
+                try:
+                    os.kill(pid, s)
+                except ProcessLookupError:
+                    break
+
+    def gone(timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while True:
+            reap()
+            if not find():
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
+
+    if not gone(0):
+        terminate(signal_all, gone)
+    reap()
+    return touched, len(find())
 
 
 def _stat(pid: int | str) -> list[bytes] | None:
@@ -116,30 +148,7 @@ def _reap() -> dict[int, int]:
 
 def _end_everything(me: int) -> tuple[set[int], int]:
     """Kill every descendant; the ones signalled and how many were left alive."""
-    touched: set[int] = set()
-
-    def signal_all(sig: int) -> None:
-        _reap()
-        for pid in descendants(me):
-            touched.add(pid)
-            for s in (sig, signal.SIGCONT):  # a stopped process acts on SIGTERM only once continued
-                try:
-                    os.kill(pid, s)
-                except ProcessLookupError:
-                    break
-
-    def gone(timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while True:
-            _reap()
-            if not descendants(me):
-                return True
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.02)
-
-    terminate(signal_all, gone)
-    return touched, len(descendants(me))
+    return end_all_of(lambda: descendants(me), _reap)
 
 
 def _report(fd: int, *words: object) -> None:

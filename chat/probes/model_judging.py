@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ..backends import Backend
 from ..cancel import CancelToken
+from ..parallel import run_all
 from ..turn import NullSink, run_turn
 from .runner import append_event, cell_events, not_applicable
 
@@ -65,14 +65,5 @@ def judge_cells(out: Path, labels: dict[str, str], backend: Backend, model: str,
             done[0] += 1
             progress(done[0], len(paths))
 
-    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        futures = [pool.submit(work, path) for path in paths]
-        try:
-            for f in futures:
-                f.result()
-        except KeyboardInterrupt:
-            stop.cancel()
-            for f in futures:
-                f.cancel()
-            raise
+    run_all(work, paths, concurrency, stop)
     return len(paths)

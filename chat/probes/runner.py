@@ -20,7 +20,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from ..cancel import CancelToken
 from ..conversation import Message, record
 from ..errors import HTTPError, ServerUnreachable, StreamCut
 from ..eventlog import append_events, read_log
+from ..parallel import run_all
 from ..transcript import VERSION
 from ..turn import NullSink, run_turn
 from .spec import Probe, ProbeSet, matches
@@ -244,14 +244,5 @@ def run_probes(run: Run, servers: list[Server], concurrency: int = 16,
                 progress(counts["done"], total)
 
     workers = [server for server in servers for _ in range(max(1, concurrency))]
-    with ThreadPoolExecutor(max_workers=max(1, len(workers))) as pool:
-        futures = [pool.submit(work, server) for server in workers]
-        try:
-            for f in futures:
-                f.result()
-        except KeyboardInterrupt:
-            stop.cancel()
-            for f in futures:
-                f.cancel()
-            raise
+    run_all(work, workers, len(workers), stop)
     return counts["finished"], skipped
