@@ -80,6 +80,8 @@ class TerminalApprover:
             if answer in ("y", "yes"):
                 return Decision(True)
             if answer in ("a", "always"):
+                self.console.print(Text(f"{sanitize(call.name)}: always, this session (/approvals reset asks again)",
+                                        style="yellow"))
                 return Decision(True, always=True)
             if answer in ("n", "no"):
                 return Decision(False, reason=_fresh_answer("Reason, for the model (Enter skips): ", default=""))

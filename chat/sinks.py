@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
+import time
+from contextlib import nullcontext
 from typing import TextIO
 
 from rich.console import Console
@@ -85,9 +87,21 @@ class TerminalSink:
             shown = lines if preview.language == "bash" else lines[:PREVIEW_LINES]
             show_lines(self.console, shown, preview.language)
 
+    def tool_running(self, call: ToolCall):
+        """A line that counts the seconds while the call runs (gone once it is done)."""
+        from rich.live import Live
+
+        return Live(_Running(call.name), console=self.console, refresh_per_second=4, transient=True)
+
     def tool_result(self, call: ToolCall, outcome: Outcome) -> None:
-        style = {"ran": "green", "declined": "yellow", "error": "red", "interrupted": "yellow"}[outcome.status]
-        self.console.print(Text(f"  ↳ {outcome.status}", style=style))
+        failed = outcome.status == "error" or (outcome.exit_code or 0) != 0
+        style = "red" if failed else {"ran": "green", "declined": "yellow", "interrupted": "yellow"}[outcome.status]
+        line = f"  ↳ {outcome.status}"
+        if outcome.exit_code is not None:
+            line += f" · exit {outcome.exit_code}"
+        if outcome.elapsed >= 0.5:
+            line += f" · {outcome.elapsed:.1f} s"
+        self.console.print(Text(line, style=style))
         if outcome.content and outcome.status != "declined":
             self.console.print(Padding(Text(_collapse(sanitize(outcome.content), RESULT_LINES), style="dim"), (0, 4)))
 
@@ -104,7 +118,7 @@ class TerminalSink:
         if result.error is not None:
             self.console.print(Text(sanitize(f"error: {worded(result.error, interactive=self.interactive)}"),
                                     style="bold red"))
-        if result.started:
+        if result.started and not result.message.tool_calls:  # a tool round's figures would only come between
             self.console.print(Text(format_stats(result.stats, self.window), style="dim"))
 
 
@@ -138,7 +152,18 @@ def _collapse(text: str, keep: int) -> str:
     lines = text.rstrip("\n").split("\n")
     if len(lines) <= keep:
         return "\n".join(lines)
-    return "\n".join(lines[:keep]) + f"\n… ({len(lines) - keep} more lines)"
+    return "\n".join(lines[:keep]) + f"\n… ({len(lines) - keep} more lines: /expand shows all)"
+
+
+class _Running:
+    """``running bash · 3.2 s``, worked out afresh at each refresh of the live line."""
+
+    def __init__(self, name: str):
+        self.name = sanitize(name)
+        self.started = time.monotonic()
+
+    def __rich__(self) -> Text:
+        return Text(f"  running {self.name} · {time.monotonic() - self.started:.1f} s (Ctrl-C stops it)", style="dim")
 
 
 class PlainSink:
@@ -182,8 +207,12 @@ class PlainSink:
         if preview.body and preview.language == "bash":
             self.err.write(f"  {sanitize(preview.body)}\n")
 
+    def tool_running(self, call: ToolCall):
+        return nullcontext()
+
     def tool_result(self, call: ToolCall, outcome: Outcome) -> None:
-        self.err.write(f"chat: {sanitize(call.name)}: {outcome.status}\n")
+        code = f" (exit {outcome.exit_code})" if outcome.exit_code is not None else ""
+        self.err.write(f"chat: {sanitize(call.name)}: {outcome.status}{code}\n")
 
     def notice(self, text: str) -> None:
         self.err.write(f"chat: {sanitize(text)}\n")

@@ -7,6 +7,7 @@ failed call still gets exactly one result, so the conversation stays well-formed
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -59,6 +60,8 @@ class ApprovalPolicy:
 class Outcome:
     content: str  # what the model gets
     status: str  # ran | declined | error | interrupted
+    exit_code: int | None = None  # a command's, where it reports one
+    elapsed: float = 0.0  # seconds it ran
 
 
 class Toolbox:
@@ -84,12 +87,18 @@ class Toolbox:
             sink.tool_call(call, Preview(call.arguments[:200]))
             return Outcome(f"error: {e}", "error")
         sink.tool_call(call, preview)
-        if call.name not in self.policy.always:
+        if call.name in self.policy.always:  # said once, where it shows: nothing runs unannounced
+            why = "pre-approved" if call.name in self.policy.preapproved else "always, this session"
+            sink.notice(f"{call.name} runs without asking ({why})")
+        else:
             decision = approver.ask(call, preview)
             if not decision.run:
                 reason = f" Their reason: {decision.reason}" if decision.reason else ""
                 return Outcome(f"The user declined to run this {call.name} call.{reason}", "declined")
             if decision.always:
                 self.policy.always.add(call.name)
-        content = execute(tool, args, self.workspace)
-        return Outcome(content, "error" if content.startswith("error: ") else "ran")
+        started = time.monotonic()
+        with sink.tool_running(call):
+            content = execute(tool, args, self.workspace)
+        code = tool.exit_code(content) if tool.exit_code else None
+        return Outcome(content, "error" if content.startswith("error: ") else "ran", code, time.monotonic() - started)

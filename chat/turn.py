@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -31,6 +32,9 @@ class Sink(Protocol):
     def tool_call(self, call: ToolCall, preview) -> None:
         """A call the model made, with its preview, before it is approved and run."""
 
+    def tool_running(self, call: ToolCall) -> AbstractContextManager:
+        """Held while an approved call runs (to show how long it has been running)."""
+
     def tool_result(self, call: ToolCall, outcome) -> None:
         """What the call gave the model."""
 
@@ -44,6 +48,7 @@ class NullSink:
     def event(self, event: Event) -> None: ...
     def end(self, result: "TurnResult") -> None: ...
     def tool_call(self, call: ToolCall, preview) -> None: ...
+    def tool_running(self, call: ToolCall) -> AbstractContextManager: return nullcontext()
     def tool_result(self, call: ToolCall, outcome) -> None: ...
     def notice(self, text: str) -> None: ...
 

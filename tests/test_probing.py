@@ -5,12 +5,13 @@ from fake_backend import Reply
 from gridchat.chat import branching
 from gridchat.chat.config import Settings
 from gridchat.chat.session import Session
+from gridchat.chat.turn import NullSink
 from gridchat.personas import load_personas
 
 PERSONAS = load_personas()
 
 
-class Quiet:
+class Quiet(NullSink):
     def __init__(self):
         self.notices = []
 

@@ -11,6 +11,7 @@ from fake_backend import ToolCall as FakeCall
 from gridchat.chat.config import Settings
 from gridchat.chat.session import Session
 from gridchat.chat.toolbox import Decision
+from gridchat.chat.turn import NullSink
 from gridchat.personas import load_personas
 
 FORMATS = [("vllm", "chat"), ("llamacpp", "chat"), ("vllm", "responses"), ("llamacpp", "responses")]
@@ -31,7 +32,7 @@ class Answers:
         return {"y": Decision(True), "a": Decision(True, always=True)}.get(answer) or Decision(False, reason=answer[2:])
 
 
-class Recorder:
+class Recorder(NullSink):
     def __init__(self):
         self.calls, self.outcomes, self.notices = [], [], []
 

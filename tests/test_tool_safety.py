@@ -21,6 +21,7 @@ from fake_backend import Reply
 from fake_backend import ToolCall as FakeCall
 from gridchat.chat.events import ToolCall
 from gridchat.chat.toolbox import ApprovalPolicy, Decision, Toolbox
+from gridchat.chat.turn import NullSink
 from gridchat.tools import TOOLS, Workspace, execute, parse_call
 
 LONG_NAME = "n" * 300
@@ -38,7 +39,7 @@ class Yes:
         return Decision(True)
 
 
-class Quiet:
+class Quiet(NullSink):
     def event(self, event): pass
     def end(self, result): pass
     def tool_call(self, call, preview): pass

@@ -48,6 +48,8 @@ class Tool:
     # Raises ToolError for a call bound to fail (a path outside the workspace): refused before
     # the user is asked, since there is nothing to approve.
     check: Callable[[Args, "Workspace"], None] | None = None
+    # The exit code a result reports, for tools that run commands (shown with the result).
+    exit_code: Callable[[str], int | None] | None = None
 
     def schema(self) -> dict:
         """The argument model's JSON schema, in the plain shape tool-call parsers and grammars

@@ -118,6 +118,15 @@ def check(args: BashArgs, ws: Workspace) -> None:
         raise ToolError("command contains a NUL byte, which no command line can hold")
 
 
+def exit_code(result: str) -> int | None:
+    """The exit code ``run``'s result ends with; None where it ended otherwise (killed, timed out)."""
+    tail = result.rstrip().rsplit("\n", 1)[-1]
+    if tail.startswith("[exit code ") and tail.endswith("]"):
+        number = tail[len("[exit code "):-1]
+        return int(number) if number.isdigit() else None
+    return None
+
+
 TOOL = Tool(
     name="bash",
     description="Run a bash command in the workspace directory (no stdin). Output is capped, keeping "
@@ -126,4 +135,5 @@ TOOL = Tool(
     preview=preview,
     run=run,
     check=check,
+    exit_code=exit_code,
 )

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
 from ...personas import GRID
 from ..conversation import PARAMS
+from ..errors import ConfigError
 from ..sanitize import sanitize
 from ..sinks import format_stats
-from .registry import COMMANDS, EXIT, command, line
+from .registry import COMMANDS, EXIT, command, line, number
 
 if TYPE_CHECKING:
     from .context import SlashContext
@@ -180,6 +182,17 @@ def _tools(ctx: "SlashContext", arg: str):
                       Text(tool.description.split(". ")[0], style="dim"))
     ctx.console.print(table)
     ctx.console.print(line((f"workspace: {toolbox.workspace.root}", "dim")))
+
+
+@command("/expand", "/expand [N]", "show the whole output of the last tool call (N: the Nth from last)", "/expand 2")
+def _expand(ctx: "SlashContext", arg: str):
+    results = [m for m in ctx.session.conversation.messages if m.role == "tool"]
+    n = number(arg) if arg else 1
+    if not results or n is None or not 1 <= n <= len(results):
+        raise ConfigError(f"no tool output to show{'' if not results else f' (1 to {len(results)})'}")
+    message = results[-n]
+    ctx.console.print(line((f"{message.name} · the whole output", "dim")))
+    ctx.console.print(Padding(Text(sanitize(message.content)), (0, 4)))
 
 
 @command("/approvals", "/approvals reset", "ask again before every tool call (undoes a(lways) and --approve)",
