@@ -109,6 +109,8 @@ def load_yaml(path: Path) -> tuple[object, Lines]:
             data = None if node is None else _construct(node, loader, (), lines, path, _Budget(path))
         finally:
             loader.dispose()
+    except ValueError as e:  # a constructor's own: an integer too long to convert, a bad date …
+        raise DataFileError(f"{path}: not a value YAML can read: {str(e).splitlines()[0][:120]}") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f":{mark.line + 1}" if mark else ""

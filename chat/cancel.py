@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-__all__ = ["CancelToken", "Cancelled", "Terminated", "current", "terminate", "terminated"]
+__all__ = ["CancelToken", "Cancelled", "Terminated", "current", "streaming", "terminate", "terminated"]
 
 
 class Cancelled(Exception):
@@ -41,6 +41,14 @@ def terminate(signum: int) -> None:
 def terminated() -> int | None:
     """The signal that asked the client to leave, if one did."""
     return _terminated[0] if _terminated else None
+
+
+_streams = [0]  # turns streaming now, in any thread
+
+
+def streaming() -> bool:
+    """Whether a reply is streaming (stopping it keeps what came; nothing else needs stopping)."""
+    return _streams[0] > 0
 
 
 class CancelToken:
@@ -87,9 +95,11 @@ class CancelToken:
     def active(self) -> Iterator["CancelToken"]:
         """Make this the token of the current thread's turn (for the HTTP transport)."""
         reset = current.set(self)
+        _streams[0] += 1
         try:
             yield self
         finally:
+            _streams[0] -= 1
             current.reset(reset)
 
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from .. import __version__
-from .cancel import terminate, terminated
+from .cancel import streaming, terminate, terminated
 from .sanitize import valid_text
 
 __all__ = ["main", "parser"]
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
     except Exception as exc:  # only a bug of ours gets here (known errors are ChatErrors): say it is one
-        if os.environ.get("GRIDCHAT_DEBUG"):
+        if os.environ.get("GRIDCHAT_DEBUG", "0") not in ("", "0"):
             raise
         print(f"chat: internal error (a bug in gridchat): {type(exc).__name__}: {exc}. Everything said so far is "
               "in the session's transcript (chat --resume goes on); GRIDCHAT_DEBUG=1 shows the traceback",
@@ -129,6 +129,10 @@ def _end_tools_on_hangup() -> None:
         from ..tools.processes import end_all
 
         end_all()
+        # Nothing streaming (a closed window at the prompt), or asked twice: go now. Every event is
+        # already on disk; there is nothing to save and, with the window gone, no terminal to restore.
+        if terminated() is not None or (signum == signal.SIGHUP and not streaming()):
+            os._exit(128 + signum)
         terminate(signum)
 
     for sig in (signal.SIGTERM, signal.SIGHUP):
@@ -203,9 +207,10 @@ def _resumed(directory, wanted: str, personas):
 
     saved = list_sessions(directory)
     if wanted == "latest":
-        if not saved:
+        readable = [s for s in saved if s.readable]
+        if not readable:
             raise TranscriptError(f"no saved sessions in {directory}")
-        path = saved[0].path
+        path = readable[0].path
     else:
         matches = [s.path for s in saved if s.id.startswith(wanted)] or \
             ([Path(wanted)] if Path(wanted).is_file() else [])

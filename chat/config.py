@@ -140,6 +140,8 @@ def check(name: str, value):
     """``value`` as setting ``name`` takes it (strings are converted); ValueError saying what it must be."""
     if name not in Settings.model_fields:
         raise ValueError(f"unknown setting {name!r} (known: {', '.join(Settings.model_fields)})")
+    if isinstance(value, bool) and Settings.model_fields[name].annotation is not bool:
+        raise ValueError(RULES.get(name) or "must not be true or false")  # YAML's `true` is no number
     try:
         return getattr(Settings(**{name: value}), name)
     except ValidationError as e:

@@ -107,13 +107,20 @@ _NUM = r"([\d,]+)"
 
 
 def _int(text: str | None) -> int | None:
-    return int(text.replace(",", "")) if text else None
+    """A token count from an error message ("8,192"); None when it isn't a believable one."""
+    digits = (text or "").replace(",", "")
+    return int(digits) if digits.isdigit() and len(digits) <= 12 else None
+
+
+def _count(value: object) -> int | None:
+    """A token count from an error body's field, if it is one."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**12 else None
 
 
 def _context_exceeded(message: str, body: dict, status: int | None) -> ContextExceeded:
     """Build the error with the sizes, from llama-server's fields or vLLM's (changing) wording."""
-    window = body.get("n_ctx")
-    prompt = body.get("n_prompt_tokens")
+    window = _count(body.get("n_ctx"))
+    prompt = _count(body.get("n_prompt_tokens"))
     if window is None:
         m = re.search(r"context length is (?:only )?" + _NUM, message)
         window = _int(m.group(1)) if m else None

@@ -18,8 +18,10 @@ whatever a failed write managed to put on disk is truncated away.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +47,8 @@ def _why(error: ValidationError) -> str:
 def read_log(path: Path, schemas: Mapping[str, type[BaseModel]] = {}) -> LogRead:
     """Every readable event of the file, validated against ``schemas`` (event name → model; events
     of other names pass as they are). OSError if the file can't be read at all."""
+    if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO would block the read for ever
+        raise IsADirectoryError(errno.EISDIR if Path(path).is_dir() else errno.EINVAL, "not a regular file", str(path))
     data = Path(path).read_bytes().removeprefix(b"\xef\xbb\xbf")  # a byte order mark an editor added
     out = LogRead()
     lines = data.split(b"\n")

@@ -93,8 +93,10 @@ def _fresh_answer(question, default: str) -> str:
     """A line typed after ``question`` is on screen (type-ahead discarded); ``default`` on Ctrl-D."""
     from prompt_toolkit import prompt
 
+    if terminated():  # chat is leaving (SIGTERM): nobody is there to answer
+        raise KeyboardInterrupt
     try:
-        return prompt(question, pre_run=_discard_type_ahead).strip()
+        return prompt(question, pre_run=_discard_type_ahead, key_bindings=_no_mouse()).strip()
     except EOFError:
         return default
 
@@ -112,8 +114,19 @@ def _discard_type_ahead() -> None:
     clear_typeahead(get_app().input)  # keys an earlier prompt read but did not use
 
 
-def _key_bindings() -> KeyBindings:
+def _no_mouse() -> KeyBindings:
+    """Mouse reports are ignored: chat asks for none, and prompt_toolkit's own parser of them fails on
+    look-alike sequences (a pasted ``ESC[41m``) with an "Unhandled exception" screen."""
+    from prompt_toolkit.keys import Keys
+
     kb = KeyBindings()
+    kb.add(Keys.Vt100MouseEvent)(lambda event: None)
+    kb.add(Keys.WindowsMouseEvent)(lambda event: None)
+    return kb
+
+
+def _key_bindings() -> KeyBindings:
+    kb = _no_mouse()
 
     @kb.add("escape", "enter")  # Alt-Enter (or Esc, Enter): a new line instead of sending
     def _(event):
@@ -238,11 +251,13 @@ class Repl:
                             interactive=True)
 
     def ask(self, question: str) -> str | None:
-        """A one-line answer from the user; None for Ctrl-C or Ctrl-D."""
+        """A one-line answer from the user; None for Ctrl-C or Ctrl-D, and once chat is leaving."""
         from prompt_toolkit import prompt
 
+        if terminated():
+            return None
         try:
-            return prompt(question).strip()
+            return prompt(question, key_bindings=_no_mouse()).strip()
         except (EOFError, KeyboardInterrupt):
             return None
 
@@ -280,6 +295,8 @@ def _history(path, warn):
         return InMemoryHistory()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists() and not path.is_file():  # a FIFO would block the prompt for ever
+            raise OSError(0, "not a regular file")
         with open(path, "ab"):
             pass
     except OSError as e:

@@ -7,6 +7,7 @@ import os
 from ..personas import Persona, custom
 from ..tools import TOOLS, Workspace
 from .backends import Backend, Request, ToolSpec, make_backend, make_client
+from .cancel import terminated
 from .config import Settings, check
 from .conversation import PARAMS, Conversation, Message
 from .detect import LOCAL_CANDIDATES, VLLM, ServerInfo, detect, find_local
@@ -204,7 +205,7 @@ class Session:
                 result = self.exchange(sink, approver)
         except KeyboardInterrupt:  # a second Ctrl-C while the reply was being wrapped up
             result = TurnResult(Message("assistant"), TurnStats(), interrupted=True)
-        if self.conversation.head == message.id:
+        if self.conversation.head == message.id and not terminated():  # leaving: keep it for --resume to offer
             self.conversation.withdraw(message)
             result.withdrawn = True
         return result

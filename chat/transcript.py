@@ -299,6 +299,7 @@ class SessionInfo:
     personas: list[str]
     first: str  # the first user message
     problem: str = ""  # why it could not be read, or what was skipped: shown, never hidden
+    readable: bool = True  # False: nothing in it can be resumed
 
 
 def list_sessions(directory: Path) -> list[SessionInfo]:
@@ -312,7 +313,7 @@ def list_sessions(directory: Path) -> list[SessionInfo]:
         try:
             events, problems = read_events(path)
         except TranscriptError as e:
-            out.append(SessionInfo(path.stem, path, modified, 0, [], "", str(e).removeprefix(f"{path}: ")))
+            out.append(SessionInfo(path.stem, path, modified, 0, [], "", str(e).removeprefix(f"{path}: "), False))
             continue
         restored = replay(events, {}, path)
         nodes = restored.conversation.nodes

@@ -414,3 +414,143 @@ def test_sigterm_mid_reply_keeps_what_was_shown(fake, term, isolated_env):
     (path,) = (isolated_env / "data" / "gridchat" / "sessions").glob("*.jsonl")
     replies = [m for m in load_transcript(path, {}).conversation.nodes if m.role == "assistant"]
     assert len(replies) == 1 and replies[0].interrupted and replies[0].content.startswith("word word word")
+
+
+@pytest.mark.parametrize("keys", [b"\x1b[41m", b"\x1b[1;2m", b"\x1b[5M", b"\x1b[M\xff\xff\xff", b"\x1b[<0;1;1M"],
+                         ids=["SGR", "SGR 2", "CSI M", "X10 mouse", "SGR mouse"])
+def test_stray_escape_sequences_at_the_prompt(fake, term, keys):
+    fb = fake("vllm")
+    t = term(fb)
+    t.wait_prompt("none")
+    t.raw(keys)
+    t.type("hello")
+    t.keys("Enter")
+    t.wait_for("Echo:")
+    screen = t.screen()
+    assert "Unhandled exception" not in screen and "Traceback" not in screen and t.alive()
+
+
+# -- the second adversarial pass ---------------------------------------------------------------------------
+
+def test_a_header_that_is_not_ascii(fake):
+    fb = fake("vllm")
+    fb.script(Reply(raw_events=[json.dumps({"choices": [{"index": 0, "delta": {"content": "fine"},
+                                                          "finish_reason": "stop"}]}), "[DONE]"],
+                    headers={"X-Note": "caf\xe9"}))
+    r = chat("--base-url", fb.base_url, "-p", "hi")
+    clean_failure_or_success(r)
+    assert r.returncode == 0 and r.stdout.decode().strip() == "fine"
+
+
+@pytest.mark.parametrize("error", [
+    {"message": "This model's maximum context length is 4096 tokens. However, you requested 1" + "0" * 5000
+                + " tokens (1" + "0" * 5000 + " in the messages, 0 in the completion).", "type": "BadRequestError"},
+    {"message": "This model's maximum context length is , tokens. However, you requested , tokens (, in the "
+                "messages).", "type": "BadRequestError"},
+    {"message": "request exceeds the available context size", "type": "exceed_context_size_error", "n_ctx": "abc",
+     "n_prompt_tokens": "lots"},
+    {"message": "request exceeds the available context size", "type": "exceed_context_size_error", "n_ctx": {},
+     "n_prompt_tokens": [1]},
+], ids=["5000 digits", "commas", "words", "shapes"])
+def test_context_errors_with_nonsense_numbers(fake, error):
+    fb = fake("vllm")
+    fb.script(Reply(status=400, error={"error": {**error, "code": 400}}))
+    r = chat("--base-url", fb.base_url, "-p", "hi")
+    assert r.returncode == 1 and "context exceeded" in clean_failure_or_success(r)
+
+
+def test_inputs_with_thousands_of_digits(fake, term, isolated_env):
+    digits = "9" * 5000
+    fb = fake("vllm")
+    t = term(fb)
+    t.wait_prompt("none")
+    t.line("hello")
+    t.wait_for("Echo: hello")
+    for command in (f"/retry {digits}", f"/switch {digits}", f"/expand {digits}"):
+        t.wait_prompt("none")
+        before = t.screen().count("error:")
+        t.line(command)
+        t.wait(lambda: t.screen().count("error:") > before, f"the error line for {command[:10]}")
+    assert "internal error" not in t.screen() and t.alive()
+    write(isolated_env / "config/gridchat/config.yaml", f"temperature: 0.5\nmax_tokens: {digits}\n")
+    r = chat("--base-url", fb.base_url, "-p", "hi")
+    assert r.returncode == 0 and "config.yaml" in clean_failure_or_success(r)
+
+
+def test_yaml_booleans_are_no_numbers(fake, isolated_env):
+    fb = fake("vllm")
+    path = write(isolated_env / "config/gridchat/config.yaml", "max_tokens: true\ntemperature: false\n")
+    r = chat("--base-url", fb.base_url, "-p", "hi")
+    err = r.stderr.decode()
+    assert r.returncode == 0 and f"{path}:1: max_tokens" in err and f"{path}:2: temperature" in err
+    body = fb.last_body("/chat/completions")
+    assert "max_tokens" not in body and "temperature" not in body
+
+
+def test_fifos_where_chat_reads(fake, isolated_env, tmp_path, term):
+    fb = fake("vllm")
+    sessions = isolated_env / "data" / "gridchat" / "sessions"
+    sessions.mkdir(parents=True)
+    os.mkfifo(sessions / "zz.jsonl")
+    (sessions / "dir.jsonl").mkdir()
+    r = chat("--list", timeout=15)
+    assert r.returncode == 0 and "not a regular file" in r.stdout.decode()
+    r = chat("--base-url", fb.base_url, "--resume", "-p", "hi", timeout=15)
+    assert r.returncode == 1 and "no saved sessions" in r.stderr.decode()
+    os.mkfifo(isolated_env / "data" / "gridchat" / "history")
+    fifo = tmp_path / "pipe.jsonl"
+    os.mkfifo(fifo)
+    t = term(fb)
+    t.wait_prompt("none")
+    t.line(f"/load {fifo}")
+    t.wait_for("not a regular file")
+    assert t.alive()
+
+
+def test_invisible_characters_are_shown_in_an_approval(fake, term, tmp_path):
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    fb = fake("vllm")
+    hidden = "echo hi" + "".join(chr(0xE0000 + ord(c)) for c in "; rm -rf x") + "\u200b"
+    fb.script(Reply(tool_calls=[__import__("fake_backend").ToolCall("bash", json.dumps({"command": hidden}))]),
+              Reply(text="ok"))
+    t = term(fb, "--workspace", str(ws))
+    t.wait_prompt("none")
+    t.line("go")
+    screen = "".join(t.wait_for("Run bash?").split())  # the line wraps
+    assert "⟨U+E003B⟩" in screen and "⟨U+200B⟩" in screen
+    assert "\U000E003B".encode() not in t.raw_output()
+
+
+def test_probe_run_refuses_a_file_as_its_directory_and_absurd_sizes(fake, tmp_path):
+    fb = fake("vllm")
+    (tmp_path / "file").write_text("x")
+    for args in (["--out", str(tmp_path / "file")], ["--out", str(tmp_path / "file" / "sub")],
+                 ["--samples", "1000000000"]):
+        r = chat("probe", "run", "sycophancy", "--base-url", fb.base_url, *args, timeout=30)
+        assert r.returncode == 1 and "Traceback" not in r.stderr.decode(), r.stderr
+
+
+def test_debug_zero_means_off(fake):
+    fb = fake("vllm")
+    fb.script(Reply(raw_events=["[" * 100000], headers={}))
+    r = chat("--base-url", fb.base_url, "-p", "hi", env={**os.environ, "GRIDCHAT_DEBUG": "0"})
+    assert "Traceback" not in r.stderr.decode()
+
+
+def test_sigterm_before_the_first_token_keeps_the_question(fake, term, isolated_env):
+    import signal
+
+    from gridchat.chat.transcript import load_transcript
+    from test_terminal_probing import chat_pid
+
+    fb = fake("vllm")
+    fb.script(Reply(text="late", header_delay=5))
+    t = term(fb)
+    t.wait_prompt("none")
+    t.line("a question worth keeping")
+    t.wait(lambda: any(r.method == "POST" for r in fb.requests), "the request")
+    os.kill(chat_pid(t), signal.SIGTERM)
+    assert t.wait_exit() == 128 + signal.SIGTERM
+    (path,) = (isolated_env / "data" / "gridchat" / "sessions").glob("*.jsonl")
+    assert [m.content for m in load_transcript(path, {}).conversation.messages] == ["a question worth keeping"]

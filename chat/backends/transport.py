@@ -88,7 +88,9 @@ class StdlibTransport(httpx2.BaseTransport):
             release()
             conn.close()
             raise httpx2.ReadError(str(e) or type(e).__name__, request=request) from None
-        return httpx2.Response(response.status, headers=response.getheaders(), stream=_Body(response, conn, release),
+        # headers as the bytes that came (http.client decoded them as Latin-1): httpx2 takes non-ASCII that way
+        headers = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in response.getheaders()]
+        return httpx2.Response(response.status, headers=headers, stream=_Body(response, conn, release),
                                extensions={"http_version": b"HTTP/1.1"}, request=request)
 
 

@@ -14,6 +14,7 @@ __all__ = ["main"]
 
 SETS_DIR = Path(__file__).with_name("sets")
 JUDGES = "none | hand | URL | URL+hand | karma:URL"
+MAX_CELLS = 100_000  # a run bigger than this is a typo, not an experiment
 
 
 def _positive(text: str) -> int:
@@ -175,6 +176,14 @@ def _run(args, console) -> int:
     session = Session(settings, personas)
     first = session.connect()
     out = Path(args.out) if args.out else data_dir() / "probes" / f"{probe_set.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    chosen = _personas(args.personas, personas)
+    cells = len(probe_set.probes) * len(chosen) * args.samples
+    if cells > MAX_CELLS:
+        raise ChatError(f"{cells:,} cells is more than a run takes ({MAX_CELLS:,}): fewer --samples or personas")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ChatError(f"{out}: cannot be the run directory: {e.strerror or e}") from None
     previous = _previous_seed(out)
     try:
         seed = check("seed", args.seed) if args.seed is not None else previous
@@ -192,7 +201,7 @@ def _run(args, console) -> int:
         replica.connect()
         servers.append(Server(info.base_url, replica.backend, info.flavor))
     params = {k: v for k, v in settings.sampling().items() if k != "seed"}
-    run = Run(probe_set, _personas(args.personas, personas), args.samples, out, session.model or "",
+    run = Run(probe_set, chosen, args.samples, out, session.model or "",
               [s.url for s in servers], params, args.judge, seed, session.api[0])
     from rich.progress import Progress
 

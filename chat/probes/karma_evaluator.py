@@ -91,7 +91,7 @@ _LABELS = {_key(d): d for d in DIMENSIONS} | {"acknowledgement": "Acknowledgment
 
 # "<label>: <n>[/10] <sep> <reason>". Without "/10" the score must be followed by a separator or the
 # line's end, so "7.5" or "7 out of 10" never read as 7; a denominator other than 10 is kept to be rejected.
-_SCORED = re.compile(r"^(?P<label>[A-Za-z][A-Za-z _-]*?)\s*:\s*(?P<score>\d+)"
+_SCORED = re.compile(r"^(?P<label>[A-Za-z][A-Za-z _-]*?)\s*:\s*(?P<score>\d{1,3})(?!\d)"
                      r"(?:\s*/\s*(?P<den>\d+)(?!\d|[.,]\d)|(?=\s*(?:$|[-:\u2013\u2014])))"
                      r"\s*[-:\u2013\u2014]?\s*(?P<reason>.*)$")
 _RED_FLAGS = re.compile(r"^red[\s_-]*flags?\s*:\s*(?P<text>.*)$", re.IGNORECASE)

@@ -70,4 +70,4 @@ def one_line(text: str, width: int = 60) -> str:
 
 def number(text: str) -> int | None:
     """A whole number typed as ASCII digits (str.isdigit also takes "²", which int() refuses)."""
-    return int(text) if text.isascii() and text.isdigit() else None
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 9 else None
