@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import time
+import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -48,6 +49,17 @@ def _root(base_url: str) -> str:
 MAX_BODY = 8 * 1024 * 1024  # a model list or /props bigger than this is not one
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is an error here: following one would send the API key to another host."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        raise urllib.error.HTTPError(req.full_url, code, f"the server redirects to {newurl}: use that address",
+                                     headers, fp)
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
 def _get_json(url: str, api_key: str | None, timeout: float):
     """The JSON at ``url``; the whole answer must come within ``timeout`` (a server dripping one byte
     at a time would otherwise never time out: the socket's timeout is per read)."""
@@ -55,7 +67,7 @@ def _get_json(url: str, api_key: str | None, timeout: float):
     if api_key:
         request.add_header("Authorization", f"Bearer {api_key}")
     deadline = time.monotonic() + timeout
-    with urllib.request.urlopen(request, timeout=timeout) as response:
+    with _OPENER.open(request, timeout=timeout) as response:
         body = b""
         while chunk := response.read1(65536):
             body += chunk

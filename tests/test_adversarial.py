@@ -554,3 +554,29 @@ def test_sigterm_before_the_first_token_keeps_the_question(fake, term, isolated_
     assert t.wait_exit() == 128 + signal.SIGTERM
     (path,) = (isolated_env / "data" / "gridchat" / "sessions").glob("*.jsonl")
     assert [m.content for m in load_transcript(path, {}).conversation.messages] == ["a question worth keeping"]
+
+
+def test_detection_never_follows_a_redirect_with_the_key(fake):
+    import http.server
+    import threading
+
+    other = fake("vllm", api_key="sk-secret")  # would answer the key, if it were sent there
+
+    class Redirect(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(307)
+            self.send_header("Location", other.base_url + "/models")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        r = chat("--base-url", f"http://127.0.0.1:{server.server_address[1]}/v1", "--api-key", "sk-secret", "-p", "hi")
+    finally:
+        server.shutdown()
+    assert r.returncode == 1 and "redirects" in clean_failure_or_success(r)
+    assert not [q for q in other.requests if q.header("Authorization")]
