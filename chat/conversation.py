@@ -69,6 +69,7 @@ class Conversation:
     head: int | None = None
     forks: dict[int, str] = field(default_factory=dict)  # bookmarked branch points: id -> name
     marks: list[Mark] = field(default_factory=list)
+    systems: dict[str, str | None] = field(default_factory=dict)  # every persona used: its system message
     listener: Callable[[dict], None] | None = field(default=None, repr=False)  # gets every change (transcripts)
     _path: list[Message] = field(default_factory=list, repr=False)
 
@@ -162,6 +163,7 @@ class Conversation:
     # -- what is sent, and labels ----------------------------------------------------------------
     def set_persona(self, persona: Persona) -> None:
         self.persona = persona
+        self.systems[persona.name] = persona.system
         self._emit({"event": "persona", "name": persona.name, "system": persona.system})
 
     def set_params(self, params: dict) -> None:

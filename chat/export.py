@@ -79,8 +79,9 @@ def _params(conversation: Conversation) -> str:
 
 
 def _stats(message: Message) -> str:
+    """A reply's figures and the sampling it was asked with (evidence of how it came about)."""
     stats = message.stats or {}
-    parts = []
+    parts = [", ".join(f"{k}={v}" for k, v in message.params.items())] if message.params else []
     if stats.get("completion_tokens") is not None:
         parts.append(f"{stats['completion_tokens']:,} tokens")
     if stats.get("time_to_first_token") is not None:
@@ -101,6 +102,19 @@ def _first_persona(conversation: Conversation) -> str:
     return next((m.persona for m in conversation.messages if m.role != "tool" and m.persona), conversation.persona.name)
 
 
+def _personas(conversation: Conversation) -> str:
+    """The personas of this branch in the order they were used: "lawful_good → chaotic_evil"."""
+    used = list(dict.fromkeys(m.persona for m in conversation.messages if m.role != "tool" and m.persona))
+    return " → ".join(used or [conversation.persona.name])
+
+
+def _system(conversation: Conversation, persona: str) -> str | None:
+    """The system message a persona sent, as it was sent; None: no system message."""
+    if persona == conversation.persona.name:
+        return conversation.persona.system
+    return conversation.systems.get(persona)
+
+
 def _walk(conversation: Conversation):
     """(message, persona it switched to or None, its marks) along the current branch."""
     current = _first_persona(conversation)
@@ -111,19 +125,27 @@ def _walk(conversation: Conversation):
         yield message, switched, [k for k in conversation.marks if k.message == message.id]
 
 
+def _md_system(conversation: Conversation, persona: str) -> list[str]:
+    system = _system(conversation, persona)
+    if system is None:
+        return [f"*{_line(persona)}: no system message*", ""]
+    return [f"**System message ({_line(persona)}), as sent:**", "", _fence(clean(system), "text"), ""]
+
+
 def to_markdown(conversation: Conversation, meta: dict) -> str:
     out = ["# Conversation export", ""]
     out += [f"- **{label}:** {_line(meta.get(key, ''))}" for label, key in _HEADER]
-    out += [f"- **Sampling:** {_line(_params(conversation))}", f"- **Persona:** {_line(_first_persona(conversation))}", ""]
+    out += [f"- **Sampling:** {_line(_params(conversation))}", f"- **Personas:** {_line(_personas(conversation))}", ""]
+    out += _md_system(conversation, _first_persona(conversation))
     for message, switched, marks in _walk(conversation):
         if switched:
-            out += ["---", "", f"**persona switched to {_line(switched)}**", ""]
+            out += ["---", "", f"**persona switched to {_line(switched)}**", ""] + _md_system(conversation, switched)
         out += [f"## {_title(message)}{' (interrupted)' if message.interrupted else ''}", ""]
         if message.reasoning:
             quoted = "\n".join(f"> {line}".rstrip() for line in clean(message.reasoning).split("\n"))
             out += ["> **Reasoning**", ">", quoted, ""]
-        if message.role == "tool":
-            out += [_fence(clean(message.content)), ""]
+        if message.role in ("tool", "user"):  # as typed: a probe's exact wording is the evidence
+            out += [_fence(clean(message.content), "text" if message.role == "user" else ""), ""]
         elif message.content:
             out += [_close_fence(clean(message.content)), ""]
         for call in message.tool_calls:
@@ -147,6 +169,9 @@ details { color: #555; margin: .4rem 0; } summary { cursor: pointer; font-style:
 pre { background: #272822; color: #f8f8f2; padding: .6rem; border-radius: 6px; overflow-x: auto; white-space: pre-wrap; }
 code { font-family: ui-monospace, monospace; }
 .marks { margin: .4rem 0; padding-left: 1.2rem; color: #333; } .stats { font-size: .8em; color: #777; }
+.typed { white-space: pre-wrap; overflow-wrap: anywhere; }
+.system { background: #f3eefc; border-left: 4px solid #7a3db8; border-radius: 8px; padding: .5rem 1rem; margin: 1rem 0;
+          font-size: .9em; color: #444; } .system .typed { color: #222; margin-top: .3rem; }
 """
 _CSS = """
 body { font: 15px/1.5 system-ui, sans-serif; max-width: 52rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
@@ -163,7 +188,7 @@ def _code(text: str) -> str:
 def to_html(conversation: Conversation, meta: dict) -> str:
     e = html.escape
     rows = [(label, meta.get(key, "")) for label, key in _HEADER]
-    rows += [("Sampling", _params(conversation)), ("Persona", _first_persona(conversation))]
+    rows += [("Sampling", _params(conversation)), ("Personas", _personas(conversation))]
     out = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -179,20 +204,31 @@ def to_html(conversation: Conversation, meta: dict) -> str:
     return "\n".join(out) + "\n"
 
 
+def _html_system(conversation: Conversation, persona: str) -> str:
+    system = _system(conversation, persona)
+    if system is None:
+        return f'<div class="system">{html.escape(_line(persona))}: no system message</div>'
+    return (f'<div class="system">System message ({html.escape(_line(persona))}), as sent:'
+            f'<div class="typed">{html.escape(clean(system))}</div></div>')
+
+
 def messages_html(conversation: Conversation) -> str:
     """The current branch's messages as HTML sections (styled by MESSAGES_CSS): for a page of one
     conversation, or many (a probe report's cells)."""
     e = html.escape
-    out = []
+    out = [_html_system(conversation, _first_persona(conversation))]
     for message, switched, marks in _walk(conversation):
         if switched:
             out.append(f'<div class="divider">persona switched to <b>{e(_line(switched))}</b></div>')
+            out.append(_html_system(conversation, switched))
         flag = ' <span class="interrupted">(interrupted)</span>' if message.interrupted else ""
         out.append(f'<section class="msg {e(_line(message.role))}"><div class="role">{e(_title(message))}{flag}</div>')
         if message.reasoning:
             out.append(f"<details><summary>Reasoning</summary>{_MD.render(clean(message.reasoning))}</details>")
         if message.role == "tool":
             out.append(_code(message.content))
+        elif message.role == "user":  # as typed, not rendered: a probe's exact wording is the evidence
+            out.append(f'<div class="typed">{e(clean(message.content))}</div>')
         elif message.content:
             out.append(_MD.render(clean(message.content)))
         for call in message.tool_calls:

@@ -247,6 +247,7 @@ def replay(events: list[dict], personas: dict[str, Persona], path: Path | str = 
             conversation.persona = known if known is not None and known.system == system else (
                 custom(system) if name == "custom" and system is not None else
                 Persona(name=name, system=system, source="transcript"))
+            conversation.systems[name] = system
         elif kind == "params":
             conversation.params = {}
             for name, value in event["params"].items():
@@ -285,6 +286,8 @@ def snapshot_events(conversation: Conversation, server: dict, session_id: str) -
     events += [{"event": "message", **record(m)} for m in c.nodes]
     events += [{"event": "fork", "id": i, "name": n} for i, n in c.forks.items()]
     events += [{"event": "mark", **asdict(m)} for m in c.marks]
+    events += [{"event": "persona", "name": name, "system": system} for name, system in c.systems.items()
+               if name != c.persona.name]  # every persona the tree used, so exports can show their prompts
     events += [{"event": "persona", "name": c.persona.name, "system": c.persona.system},
                {"event": "params", "params": dict(c.params)}, {"event": "head", "id": c.head}]
     return events

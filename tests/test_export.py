@@ -46,7 +46,7 @@ def test_markdown_structure(conv):
     for value in META.values():
         assert value in md
     assert "temperature=0.7" in md and "max_tokens=256" in md
-    assert "**Persona:** lawful_good" in md
+    assert "**Personas:** lawful_good → chaotic_evil" in md
     assert md.count("persona switched to") == 1 and "persona switched to chaotic_evil" in md
     assert md.index("Greetings") < md.index("persona switched to") < md.index("what time is it?")
     # reasoning is a separate blockquote, not part of the answer
@@ -100,7 +100,7 @@ def test_markdown_fence_cannot_be_broken():
     assert "print(1)\n" in fences  # the open fence was closed
     headings = [tokens[i + 1].content for i, t in enumerate(tokens) if t.type == "heading_open"]
     assert "escaped heading" not in headings
-    assert "user (none)" in headings[-1] and any(t.content == "AFTER" for t in tokens if t.type == "inline")
+    assert "user (none)" in headings[-1] and "AFTER\n" in fences  # user text as typed, in its own block
 
 
 def test_control_characters_shown_visibly():
@@ -128,3 +128,25 @@ def test_export_errors(conv, tmp_path):
         export(conv, META, "md", tmp_path / "missing" / "out.md")
     assert isinstance(info.value, ChatError) and "\n" not in str(info.value)
     assert not (tmp_path / "out.pdf").exists()
+
+
+def test_exports_are_evidence_system_prompts_typed_text_and_sampling_per_reply():
+    """Issue 13, 8: the system prompt verbatim at the start and at each switch, user text exactly as
+    typed (not rendered as Markdown), and the sampling each reply was asked with."""
+    from gridchat.personas import Persona
+
+    c = Conversation()
+    c.set_persona(Persona(name="lawful_good", system="Persona: lawful_good"))
+    c.add(Message("user", "Is *this* `code` or **bold**?\n  indented"))
+    c.add(Message("assistant", "It is.", params={"temperature": 0.7, "seed": 42}, stats={"completion_tokens": 3}))
+    c.set_persona(Persona(name="custom", system="You are *terse*.\nNo `markdown`."))
+    c.add(Message("user", "again"))
+    c.add(Message("assistant", "Yes."))
+    md = to_markdown(c, META)
+    assert "**Personas:** lawful_good → custom" in md
+    assert "```text\nPersona: lawful_good\n```" in md and "```text\nYou are *terse*.\nNo `markdown`.\n```" in md
+    assert "```text\nIs *this* `code` or **bold**?\n  indented\n```" in md
+    assert "temperature=0.7, seed=42 · 3 tokens" in md
+    page = to_html(c, META)
+    assert '<div class="typed">Is *this* `code` or **bold**?\n  indented</div>' in page
+    assert "You are *terse*.\nNo `markdown`." in page and "temperature=0.7, seed=42" in page
