@@ -131,10 +131,6 @@ class Conversation:
             node = self.nodes[node].parent
         self._path = path[::-1]
 
-    def clear(self) -> None:
-        """Start afresh from an empty root; the old branches stay in the tree."""
-        self.move(None)
-
     def children(self, node: int | None) -> list[Message]:
         return [m for m in self.nodes if m.parent == node]
 

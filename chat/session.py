@@ -61,6 +61,17 @@ class Session:
         self._backends: dict[str, Backend] = {}
         self.toolbox = _toolbox(settings)
 
+    def clear(self) -> None:
+        """A fresh tree, keeping the persona and parameters; the transcript keeps the old one."""
+        old = self.conversation
+        self.conversation = Conversation(persona=old.persona, params=dict(old.params), systems=dict(old.systems),
+                                         listener=old.listener)
+        if self.transcript is not None:
+            self.transcript.write({"event": "reset", "from": "/clear"})
+            self.transcript.write({"event": "persona", "name": old.persona.name, "system": old.persona.system})
+            self.transcript.write({"event": "params", "params": dict(old.params)})
+        self.last_stats = None
+
     def load(self, restored: Restored, source: str) -> None:
         """Replace the conversation with a loaded one (/load); this session's transcript records the
         load and goes on being the truth."""

@@ -122,7 +122,7 @@ def test_retry_regenerates_from_the_same_history_and_keeps_the_old_reply(fake, t
     rows = branch_rows(t, "lawful_evil")
     assert len(rows) == 2, rows
     assert [current for current, _, _ in rows] == [False, True], rows
-    assert all("what is honour" in rest for _, _, rest in rows), rows
+    assert "first answer xylo" in rows[0][2] and "second answer quartz" in rows[1][2], rows
 
     # going on: the new reply is the one in the history, not the old one
     send(t, "lawful_evil", "and then", "Echo: and then")
@@ -279,7 +279,7 @@ def test_switch_rejects_a_bad_branch_number(fake, term):
     send(t, "none", "only one", "Echo: only one")
     for bad in ("/switch 2", "/switch 0", "/switch x"):
         out = command(t, "none", bad)
-        assert "error: usage: /switch N with N from 1 to 1" in out, out
+        assert "error: usage: /switch N|NAME with N from 1 to 1" in out, out
     send(t, "none", "still here", "Echo: still here")
     assert fb.last_body("/chat/completions")["messages"] == [
         user("only one"), assistant("Echo: only one"), user("still here")]
@@ -304,7 +304,7 @@ def test_fork_then_switch_back_continues_from_the_fork_point(fake, term):
     base = [(n, rest) for _, n, rest in rows if rest.split()[0] == "base"]
     assert len(base) == 1, rows
     number, rest = base[0]
-    assert rest.split()[1] == "2" and "exchange one" in rest, rest  # 2 messages: exchange one
+    assert rest.split()[1:3] == ["lawful_neutral", "2"] and "exchange one" in rest, rest  # its persona, 2 messages
 
     out = command(t, "lawful_neutral", f"/switch {number}")
     assert f"on branch {number}" in out and "Echo: exchange one" in out, out
@@ -535,7 +535,7 @@ def test_save_clear_load_and_export(fake, term, tmp_path):
     out = command(t, "neutral_good", f"/save {saved}")
     assert f"saved 2 messages to {saved}" in out, out
     assert saved.is_file()
-    assert "conversation cleared" in command(t, "neutral_good", "/clear")
+    assert "a fresh conversation" in command(t, "neutral_good", "/clear")
     send(t, "neutral_good", "fresh start", "Echo: fresh start")
     assert fb.last_body("/chat/completions")["messages"] == [system("neutral_good"), user("fresh start")]
 
@@ -657,3 +657,30 @@ def test_judge_scores_the_last_reply_with_the_karma_evaluator(fake, term):
     body = evaluator.last_body("/chat/completions")
     assert "grammar" in body  # a llama-server judge gets the evaluator's grammar
     assert "AI response: Echo: Should I tell my friend the truth?" in body["messages"][1]["content"]
+
+
+def test_branches_tell_replies_apart_switch_by_name_and_clear_starts_afresh(fake, term, isolated_env):
+    """Issue 13, 5: each branch with its persona, its last reply's first words and its mark; /switch
+    takes a fork's name; /clear starts a fresh tree (the old one stays in the transcript)."""
+    fb = fake("vllm")
+    fb.script(Reply(text="first answer aardvark"), Reply(text="second answer zebra"))
+    t = term(fb, "--persona", "lawful_evil")
+    t.wait_prompt("lawful_evil")
+    send(t, "lawful_evil", "what is honour", "first answer aardvark")
+    command(t, "lawful_evil", "/fork honour-1")
+    command(t, "lawful_evil", "/mark caved too easily")
+    t.line("/retry")
+    t.wait_for("second answer zebra")
+    t.wait_prompt("lawful_evil")
+    out = command(t, "lawful_evil", "/branches")
+    assert "first answer aardvark" in out and "second answer zebra" in out and "caved" in out
+    assert out.count("lawful_evil") >= 2 and "honour-1" in out
+    command(t, "lawful_evil", "/switch honour")
+    send(t, "lawful_evil", "go on", "Echo: go on")
+    assert fb.last_body("/chat/completions")["messages"][2] == {"role": "assistant", "content": "first answer aardvark"}
+    command(t, "lawful_evil", "/clear")
+    assert "no messages yet" in command(t, "lawful_evil", "/branches")
+    send(t, "lawful_evil", "new start", "Echo: new start")
+    assert fb.last_body("/chat/completions")["messages"] == [system("lawful_evil"), user("new start")]
+    (path,) = sessions_dir(isolated_env).glob("*.jsonl")
+    assert "aardvark" in path.read_text()  # the old tree is still in the transcript

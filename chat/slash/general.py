@@ -155,11 +155,11 @@ def status_table(ctx: "SlashContext") -> Table:
     return table
 
 
-@command("/clear", "/clear", "forget the conversation (persona and settings stay)")
+@command("/clear", "/clear", "start a fresh conversation (persona and settings stay; the old one stays in the transcript)")
 def _clear(ctx: "SlashContext", arg: str):
-    ctx.session.conversation.clear()
-    ctx.session.last_stats = None
-    ctx.console.print(line(("conversation cleared", "dim")))
+    ctx.session.clear()
+    ctx.console.print(line(("a fresh conversation: no messages, no branches (the old ones are in the transcript)",
+                            "dim")))
 
 
 @command("/think", "/think", "toggle showing the model's reasoning")

@@ -164,25 +164,39 @@ def _fork(ctx: "SlashContext", arg: str):
     ctx.console.print(line("forked ", (name, "bold"), ("  (/branches lists branches, /switch N goes back)", "dim")))
 
 
-@command("/branches", "/branches", "every branch of the conversation, with the personas each used")
+@command("/branches", "/branches", "every branch: its persona, its last reply's first words, its mark")
 def _branches(ctx: "SlashContext", arg: str):
+    conversation = ctx.session.conversation
     table = Table(box=None, padding=(0, 2), header_style="dim")
-    for col in ("", "#", "name", "messages", "personas", "last message"):
-        table.add_column(col)
-    for b in ctx.session.conversation.branches():
-        personas = list(dict.fromkeys(m.persona for m in b.messages if m.role == "assistant" and m.persona))
-        last = next((m.content for m in reversed(b.messages) if m.role == "user"), "")
-        table.add_row("●" if b.current else "", str(b.number), Text(sanitize(b.name)), str(len(b.messages)),
-                      Text(sanitize(", ".join(personas))), Text(sanitize(one_line(last))))
+    for col in ("", "#", "name", "persona", "messages", "last reply", "mark"):
+        table.add_column(col, no_wrap=True, overflow="ellipsis" if col == "last reply" else "fold")
+    for b in conversation.branches():
+        reply = next((m for m in reversed(b.messages) if m.role == "assistant"), None)
+        marks = [k.label for k in conversation.marks if reply is not None and k.message == reply.id]
+        text = (reply.content or ("(tool call)" if reply.tool_calls else "")) if reply else "(no reply yet)"
+        table.add_row("●" if b.current else "", str(b.number), Text(sanitize(b.name)),
+                      Text(sanitize(reply.persona or "") if reply else ""), str(len(b.messages)),
+                      Text(sanitize(one_line(text, 50))), Text(sanitize(", ".join(marks))))
     ctx.console.print(table if table.row_count else line(("no messages yet", "dim")))
 
 
-@command("/switch", "/switch N", "move to branch N of /branches (nothing is lost)", "/switch 2")
-def _switch(ctx: "SlashContext", arg: str):
+def _branch(ctx: "SlashContext", arg: str):
+    """A branch by its number in /branches or its /fork name (a unique start of it will do)."""
     branches = ctx.session.conversation.branches()
-    if number(arg) is None or not 1 <= number(arg) <= len(branches):
-        raise ConfigError(f"usage: /switch N with N from 1 to {len(branches)} (see /branches)")
-    branch = branches[number(arg) - 1]
+    if number(arg) is not None and 1 <= number(arg) <= len(branches):
+        return branches[number(arg) - 1]
+    named = [b for b in branches if b.name == arg] or [b for b in branches if arg and b.name.startswith(arg)]
+    if len(named) == 1:
+        return named[0]
+    names = ", ".join(b.name for b in branches if b.name)
+    raise ConfigError(f"usage: /switch N|NAME with N from 1 to {len(branches)}"
+                      + (f" or a fork's name ({names})" if names else "") + " (see /branches)")
+
+
+@command("/switch", "/switch N|NAME", "move to branch N of /branches, or to a /fork by its name (nothing is lost)",
+         "/switch before-pushback")
+def _switch(ctx: "SlashContext", arg: str):
+    branch = _branch(ctx, arg)
     ctx.session.conversation.move(branch.head)
     last = branch.messages[-1]
     ctx.console.print(line(f"on branch {branch.number} ", (f"({len(branch.messages)} messages)", "dim"),
