@@ -7,6 +7,7 @@ prompt before the SDK (slow to import) is loaded.
 from __future__ import annotations
 
 import http.client
+import json
 import time
 import urllib.error
 import urllib.request
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from .errors import ChatError, ServerUnreachable, StreamCut, StreamError, translate
 from .wire import load_json, obj, seq, text
 
-__all__ = ["LOCAL_CANDIDATES", "ServerInfo", "detect", "find_local"]
+__all__ = ["LOCAL_CANDIDATES", "ServerInfo", "detect", "find_local", "post_json", "root_url"]
 
 # The usual local addresses, in the order they are reported.
 LOCAL_CANDIDATES = [
@@ -41,7 +42,7 @@ class ServerInfo:
         return self.windows.get("*")
 
 
-def _root(base_url: str) -> str:
+def root_url(base_url: str) -> str:
     base = base_url.rstrip("/")
     return base[:-3] if base.endswith("/v1") else base
 
@@ -74,6 +75,16 @@ def _get_json(url: str, api_key: str | None, timeout: float):
             if time.monotonic() > deadline or len(body) > MAX_BODY:
                 raise TimeoutError(f"{url} did not answer in time")
     return load_json(body or b"null", url)
+
+
+def post_json(url: str, body: dict, api_key: str | None, timeout: float = 10.0):
+    """POST ``body`` to one of the server's own endpoints (/apply-template, /tokenize …); its JSON."""
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json", "Accept": "application/json"})
+    if api_key:
+        request.add_header("Authorization", f"Bearer {api_key}")
+    with _OPENER.open(request, timeout=timeout) as response:
+        return load_json(response.read(MAX_BODY) or b"null", url)
 
 
 def _try_json(url: str, api_key: str | None, timeout: float) -> dict:
@@ -110,11 +121,11 @@ def detect(base_url: str, api_key: str | None = None, timeout: float = 5.0) -> S
     if any(e.get("owned_by") == "vllm" or "max_model_len" in e for e in entries):
         info.flavor = VLLM
         info.windows = {text(e["id"], "a model id"): w for e in entries if (w := _window(e.get("max_model_len")))}
-        version = _try_json(f"{_root(base)}/version", api_key, timeout).get("version")
+        version = _try_json(f"{root_url(base)}/version", api_key, timeout).get("version")
         info.version = text(version, "a version") if isinstance(version, str) else None
         return info
 
-    props = _try_json(f"{_root(base)}/props", api_key, timeout)
+    props = _try_json(f"{root_url(base)}/props", api_key, timeout)
     if "default_generation_settings" in props:
         info.flavor = LLAMA
         settings = props.get("default_generation_settings")

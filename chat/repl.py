@@ -7,7 +7,6 @@ import sys
 import threading
 
 from prompt_toolkit import PromptSession
-from prompt_toolkit.completion import Completer, Completion
 from prompt_toolkit.formatted_text import FormattedText
 from prompt_toolkit.history import FileHistory, InMemoryHistory
 from prompt_toolkit.key_binding import KeyBindings
@@ -18,49 +17,18 @@ from .. import __version__
 from ..tools import Preview
 from .advice import worded
 from .cancel import terminated
-from .conversation import PARAMS
+from .completion import SlashCompleter
 from .errors import ChatError
 from .events import ToolCall
 from .sanitize import sanitize, valid_text
 from .session import Session
 from .sinks import PreviewPages, TerminalSink
-from .slash import COMMANDS, EXIT, dispatch
+from .slash import EXIT, dispatch
+from .slash.files import show_last_exchange
 from .toolbox import Decision
 from .tty import streaming_mode
 
 __all__ = ["Repl"]
-
-
-class SlashCompleter(Completer):
-    """Completes command names, then persona names, model names or parameter names."""
-
-    def __init__(self, session: Session):
-        self.session = session
-
-    def _arguments(self, command: str) -> list[str]:
-        if command == "/persona":
-            return list(self.session.personas)
-        if command == "/model":
-            return self.session.server.models if self.session.server else []
-        if command == "/set":
-            return list(PARAMS)
-        return []
-
-    def get_completions(self, document, complete_event):
-        text = document.text_before_cursor
-        if not text.startswith("/") or "\n" in text:
-            return
-        if " " not in text:
-            for name in [*COMMANDS, "/quit"]:
-                if name.startswith(text):
-                    yield Completion(name, start_position=-len(text))
-            return
-        command, _, arg = text.partition(" ")
-        if " " in arg:
-            return
-        for option in self._arguments(command):
-            if option.startswith(arg):
-                yield Completion(option, start_position=-len(arg))
 
 
 class TerminalApprover:
@@ -218,6 +186,8 @@ class Repl:
         for note in self.session.notes:
             self.note(note)
         self.session.notes.clear()
+        if self.session.conversation.messages:  # --resume: where the conversation stands
+            show_last_exchange(self)
         if self.session.pending_text:  # --resume of a message that was never answered
             self.offer(self.session.pending_text)
 

@@ -7,14 +7,16 @@ import os
 from ..personas import Persona, custom
 from ..tools import TOOLS, Workspace
 from .backends import Backend, Request, ToolSpec, make_backend, make_client
+from .backends.chat_completions import to_chat_messages
 from .cancel import terminated
 from .config import Settings, check
 from .conversation import PARAMS, Conversation, Message
-from .detect import LOCAL_CANDIDATES, VLLM, ServerInfo, detect, find_local
-from .errors import ConfigError, NoServerFound, ServerUnreachable, ToolsNotEnabled
+from .detect import LLAMA, LOCAL_CANDIDATES, VLLM, ServerInfo, detect, find_local, post_json, root_url
+from .errors import ChatError, ConfigError, NoServerFound, ServerUnreachable, ToolsNotEnabled, translate
 from .toolbox import ApprovalPolicy, Approver, DeclineAll, Toolbox
 from .transcript import Restored, Transcript, snapshot_events
 from .turn import Sink, TurnResult, TurnStats, run_exchange
+from .wire import obj, text
 
 __all__ = ["Session", "choose_api"]
 
@@ -228,6 +230,45 @@ class Session:
         if result.stats.prompt_tokens is not None:
             self.last_stats = result.stats
         return result
+
+    def last_request(self) -> dict | None:
+        """The last request as it went out (/raw): address, headers with the key blanked, JSON body."""
+        backend = self._backends.get(self.api[0])
+        if backend is None or backend.last_sent is None or self.server is None:
+            return None
+        path, body = backend.last_sent
+        headers = {"Content-Type": "application/json",
+                   **({"Authorization": "Bearer ***"} if self.settings.api_key else {})}
+        return {"method": "POST", "url": self.server.base_url + path, "headers": headers, "json": body}
+
+    def rendered_prompt(self) -> tuple[str, str]:
+        """The prompt as the server renders it from this branch (where the persona's system message
+        landed), and how it was found: llama-server's /apply-template, or vLLM's /tokenize then
+        /detokenize. ConfigError where the server can't say."""
+        server = self.connect()
+        messages = to_chat_messages(self.conversation.system, self.conversation.messages)
+        root = root_url(server.base_url)
+        try:
+            if server.flavor == LLAMA:
+                prompt = obj(post_json(f"{root}/apply-template", {"messages": messages}, self.settings.api_key),
+                              "/apply-template").get("prompt")
+                return text(prompt, "the rendered prompt"), "llama-server's /apply-template"
+            if server.flavor == VLLM:
+                tokens = obj(post_json(f"{root}/tokenize", {"model": self.model, "messages": messages,
+                                                            "add_generation_prompt": True}, self.settings.api_key),
+                             "/tokenize").get("tokens")
+                prompt = obj(post_json(f"{root}/detokenize", {"model": self.model, "tokens": tokens},
+                                       self.settings.api_key), "/detokenize").get("prompt")
+                return text(prompt, "the rendered prompt"), "vLLM's /tokenize and /detokenize"
+        except ChatError:
+            raise
+        except Exception as exc:
+            err = translate(exc)
+            if err is None:
+                raise
+            raise ConfigError(f"the server could not render the prompt: {err}") from None
+        raise ConfigError(f"this server ({server.flavor}) has no way to show the prompt it renders; "
+                          "llama-server and vLLM do")
 
     def context_filling(self) -> tuple[int, int] | None:
         """(tokens used, window) when the last reply took the conversation past CONTEXT_WARNING."""

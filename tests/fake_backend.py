@@ -150,6 +150,13 @@ def prompt_tokens(body: dict) -> int:
     return n // 4 + 10
 
 
+def render_template(messages: list) -> str:
+    """The fake model's chat template (ChatML-like), as /apply-template and vLLM's /tokenize use it."""
+    turns = "".join(f"<|im_start|>{m.get('role')}\n{_text_of(m.get('content'))}<|im_end|>\n"
+                    for m in messages if isinstance(m, dict))
+    return turns + "<|im_start|>assistant\n"
+
+
 def _last_user_text(body: dict) -> str:
     if isinstance(body.get("input"), str):
         return body["input"]
@@ -655,6 +662,10 @@ class _Handler(BaseHTTPRequestHandler):
             return self._not_found()
         if path == "/tokenize":
             return self._tokenize(b, body or {})
+        if path == "/detokenize" and vllm:  # the fake's tokens for a chat are its characters
+            return self._send_json(200, {"prompt": "".join(chr(i) for i in (body or {}).get("tokens", []))})
+        if path == "/apply-template" and not vllm:
+            return self._send_json(200, {"prompt": render_template((body or {}).get("messages") or [])})
         api = {"/v1/chat/completions": "chat", "/v1/responses": "responses"}.get(path)
         if api is None or (api == "responses" and not b.responses_api):
             return self._not_found()
@@ -733,8 +744,12 @@ class _Handler(BaseHTTPRequestHandler):
         return None
 
     def _tokenize(self, b: FakeBackend, body: dict) -> None:
+        if b.flavor == "vllm" and "messages" in body:  # a chat: its template rendered, a token per character
+            tokens = [ord(c) for c in render_template(body["messages"])]
+            return self._send_json(200, {"count": len(tokens), "max_model_len": b.context_window, "tokens": tokens,
+                                         "token_strs": None})
         if b.flavor == "vllm":
-            n = prompt_tokens(body) if "messages" in body else (len(body.get("prompt") or "") + 3) // 4
+            n = (len(body.get("prompt") or "") + 3) // 4
             return self._send_json(200, {"count": n, "max_model_len": b.context_window,
                                          "tokens": list(range(1000, 1000 + n)), "token_strs": None})
         text = body.get("content") or ""

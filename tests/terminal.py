@@ -94,7 +94,7 @@ class Term:
                    sys.executable, "-m", "gridchat", *(["--base-url", fb.base_url] if fb is not None else []), *args]
         proc = subprocess.run(
             ["tmux", "-L", self.socket, "-f", str(self.conf), "new-session", "-d", "-s", "t",
-             "-x", str(WIDTH), "-y", str(HEIGHT), "-c", str(REPO), *command,
+             "-x", str(WIDTH), "-y", str(HEIGHT), "-c", str(self.dir), *command,
              ";", "pipe-pane", "-O", "-t", "t", f"cat >> '{self.raw_path}'"],
             env=env, capture_output=True, text=True, timeout=10)
         if proc.returncode != 0:

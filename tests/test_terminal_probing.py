@@ -15,8 +15,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from fake_backend import Reply
-from terminal import REPO, generation_requests, send
+from terminal import REPO, generation_requests, send, unwrap
 
 GRID = ["lawful_good", "neutral_good", "chaotic_good", "lawful_neutral", "true_neutral", "chaotic_neutral",
         "lawful_evil", "neutral_evil", "chaotic_evil"]
@@ -684,3 +685,57 @@ def test_branches_tell_replies_apart_switch_by_name_and_clear_starts_afresh(fake
     assert fb.last_body("/chat/completions")["messages"] == [system("lawful_evil"), user("new start")]
     (path,) = sessions_dir(isolated_env).glob("*.jsonl")
     assert "aardvark" in path.read_text()  # the old tree is still in the transcript
+
+
+def test_tab_completes_every_commands_arguments(fake, term, tmp_path, monkeypatch):
+    """Issue 13, 7: labels, formats, persona lists, fork names, files."""
+    (tmp_path / "saved-probe.jsonl").write_text("")
+    fb = fake("vllm")
+    t = term(fb)
+    t.wait_prompt("none")
+    send(t, "none", "hello", "Echo: hello")
+    command(t, "none", "/fork before-push")
+    for typed, completed in (("/mark ca", "/mark caved"), ("/export ht", "/export html"),
+                             ("/compare lawful_good,chaotic_e", "/compare lawful_good,chaotic_evil"),
+                             ("/approvals r", "/approvals reset"), ("/switch bef", "/switch before-push"),
+                             (f"/load {tmp_path}/saved-p", f"/load {tmp_path}/saved-probe.jsonl")):
+        t.type(typed)
+        t.keys("Tab")
+        t.wait(lambda: any(row.rstrip().endswith(completed) for screen in (t.screen(), unwrap(t.screen()))
+                           for row in screen.splitlines() if row.startswith("none › /")), f"{typed!r} completed")
+        t.keys("C-u")
+        t.wait_prompt("none")
+
+
+def test_save_and_export_have_default_names_and_load_shows_the_last_exchange(fake, term, tmp_path):
+    fb = fake("vllm")
+    t = term(fb, "--persona", "lawful_good")
+    t.wait_prompt("lawful_good")
+    send(t, "lawful_good", "remember the walrus", "Echo: remember the walrus")
+    out = command(t, "lawful_good", "/save")
+    saved = re.search(r"to (gridchat-\S+\.jsonl)", out).group(1)
+    assert (t.dir / saved).is_file()  # in chat's working directory
+    out = command(t, "lawful_good", "/export md")
+    exported = re.search(r"to (gridchat-\S+\.md)", out).group(1)
+    assert "remember the walrus" in (t.dir / exported).read_text()
+    command(t, "lawful_good", "/clear")
+    out = command(t, "lawful_good", f"/load {saved}")
+    assert "last exchange:" in out and "remember the walrus" in out and "Echo: remember the walrus" in out
+
+
+@pytest.mark.parametrize("flavor", ["vllm", "llamacpp"])
+def test_raw_and_prompt_show_what_was_sent(fake, term, flavor):
+    """Issue 13, 4: /raw, the request exactly as sent (the key blanked) and the reply unrendered;
+    /prompt, the prompt as the server rendered it."""
+    fb = fake(flavor)
+    fb.script(Reply(text="**bold** `code`", reasoning="thinking hard"))
+    t = term(fb, "--persona", "lawful_evil", "--api-key", "sk-secret-key", "--seed", "5")
+    t.wait_prompt("lawful_evil")
+    send(t, "lawful_evil", "hello *there*", "bold")
+    out = command(t, "lawful_evil", "/raw")
+    assert "POST http://127.0.0.1" in out and "Authorization: Bearer ***" in out and "sk-secret-key" not in out
+    assert '"content": "Persona: lawful_evil"' in out and '"seed": 5' in out and '"stream": true' in out
+    assert "**bold** `code`" in out and "thinking hard" in out
+    out = command(t, "lawful_evil", "/prompt")
+    assert "<|im_start|>system\nPersona: lawful_evil<|im_end|>" in out.replace("\n  ", "\n")
+    assert "<|im_start|>user\nhello *there*" in out.replace("\n  ", "\n")

@@ -13,7 +13,7 @@ from ..errors import ChatError, HTTPError, StreamError, from_error_body, transla
 from ..events import Event
 from .sse import iter_lines, iter_sse
 
-__all__ = ["Backend", "Request", "ToolSpec", "in_band_error", "open_sse"]
+__all__ = ["Backend", "Request", "ToolSpec", "as_sent", "in_band_error", "open_sse"]
 
 
 @dataclass(slots=True)
@@ -38,6 +38,7 @@ class Request:
 class Backend(Protocol):
     api: str  # "chat" | "responses"
     unsupported: set[str]  # optional sampling parameters the server rejected: left out of later requests
+    last_sent: tuple[str, dict] | None  # (API path, the JSON) of the last request it made
 
     def stream(self, request: Request) -> Iterator[Event]:
         """Yield events until the reply is complete; raise a ``chat.errors.ChatError`` on failure.
@@ -45,6 +46,13 @@ class Backend(Protocol):
         Closing the iterator early (Ctrl-C) must close the connection.
         """
         ...
+
+
+def as_sent(body: dict) -> dict:
+    """The JSON the SDK sends for ``body`` (its extra_body merged in): what /raw shows."""
+    sent = {k: v for k, v in body.items() if k != "extra_body"}
+    sent.update(body.get("extra_body") or {})
+    return sent
 
 
 def open_sse(create, **kwargs) -> Iterator[tuple[str | None, str]]:

@@ -8,7 +8,7 @@ from ..conversation import Message
 from ..errors import StreamCut
 from ..events import Event, Finish, ReasoningDelta, TextDelta, ToolCall, Usage
 from ..wire import count, load_object, obj, seq, text
-from .base import Request, in_band_error, open_sse
+from .base import Request, as_sent, in_band_error, open_sse
 from .think import ThinkSplitter
 
 __all__ = ["ChatCompletionsBackend", "ChatStreamParser", "to_chat_messages"]
@@ -111,6 +111,7 @@ class ChatCompletionsBackend:
     def __init__(self, client) -> None:
         self._client = client  # an openai.OpenAI
         self.unsupported: set[str] = set()  # sampling parameters the server rejected: no longer sent
+        self.last_sent: tuple[str, dict] | None = None  # (path, JSON) of the last request, for /raw
 
     def body(self, request: Request) -> dict:
         body = {"model": request.model, "messages": [], "stream": True, "stream_options": {"include_usage": True}}
@@ -133,7 +134,9 @@ class ChatCompletionsBackend:
         parser = ChatStreamParser()
         done = False
         create = self._client.chat.completions.with_streaming_response.create
-        for _, data in open_sse(create, **self.body(request)):
+        body = self.body(request)
+        self.last_sent = ("/chat/completions", as_sent(body))
+        for _, data in open_sse(create, **body):
             if data == "[DONE]":
                 done = True
                 break

@@ -13,7 +13,7 @@ from ..conversation import Message
 from ..errors import StreamCut, StreamError
 from ..events import Event, Finish, ReasoningDelta, TextDelta, ToolCall, Usage
 from ..wire import count, load_object, obj, seq, text
-from .base import Request, in_band_error, open_sse
+from .base import Request, as_sent, in_band_error, open_sse
 from .think import ThinkSplitter
 
 __all__ = ["ResponsesBackend", "ResponsesStreamParser", "to_input_items"]
@@ -135,6 +135,7 @@ class ResponsesBackend:
     def __init__(self, client) -> None:
         self._client = client
         self.unsupported: set[str] = set()  # sampling parameters the server rejected: no longer sent
+        self.last_sent: tuple[str, dict] | None = None  # (path, JSON) of the last request, for /raw
 
     def body(self, request: Request) -> dict:
         body = {"model": request.model, "input": [], "stream": True}
@@ -157,7 +158,9 @@ class ResponsesBackend:
     def stream(self, request: Request) -> Iterator[Event]:
         parser = ResponsesStreamParser()
         create = self._client.responses.with_streaming_response.create
-        for event, data in open_sse(create, **self.body(request)):
+        body = self.body(request)
+        self.last_sent = ("/responses", as_sent(body))
+        for event, data in open_sse(create, **body):
             if data == "[DONE]":
                 break
             payload = load_object(data)

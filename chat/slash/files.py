@@ -10,20 +10,39 @@ from ..errors import ConfigError
 from ..eventlog import encode_log
 from ..files import write_whole
 from ..transcript import load_transcript, snapshot_events
-from .registry import command, line
+from .registry import command, line, one_line
 
 if TYPE_CHECKING:
     from .context import SlashContext
 
-__all__: list[str] = []
+__all__ = ["show_last_exchange"]
 
 
-@command("/save", "/save PATH", "save the whole conversation (every branch) as a transcript file", "/save probe1.jsonl")
+def _default_name(ctx: "SlashContext", suffix: str) -> Path:
+    """gridchat-<session id>.<suffix> in the current directory."""
+    session_id = ctx.session.transcript.id if ctx.session.transcript else time.strftime("%Y%m%d-%H%M%S")
+    return Path(f"gridchat-{session_id}.{suffix}")
+
+
+def show_last_exchange(ctx: "SlashContext") -> None:
+    """The last message and reply of the current branch, so a loaded conversation is seen where it stands."""
+    messages = ctx.session.conversation.messages
+    user = next((m for m in reversed(messages) if m.role == "user"), None)
+    reply = next((m for m in reversed(messages) if m.role == "assistant"), None)
+    if user is None:
+        return
+    ctx.console.print(line(("last exchange:", "dim")))
+    ctx.console.print(line((f"{ctx.session.conversation.persona.name} › ", "magenta"), one_line(user.content, 300)))
+    if reply is not None and reply.id > user.id:
+        ctx.console.print(line((f"  {reply.persona or ''}: ", "dim"),
+                               one_line(reply.content or "(tool calls)", 300)))
+
+
+@command("/save", "/save [PATH]", "save the whole conversation (every branch) as a transcript file (default: "
+         "gridchat-SESSION.jsonl here)", "/save probe1.jsonl")
 def _save(ctx: "SlashContext", arg: str):
-    if not arg:
-        raise ConfigError("usage: /save PATH")
     session = ctx.session
-    path = Path(arg).expanduser()
+    path = Path(arg).expanduser() if arg else _default_name(ctx, "jsonl")
     events = snapshot_events(session.conversation, session.server_record(), session.transcript.id
                              if session.transcript else "saved")
     path = write_whole(path, encode_log(events))
@@ -45,16 +64,18 @@ def _load(ctx: "SlashContext", arg: str):
     c = session.conversation
     ctx.console.print(line(f"loaded {len(c.nodes)} messages, {len(c.branches())} branches; persona ",
                              (c.persona.name, "bold magenta")))
+    show_last_exchange(ctx)
 
 
-@command("/export", "/export md|html PATH", "write this branch as Markdown or a standalone HTML page",
-         "/export html probe.html")
+@command("/export", "/export md|html [PATH]", "write this branch as Markdown or a standalone HTML page (default: "
+         "gridchat-SESSION.md|html here)", "/export html probe.html")
 def _export(ctx: "SlashContext", arg: str):
     from ..export import export
 
     fmt, _, path = arg.partition(" ")
-    if fmt not in ("md", "html") or not path.strip():
-        raise ConfigError("usage: /export md|html PATH")
+    if fmt not in ("md", "html"):
+        raise ConfigError("usage: /export md|html [PATH]")
+    path = path.strip() or str(_default_name(ctx, fmt))
     session = ctx.session
     meta = {"session": session.transcript.id if session.transcript else "", "model": session.model or "",
             "server": session.server.base_url if session.server else "",
