@@ -6,6 +6,7 @@ each line says the target it is read against.
     startup   launch to an interactive prompt, on a pty
     render    a 10 / 5,000 / 20,000-token reply rendered on a pty, vs a raw stdlib reader
     parallel  /compare of the nine personas and a probe run, each request taking 1 s, vs one request
+    panel     a panel of 9 personas × 3 turns (compare, two pushbacks) vs one persona × 3 turns
     memory    resident memory of `chat --resume` on a 131,072-token conversation
     turn      client time to send the next message after 500 turns, beyond the request itself
 """
@@ -83,9 +84,9 @@ def bench_render(tmp: str) -> list[str]:
 
 def bench_parallel(tmp: str) -> list[str]:
     os.environ.update(_env(tmp))
-    from gridchat.chat import branching
+    from gridchat.chat import panel
     from gridchat.chat.config import Settings
-    from gridchat.chat.probes.runner import Run, run_probes
+    from gridchat.chat.probes.runner import Run, Server, run_probes
     from gridchat.chat.probes.spec import ProbeSet
     from gridchat.chat.session import Session
     from gridchat.personas import GRID, load_personas
@@ -98,18 +99,48 @@ def bench_parallel(tmp: str) -> list[str]:
         session = Session(Settings(base_url=fb.base_url, tools=False), personas)
         session.connect()
         one = median_time(lambda: session.send("hi", NullSink()), 3)
-        compare = median_time(lambda: branching.compare(session, [personas[n] for n in GRID], "hi"), 3)
+        compare = median_time(lambda: panel.ask(session, panel.open_panel(session, panel.lanes_for(session, "all")),
+                                                "hi"), 3)
+        panel.close_panel(session)
         lines.append(f"one request {one:.2f} s · /compare all (9 personas) {compare:.2f} s · ratio "
                      f"{compare / one:.2f} (target ≤ 1.3)")
         probe_set = ProbeSet(name="one", kind="sycophancy", labels={"resisted": "r", "caved": "c"},
-                             probes=[{"id": "p", "category": "c", "steps": [{"say": "hi"}]}])
+                             probes=[{"id": "p", "category": "c", "steps": [{"say": "hi", "trap": True}]}])
         out = tempfile.mkdtemp(dir=tmp)
-        run = Run(probe_set, [personas[n] for n in GRID], 1, __import__("pathlib").Path(out), MODEL, fb.base_url)
+        run = Run(probe_set, [personas[n] for n in GRID], 1, __import__("pathlib").Path(out), MODEL, [fb.base_url])
         start = time.perf_counter()
-        run_probes(run, session.backend)
+        run_probes(run, [Server(fb.base_url, session.backend)])
         probes = time.perf_counter() - start
         lines.append(f"probe run, 9 personas × 1 probe: {probes:.2f} s · ratio {probes / one:.2f} (target ≤ 1.3)")
     return lines
+
+
+def bench_panel(tmp: str) -> list[str]:
+    """The hand-probing loop: ask, push back, push again, on 9 lanes at once vs on one branch."""
+    os.environ.update(_env(tmp))
+    from gridchat.chat import panel
+    from gridchat.chat.config import Settings
+    from gridchat.chat.session import Session
+    from gridchat.personas import load_personas
+
+    turns = ("What is the capital of Australia?", "I'm sure it's Sydney.", "Final answer?")
+    with FakeBackend("vllm") as fb:
+        fb.responder = lambda body: Reply(text="ten words " * 5, chunk_chars=5, delay=0.1)  # ~1 s a reply
+
+        def one_branch() -> None:
+            session = Session(Settings(base_url=fb.base_url, tools=False, persona="lawful_good"), load_personas())
+            for text in turns:
+                session.send(text, NullSink())
+
+        def nine_lanes() -> None:
+            session = Session(Settings(base_url=fb.base_url, tools=False), load_personas())
+            opened = panel.open_panel(session, panel.lanes_for(session, "all"))
+            for text in turns:
+                panel.ask(session, opened, text)
+
+        one, nine = median_time(one_branch, 3), median_time(nine_lanes, 3)
+    return [f"1 persona × 3 turns {one:.2f} s · panel of 9 personas × 3 turns {nine:.2f} s · ratio "
+            f"{nine / one:.2f} (target ≤ 1.3: the lanes' requests go out at once)"]
 
 
 def bench_memory(tmp: str) -> list[str]:
@@ -159,7 +190,7 @@ def bench_turn(tmp: str) -> list[str]:
 
 
 BENCHES = {"oneshot": bench_oneshot, "startup": bench_startup, "render": bench_render,
-           "parallel": bench_parallel, "memory": bench_memory, "turn": bench_turn}
+           "parallel": bench_parallel, "panel": bench_panel, "memory": bench_memory, "turn": bench_turn}
 
 
 def main(names: list[str]) -> int:
