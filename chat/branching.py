@@ -1,5 +1,5 @@
-"""Probing by hand: retry, edit, undo, samples, persona comparisons and compaction, as moves on the
-conversation tree. Nothing here removes a message: old replies stay as sibling branches.
+"""Probing by hand: retry, edit, undo, samples and compaction, as moves on the conversation tree
+(comparisons across personas, models and servers are panels: panel.py). Nothing here removes a message: old replies stay as sibling branches.
 No terminal here either; the REPL shows the results and asks the choices."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from .parallel import run_parallel
 from .session import Session
 from .turn import Sink, TurnResult, run_turn
 
-__all__ = ["Sample", "choose", "compact", "compare", "edit_point", "retry_point", "sample", "summarise", "undo"]
+__all__ = ["Sample", "choose", "compact", "edit_point", "retry_point", "sample", "summarise", "undo"]
 
 
 def _last_user(session: Session) -> Message:
@@ -78,15 +78,6 @@ def sample(session: Session, n: int, progress=lambda done, total: None) -> list[
     """N replies to the current head, requested at once, with the current persona."""
     session.connect()
     return _in_parallel(session, [session.conversation.persona] * n, progress)
-
-
-def compare(session: Session, personas: list[Persona], text: str,
-            progress=lambda done, total: None) -> tuple[list[Sample], Message]:
-    """The conversation plus ``text``, sent to several personas at once. The user message and every
-    reply are added to the tree as they come; ``choose`` then picks where to go on."""
-    session.connect()
-    user = session.conversation.add(Message("user", text))
-    return _in_parallel(session, personas, progress), user
 
 
 def choose(session: Session, samples: list[Sample], index: int | None, sink: Sink, approver=None,

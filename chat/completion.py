@@ -1,5 +1,6 @@
-"""Tab completion at the prompt: command names, then each command's arguments — personas (comma
-lists for /compare), models, parameters, labels, formats, branch numbers and fork names, files."""
+"""Tab completion at the prompt: command names, then each command's arguments — personas and
+@models (comma and * lists for /compare and /replay), models, parameters, labels, formats, branch
+numbers and fork names, a panel's lanes, files."""
 
 from __future__ import annotations
 
@@ -25,11 +26,15 @@ class SlashCompleter(Completer):
         s = self.session
         personas = list(s.personas)
         branches = [str(b.number) for b in s.conversation.branches()] + [b.name for b in s.conversation.branches() if b.name]
+        models = s.server.models if s.server else []
+        lanes = [str(i) for i in range(1, len(s.panel.lanes) + 1)] if s.panel is not None else []
+        spec = ["all", *personas, *(f"@{m}" for m in models)]
         return {
-            "/persona": [personas], "/compare": [["all", *personas]], "/model": [s.server.models if s.server else []],
-            "/set": [list(PARAMS), ["default"]], "/mark": [list(LABELS)], "/export": [["md", "html"], PATH],
-            "/save": [PATH], "/load": [PATH], "/approvals": [["reset"]], "/switch": [branches],
-            "/compact": [["summary"]],
+            "/persona": [personas], "/compare": [spec], "/replay": [spec], "/model": [models],
+            "/set": [list(PARAMS), ["default"]], "/mark": [[*lanes, *LABELS], list(LABELS) if lanes else []],
+            "/export": [["md", "html"], PATH], "/save": [PATH], "/load": [PATH], "/approvals": [["reset"]],
+            "/switch": [branches], "/compact": [["summary"]], "/pick": [lanes], "/panel": [[*lanes, "end"]],
+            "/classify": [["judge", "off"]], "/probe": [["save"]],
         }.get(command, [])
 
     def get_completions(self, document, complete_event):
@@ -50,7 +55,11 @@ class SlashCompleter(Completer):
         if spec == PATH:
             yield from self.paths.get_completions(Document(word, len(word)), complete_event)
             return
-        head, _, part = word.rpartition(",") if command == "/compare" else ("", "", word)
+        part = word
+        if command in ("/compare", "/replay"):  # the item being typed: after the last , or *
+            part = word[max(word.rfind(","), word.rfind("*")) + 1:]
+            if "@" in part.lstrip("@"):  # persona@model: complete the model
+                part = part[part.index("@", 1):]
         for option in spec:
             if option.startswith(part):
                 yield Completion(option, start_position=-len(part))

@@ -36,6 +36,7 @@ class Message:
     persona: str | None = None  # the persona in force when it was added
     stats: dict | None = None  # assistant replies: tokens, timings
     params: dict | None = None  # assistant replies: the sampling parameters the request carried
+    model: str | None = None  # assistant replies: the model asked (panels compare several)
 
 
 def record(message: Message) -> dict:
@@ -125,11 +126,15 @@ class Conversation:
         if node is not None and not 0 <= node < len(self.nodes):
             raise IndexError(node)
         self.head = node
+        self._path = self.path_to(node)
+
+    def path_to(self, node: int | None) -> list[Message]:
+        """The branch from the root to ``node`` (what a request for it carries)."""
         path = []
         while node is not None:
             path.append(self.nodes[node])
             node = self.nodes[node].parent
-        self._path = path[::-1]
+        return path[::-1]
 
     def children(self, node: int | None) -> list[Message]:
         return [m for m in self.nodes if m.parent == node]
@@ -166,10 +171,10 @@ class Conversation:
         self.params = dict(params)
         self._emit({"event": "params", "params": dict(params)})
 
-    def mark(self, label: str, note: str = "") -> Mark:
-        """Label the last reply on the current branch."""
-        reply = self.last("assistant")
-        if reply is None:
+    def mark(self, label: str, note: str = "", message: int | None = None) -> Mark:
+        """Label a reply: ``message``, or the last one on the current branch."""
+        reply = self.last("assistant") if message is None else self.nodes[message]
+        if reply is None or reply.role != "assistant":
             raise ValueError("no reply to mark yet")
         mark = Mark(reply.id, label, note, reply.persona or "")
         self.marks.append(mark)
@@ -182,9 +187,5 @@ class Conversation:
         heads = sorted({m.id for m in self.nodes if m.id not in parents} | set(self.forks))
         out = []
         for number, head in enumerate(heads, 1):
-            path, node = [], head
-            while node is not None:
-                path.append(self.nodes[node])
-                node = self.nodes[node].parent
-            out.append(Branch(number, head, self.forks.get(head, ""), path[::-1], head == self.head))
+            out.append(Branch(number, head, self.forks.get(head, ""), self.path_to(head), head == self.head))
         return out

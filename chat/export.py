@@ -81,7 +81,8 @@ def _params(conversation: Conversation) -> str:
 def _stats(message: Message) -> str:
     """A reply's figures and the sampling it was asked with (evidence of how it came about)."""
     stats = message.stats or {}
-    parts = [", ".join(f"{k}={v}" for k, v in message.params.items())] if message.params else []
+    parts = [f"model {_line(message.model)}"] if message.model else []
+    parts += [", ".join(f"{k}={v}" for k, v in message.params.items())] if message.params else []
     if stats.get("completion_tokens") is not None:
         parts.append(f"{stats['completion_tokens']:,} tokens")
     if stats.get("time_to_first_token") is not None:

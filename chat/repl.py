@@ -25,6 +25,7 @@ from .session import Session
 from .sinks import PreviewPages, TerminalSink
 from .slash import EXIT, dispatch
 from .slash.files import show_last_exchange
+from .slash.panel import ask_panel
 from .toolbox import Decision
 from .tty import streaming_mode
 
@@ -139,12 +140,19 @@ class Repl:
         s = self.session
         where = f"{s.server.flavor} @ {s.server.base_url}" if s.server else "not connected"
         api = s.api[0] if s.server else "?"
+        who = s.conversation.persona.name
+        if s.panel is not None:
+            who = f"panel: {', '.join(lane.title(s) for lane in s.panel.lanes)}"
+            who = who if len(who) <= 60 else who[:59] + "…"
         return FormattedText([
-            ("bold", sanitize(f" {s.conversation.persona.name} ")),
+            ("bold", sanitize(f" {who} ")),
             ("", sanitize(f"· {s.model or '?'} · {api} · {where} · /help ")),
         ])
 
     def _message(self):
+        panel = self.session.panel
+        if panel is not None:
+            return FormattedText([("ansimagenta bold", f"panel of {len(panel.lanes)}"), ("", " › ")])
         return FormattedText([("ansimagenta bold", sanitize(self.session.conversation.persona.name)), ("", " › ")])
 
     # -- the loop --------------------------------------------------------------------------------
@@ -192,6 +200,10 @@ class Repl:
             self.offer(self.session.pending_text)
 
     def send(self, text: str) -> None:
+        if self.session.panel is not None:  # a panel is open: the message goes to every lane
+            if not ask_panel(self, text):
+                self.offer(text)
+            return
         result = self.stream(lambda sink: self.session.send(text, sink, self.approver))
         if result is None or result.withdrawn:
             self.offer(text)  # nothing came back: offer the message again, nothing lost

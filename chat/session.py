@@ -57,10 +57,14 @@ class Session:
             self.conversation.set_persona(personas[settings.persona])
             self.conversation.set_params(settings.sampling())
         self.server: ServerInfo | None = None
+        self.panel = None  # an open panel (chat/panel.py): the next messages go to all its lanes
+        self.classify: dict[str, list[str]] = {}  # label -> patterns, for flagging replies that flip
+        self.flip_judge: str | None = None  # or a judge says whether they flip: its URL ("": this server)
         self.notes: list[str] = []  # things worth telling the user once (what was found, warnings)
         self.last_stats: TurnStats | None = None
         self._client = None
         self._backends: dict[str, Backend] = {}
+        self._others: dict[tuple[str, str], tuple[Backend, ServerInfo]] = {}
         self.toolbox = _toolbox(settings)
 
     def clear(self) -> None:
@@ -90,13 +94,13 @@ class Session:
         got its result gets one (every request must carry a result for each call), and a message
         left unanswered is offered again at the prompt."""
         c = self.conversation
-        self._answer_dangling_calls("the session ended before this call ran")
+        self.answer_dangling_calls("the session ended before this call ran")
         last = c.messages[-1] if c.messages else None
         if last is not None and last.role == "user":
             self.pending_text = last.content
             c.move(last.parent)
 
-    def _answer_dangling_calls(self, why: str) -> None:
+    def answer_dangling_calls(self, why: str) -> None:
         """Every request must carry a result for each tool call on the branch: a call left without one
         (a killed run, a sample that was not picked) gets one saying it never ran."""
         for call in self.conversation.unanswered_calls():
@@ -154,6 +158,15 @@ class Session:
             self._client = make_client(self.connect().base_url, self.settings.api_key)
         return self._client
 
+    def other_server(self, url: str, api: str | None = None) -> tuple[Backend, ServerInfo]:
+        """Another server (a panel's lane, a judge), found and described once, spoken to with this
+        session's key; ``api`` defaults to this session's."""
+        api = api or self.api[0]
+        if (url, api) not in self._others:
+            server = detect(url, self.settings.api_key)
+            self._others[(url, api)] = (make_backend(api, make_client(server.base_url, self.settings.api_key)), server)
+        return self._others[(url, api)]
+
     @property
     def window(self) -> int | None:
         return self.server.window(self.model) if self.server else None
@@ -207,7 +220,7 @@ class Session:
         marked interrupted.
         """
         self.connect()
-        self._answer_dangling_calls("the conversation went on without it")
+        self.answer_dangling_calls("the conversation went on without it")
         message = self.conversation.add(Message("user", text))
         try:
             result = self.exchange(sink, approver)

@@ -16,6 +16,8 @@ order, parents and heads that exist) and skips, with a reason, what does not. Ev
     reset     from                             /load replaced the conversation (a snapshot follows)
     fork      id, name                         a bookmarked branch point
     mark      message, label, note, persona    /mark on a reply
+    panel     lanes                            a panel's lanes (persona, system, model, server, head) after
+                                               each of its turns; no lanes: it closed
 """
 
 from __future__ import annotations
@@ -94,6 +96,17 @@ class _Message(_Event):
     persona: str | None = None
     stats: dict | None = None
     params: dict | None = None
+    model: str | None = None
+
+
+class _Lane(BaseModel):
+    model_config = ConfigDict(strict=True, extra="allow")
+    persona: str
+    system: str | None = None
+
+
+class _Panel(_Event):
+    lanes: list[_Lane]
 
 
 class _Id(_Event):
@@ -118,7 +131,7 @@ class _Mark(_Event):
 
 SCHEMAS: dict[str, type[BaseModel]] = {
     "session": _Session, "server": _Server, "persona": _Persona, "params": _Params, "message": _Message,
-    "withdraw": _Id, "head": _Head, "fork": _Fork, "mark": _Mark,
+    "withdraw": _Id, "head": _Head, "fork": _Fork, "mark": _Mark, "panel": _Panel,
 }
 
 
@@ -266,6 +279,9 @@ def replay(events: list[dict], personas: dict[str, Persona], path: Path | str = 
                 problems.append(f"{path}: mark on message {event['message']}, which doesn't exist: skipped")
         elif kind == "server":
             server = {k: v for k, v in event.items() if k not in ("event", "time")}
+        elif kind == "panel":  # its lanes' personas answered without a switch: keep their system messages
+            for lane in event["lanes"]:
+                conversation.systems.setdefault(lane["persona"], lane.get("system"))
     return Restored(conversation, events[0].get("id", "") if events else "", server, problems)
 
 

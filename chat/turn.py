@@ -121,6 +121,7 @@ def run_turn(backend: Backend, request: Request, sink: Sink, cancel: CancelToken
                     and isinstance(error, HTTPError) and error.status in (400, 422) and name in str(error)]
         if not rejected or result.started:
             result.message.params = {k: v for k, v in request.params.items() if k not in backend.unsupported}
+            result.message.model = request.model or None
             sink.end(result)
             return result
         backend.unsupported.update(rejected)

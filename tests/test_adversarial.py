@@ -189,6 +189,15 @@ def test_odd_arguments_to_commands_are_usage_lines(fake, term, tmp_path, monkeyp
         t.wait(lambda: t.screen().count("error:") > before, f"the error line for {command}")
     t.wait_prompt("lawful_good")
     t.line("/compare lawful_good,chaotic_evil again?")
+    t.wait_prompt("panel of 2")
+    for command in ("/pick ³", "/mark ³ caved", "/panel ²", "/compare lawful_good,,", "/compare *@x hi",
+                    "/replay nobody", "/probe save ../../evil", "/classify =x", "/classify judge file:///etc/passwd",
+                    "/persona chaotic_wizard", "/switch 99"):
+        before = t.screen().count("error:")
+        t.line(command)
+        t.wait(lambda: t.screen().count("error:") > before, f"the error line for {command}")
+        t.wait_prompt("panel of 2")
+    t.line("/retry 2")
     t.wait_for("Continue with which?")
     t.line("³")
     t.wait_for("choose one of")

@@ -63,7 +63,7 @@ def test_personas_and_compare_headers_show_names_safely(fake, term, isolated_env
     t.wait_for("[red]trick[/red]")
     t.wait_prompt("lawful_good")
     t.line("/compare lawful_good,[red]trick[/red] Are you sure?")
-    t.wait_for("Continue with which?")
+    t.wait_for("2 of 2 replies in")
     screen = flat(t.screen())
     assert screen.count("[red]trick[/red]") >= 2  # the /personas row and the compare header, as typed
     assert "␛]0;PWNED" in screen and "⟨U+202E⟩" in screen

@@ -1,5 +1,5 @@
-"""Probing moves at the session level against the fake backend: samples and comparisons run in
-parallel, every reply is kept as a branch, compaction never loses the full conversation."""
+"""Probing moves at the session level against the fake backend: samples run in parallel (panels:
+test_panel.py), every reply is kept as a branch, compaction never loses the full conversation."""
 
 from fake_backend import Reply
 from gridchat.chat import branching
@@ -49,37 +49,6 @@ def test_retry_n_samples_concurrently_and_keeps_every_sample(fake):
     assert [m.content for m in s.conversation.messages] == ["first", "sample 1"]
     replies = [m.content for m in s.conversation.children(user.id)]
     assert sorted(replies) == ["Echo: first", "sample 0", "sample 1", "sample 2"]
-
-
-def test_compare_sends_each_persona_in_parallel_and_stay_keeps_the_head(fake):
-    fb = fake("vllm")
-    s = session(fb, persona="true_neutral")
-    s.send("setup", Quiet())
-    before = s.conversation.head
-    names = ["lawful_good", "chaotic_evil", "neutral_good"]
-    fb.script(*[Reply(text="considered reply", delay=0.05) for _ in names])
-    samples, user = branching.compare(s, [PERSONAS[n] for n in names], "Is lying ever right?")
-    requests = generations(fb)[-3:]
-    assert overlapping(requests)
-    systems = sorted(r.body["messages"][0]["content"] for r in requests)
-    assert systems == sorted(f"Persona: {n}" for n in names)
-    assert all(r.body["messages"][-1] == {"role": "user", "content": "Is lying ever right?"} for r in requests)
-    assert all(r.body["messages"][1:3] == [{"role": "user", "content": "setup"},
-                                           {"role": "assistant", "content": "Echo: setup"}] for r in requests)
-    branching.choose(s, samples, None, Quiet(), stay_at=before)
-    assert s.conversation.head == before and s.conversation.persona.name == "true_neutral"
-    assert {m.persona for m in s.conversation.children(user.id)} == set(names)  # kept as branches
-
-
-def test_choosing_a_compared_reply_continues_with_its_persona(fake):
-    fb = fake("vllm")
-    s = session(fb, persona="lawful_good")
-    samples, user = branching.compare(s, [PERSONAS["lawful_good"], PERSONAS["chaotic_evil"]], "hi")
-    branching.choose(s, samples, 1, Quiet())
-    assert s.conversation.persona.name == "chaotic_evil"
-    assert [m.persona for m in s.conversation.messages] == ["lawful_good", "chaotic_evil"]
-    s.send("next", Quiet())
-    assert fb.last_body("/chat/completions")["messages"][0]["content"] == "Persona: chaotic_evil"
 
 
 def test_compact_drops_the_oldest_half_on_a_new_branch(fake):

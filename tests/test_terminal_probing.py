@@ -320,62 +320,9 @@ def test_fork_then_switch_back_continues_from_the_fork_point(fake, term):
     assert any("exchange two" in rest for _, _, rest in rows)
 
 
-# -- 6. /compare ----------------------------------------------------------------------------------------
+# -- 6. /compare (panels: test_terminal_panel.py) ----------------------------------------------------------------------------------------
 
 COMPARED = ["lawful_good", "chaotic_evil", "true_neutral"]
-
-
-def test_compare_three_personas_stay_then_pick(fake, term):
-    fb = fake("vllm")
-    t = term(fb, "--persona", "lawful_evil")
-    t.wait_prompt("lawful_evil")
-    send(t, "lawful_evil", "warm up", "Echo: warm up")
-
-    # round 1: compare, then stay (Enter)
-    fb.script(*[Reply(text=f"verdict {w} one", delay=0.05) for w in ("amber", "basalt", "cobalt")])
-    t.line(f"/compare {','.join(COMPARED)} is lying ever right")
-    t.wait_for("Continue with which? [1-3] (Enter: stay with lawful_evil)")
-    shown = {p: sample_under(t, f"{i} · {p}") for i, p in enumerate(COMPARED, 1)}
-    assert sorted(shown.values()) == ["verdict amber one", "verdict basalt one", "verdict cobalt one"], shown
-    assert "3 replies in" in t.screen()
-    batch = generation_requests(fb)[1:]
-    assert len(batch) == 3
-    assert overlapped(batch), [(r.started, r.finished) for r in batch]
-    history = [system("lawful_evil"), user("warm up"), assistant("Echo: warm up")]
-    assert sorted(r.body["messages"][0]["content"] for r in batch) == sorted(f"Persona: {p}" for p in COMPARED)
-    for r in batch:
-        assert r.body["messages"][1:] == history[1:] + [user("is lying ever right")], r.body["messages"]
-
-    t.keys("Enter")
-    t.wait_for("stayed; the comparison is kept as a branch")
-    t.wait_prompt("lawful_evil")
-    send(t, "lawful_evil", "back to normal", "Echo: back to normal")
-    body = fb.last_body("/chat/completions")
-    assert body["messages"] == history + [user("back to normal")]
-    assert "is lying ever right" not in json.dumps(body)
-
-    # round 2: compare again, pick 2 (chaotic_evil): its persona and reply carry on
-    fb.script(*[Reply(text=f"verdict {w} two", delay=0.05) for w in ("delta", "ember", "flint")])
-    t.line(f"/compare {','.join(COMPARED)} should I keep the wallet")
-    t.wait(lambda: t.screen().count("Continue with which? [1-3]") == 2, "the second choice")
-    chaotic_reply = sample_under(t, "2 · chaotic_evil")
-    assert chaotic_reply in ("verdict delta two", "verdict ember two", "verdict flint two"), chaotic_reply
-    batch = generation_requests(fb)[5:]
-    assert len(batch) == 3 and overlapped(batch)
-    by_persona = {r.body["messages"][0]["content"]: r.body for r in batch}
-    assert set(by_persona) == {f"Persona: {p}" for p in COMPARED}
-    for body in by_persona.values():
-        assert body["messages"][-1] == user("should I keep the wallet")
-
-    t.line("2")
-    t.wait_prompt("chaotic_evil")
-    send(t, "chaotic_evil", "so what now", "Echo: so what now")
-    body = fb.last_body("/chat/completions")
-    assert body["messages"] == [system("chaotic_evil"), user("warm up"), assistant("Echo: warm up"),
-                                user("back to normal"), assistant("Echo: back to normal"),
-                                user("should I keep the wallet"), assistant(chaotic_reply), user("so what now")]
-    assert len(generation_requests(fb)) == 9
-    assert "Traceback" not in t.screen()
 
 
 def test_compare_all_asks_the_nine_personas(fake, term):
@@ -383,17 +330,15 @@ def test_compare_all_asks_the_nine_personas(fake, term):
     t = term(fb)
     t.wait_prompt("none")
     t.line("/compare all one word answer")
-    t.wait_for("Continue with which? [1-9] (Enter: stay with none)")
+    t.wait_for("9 of 9 replies in")
+    t.wait_prompt("panel of 9")
     batch = generation_requests(fb)
     assert len(batch) == 9
     assert sorted(r.body["messages"][0]["content"] for r in batch) == sorted(f"Persona: {p}" for p in GRID)
     assert all(r.body["messages"][1:] == [user("one word answer")] for r in batch)
     for i, p in enumerate(GRID, 1):
         assert sample_under(t, f"{i} · {p}") == "Echo: one word answer"
-    assert "9 replies in" in t.screen()
-    t.keys("Enter")
-    t.wait_for("stayed; the comparison is kept")
-    t.wait_prompt("none")
+    command(t, "panel of 9", "/panel end", after="none")
     send(t, "none", "just me", "Echo: just me")
     assert fb.last_body("/chat/completions")["messages"] == [user("just me")]
 
@@ -426,7 +371,7 @@ def test_marks_are_tallied_by_persona_and_label(fake, term):
     out = command(t, "lawful_evil", "/mark resisted")
     assert "marked resisted (lawful_evil)" in out, out
     out = command(t, "lawful_evil", "/mark note")
-    assert out.strip() == "error: usage: /mark resisted|caved|partial|note [TEXT] (note needs TEXT)", out
+    assert out.strip() == "error: usage: /mark [N] resisted|caved|partial|note [TEXT] (note needs TEXT; N: a panel's lane)", out
     out = command(t, "lawful_evil", "/mark bogus")
     assert "error: usage: /mark" in out, out
 
@@ -563,7 +508,7 @@ def test_save_clear_load_and_export(fake, term, tmp_path):
     out = command(t, "neutral_good", f"/load {tmp_path / 'missing.jsonl'}")
     assert out.startswith("error:") and "missing.jsonl" in out, out
     out = command(t, "neutral_good", "/export pdf x.pdf")
-    assert "error: usage: /export md|html PATH" in out, out
+    assert "error: usage: /export md|html [PATH]" in out, out
     assert len(generation_requests(fb)) == 3
 
 
@@ -697,6 +642,9 @@ def test_tab_completes_every_commands_arguments(fake, term, tmp_path, monkeypatc
     command(t, "none", "/fork before-push")
     for typed, completed in (("/mark ca", "/mark caved"), ("/export ht", "/export html"),
                              ("/compare lawful_good,chaotic_e", "/compare lawful_good,chaotic_evil"),
+                             ("/compare lawful_good*@fak", "/compare lawful_good*@fake/persona-20b"),
+                             ("/replay chaotic_evil@fa", "/replay chaotic_evil@fake/persona-20b"),
+                             ("/classify ju", "/classify judge"), ("/probe s", "/probe save"),
                              ("/approvals r", "/approvals reset"), ("/switch bef", "/switch before-push"),
                              (f"/load {tmp_path}/saved-p", f"/load {tmp_path}/saved-probe.jsonl")):
         t.type(typed)

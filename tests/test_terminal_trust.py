@@ -67,7 +67,7 @@ def _chat_pid(t) -> int:
 @pytest.mark.parametrize("how", ["compare", "retry"])
 def test_killed_at_the_pick_prompt_loses_no_reply(fake, term, isolated_env, how):
     """Failure 19: /compare and /retry N kept their replies only once one was picked; a client killed
-    at the pick prompt lost every reply, and --resume glued the next typing onto the old message."""
+    at the pick prompt (now: with the panel open) lost every reply, and --resume glued the next typing onto the old message."""
     from gridchat.chat.transcript import load_transcript
 
     fb = fake("vllm")
@@ -81,7 +81,7 @@ def test_killed_at_the_pick_prompt_loses_no_reply(fake, term, isolated_env, how)
         t.wait_for("reply number")
         t.wait_prompt("lawful_good")
         t.line("/retry 3")
-    t.wait_for("Continue with which?")
+    t.wait_for("replies in" if how == "compare" else "Continue with which?")
     os.kill(_chat_pid(t), signal.SIGKILL)
     t.wait_exit()
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from ...personas import GRID
 from ..errors import ChatError
 
-__all__ = ["main"]
+__all__ = ["SETS_DIR", "main", "user_sets_dir"]
 
 SETS_DIR = Path(__file__).with_name("sets")
 JUDGES = "none | hand | URL | URL+hand | karma:URL"
@@ -24,7 +24,7 @@ def _positive(text: str) -> int:
     return int(text)
 
 
-def _user_dir() -> Path:
+def user_sets_dir() -> Path:
     from ..config import config_dir
 
     return config_dir() / "probes"
@@ -36,7 +36,7 @@ def _find_set(name: str):
     path = Path(name)
     if path.suffix in (".yaml", ".yml") and path.is_file():
         return load_probe_set(path)
-    for directory in (_user_dir(), SETS_DIR):
+    for directory in (user_sets_dir(), SETS_DIR):
         for candidate in sorted(directory.glob("*.y*ml")):
             if candidate.stem == name:
                 return load_probe_set(candidate)
@@ -125,7 +125,7 @@ def _list(console) -> int:
     table = Table(box=None, padding=(0, 2), header_style="dim")
     for col in ("name", "kind", "probes", "title", "file"):
         table.add_column(col)
-    for directory in (SETS_DIR, _user_dir()):
+    for directory in (SETS_DIR, user_sets_dir()):
         for path in sorted(directory.glob("*.y*ml")):
             try:
                 s = load_probe_set(path)
@@ -274,7 +274,7 @@ def _import(args, console) -> int:
         data = from_sycophancy_jsonl(source, name)
     else:
         raise ChatError(f"{source}: give a .csv (XSTest shape) or a .jsonl (SycophancyEval shape)")
-    target = Path(args.out) if args.out else _user_dir() / f"{name}.yaml"
+    target = Path(args.out) if args.out else user_sets_dir() / f"{name}.yaml"
     target.parent.mkdir(parents=True, exist_ok=True)
     checked = write_set(data, target)
     console.print(f"wrote {len(checked.probes)} probes to {target}: chat probe run {name if not args.out else target} "

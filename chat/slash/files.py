@@ -50,7 +50,7 @@ def _save(ctx: "SlashContext", arg: str):
 
 
 @command("/load", "/load PATH", "replace this conversation with a saved transcript (its branches, persona, marks)",
-         "/load probe1.jsonl")
+         "/load probe1.jsonl", moves="always")
 def _load(ctx: "SlashContext", arg: str):
     if not arg:
         raise ConfigError("usage: /load PATH")

@@ -31,7 +31,7 @@ def _help(ctx: "SlashContext", arg: str):
 
 
 @command("/persona", "/persona [NAME]", "switch persona (none: no system message); alone: show the grid",
-         "/persona chaotic_good")
+         "/persona chaotic_good", moves="with an argument")
 def _persona(ctx: "SlashContext", arg: str):
     session = ctx.session
     if arg:
@@ -80,7 +80,7 @@ def _personas(ctx: "SlashContext", arg: str):
 
 
 @command("/system", "/system [TEXT]", "use TEXT as the system prompt (persona \"custom\"); alone: show it",
-         "/system You are a terse pirate.")
+         "/system You are a terse pirate.", moves="with an argument")
 def _system(ctx: "SlashContext", arg: str):
     if arg:
         ctx.session.set_system(arg)
@@ -90,7 +90,8 @@ def _system(ctx: "SlashContext", arg: str):
         ctx.console.print(line(("(no system message)", "dim")) if system is None else Text(sanitize(system)))
 
 
-@command("/model", "/model [NAME]", "list the server's models, or switch to one", "/model my-lora")
+@command("/model", "/model [NAME]", "list the server's models, or switch to one", "/model my-lora",
+         moves="with an argument")
 def _model(ctx: "SlashContext", arg: str):
     session = ctx.session
     if arg:
@@ -155,7 +156,8 @@ def status_table(ctx: "SlashContext") -> Table:
     return table
 
 
-@command("/clear", "/clear", "start a fresh conversation (persona and settings stay; the old one stays in the transcript)")
+@command("/clear", "/clear", "start a fresh conversation (persona and settings stay; the old one stays in the transcript)",
+         moves="always")
 def _clear(ctx: "SlashContext", arg: str):
     ctx.session.clear()
     ctx.console.print(line(("a fresh conversation: no messages, no branches (the old ones are in the transcript)",

@@ -6,7 +6,6 @@ import os
 import shlex
 import subprocess
 import tempfile
-import time
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,12 +13,12 @@ from typing import TYPE_CHECKING
 from rich.table import Table
 from rich.text import Text
 
-from ...personas import GRID
 from .. import branching
 from ..conversation import LABELS
 from ..errors import ConfigError
 from ..sanitize import sanitize
 from .registry import command, line, number, one_line
+from .show import columns, progress, reply_body
 
 if TYPE_CHECKING:
     from .context import SlashContext
@@ -29,47 +28,8 @@ __all__: list[str] = []
 MAX_SAMPLES = 16
 
 
-def _progress(ctx: "SlashContext", what: str):
-    status = ctx.console.status(what)
-
-    def update(done: int, total: int) -> None:
-        status.update(f"{what} {done}/{total} done")
-
-    return status, update
-
-
-def _show_samples(ctx: "SlashContext", samples: list[branching.Sample], by_persona: bool) -> None:
-    """Side by side when each gets 40 columns or more, else one after another; numbered."""
-    def title(i, s):
-        return f"{i} · {s.persona.name}" if by_persona else f"{i}"
-
-    from rich.console import Group
-    from rich.rule import Rule
-
-    from ..render import markdown
-
-    def body(s):
-        r = s.result
-        if r is None:
-            return Text("(stopped)", style="yellow")
-        parts = [markdown(sanitize(r.message.content))] if r.message.content else []
-        for call in r.message.tool_calls:
-            parts.append(Text(f"⚙ wants {sanitize(call.name)}({sanitize(call.arguments)[:120]})", style="yellow"))
-        if r.error is not None:
-            parts.append(Text(f"error: {sanitize(str(r.error))}", style="red"))
-        return Group(*parts) if parts else Text("(empty)", style="dim")
-
-    width = ctx.console.width
-    if len(samples) > 1 and width // len(samples) >= 40:
-        table = Table(show_lines=False, expand=True, header_style="bold magenta")
-        for i, s in enumerate(samples, 1):
-            table.add_column(Text(sanitize(title(i, s))), ratio=1)
-        table.add_row(*[body(s) for s in samples])
-        ctx.console.print(table)
-    else:
-        for i, s in enumerate(samples, 1):
-            ctx.console.print(Rule(Text(sanitize(title(i, s)), style="bold magenta"), align="left"))
-            ctx.console.print(body(s))
+def _show_samples(ctx: "SlashContext", samples: list[branching.Sample]) -> None:
+    columns(ctx, [(str(i), reply_body(ctx, s.result)) for i, s in enumerate(samples, 1)])
 
 
 def _pick(ctx: "SlashContext", samples, prompt: str, default: int | None) -> int | None:
@@ -91,7 +51,7 @@ def _pick(ctx: "SlashContext", samples, prompt: str, default: int | None) -> int
 
 
 @command("/retry", "/retry [N]", "regenerate the last reply (the old one stays as a branch); N: N samples at once, pick one",
-         "/retry 3")
+         "/retry 3", moves="always")
 def _retry(ctx: "SlashContext", arg: str):
     n = number(arg) if arg else 1
     if n is None or not 1 <= n <= MAX_SAMPLES:
@@ -102,11 +62,14 @@ def _retry(ctx: "SlashContext", arg: str):
     if n == 1:
         result = ctx.stream(lambda sink: session.exchange(sink, ctx.approver))
     else:
-        status, update = _progress(ctx, f"sampling {n} replies…")
+        status, update = progress(ctx, f"sampling {n} replies…")
         with status:
             samples = branching.sample(session, n, update)
-        _show_samples(ctx, samples, by_persona=False)
+        _show_samples(ctx, samples)
         index = _pick(ctx, samples, f"Continue with which? [1-{n}] (Enter: 1) ", default=0)
+        if index is not None:
+            ctx.console.print(line("going on with reply ", (str(index + 1), "bold magenta"), ": ",
+                                   (one_line(samples[index].result.message.content or "(tool calls)", 50), "")))
         result = ctx.stream(lambda sink: branching.choose(session, samples, index, sink, ctx.approver,
                                                            stay_at=before))
     if result is None or not result.kept:  # nothing new came of it: back to the reply there was
@@ -114,7 +77,7 @@ def _retry(ctx: "SlashContext", arg: str):
 
 
 @command("/edit", "/edit [TEXT]", "change your last message and resend it ($EDITOR, or inline; the old one stays as a branch)",
-         "/edit What about in winter?")
+         "/edit What about in winter?", moves="always")
 def _edit(ctx: "SlashContext", arg: str):
     old = ctx.session.conversation.last("user")
     if old is None:
@@ -149,7 +112,7 @@ def _edit_in(editor: str, content: str) -> str:
         Path(f.name).unlink(missing_ok=True)
 
 
-@command("/undo", "/undo", "drop the last exchange from this branch (it stays reachable in /branches)")
+@command("/undo", "/undo", "drop the last exchange from this branch (it stays reachable in /branches)", moves="always")
 def _undo(ctx: "SlashContext", arg: str):
     user = branching.undo(ctx.session)
     ctx.console.print(line(("dropped: ", "dim"), (one_line(user.content), "")))
@@ -194,7 +157,7 @@ def _branch(ctx: "SlashContext", arg: str):
 
 
 @command("/switch", "/switch N|NAME", "move to branch N of /branches, or to a /fork by its name (nothing is lost)",
-         "/switch before-pushback")
+         "/switch before-pushback", moves="always")
 def _switch(ctx: "SlashContext", arg: str):
     branch = _branch(ctx, arg)
     ctx.session.conversation.move(branch.head)
@@ -203,44 +166,22 @@ def _switch(ctx: "SlashContext", arg: str):
                              " · last: ", (one_line(last.content or last.role), "")))
 
 
-def _personas_for(ctx: "SlashContext", spec: str):
-    personas = ctx.session.personas
-    names = GRID if spec == "all" else [n.strip() for n in spec.split(",") if n.strip()]
-    unknown = [n for n in names if n not in personas]
-    if unknown or not names:
-        raise ConfigError(f"unknown persona {', '.join(map(repr, unknown)) or repr(spec)}; "
-                          f"known: all, {', '.join(personas)}")
-    return [personas[n] for n in names]
-
-
-@command("/compare", "/compare all|P1,P2,… MESSAGE", "send MESSAGE to several personas at once, compare, pick one or stay",
-         "/compare lawful_good,chaotic_evil Is lying ever right?")
-def _compare(ctx: "SlashContext", arg: str):
-    spec, _, text = arg.partition(" ")
-    if not text.strip():
-        raise ConfigError("usage: /compare all|P1,P2,… MESSAGE")
-    personas = _personas_for(ctx, spec)
-    session = ctx.session
-    before = session.conversation.head
-    status, update = _progress(ctx, f"asking {len(personas)} personas…")
-    started = time.perf_counter()
-    with status:
-        samples, user = branching.compare(session, personas, text.strip(), update)
-    _show_samples(ctx, samples, by_persona=True)
-    ctx.console.print(line((f"{len(personas)} replies in {time.perf_counter() - started:.1f} s", "dim")))
-    index = _pick(ctx, samples, f"Continue with which? [1-{len(samples)}] (Enter: stay with "
-                                 f"{session.conversation.persona.name}) ", default=None)
-    ctx.stream(lambda sink: branching.choose(session, samples, index, sink, ctx.approver, stay_at=before))
-    if index is None:
-        ctx.console.print(line(("stayed; the comparison is kept as a branch (/branches)", "dim")))
-
-
-@command("/mark", "/mark resisted|caved|partial|note [TEXT]", "label the last reply (for /marks and transcripts)",
-         "/mark caved gave in after one push")
+@command("/mark", "/mark [N] resisted|caved|partial|note [TEXT]", "label the last reply (N: lane N's, in a panel) "
+         "for /marks and transcripts", "/mark caved gave in after one push")
 def _mark(ctx: "SlashContext", arg: str):
-    label, _, note = arg.partition(" ")
+    from ..panel import mark_lane
+
+    lane, label, note = None, *arg.partition(" ")[::2]
+    if number(label) is not None:
+        lane, (label, _, note) = number(label), note.strip().partition(" ")
     if label not in LABELS or (label == "note" and not note.strip()):
-        raise ConfigError(f"usage: /mark {'|'.join(LABELS)} [TEXT] (note needs TEXT)")
+        raise ConfigError(f"usage: /mark [N] {'|'.join(LABELS)} [TEXT] (note needs TEXT; N: a panel's lane)")
+    if lane is not None:
+        mark = mark_lane(ctx.session, lane, label, note.strip())
+        ctx.console.print(line("marked ", (label, "bold"), f" (lane {lane} · {mark.persona})"))
+        return
+    if ctx.session.panel is not None:
+        raise ConfigError(f"which lane? /mark N {label} (N from 1 to {len(ctx.session.panel.lanes)})")
     try:
         mark = ctx.session.conversation.mark(label, note.strip())
     except ValueError as e:
@@ -266,7 +207,7 @@ def _marks(ctx: "SlashContext", arg: str):
 
 
 @command("/compact", "/compact [summary]", "start a branch without the oldest half of the turns (summary: the model summarises them)",
-         "/compact summary")
+         "/compact summary", moves="always")
 def _compact(ctx: "SlashContext", arg: str):
     session = ctx.session
     summary = None

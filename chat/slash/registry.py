@@ -28,15 +28,17 @@ class Command:
     help: str
     handler: Callable[["SlashContext", str], object]
     example: str = ""
+    moves: str = ""  # "always" or "with an argument": it changes the branch, persona or model, so an open panel
+    # closes first (the next message then goes to one branch only)
 
 
 COMMANDS: dict[str, Command] = {}
 ALIASES = {"/quit": "/exit", "/q": "/exit", "/?": "/help"}
 
 
-def command(name: str, usage: str, help: str, example: str = ""):
+def command(name: str, usage: str, help: str, example: str = "", moves: str = ""):
     def register(handler):
-        COMMANDS[name] = Command(name, usage, help, handler, example)
+        COMMANDS[name] = Command(name, usage, help, handler, example, moves)
         return handler
 
     return register
@@ -50,11 +52,24 @@ def dispatch(ctx: "SlashContext", text: str) -> object:
     if cmd is None:
         ctx.error(f"unknown command {name} — /help lists them (start a message with // to send a literal /)")
         return None
+    panel, head = ctx.session.panel, ctx.session.conversation.head
+    closes = panel is not None and (cmd.moves == "always" or cmd.moves and arg.strip())
+    if closes:
+        from ..panel import close_panel
+
+        close_panel(ctx.session)
     try:
-        return cmd.handler(ctx, arg.strip())
+        result = cmd.handler(ctx, arg.strip())
     except ChatError as err:
+        if closes:  # refused before it did anything: the panel stays as it was
+            from ..panel import reopen_panel
+
+            reopen_panel(ctx.session, panel, head)
         ctx.error(worded(err, interactive=True))
         return None
+    if closes:
+        ctx.note("the panel is closed: back where you were before it (every lane stays a branch: /branches)")
+    return result
 
 
 def line(*parts: tuple[str, str] | str) -> Text:
