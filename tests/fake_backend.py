@@ -75,6 +75,11 @@ class Reply:
     content_type: str = "text/html"    # of raw_body
 
 
+def overlapping(requests: Sequence[RecordedRequest]) -> bool:
+    """Whether the requests were all in flight at one moment (sent in parallel, not one after another)."""
+    return max(r.started for r in requests) < min(r.finished for r in requests)
+
+
 @dataclass
 class RecordedRequest:
     method: str
@@ -832,6 +837,11 @@ class FakeBackend:
     def pending(self) -> int:
         """Scripted replies not consumed yet."""
         return len(self._script)
+
+    def generations(self) -> list[RecordedRequest]:
+        """The requests that asked for a reply (the side endpoints /models, /tokenize, ... left out)."""
+        with self._lock:
+            return [r for r in self.requests if r.path.split("?")[0].endswith(("/chat/completions", "/responses"))]
 
     def last_body(self, path_suffix: str = "") -> dict:
         with self._lock:

@@ -42,10 +42,6 @@ set -g default-size 100x30
 """
 
 
-def generation_requests(fb) -> list:
-    """The requests that asked for a reply (the side endpoints /models, /version, ... left out)."""
-    return [r for r in list(fb.requests) if r.path.split("?")[0].endswith(("/chat/completions", "/responses"))]
-
 
 def sgr_params(line: str) -> set[str]:
     """Every SGR parameter a captured line (capture-pane -e) sets: {"2"} for dim, {"3"} italic ..."""

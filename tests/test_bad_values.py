@@ -19,9 +19,6 @@ def chat(*args, env=None):
                           stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})})
 
 
-def generations(fb):
-    return [r for r in fb.requests if r.method == "POST"]
-
 
 @pytest.mark.parametrize("flag,value", [
     ("--temperature", "nan"), ("--temperature", "inf"), ("--temperature", "1e400"), ("--temperature", "-1"),
@@ -31,7 +28,7 @@ def generations(fb):
 def test_bad_flag_values_are_refused_before_anything_is_sent(fake, flag, value):
     fb = fake("vllm")
     r = chat("--base-url", fb.base_url, flag, value, "-p", "hi")
-    assert r.returncode == 1 and not generations(fb)
+    assert r.returncode == 1 and not fb.generations()
     (line,) = r.stderr.strip().splitlines()
     assert line.startswith(f"chat: error: {flag} {value}: ") and "Traceback" not in r.stderr
 
@@ -39,7 +36,7 @@ def test_bad_flag_values_are_refused_before_anything_is_sent(fake, flag, value):
 def test_bad_environment_values_are_refused(fake):
     fb = fake("vllm")
     r = chat("--base-url", fb.base_url, "-p", "hi", env={"GRIDCHAT_TEMPERATURE": "nan"})
-    assert r.returncode == 1 and not generations(fb)
+    assert r.returncode == 1 and not fb.generations()
     assert r.stderr.strip() .startswith("chat: error: GRIDCHAT_TEMPERATURE=nan: ")
 
 

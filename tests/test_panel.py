@@ -3,7 +3,7 @@ each lane keeps its own history, persona, model and server; replies flip, get ma
 a branch replays against others; what was found becomes a probe file."""
 
 import pytest
-from fake_backend import Reply
+from fake_backend import Reply, overlapping
 from gridchat.chat import panel as panels
 from gridchat.chat.config import Settings
 from gridchat.chat.errors import ConfigError
@@ -21,12 +21,6 @@ def session(fb, **settings):
     return Session(Settings(base_url=fb.base_url, **settings), PERSONAS)
 
 
-def generations(fb):
-    return [r for r in fb.requests if r.method == "POST"]
-
-
-def overlapping(requests):
-    return max(r.started for r in requests) < min(r.finished for r in requests)
 
 
 def persona_of(body):
@@ -50,7 +44,7 @@ def test_the_pushback_goes_to_every_lane_at_once_each_with_its_own_history(fake)
     names = ["lawful_good", "chaotic_evil", "neutral_good"]
     panel = panels.open_panel(s, panels.lanes_for(s, ",".join(names)))
     panels.ask(s, panel, "What is the capital of Australia?")
-    first = generations(fb)[-3:]
+    first = fb.generations()[-3:]
     assert overlapping(first)
     assert sorted(persona_of(r.body) for r in first) == sorted(names)
     assert all(r.body["messages"][1:3] == [{"role": "user", "content": "setup"},
@@ -58,7 +52,7 @@ def test_the_pushback_goes_to_every_lane_at_once_each_with_its_own_history(fake)
                for r in first)
 
     panels.ask(s, panel, "I'm sure it's Sydney.")
-    second = generations(fb)[-3:]
+    second = fb.generations()[-3:]
     assert overlapping(second)
     for r in second:  # each lane sees its own earlier reply, then the pushback
         p = persona_of(r.body)
@@ -119,10 +113,10 @@ def test_a_judge_model_flags_flips_where_no_patterns_are_set(fake):
     s.flip_judge = judge.base_url
     panel = panels.open_panel(s, panels.lanes_for(s, "neutral_good,neutral_evil"))
     panels.ask(s, panel, "capital?")
-    assert generations(judge) == []  # one reply per lane: nothing to compare yet
+    assert judge.generations() == []  # one reply per lane: nothing to compare yet
     panels.ask(s, panel, "I'm sure it's Sydney.")
-    assert len(generations(judge)) == 2
-    assert all(r.body["model"] == "judge-7b" and r.body.get("temperature") == 0 for r in generations(judge))
+    assert len(judge.generations()) == 2
+    assert all(r.body["model"] == "judge-7b" and r.body.get("temperature") == 0 for r in judge.generations())
     assert [lane.flipped for lane in panel.lanes] == [None, "changed its answer (judge)"]
     assert [lane.label for lane in panel.lanes] == ["judge: same", "judge: changed"]
 
@@ -136,7 +130,7 @@ def test_models_on_one_server_crossed_with_personas(fake):
     assert [lane.title(s) for lane in lanes] == ["lawful_good", "lawful_good@my-lora", "chaotic_evil",
                                                 "chaotic_evil@my-lora"]
     panels.ask(s, panels.open_panel(s, lanes), "hi")
-    assert sorted((persona_of(r.body), r.body["model"]) for r in generations(fb)) == sorted(
+    assert sorted((persona_of(r.body), r.body["model"]) for r in fb.generations()) == sorted(
         (lane.persona.name, lane.model) for lane in lanes)
     assert {m.model for m in s.conversation.nodes if m.role == "assistant"} == {"base", "my-lora"}
     with pytest.raises(ConfigError, match="has no model 'other'"):
@@ -157,8 +151,8 @@ def test_a_second_server_is_a_lane_and_cannot_be_picked_here(fake):
     assert lanes[1].title(s) == f"lawful_good@other-8b@127.0.0.1:{other.port}"
     panel = panels.open_panel(s, lanes)
     panels.ask(s, panel, "hi")
-    assert sorted(persona_of(r.body) for r in generations(home)) == ["chaotic_evil", "lawful_good"]
-    assert sorted(persona_of(r.body) for r in generations(other)) == ["chaotic_evil", "lawful_good"]
+    assert sorted(persona_of(r.body) for r in home.generations()) == ["chaotic_evil", "lawful_good"]
+    assert sorted(persona_of(r.body) for r in other.generations()) == ["chaotic_evil", "lawful_good"]
     with pytest.raises(ConfigError, match="lane 2 is on another server"):
         panels.pick(s, 2)
     assert s.panel is panel  # refused: still open
@@ -175,7 +169,7 @@ def test_a_failed_lane_stays_where_it_was_and_the_others_go_on(fake):
     assert panel.lanes[0].result.kept and not panel.lanes[1].result.kept
     assert panel.lanes[1].result.error is not None and panel.lanes[1].head is None
     panels.ask(s, panel, "second")
-    evil = [r.body for r in generations(fb) if persona_of(r.body) == "chaotic_evil"][-1]
+    evil = [r.body for r in fb.generations() if persona_of(r.body) == "chaotic_evil"][-1]
     assert [m["role"] for m in evil["messages"]] == ["system", "user"]  # no user message left unanswered before it
     assert evil["messages"][-1]["content"] == "second"
 
@@ -202,8 +196,8 @@ def test_replay_reruns_the_branch_against_other_lanes_from_the_start(fake):
     s.send("I'm sure it's Sydney.", NullSink())
     fb.requests.clear()
     panel = panels.replay(s, "neutral_evil,chaotic_evil")
-    assert panel.turns == 2 and len(generations(fb)) == 4
-    assert overlapping(generations(fb)[:2]) and overlapping(generations(fb)[2:])
+    assert panel.turns == 2 and len(fb.generations()) == 4
+    assert overlapping(fb.generations()[:2]) and overlapping(fb.generations()[2:])
     for lane in panel.lanes:
         assert [m.content for m in s.conversation.path_to(lane.head)] == [
             "capital?", f"Canberra, says {lane.persona.name}", "I'm sure it's Sydney.", f"Sydney, says {lane.persona.name}"]

@@ -1,7 +1,7 @@
 """Probing moves at the session level against the fake backend: samples run in parallel (panels:
 test_panel.py), every reply is kept as a branch, compaction never loses the full conversation."""
 
-from fake_backend import Reply
+from fake_backend import Reply, overlapping
 from gridchat.chat import branching
 from gridchat.chat.config import Settings
 from gridchat.chat.session import Session
@@ -26,12 +26,6 @@ def session(fb, **settings):
     return Session(Settings(base_url=fb.base_url, **settings), PERSONAS)
 
 
-def generations(fb):
-    return [r for r in fb.requests if r.method == "POST"]
-
-
-def overlapping(requests):
-    return max(r.started for r in requests) < min(r.finished for r in requests)
 
 
 def test_retry_n_samples_concurrently_and_keeps_every_sample(fake):
@@ -41,7 +35,7 @@ def test_retry_n_samples_concurrently_and_keeps_every_sample(fake):
     fb.script(*[Reply(text=f"sample {i}", delay=0.05) for i in range(3)])
     user = branching.retry_point(s)
     samples = branching.sample(s, 3)
-    assert overlapping(generations(fb)[-3:])
+    assert overlapping(fb.generations()[-3:])
     texts = sorted(x.result.message.content for x in samples)
     assert texts == ["sample 0", "sample 1", "sample 2"]
     chosen = next(i for i, x in enumerate(samples) if x.result.message.content == "sample 1")

@@ -7,7 +7,7 @@ import re
 
 import pytest
 from fake_backend import Reply, prompt_tokens
-from terminal import MODEL, flat, generation_requests, send, sgr_params, unwrap
+from terminal import MODEL, flat, send, sgr_params, unwrap
 
 # -- 1. a plain conversation ------------------------------------------------------------------------
 
@@ -33,7 +33,7 @@ def test_prompt_reply_stats_and_history(fake, term):
     assert "2" in sgr_params(stats_styled), repr(stats_styled)
 
     send(t, "lawful_evil", "and once more", "Echo: and once more")
-    bodies = [r.body for r in generation_requests(fb)]
+    bodies = [r.body for r in fb.generations()]
     assert len(bodies) == 2
     assert bodies[0]["messages"] == [
         {"role": "system", "content": "Persona: lawful_evil"},
@@ -95,7 +95,7 @@ def test_persona_switch_mid_session(fake, term):
     t.wait_prompt("none")
     listing = t.output_after("none › /persona")
     assert "● none" in listing and listing.count("●") == 1, listing
-    assert len(generation_requests(fb)) == 3  # the slash commands sent nothing
+    assert len(fb.generations()) == 3  # the slash commands sent nothing
 
 
 def test_unknown_persona_is_one_line_and_keeps_the_persona(fake, term):
@@ -119,7 +119,7 @@ def test_ctrl_c_stops_the_reply_and_the_session_goes_on(fake, term):
     t.wait_prompt("lawful_evil")
     t.line("tell me a long story")
     t.wait_for("word word word word")
-    first = generation_requests(fb)[0]
+    first = fb.generations()[0]
     assert first.finished is None, "the reply should still be streaming (it is shown as it comes)"
 
     t.keys("C-c")
@@ -148,7 +148,7 @@ def test_ctrl_c_before_the_first_token_offers_the_text_again(fake, term):
     t = term(fb)
     t.wait_prompt("none")
     t.line("are you there")
-    t.wait(lambda: len(generation_requests(fb)) == 1, "the request at the server")
+    t.wait(lambda: len(fb.generations()) == 1, "the request at the server")
     t.keys("C-c")
     t.wait_for("[interrupted]")
     t.wait_prompt("none", "are you there")  # nothing came back: the message is offered again
@@ -171,7 +171,7 @@ def test_keys_typed_during_a_reply_wait_for_the_next_prompt(fake, term):
     t.wait_prompt("none", "typed ahead")
     lines = t.screen().splitlines()
     assert [line for line in lines if "typed ahead" in line] == ["none › typed ahead"], lines  # not echoed mid-reply
-    assert len(generation_requests(fb)) == 1
+    assert len(fb.generations()) == 1
     t.keys("Enter")
     t.wait_for("Echo: typed ahead")
     assert fb.last_body("/chat/completions")["messages"][-1] == {"role": "user", "content": "typed ahead"}
@@ -199,7 +199,7 @@ def test_exit_command_quits_with_status_0(fake, term):
     t.line("/exit")
     assert t.wait_exit() == 0
     assert "Traceback" not in t.screen()
-    assert generation_requests(fb) == []
+    assert fb.generations() == []
 
 
 def test_ctrl_d_at_an_empty_prompt_quits_with_status_0(fake, term):
@@ -226,7 +226,7 @@ def test_server_error_keeps_session_and_refills_the_prompt(fake, term):
     error_lines = [line for line in screen.splitlines() if "error" in line.lower()]
     assert len(error_lines) == 1 and "500" in error_lines[0], error_lines
     assert "Traceback" not in screen
-    assert len(generation_requests(fb)) == 1  # shown at once, not retried behind the user's back
+    assert len(fb.generations()) == 1  # shown at once, not retried behind the user's back
     assert t.alive()
 
     fb.script(Reply(text="recovered fine"))
@@ -260,11 +260,11 @@ def test_context_exceeded_shows_the_sizes(fake, term):
     after = unwrap(t.screen().rsplit("context exceeded", 1)[-1])
     squeezed = [line.replace(" ", "") for line in after.splitlines()]  # a wrap may fall on a space
     assert ("none›" + long_message).replace(" ", "") in squeezed, after
-    assert len(generation_requests(fb)) == 1  # a 400 is not retried
+    assert len(fb.generations()) == 1  # a 400 is not retried
     # Enter sends the very same message again (and it fails the same way)
     t.keys("Enter")
     t.wait(lambda: t.screen().count("context exceeded") >= 2, "the second context error")
-    gens = generation_requests(fb)
+    gens = fb.generations()
     assert len(gens) == 2 and gens[1].body["messages"] == gens[0].body["messages"] == [
         {"role": "user", "content": long_message}]
 
@@ -281,7 +281,7 @@ def test_unknown_command_and_empty_enter_send_nothing(fake, term):
     t.wait_for("unknown command /frobnicate")
     t.wait_prompt("none")
     assert len(fb.requests) == before  # nothing at all reached the server
-    assert generation_requests(fb) == []
+    assert fb.generations() == []
 
     t.keys("Enter")
     t.wait(lambda: t.screen().splitlines().count("none ›") >= 2, "a fresh prompt after an empty Enter")
@@ -292,7 +292,7 @@ def test_unknown_command_and_empty_enter_send_nothing(fake, term):
     t.wait_prompt("none")
 
     send(t, "none", "real message", "Echo: real message")
-    gens = generation_requests(fb)
+    gens = fb.generations()
     assert len(gens) == 1, [r.body for r in gens]
     assert gens[0].body["messages"] == [{"role": "user", "content": "real message"}]
 
@@ -341,7 +341,7 @@ def test_alt_enter_adds_a_line_and_paste_keeps_lines(fake, term):
     t.raw(b"\x1b\r")  # Alt-Enter, as a terminal sends it
     t.type("second line")
     t.wait(lambda: t.cursor_line().endswith("second line"), "the second line being typed")
-    assert generation_requests(fb) == []  # Alt-Enter did not send
+    assert fb.generations() == []  # Alt-Enter did not send
     lines = t.visible()
     i = lines.index(t.cursor_line())
     assert lines[i - 1] == "none › first line"
@@ -352,11 +352,11 @@ def test_alt_enter_adds_a_line_and_paste_keeps_lines(fake, term):
 
     t.raw(b"\x1b[200~line one\nline two\x1b[201~")  # a bracketed paste of two lines
     t.wait(lambda: t.cursor_line().endswith("line two"), "the pasted text")
-    assert len(generation_requests(fb)) == 1  # the newline in the paste did not send
+    assert len(fb.generations()) == 1  # the newline in the paste did not send
     t.keys("Enter")
     t.wait_for("Echo: line one")
     t.wait_prompt("none")
-    gens = generation_requests(fb)
+    gens = fb.generations()
     assert len(gens) == 2
     assert gens[1].body["messages"][-1] == {"role": "user", "content": "line one\nline two"}
 
@@ -433,7 +433,7 @@ def test_status_shows_server_model_api_persona_context(fake, term, flavor, shown
     assert rows["persona"] == "lawful_evil — system: Persona: lawful_evil"
     assert re.fullmatch(r"[\d,]+ / 131,072 tokens \(2 messages\)", rows["context"]), rows["context"]
     assert "reasoning" in rows and "last" in rows
-    assert len(generation_requests(fb)) == 1  # /status asked nothing of the model
+    assert len(fb.generations()) == 1  # /status asked nothing of the model
 
 
 # -- 12. reasoning -------------------------------------------------------------------------------------------

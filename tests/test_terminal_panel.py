@@ -12,7 +12,7 @@ from fake_backend import Reply
 from gridchat.chat.probes.report import final_verdict
 from gridchat.chat.probes.runner import cell_events
 from gridchat.personas import GRID
-from terminal import flat, generation_requests, send
+from terminal import flat, send
 from test_terminal_probing import assistant, command, overlapped, sample_under, system, user
 
 COMPARED = ["lawful_good", "chaotic_evil", "true_neutral"]
@@ -51,7 +51,7 @@ def test_the_pushback_goes_to_every_compared_persona_then_pick_one(fake, term):
     t.line("I'm quite sure it's Sydney.")
     t.wait(lambda: t.screen().count("3 of 3 replies in") == 2, "the second round")
     t.wait_prompt("panel of 3")
-    batch = generation_requests(fb)[-3:]
+    batch = fb.generations()[-3:]
     assert overlapped(batch)
     for r in batch:  # each lane: its own earlier reply, then the pushback
         p = persona_of(r.body)
@@ -66,8 +66,8 @@ def test_the_pushback_goes_to_every_compared_persona_then_pick_one(fake, term):
     out = command(t, "panel of 3", "/pick 2", after="chaotic_evil")
     assert "going on with lane 2 · chaotic_evil: Sydney it is" in flat(out), out
     send(t, "chaotic_evil", "so?", "Sydney it is")
-    body = generation_requests(fb)[-1].body
-    assert len(generation_requests(fb)) == 8  # one request: the panel is over
+    body = fb.generations()[-1].body
+    assert len(fb.generations()) == 8  # one request: the panel is over
     assert body["messages"] == [system("chaotic_evil"), *history, user("What is the capital of Australia?"),
                                 assistant("Canberra it is"), user("I'm quite sure it's Sydney."),
                                 assistant("Sydney it is"), user("so?")]
@@ -102,7 +102,7 @@ def test_wide_panels_side_by_side_flips_cut_short_and_panel_end(fake, term):
     out = command(t, "panel of 2", "/panel end", after="lawful_evil")
     assert "back where you were before it" in out
     send(t, "lawful_evil", "fresh start", "Echo: fresh start")
-    assert generation_requests(fb)[-1].body["messages"] == [system("lawful_evil"), user("fresh start")]
+    assert fb.generations()[-1].body["messages"] == [system("lawful_evil"), user("fresh start")]
     # every lane stayed a branch
     out = command(t, "lawful_evil", "/branches")
     assert "neutral_good" in out and "neutral_evil" in out, out
@@ -119,7 +119,7 @@ def test_a_command_that_moves_closes_the_panel_first(fake, term):
     out = command(t, "panel of 2", "/persona neutral_good", after="neutral_good")
     assert "the panel is closed" in out, out
     send(t, "neutral_good", "after", "Echo: after")
-    assert generation_requests(fb)[-1].body["messages"] == [system("neutral_good"), user("after")]
+    assert fb.generations()[-1].body["messages"] == [system("neutral_good"), user("after")]
 
 
 def test_compare_models_and_a_second_server_in_one_panel(fake, term):
@@ -134,12 +134,12 @@ def test_compare_models_and_a_second_server_in_one_panel(fake, term):
     assert sample_under(t, "1 · lawful_good") == "from base"
     assert sample_under(t, "2 · lawful_good@my-lora") == "from my-lora"
     assert sample_under(t, f"3 · lawful_good@other-8b@127.0.0.1:{other.port}") == "from other-8b over there"
-    assert sorted(r.body["model"] for r in generation_requests(fb)) == ["base", "my-lora"]
+    assert sorted(r.body["model"] for r in fb.generations()) == ["base", "my-lora"]
     out = command(t, "panel of 3", "/pick 3")
     assert f"lane 3 is on another server: /save FILE, then chat --base-url {other.base_url} --resume FILE" in flat(out)
     out = command(t, "panel of 3", "/pick 2", after="lawful_good")
     send(t, "lawful_good", "next", "from my-lora")
-    assert generation_requests(fb)[-1].body["model"] == "my-lora"
+    assert fb.generations()[-1].body["model"] == "my-lora"
 
 
 def test_replay_then_probe_save_then_chat_probe_run(fake, term, isolated_env):
@@ -151,11 +151,11 @@ def test_replay_then_probe_save_then_chat_probe_run(fake, term, isolated_env):
     t.line("Are you sure? I think it's Sydney.")
     t.wait(lambda: t.screen().count("Canberra it is") == 2, "the second reply")
     t.wait_prompt("lawful_good")
-    before = len(generation_requests(fb))
+    before = len(fb.generations())
     t.line("/replay lawful_evil,chaotic_good")
     t.wait_for("replayed 2 messages on 2 lanes")
     t.wait_prompt("panel of 2")
-    replayed = generation_requests(fb)[before:]
+    replayed = fb.generations()[before:]
     assert len(replayed) == 4 and overlapped(replayed[:2]) and overlapped(replayed[2:])
     assert flat(t.screen()).count("Sydney it is") >= 1  # lawful_evil caved on the replay
 

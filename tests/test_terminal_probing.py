@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from fake_backend import Reply
-from terminal import REPO, generation_requests, send, unwrap
+from terminal import REPO, send, unwrap
 
 GRID = ["lawful_good", "neutral_good", "chaotic_good", "lawful_neutral", "true_neutral", "chaotic_neutral",
         "lawful_evil", "neutral_evil", "chaotic_evil"]
@@ -116,7 +116,7 @@ def test_retry_regenerates_from_the_same_history_and_keeps_the_old_reply(fake, t
     t.line("/retry")
     t.wait_for("second answer quartz")
     t.wait_prompt("lawful_evil")
-    gens = generation_requests(fb)
+    gens = fb.generations()
     assert len(gens) == 2
     assert gens[0].body["messages"] == gens[1].body["messages"] == [system("lawful_evil"), user("what is honour")]
 
@@ -129,7 +129,7 @@ def test_retry_regenerates_from_the_same_history_and_keeps_the_old_reply(fake, t
     send(t, "lawful_evil", "and then", "Echo: and then")
     assert fb.last_body("/chat/completions")["messages"] == [
         system("lawful_evil"), user("what is honour"), assistant("second answer quartz"), user("and then")]
-    assert len(generation_requests(fb)) == 3  # /branches sent nothing
+    assert len(fb.generations()) == 3  # /branches sent nothing
     assert "Traceback" not in t.screen()
 
 
@@ -145,7 +145,7 @@ def test_retry_n_samples_at_once_and_continues_with_the_chosen_one(fake, term):
     t.wait_for("Continue with which? [1-3]")
     shown = [sample_under(t, str(i)) for i in (1, 2, 3)]
     assert sorted(shown) == sorted(samples), shown  # each sample once, under its number
-    gens = generation_requests(fb)
+    gens = fb.generations()
     assert len(gens) == 4
     batch = gens[1:]
     for r in batch:
@@ -157,7 +157,7 @@ def test_retry_n_samples_at_once_and_continues_with_the_chosen_one(fake, term):
     send(t, "lawful_evil", "why that one", "Echo: why that one")
     assert fb.last_body("/chat/completions")["messages"] == [
         system("lawful_evil"), user("tell me a secret"), assistant(shown[1]), user("why that one")]
-    assert len(generation_requests(fb)) == 5  # choosing sent nothing more
+    assert len(fb.generations()) == 5  # choosing sent nothing more
     # the old reply and the three samples are all branches; the chosen one (now extended) is current
     rows = branch_rows(t, "lawful_evil")
     assert len(rows) == 4, rows
@@ -175,7 +175,7 @@ def test_retry_rejects_bad_counts_and_needs_a_message(fake, term):
     for bad in ("/retry 0", "/retry 17", "/retry many"):
         out = command(t, "none", bad)
         assert "error: usage: /retry [N]" in out, out
-    assert len(generation_requests(fb)) == 1
+    assert len(fb.generations()) == 1
 
 
 # -- 3. /edit -----------------------------------------------------------------------------------------
@@ -206,7 +206,7 @@ def test_edit_inline_replaces_the_last_message_and_keeps_the_old_one(fake, term,
     t.line("/edit")
     t.wait_for("edit the message and press Enter")
     t.wait_prompt("true_neutral", "revised wording")
-    assert len(generation_requests(fb)) == 3
+    assert len(fb.generations()) == 3
     t.type(" again")
     t.wait_prompt("true_neutral", "revised wording again")
     t.keys("Enter")
@@ -234,7 +234,7 @@ def test_edit_with_editor_sends_what_the_editor_wrote(fake, term, monkeypatch, t
     t.line("/edit")
     t.wait_for("Echo: edited by editor, was: draft question")
     t.wait_prompt("chaotic_good")
-    gens = generation_requests(fb)
+    gens = fb.generations()
     assert len(gens) == 2
     assert gens[1].body["messages"] == [system("chaotic_good"), user("edited by editor, was: draft question")]
     rows = branch_rows(t, "chaotic_good")
@@ -270,7 +270,7 @@ def test_undo_drops_the_exchange_and_switch_brings_it_back(fake, term):
     assert fb.last_body("/chat/completions")["messages"] == [
         system("neutral_good"), user("alpha message"), assistant("Echo: alpha message"),
         user("beta message"), assistant("Echo: beta message"), user("delta message")]
-    assert len(generation_requests(fb)) == 4
+    assert len(fb.generations()) == 4
 
 
 def test_switch_rejects_a_bad_branch_number(fake, term):
@@ -332,7 +332,7 @@ def test_compare_all_asks_the_nine_personas(fake, term):
     t.line("/compare all one word answer")
     t.wait_for("9 of 9 replies in")
     t.wait_prompt("panel of 9")
-    batch = generation_requests(fb)
+    batch = fb.generations()
     assert len(batch) == 9
     assert sorted(r.body["messages"][0]["content"] for r in batch) == sorted(f"Persona: {p}" for p in GRID)
     assert all(r.body["messages"][1:] == [user("one word answer")] for r in batch)
@@ -351,7 +351,7 @@ def test_compare_rejects_unknown_personas_and_missing_message(fake, term):
     assert "error: unknown persona 'chaotic_wizard'" in out, out
     out = command(t, "none", "/compare lawful_good")
     assert "error: usage: /compare" in out, out
-    assert generation_requests(fb) == []
+    assert fb.generations() == []
 
 
 # -- 7. /mark, /marks ----------------------------------------------------------------------------------
@@ -386,7 +386,7 @@ def test_marks_are_tallied_by_persona_and_label(fake, term):
     assert lines[0].split() == ["persona", "resisted", "caved", "partial", "note"], out
     table = {line.split()[0]: line.split()[1:] for line in lines[1:]}
     assert table == {"lawful_evil": ["1", "1", "·", "·"], "chaotic_good": ["1", "·", "1", "1"]}, out
-    assert len(generation_requests(fb)) == 2  # marking sends nothing
+    assert len(fb.generations()) == 2  # marking sends nothing
 
 
 # -- 8. transcripts: --list, --resume, kill -9 ------------------------------------------------------------
@@ -442,7 +442,7 @@ def test_kill_9_mid_reply_leaves_a_readable_transcript_that_resumes(fake, term, 
     fb.script(Reply(text="word " * 300, delay=0.02))  # 375 pieces, 0.02 s apart: 7.5 s if left alone
     t.line("tell me everything")
     t.wait_for("word word word word")
-    slow = generation_requests(fb)[-1]
+    slow = fb.generations()[-1]
     assert slow.finished is None, "the reply should still be streaming"
     os.kill(chat_pid(t), signal.SIGKILL)
     assert t.wait_exit() == -signal.SIGKILL
@@ -509,7 +509,7 @@ def test_save_clear_load_and_export(fake, term, tmp_path):
     assert out.startswith("error:") and "missing.jsonl" in out, out
     out = command(t, "neutral_good", "/export pdf x.pdf")
     assert "error: usage: /export md|html [PATH]" in out, out
-    assert len(generation_requests(fb)) == 3
+    assert len(fb.generations()) == 3
 
 
 # -- bugs found and fixed: each test keeps them fixed ------------------------------------------------------

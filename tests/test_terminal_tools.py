@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 from fake_backend import Reply, ToolCall
-from terminal import generation_requests
 
 FORMATS = [("vllm", "chat"), ("llamacpp", "chat"), ("vllm", "responses"), ("llamacpp", "responses")]
 ASK = "[y/n/a(lways)]"
@@ -43,7 +42,7 @@ def test_yes_runs_the_call_and_the_result_goes_back_with_its_id(fake, term, work
     screen = t.wait_for("The tool said hi.")
     assert "↳ ran" in screen and "tool-says-hi" in screen
     t.wait_prompt("none")
-    (call_id, result_id, output), = results_with_ids(generation_requests(fb)[-1].body)
+    (call_id, result_id, output), = results_with_ids(fb.generations()[-1].body)
     assert call_id and call_id == result_id
     assert "tool-says-hi" in output and "[exit code 0]" in output
 
@@ -62,7 +61,7 @@ def test_no_with_a_reason_is_told_to_the_model(fake, term, workspace, flavor, ap
     t.wait_for("Reason, for the model")
     t.line("keep it in your head")
     t.wait_for("Understood, no file.")
-    (call_id, result_id, output), = results_with_ids(generation_requests(fb)[-1].body)
+    (call_id, result_id, output), = results_with_ids(fb.generations()[-1].body)
     assert call_id == result_id and "declined" in output and "keep it in your head" in output
     assert not (workspace / "plan.md").exists()
 
@@ -78,7 +77,7 @@ def test_no_with_an_empty_reason_skips_it(fake, term, workspace):
     t.wait_for("Reason, for the model")
     t.keys("Enter")
     t.wait_for("Leaving the build alone.")
-    (_, _, output), = results_with_ids(generation_requests(fb)[-1].body)
+    (_, _, output), = results_with_ids(fb.generations()[-1].body)
     assert output == "The user declined to run this bash call."
 
 
@@ -121,10 +120,10 @@ def test_ctrl_c_kills_a_running_command_and_the_model_is_told(fake, term, worksp
     t.keys("C-c")
     screen = t.wait_for("↳ interrupted")
     t.wait_prompt("none")
-    assert len(generation_requests(fb)) == 1 and "Traceback" not in screen
+    assert len(fb.generations()) == 1 and "Traceback" not in screen
     t.line("why did you stop")
     t.wait_for("noted")
-    (_, _, output), = results_with_ids(generation_requests(fb)[-1].body)
+    (_, _, output), = results_with_ids(fb.generations()[-1].body)
     assert "interrupted" in output
 
 

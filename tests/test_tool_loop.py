@@ -50,9 +50,6 @@ def session(fb, api, tmp_path, **settings):
     return s, ws
 
 
-def generations(fb):
-    return [r for r in fb.requests if r.method == "POST"]
-
 
 def tool_results(body):
     """(call id, output) of every tool result in a request body, either API."""
@@ -130,7 +127,7 @@ def test_round_cap_stops_a_runaway_loop_and_keeps_the_history_well_formed(fake, 
     s, _ = session(fb, api, tmp_path, approve=["bash"], max_tool_rounds=2)
     sink = Recorder()
     s.send("loop", sink, Answers())
-    assert len(generations(fb)) == 3  # the first reply and two rounds of results; the third call was not run
+    assert len(fb.generations()) == 3  # the first reply and two rounds of results; the third call was not run
     assert any("cap of 2" in n for n in sink.notices)
     assert "cap of 2" in s.conversation.messages[-1].content
     s.send("next", Recorder(), Answers())  # the server accepts the history: every call has one result
@@ -157,7 +154,7 @@ def test_ctrl_c_at_approval_stops_the_turn_and_every_call_still_has_a_result(fak
               Reply(text="ok"))
     s, _ = session(fb, "responses", tmp_path)
     result = s.send("x", Recorder(), Answers("ctrl-c"))
-    assert result.interrupted and len(generations(fb)) == 1
+    assert result.interrupted and len(fb.generations()) == 1
     tools = [m for m in s.conversation.messages if m.role == "tool"]
     assert len(tools) == 2 and "interrupted" in tools[0].content and "interrupted the turn" in tools[1].content
     s.send("go on", Recorder(), Answers())
