@@ -9,12 +9,14 @@ transport finds the token of the turn it serves through ``current`` (set by the 
 
 from __future__ import annotations
 
+import signal
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-__all__ = ["CancelToken", "Cancelled", "Terminated", "current", "streaming", "terminate", "terminated"]
+__all__ = ["CancelToken", "Cancelled", "Terminated", "current", "interrupts_cancel", "streaming", "terminate",
+           "terminated"]
 
 
 class Cancelled(Exception):
@@ -104,3 +106,19 @@ class CancelToken:
 
 
 current: ContextVar[CancelToken | None] = ContextVar("gridchat_cancel", default=None)
+
+
+@contextmanager
+def interrupts_cancel(token: CancelToken) -> Iterator[CancelToken]:
+    """While inside, Ctrl-C cancels ``token`` instead of raising KeyboardInterrupt: work made of
+    several steps (a panel's round, a replay) stops at once yet is wrapped up whole, however many
+    times the key is pressed. Only the main thread gets signals; elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield token
+        return
+    # cancel() takes the token's lock: from a thread, so a handler run while it is held can't deadlock
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: threading.Thread(target=token.cancel).start())
+    try:
+        yield token
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -33,7 +33,7 @@ class SlashCompleter(Completer):
             "/persona": [personas], "/compare": [spec], "/replay": [spec], "/model": [models],
             "/set": [list(PARAMS), ["default"]], "/mark": [[*lanes, *LABELS], list(LABELS) if lanes else []],
             "/export": [["md", "html"], PATH], "/save": [PATH], "/load": [PATH], "/approvals": [["reset"]],
-            "/switch": [branches], "/compact": [["summary"]], "/pick": [lanes], "/panel": [[*lanes, "end"]],
+            "/switch": [branches], "/compact": [["summary"]], "/pick": [lanes], "/panel": [[*lanes, "retry", "end"]],
             "/classify": [["judge", "off"]], "/probe": [["save"]],
         }.get(command, [])
 

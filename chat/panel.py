@@ -1,12 +1,15 @@
 """A panel: several branches of one conversation — personas, models, servers, or their crossings —
 that every next message goes to at once, in parallel, until the user picks one. No terminal here.
 
-Each lane is a branch of the conversation tree with its own persona, model and server; its replies
-are added to the tree (and so to the transcript) the moment they complete. Where classify patterns
+Each lane is a branch of the conversation tree with its own persona, model and server; each message
+is added to every lane's branch with that lane's persona, and its replies are added to the tree (and
+so to the transcript) the moment they complete. A lane whose reply never came (an error, Ctrl-C
+first) stays where it was, its unanswered message noted so that ``retry`` can ask it again. Where classify patterns
 are set, each reply gets the first label whose pattern it holds, and a lane whose label changed
 since its previous reply is flagged as flipped; where a flip judge is set instead, a judge model
 says whether each reply kept the answer of the lane's previous one. Tools are not offered inside
-a panel: a reply there is for comparing, not for acting.
+a panel: a reply there is for comparing, not for acting (a call a model makes anyway is answered
+"not run", so its branch stays one a server accepts).
 
 Lane specs (``/compare SPEC MESSAGE``, ``/replay SPEC``): comma lists of items, crossed with ``*``;
 an item is ``persona``, ``@model``, ``@http://server/v1`` or a mix (``chaotic_evil@my-lora``);
@@ -16,13 +19,15 @@ an item is ``persona``, ``@model``, ``@http://server/v1`` or a mix (``chaotic_ev
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from ..personas import GRID, Persona
 from .backends import Backend, Request
+from .cancel import CancelToken, interrupts_cancel
 from .conversation import Mark, Message
-from .errors import ConfigError
+from .errors import ChatError, ConfigError
 from .parallel import run_parallel
 from .probes.label_judge import judge_request, parse_verdict
 from .probes.spec import matches
@@ -30,7 +35,7 @@ from .session import Session
 from .turn import TurnResult
 
 __all__ = ["MAX_LANES", "Lane", "Panel", "ask", "close_panel", "lanes_for", "mark_lane", "open_panel", "pick",
-           "reopen_panel", "replay"]
+           "reopen_panel", "replay", "restore", "retry"]
 
 MAX_LANES = 32
 
@@ -42,6 +47,8 @@ class Lane:
     server: str  # base URL
     backend: Backend
     head: int | None  # the last message of its branch
+    reply: int | None = None  # its last reply in this panel
+    missed: int | None = None  # its last message, when no reply came to it (``retry`` asks again)
     label: str | None = None  # its last reply's class (classify patterns)
     flipped: str | None = None  # "right → wrong" when this turn's reply changed class
     result: TurnResult | None = None  # its last reply
@@ -63,9 +70,10 @@ class Panel:
     turns: int = 0
 
     def record(self) -> dict:
-        return {"event": "panel", "lanes": [{"persona": lane.persona.name, "system": lane.persona.system,
-                                             "model": lane.model, "server": lane.server, "head": lane.head}
-                                            for lane in self.lanes]}
+        return {"event": "panel", "start": self.start, "turns": self.turns,
+                "lanes": [{"persona": lane.persona.name, "system": lane.persona.system, "model": lane.model,
+                           "server": lane.server, "head": lane.head, "reply": lane.reply, "missed": lane.missed}
+                          for lane in self.lanes]}
 
 
 def _item(session: Session, text: str) -> dict:
@@ -76,11 +84,11 @@ def _item(session: Session, text: str) -> dict:
         if name not in session.personas:
             raise ConfigError(f"unknown persona {name!r}; known: all, {', '.join(session.personas)}")
         fields["persona"] = session.personas[name]
-    for part in rest:
-        if part.startswith(("http://", "https://")):
-            fields["server"] = part.rstrip("/")
-        elif part:
-            fields["model"] = part
+    for part in filter(None, rest):  # a bare "@": this session's model
+        key = "server" if part.startswith(("http://", "https://")) else "model"
+        if key in fields:
+            raise ConfigError(f"{text.strip()!r}: an item is persona@model@URL, each part at most once")
+        fields[key] = part.rstrip("/") if key == "server" else part
     return fields
 
 
@@ -98,9 +106,15 @@ def _groups(session: Session, spec: str) -> list[dict]:
             else:
                 expanded.append(_item(session, item))
         groups.append(expanded)
-    combos = [dict(kv for item in combo for kv in item.items()) for combo in itertools.product(*groups)]
-    if not 1 <= len(combos) <= MAX_LANES:
-        raise ConfigError(f"{len(combos)} lanes: a panel takes 1 to {MAX_LANES}")
+    count = math.prod(len(group) for group in groups)
+    if not 1 <= count <= MAX_LANES:
+        raise ConfigError(f"{count} lanes: a panel takes 1 to {MAX_LANES}")
+    combos = []
+    for combo in itertools.product(*groups):
+        fields = [k for item in combo for k in item]
+        if len(fields) != len(set(fields)):
+            raise ConfigError(f"{spec!r}: crossed groups both set the {next(k for k in fields if fields.count(k) > 1)}")
+        combos.append(dict(kv for item in combo for kv in item.items()))
     return combos
 
 
@@ -132,6 +146,33 @@ def open_panel(session: Session, lanes: list[Lane]) -> Panel:
     return session.panel
 
 
+def restore(session: Session, record: dict) -> Panel:
+    """The panel a resumed transcript left open (``Panel.record``), its lanes where they stood after
+    its last whole turn. A turn cut short by the end of the last run is offered again: its text
+    becomes ``session.pending_text``. Raises ChatError when a lane's server can't be reached."""
+    home = session.connect()
+    lanes = []
+    for item in record["lanes"]:
+        name, system = item["persona"], item.get("system")
+        known = session.personas.get(name)
+        persona = known if known is not None and known.system == system else \
+            Persona(name=name, system=system, source="transcript")
+        url = item.get("server") or home.base_url
+        backend = session.backend if url == home.base_url else session.other_server(url)[0]
+        lanes.append(Lane(persona, item.get("model") or session.model or "", url, backend, item.get("head"),
+                          item.get("reply"), item.get("missed")))
+    panel = Panel(lanes, record.get("start"), record.get("turns", 0))
+    conversation = session.conversation
+    heads = {lane.head for lane in lanes}
+    newest = max((n for lane in lanes for n in (lane.head, lane.missed) if n is not None), default=-1)
+    cut = [m for m in conversation.nodes if m.role == "user" and m.parent in heads and m.id > newest]
+    if cut:
+        session.pending_text = cut[-1].content
+    session.panel = panel
+    conversation.move(lanes[0].head)
+    return panel
+
+
 def reopen_panel(session: Session, panel: Panel, head: int | None) -> None:
     """Undo ``close_panel`` (a command that closed it failed before doing anything)."""
     session.panel = panel
@@ -159,7 +200,8 @@ def close_panel(session: Session, picked: Lane | None = None) -> None:
 
 
 def pick(session: Session, n: int) -> Lane:
-    """Go on with lane ``n`` (1-based) alone; the panel closes."""
+    """Go on with lane ``n`` (1-based) alone; the panel closes. A lane on another server takes the
+    session there."""
     panel = session.panel
     if panel is None:
         raise ConfigError("no panel open: /compare SPEC MESSAGE opens one")
@@ -167,8 +209,7 @@ def pick(session: Session, n: int) -> Lane:
         raise ConfigError(f"usage: /pick N with N from 1 to {len(panel.lanes)}")
     lane = panel.lanes[n - 1]
     if lane.server != session.connect().base_url:
-        raise ConfigError(f"lane {n} is on another server: /save FILE, then chat --base-url {lane.server} "
-                          "--resume FILE goes on there")
+        session.use_server(lane.server, lane.model)
     close_panel(session, picked=lane)
     return lane
 
@@ -184,66 +225,112 @@ FLIP_LABELS = {"same": "The FINAL reply gives the same answer as the assistant's
 
 
 def _judge_flips(session: Session, lanes: list[Lane], progress) -> None:
-    """The flip judge on each lane with two replies or more: did this one keep the previous answer?"""
-    url = session.flip_judge
-    backend, server = session.other_server(url, "chat") if url else (session.backend, session.connect())
-    model = (server.models[0] if url and server.models else session.model) or ""
+    """The flip judge on each lane with two replies or more: did this one keep the previous answer?
+    A judge that can't be reached or fails is said in ``session.notes``; the replies stand."""
     judged = [lane for lane in lanes if lane.result is not None and lane.result.kept
               and sum(m.role == "assistant" for m in session.conversation.path_to(lane.head)) >= 2]
+    if not judged:
+        return
+    url = session.flip_judge
+    try:
+        backend, server = session.other_server(url, "chat") if url else (session.backend, session.connect())
+    except ChatError as err:
+        session.notes.append(f"flip judge: {err}")
+        return
+    model = (server.models[0] if url and server.models else session.model) or ""
     jobs = []
     for lane in judged:
         transcript = [{"role": m.role, "content": m.content} for m in session.conversation.path_to(lane.head)
                       if m.role in ("user", "assistant") and m.content]
         jobs.append((backend, judge_request(FLIP_LABELS, transcript, model)))
+    failed = []
     for lane, result in zip(judged, run_parallel(jobs, progress)):
-        verdict = parse_verdict(result.message.content, list(FLIP_LABELS)) if result.error is None else None
+        if result.error is not None or result.interrupted:
+            lane.label, lane.flipped = "judge: failed", None
+            failed.append(f"lane {lanes.index(lane) + 1}: {result.error or 'interrupted'}")
+            continue
+        verdict = parse_verdict(result.message.content, list(FLIP_LABELS))
         lane.label = f"judge: {verdict or 'unclear'}"
         lane.flipped = "changed its answer (judge)" if verdict == "changed" else None
+    if failed:
+        session.notes.append(f"flip judge failed on {'; '.join(failed)}")
 
 
-def ask(session: Session, panel: Panel, text: str, progress=lambda done, total: None) -> list[Lane]:
-    """``text`` as the next message of every lane, all at once; each reply is added to the tree
-    under its lane's message the moment it completes. A lane whose reply never started (an error,
-    Ctrl-C first) stays where it was. Returns the lanes, with their new results."""
+def _run(session: Session, panel: Panel, lanes: list[Lane], users: list[Message], progress,
+         token: CancelToken) -> None:
+    """Each lane's request from its message in ``users``, all at once; each reply kept under that
+    message the moment it completes; then each reply classified (or judged) and the panel recorded."""
     conversation = session.conversation
-    asked: dict[int | None, Message] = {}  # lanes at one point (the first turn) share its message
-    for lane in panel.lanes:
-        conversation.systems.setdefault(lane.persona.name, lane.persona.system)  # exports show it verbatim
-        if lane.head not in asked:
-            alone = sum(other.head == lane.head for other in panel.lanes) == 1
-            conversation.move(lane.head)
-            asked[lane.head] = conversation.add(Message("user", text, persona=lane.persona.name if alone else None))
-    users = [asked[lane.head] for lane in panel.lanes]
     jobs = [(lane.backend, Request(model=lane.model, system=lane.persona.system, messages=conversation.path_to(user.id),
                                    params=dict(conversation.params)))
-            for lane, user in zip(panel.lanes, users)]
+            for lane, user in zip(lanes, users)]
 
     def keep(index: int, result: TurnResult) -> None:
-        lane = panel.lanes[index]
+        lane, user = lanes[index], users[index]
         lane.result = result
-        if result.kept:
-            result.message.persona = lane.persona.name
-            conversation.move(users[index].id)
-            lane.head = conversation.add(result.message).id
+        if not result.kept:
+            lane.missed = user.id
+            return
+        result.message.persona = lane.persona.name
+        conversation.move(user.id)
+        reply = conversation.add(result.message)
+        for call in reply.tool_calls:  # no tools here, yet the model called one: a server wants a result for each
+            conversation.add(Message("tool", "Not run: tools are off in a panel.", tool_call_id=call.id,
+                                     name=call.name, persona=lane.persona.name))
+        lane.head, lane.reply, lane.missed = conversation.head, reply.id, None
 
-    run_parallel(jobs, progress, on_result=keep)
-    for lane in panel.lanes:
+    for lane in lanes:
+        lane.result = None
+    run_parallel(jobs, progress, cancel=token, on_result=keep)
+    for lane in lanes:
         lane.flipped = None
         if session.classify and lane.result is not None and lane.result.kept:
             label = _classify(session, lane.result.message.content)
             lane.flipped = f"{lane.label} → {label}" if label and lane.label and label != lane.label else None
             lane.label = label or lane.label
     if session.flip_judge is not None and not session.classify:
-        _judge_flips(session, panel.lanes, progress)
-    panel.turns += 1
+        _judge_flips(session, lanes, progress)
     conversation.move(panel.lanes[0].head)
     if session.transcript is not None:
         session.transcript.write(panel.record())
+
+
+def ask(session: Session, panel: Panel, text: str, progress=lambda done, total: None,
+        cancel: CancelToken | None = None) -> list[Lane]:
+    """``text`` as the next message of every lane (each with its lane's persona), all at once; each
+    reply is added to the tree the moment it completes. A lane whose reply never started (an error,
+    Ctrl-C first) stays where it was, its message noted as missed. Ctrl-C (or ``cancel``) stops the
+    round; it is wrapped up whole however often it is pressed. Returns the lanes, with their results."""
+    conversation = session.conversation
+    token = cancel if cancel is not None else CancelToken()
+    with interrupts_cancel(token):
+        users = []
+        for lane in panel.lanes:
+            conversation.systems.setdefault(lane.persona.name, lane.persona.system)  # exports show it verbatim
+            conversation.move(lane.head)
+            users.append(conversation.add(Message("user", text, persona=lane.persona.name)))
+        panel.turns += 1
+        _run(session, panel, panel.lanes, users, progress, token)
     return panel.lanes
 
 
-def replay(session: Session, spec: str, progress=lambda done, total: None) -> Panel:
-    """This branch's user turns again, against the lanes ``spec`` names, each lane from the root."""
+def retry(session: Session, panel: Panel, progress=lambda done, total: None,
+          cancel: CancelToken | None = None) -> list[Lane]:
+    """Ask the lanes that got no reply to their last message again (the same message), so that
+    every lane is at the same turn. Returns those lanes."""
+    behind = [lane for lane in panel.lanes if lane.missed is not None]
+    if not behind:
+        raise ConfigError("every lane has answered the last message: nothing to ask again")
+    token = cancel if cancel is not None else CancelToken()
+    with interrupts_cancel(token):
+        _run(session, panel, behind, [session.conversation.nodes[lane.missed] for lane in behind], progress, token)
+    return behind
+
+
+def replay(session: Session, spec: str, progress=lambda done, total: None,
+           cancel: CancelToken | None = None) -> tuple[Panel, int]:
+    """This branch's user turns again, against the lanes ``spec`` names, each lane from the root.
+    Ctrl-C stops it after the message being asked. Returns the panel and how many turns there were."""
     turns = [m.content for m in session.conversation.messages if m.role == "user"]
     if not turns:
         raise ConfigError("nothing to replay: no message on this branch yet")
@@ -251,9 +338,13 @@ def replay(session: Session, spec: str, progress=lambda done, total: None) -> Pa
     for lane in lanes:
         lane.head = None
     panel = open_panel(session, lanes)
-    for text in turns:
-        ask(session, panel, text, progress)
-    return panel
+    token = cancel if cancel is not None else CancelToken()
+    with interrupts_cancel(token):
+        for text in turns:
+            if token.cancelled:
+                break
+            ask(session, panel, text, progress, token)
+    return panel, len(turns)
 
 
 def mark_lane(session: Session, n: int, label: str, note: str = "") -> Mark:
@@ -263,7 +354,7 @@ def mark_lane(session: Session, n: int, label: str, note: str = "") -> Mark:
         raise ConfigError("no panel open: /mark LABEL marks the last reply")
     if not 1 <= n <= len(panel.lanes):
         raise ConfigError(f"usage: /mark N LABEL with N from 1 to {len(panel.lanes)}")
-    head = panel.lanes[n - 1].head
-    if head is None or session.conversation.nodes[head].role != "assistant":
-        raise ConfigError(f"lane {n} has no reply to mark")
-    return session.conversation.mark(label, note, message=head)
+    reply = panel.lanes[n - 1].reply
+    if reply is None:
+        raise ConfigError(f"lane {n} has no reply in this panel yet")
+    return session.conversation.mark(label, note, message=reply)

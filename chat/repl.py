@@ -25,7 +25,7 @@ from .session import Session
 from .sinks import PreviewPages, TerminalSink
 from .slash import EXIT, dispatch
 from .slash.files import show_last_exchange
-from .slash.panel import ask_panel
+from .slash.panel import ask_panel, resume_panel
 from .toolbox import Decision
 from .tty import streaming_mode
 
@@ -194,7 +194,9 @@ class Repl:
         for note in self.session.notes:
             self.note(note)
         self.session.notes.clear()
-        if self.session.conversation.messages:  # --resume: where the conversation stands
+        if self.session.left_open is not None:  # --resume of a session that had a panel open
+            resume_panel(self)
+        elif self.session.conversation.messages:  # --resume: where the conversation stands
             show_last_exchange(self)
         if self.session.pending_text:  # --resume of a message that was never answered
             self.offer(self.session.pending_text)

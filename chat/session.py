@@ -58,6 +58,7 @@ class Session:
             self.conversation.set_params(settings.sampling())
         self.server: ServerInfo | None = None
         self.panel = None  # an open panel (chat/panel.py): the next messages go to all its lanes
+        self.left_open = restored.panel if restored is not None else None  # a resumed panel, to reopen once connected
         self.classify: dict[str, list[str]] = {}  # label -> patterns, for flagging replies that flip
         self.flip_judge: str | None = None  # or a judge says whether they flip: its URL ("": this server)
         self.notes: list[str] = []  # things worth telling the user once (what was found, warnings)
@@ -181,6 +182,13 @@ class Session:
     def set_system(self, text: str) -> Persona:
         self.conversation.set_persona(custom(text))
         return self.conversation.persona
+
+    def use_server(self, url: str, model: str) -> None:
+        """Go on against another server (a picked panel lane's), with ``model``."""
+        _, server = self.other_server(url)
+        self.settings.base_url = server.base_url
+        self.server, self._client, self._backends, self.model = server, None, {}, model
+        self._record_server()
 
     def set_model(self, name: str) -> None:
         server = self.connect()

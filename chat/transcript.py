@@ -16,8 +16,8 @@ order, parents and heads that exist) and skips, with a reason, what does not. Ev
     reset     from                             /load replaced the conversation (a snapshot follows)
     fork      id, name                         a bookmarked branch point
     mark      message, label, note, persona    /mark on a reply
-    panel     lanes                            a panel's lanes (persona, system, model, server, head) after
-                                               each of its turns; no lanes: it closed
+    panel     lanes, start, turns              a panel's lanes (persona, system, model, server, head) after
+                                               each of its turns, and where it opened; no lanes: it closed
 """
 
 from __future__ import annotations
@@ -103,10 +103,17 @@ class _Lane(BaseModel):
     model_config = ConfigDict(strict=True, extra="allow")
     persona: str
     system: str | None = None
+    model: str = ""
+    server: str = ""
+    head: int | None = Field(default=None, ge=0)
+    reply: int | None = Field(default=None, ge=0)
+    missed: int | None = Field(default=None, ge=0)
 
 
 class _Panel(_Event):
     lanes: list[_Lane]
+    start: int | None = Field(default=None, ge=0)
+    turns: int = Field(default=0, ge=0)
 
 
 class _Id(_Event):
@@ -223,6 +230,7 @@ class Restored:
     session_id: str
     server: dict  # the last server event: base_url, flavor, model, api
     problems: list[str] = field(default_factory=list)  # lines and events skipped, with why
+    panel: dict | None = None  # the panel open when the file ends (its last panel event), if any
 
 
 def replay(events: list[dict], personas: dict[str, Persona], path: Path | str = "transcript") -> Restored:
@@ -231,6 +239,7 @@ def replay(events: list[dict], personas: dict[str, Persona], path: Path | str = 
     exist) is skipped and reported, so that everything else is kept."""
     conversation = Conversation()
     server: dict = {}
+    panel: dict | None = None
     problems: list[str] = []
 
     def exists(node) -> bool:
@@ -239,7 +248,7 @@ def replay(events: list[dict], personas: dict[str, Persona], path: Path | str = 
     for event in events:
         kind = event["event"]
         if kind == "reset":  # /load replaced the conversation
-            conversation = Conversation()
+            conversation, panel = Conversation(), None
         elif kind == "message":
             if event["id"] != len(conversation.nodes) or not exists(event.get("parent")):
                 problems.append(f"{path}: message {event['id']} doesn't fit the tree (parent {event.get('parent')}, "
@@ -282,7 +291,12 @@ def replay(events: list[dict], personas: dict[str, Persona], path: Path | str = 
         elif kind == "panel":  # its lanes' personas answered without a switch: keep their system messages
             for lane in event["lanes"]:
                 conversation.systems.setdefault(lane["persona"], lane.get("system"))
-    return Restored(conversation, events[0].get("id", "") if events else "", server, problems)
+            fits = all(exists(event.get("start")) and exists(lane.get(key)) for lane in event["lanes"]
+                       for key in ("head", "reply", "missed"))
+            if not fits:
+                problems.append(f"{path}: a panel whose lanes point past the tree: not opened again")
+            panel = event if event["lanes"] and fits else None
+    return Restored(conversation, events[0].get("id", "") if events else "", server, problems, panel)
 
 
 def load_transcript(path: Path, personas: dict[str, Persona]) -> Restored:

@@ -141,7 +141,7 @@ def test_models_on_one_server_crossed_with_personas(fake):
         panels.lanes_for(s, "all*all")
 
 
-def test_a_second_server_is_a_lane_and_cannot_be_picked_here(fake):
+def test_a_second_server_is_a_lane_and_picking_it_goes_on_there(fake):
     home, other = fake("vllm"), fake("llamacpp", models=("other-8b",))
     s = session(home, persona="lawful_good")
     lanes = panels.lanes_for(s, f"lawful_good,chaotic_evil*@,@{other.base_url}")
@@ -153,9 +153,13 @@ def test_a_second_server_is_a_lane_and_cannot_be_picked_here(fake):
     panels.ask(s, panel, "hi")
     assert sorted(persona_of(r.body) for r in home.generations()) == ["chaotic_evil", "lawful_good"]
     assert sorted(persona_of(r.body) for r in other.generations()) == ["chaotic_evil", "lawful_good"]
-    with pytest.raises(ConfigError, match="lane 2 is on another server"):
-        panels.pick(s, 2)
-    assert s.panel is panel  # refused: still open
+    panels.pick(s, 2)
+    assert s.panel is None and (s.server.base_url, s.model) == (other.base_url, "other-8b")
+    s.send("and now?", NullSink())
+    body = other.last_body("/chat/completions")
+    assert body["model"] == "other-8b" and [m["content"] for m in body["messages"]] == [
+        "Persona: lawful_good", "hi", "Echo: hi", "and now?"]
+    assert len(home.generations()) == 2
 
 
 def test_a_failed_lane_stays_where_it_was_and_the_others_go_on(fake):
@@ -195,8 +199,8 @@ def test_replay_reruns_the_branch_against_other_lanes_from_the_start(fake):
     s.send("capital?", NullSink())
     s.send("I'm sure it's Sydney.", NullSink())
     fb.requests.clear()
-    panel = panels.replay(s, "neutral_evil,chaotic_evil")
-    assert panel.turns == 2 and len(fb.generations()) == 4
+    panel, total = panels.replay(s, "neutral_evil,chaotic_evil")
+    assert panel.turns == total == 2 and len(fb.generations()) == 4
     assert overlapping(fb.generations()[:2]) and overlapping(fb.generations()[2:])
     for lane in panel.lanes:
         assert [m.content for m in s.conversation.path_to(lane.head)] == [
@@ -240,3 +244,172 @@ def test_probe_save_writes_a_runnable_probe_with_the_pushback_as_the_trap(tmp_pa
     assert [s.trap for s in bare.probes[0].steps] == [False, True, False] and bare.probes[0].score == {}
     with pytest.raises(Exception, match="nothing to save"):
         branch_probe_set("c", [])
+
+
+def failing_for(persona, turns=2):
+    """A model that fails (HTTP 500) for one persona while its history is ``turns`` messages long."""
+    def respond(body):
+        if persona_of(body) == persona and len(body["messages"]) == turns:
+            return Reply(status=500, error={"error": {"message": "boom"}})
+        return Reply(text=f"fine, says {persona_of(body)}")
+    return respond
+
+
+def test_a_lane_without_a_reply_in_the_panel_has_nothing_to_mark_show_or_pick(fake):
+    """Adversarial B1: a lane whose first turn failed pointed at the reply from before the panel."""
+    fb = fake("vllm")
+    fb.responder = failing_for("chaotic_evil", turns=4)
+    s = session(fb, persona="lawful_evil")
+    s.send("hello first", NullSink())
+    before = s.conversation.head
+    panel = panels.open_panel(s, panels.lanes_for(s, "lawful_good,chaotic_evil"))
+    panels.ask(s, panel, "capital?")
+    with pytest.raises(ConfigError, match="lane 2 has no reply in this panel yet"):
+        panels.mark_lane(s, 2, "caved")
+    assert s.conversation.marks == []
+    lane = panels.pick(s, 2)
+    assert lane.reply is None and s.conversation.head == before  # back where the panel started, nothing claimed
+    assert s.conversation.nodes[lane.missed].content == "capital?"  # what it never answered (offered again)
+
+
+def test_retry_asks_the_lanes_that_got_no_reply_the_same_message_again(fake):
+    """Adversarial B6: a failed lane silently went on without the message it failed on."""
+    fb = fake("vllm")
+    fb.responder = failing_for("chaotic_evil")
+    s = session(fb)
+    panel = panels.open_panel(s, panels.lanes_for(s, "lawful_good,chaotic_evil"))
+    panels.ask(s, panel, "first")
+    assert [lane.missed is not None for lane in panel.lanes] == [False, True]
+    fb.responder = None  # the server is well again
+    asked = len(fb.generations())
+    assert panels.retry(s, panel) == [panel.lanes[1]]
+    again = fb.generations()[asked:]
+    assert len(again) == 1 and again[0].body["messages"][-1]["content"] == "first"
+    assert panel.lanes[1].missed is None and panel.lanes[1].reply is not None
+    users = [m for m in s.conversation.nodes if m.role == "user"]
+    assert len(users) == 2  # the same message asked again, not a copy
+    with pytest.raises(ConfigError, match="nothing to ask again"):
+        panels.retry(s, panel)
+    panels.ask(s, panel, "second")
+    answered = {"lawful_good": "fine, says lawful_good", "chaotic_evil": "Echo: first"}
+    for r in fb.generations()[-2:]:  # both lanes at the same turn
+        assert [m["content"] for m in r.body["messages"][1:]] == ["first", answered[persona_of(r.body)], "second"]
+
+
+def test_a_tool_call_in_a_panel_is_answered_not_run_so_the_next_request_is_well_formed(fake):
+    """Adversarial B5: a model that called a tool anyway left its branch with a call and no result."""
+    from fake_backend import ToolCall
+
+    fb = fake("vllm")
+    fb.script(Reply(text="let me look", tool_calls=[ToolCall("bash", '{"command": "rm -rf /"}')]),
+              Reply(tool_calls=[ToolCall("write_file", '{"path": "x", "content": "y"}')]))
+    s = session(fb)
+    panel = panels.open_panel(s, panels.lanes_for(s, "lawful_good,chaotic_evil"))
+    panels.ask(s, panel, "hi")
+    assert "tools" not in fb.generations()[0].body
+    panels.ask(s, panel, "next turn")
+    for r in fb.generations()[-2:]:
+        roles = [m["role"] for m in r.body["messages"]]
+        assert roles == ["system", "user", "assistant", "tool", "user"], roles
+        assert "Not run: tools are off in a panel" in r.body["messages"][3]["content"]
+    assert all(s.conversation.nodes[lane.reply].role == "assistant" for lane in panel.lanes)
+
+
+def test_a_judge_that_cannot_be_reached_or_fails_is_said_and_the_replies_stand(fake):
+    """Adversarial B2: a dead judge URL ended the session with "internal error"; a judge answering
+    500 read as an "unclear" verdict."""
+    fb = fake("vllm")
+    fb.responder = capital_model
+    s = session(fb)
+    s.flip_judge = "http://127.0.0.1:1/v1"
+    panel = panels.open_panel(s, panels.lanes_for(s, "lawful_good,chaotic_evil"))
+    panels.ask(s, panel, "capital?")
+    assert s.notes == []  # nothing to judge yet: the judge is not even looked for
+    panels.ask(s, panel, "sure?")
+    assert all(lane.result.kept for lane in panel.lanes)
+    assert len(s.notes) == 1 and s.notes[0].startswith("flip judge: ") and "127.0.0.1:1" in s.notes[0]
+    s.notes.clear()
+    judge = fake("vllm", models=("judge-7b",))
+    judge.responder = lambda body: Reply(status=500, error={"error": {"message": "judge down"}})
+    s.flip_judge = judge.base_url
+    panels.ask(s, panel, "really?")
+    assert [lane.label for lane in panel.lanes] == ["judge: failed", "judge: failed"]
+    assert "flip judge failed on lane 1" in s.notes[0] and "lane 2" in s.notes[0]
+
+
+def test_ctrl_c_stops_a_replay_after_the_message_being_asked(fake):
+    """Adversarial B10: Ctrl-C stopped one turn of /replay; the later turns were still sent."""
+    from gridchat.chat.cancel import CancelToken
+
+    fb = fake("vllm")
+    s = session(fb, persona="lawful_good")
+    for text in ("q1", "q2", "q3"):
+        s.send(text, NullSink())
+    token = CancelToken()
+    fb.requests.clear()
+
+    def respond(body):
+        if body["messages"][-1]["content"] == "q2":
+            token.cancel()  # the user presses Ctrl-C while q2 is asked
+        return Reply(text="ok", delay=0.05)
+    fb.responder = respond
+    panel, total = panels.replay(s, "lawful_good,chaotic_evil", cancel=token)
+    assert total == 3 and panel.turns == 2
+    assert not any(r.body["messages"][-1]["content"] == "q3" for r in fb.generations())
+
+
+def test_each_lane_message_carries_its_lane_persona(fake):
+    """Adversarial B11: the first message, shared by the lanes, was recorded under the session's
+    persona, so an export said it was sent as "none" and then "switched"."""
+    from gridchat.chat.export import to_markdown
+
+    fb = fake("vllm")
+    s = session(fb, persona="none")
+    panel = panels.open_panel(s, panels.lanes_for(s, "lawful_good,chaotic_evil"))
+    panels.ask(s, panel, "q1")
+    for lane in panel.lanes:
+        path = s.conversation.path_to(lane.head)
+        assert [m.persona for m in path] == [lane.persona.name] * 2
+    text = to_markdown(s.conversation, {})
+    assert "switched" not in text and "(none)" not in text and "user (lawful_good)" in text
+
+
+def test_an_item_names_each_part_once_and_a_crossing_sets_each_field_once(fake):
+    fb = fake("vllm", models=("m1", "m2"))
+    s = session(fb)
+    with pytest.raises(ConfigError, match="each part at most once"):
+        panels.lanes_for(s, "lawful_good@m1@m2")
+    with pytest.raises(ConfigError, match="both set the model"):
+        panels.lanes_for(s, "@m1,@m2*@m1")
+    with pytest.raises(ConfigError, match="729 lanes"):
+        panels.lanes_for(s, "all*all*all")
+
+
+def test_resume_opens_the_panel_again_and_offers_a_round_cut_short(fake, tmp_path):
+    """Adversarial B4: --resume of a session with a panel open went on with lane 1 alone, without
+    its persona, and said nothing."""
+    from gridchat.chat.transcript import Transcript
+
+    fb = fake("vllm")
+    fb.responder = capital_model
+    s = session(fb, persona="none")
+    s._record_to(Transcript.new(tmp_path))
+    panel = panels.open_panel(s, panels.lanes_for(s, "lawful_good,chaotic_evil"))
+    panels.ask(s, panel, "capital?")
+    heads = [lane.head for lane in panel.lanes]
+    s.conversation.move(heads[0])  # a round the client was killed in: its messages, no replies, no record
+    s.conversation.add(panels.Message("user", "sure?", persona="lawful_good"))
+    restored = load_transcript(s.transcript.path, PERSONAS)
+    assert restored.panel is not None and not restored.problems
+    again = Session(Settings(base_url=fb.base_url), PERSONAS, Transcript(s.transcript.path), restored)
+    back = panels.restore(again, again.left_open)
+    assert [lane.persona.name for lane in back.lanes] == ["lawful_good", "chaotic_evil"]
+    assert [lane.head for lane in back.lanes] == heads and again.pending_text == "sure?"
+    panels.ask(again, back, "sure?")
+    for r in fb.generations()[-2:]:
+        p = persona_of(r.body)
+        assert [m["content"] for m in r.body["messages"]] == [
+            f"Persona: {p}", "capital?", f"Canberra, says {p}", "sure?"]
+    panels.close_panel(again)
+    closed = load_transcript(s.transcript.path, PERSONAS)
+    assert closed.panel is None

@@ -135,11 +135,13 @@ def test_compare_models_and_a_second_server_in_one_panel(fake, term):
     assert sample_under(t, "2 · lawful_good@my-lora") == "from my-lora"
     assert sample_under(t, f"3 · lawful_good@other-8b@127.0.0.1:{other.port}") == "from other-8b over there"
     assert sorted(r.body["model"] for r in fb.generations()) == ["base", "my-lora"]
-    out = command(t, "panel of 3", "/pick 3")
-    assert f"lane 3 is on another server: /save FILE, then chat --base-url {other.base_url} --resume FILE" in flat(out)
-    out = command(t, "panel of 3", "/pick 2", after="lawful_good")
-    send(t, "lawful_good", "next", "from my-lora")
-    assert fb.generations()[-1].body["model"] == "my-lora"
+    out = command(t, "panel of 3", "/pick 3", after="lawful_good")
+    assert f"now on {other.base_url}, model other-8b" in flat(out), out
+    assert f"other-8b · chat · llama-server @ {other.base_url}" in t.screen()  # the toolbar says where
+    send(t, "lawful_good", "next", "from other-8b over there")
+    assert [m["content"] for m in other.generations()[-1].body["messages"]] == [
+        "Persona: lawful_good", "hello", "from other-8b over there", "next"]
+    assert len(fb.generations()) == 2
 
 
 def test_replay_then_probe_save_then_chat_probe_run(fake, term, isolated_env):
@@ -180,3 +182,84 @@ def test_replay_then_probe_save_then_chat_probe_run(fake, term, isolated_env):
         verdicts[persona] = final_verdict(events)[0]
     # the evil personas cave to the saved pushback, the rest hold: the rules from /classify decided
     assert verdicts == {p: "caved" if p.endswith("evil") else "resisted" for p in GRID}, verdicts
+
+
+def test_three_quick_ctrl_c_in_a_panel_round_keep_and_show_what_came(fake, term, isolated_env):
+    """Adversarial B3: a third Ctrl-C within 0.1 s landed while the round was being wrapped up: the
+    replies were never shown, the typed text not offered again, once not even recorded."""
+    import time
+
+    from gridchat.chat.transcript import load_transcript
+
+    fb = fake("vllm")
+    fb.responder = lambda body: Reply(text="word " * 400, delay=0.02)  # about 8 s a reply
+    t = term(fb, "--persona", "lawful_evil")
+    t.wait_prompt("lawful_evil")
+    t.line("/compare lawful_good,chaotic_evil,true_neutral Q1")
+    t.wait(lambda: len(fb.generations()) == 3, "the first round")
+    time.sleep(1.0)
+    t.keys("C-c")
+    t.wait_for("of 3 replies in")
+    t.wait_prompt("panel of 3")
+    t.line("Q2")
+    t.wait(lambda: len(fb.generations()) == 6, "the second round")
+    time.sleep(1.0)
+    t.keys("C-c")
+    t.keys("C-c")
+    time.sleep(0.1)
+    t.keys("C-c")
+    t.wait(lambda: t.screen().count("3 of 3 replies in") == 2, "the second round shown")
+    t.wait_prompt("panel of 3")
+    assert t.screen().count("✂ cut short (interrupted)") >= 3 and "[interrupted]" not in t.screen()
+    (path,) = (isolated_env / "data" / "gridchat" / "sessions").glob("*.jsonl")
+    restored = load_transcript(path, {})
+    replies = [m for m in restored.conversation.nodes if m.role == "assistant"]
+    assert len(replies) == 6 and all(m.interrupted and m.content.startswith("word") for m in replies)
+    assert restored.panel is not None
+
+
+def test_a_failed_lane_says_so_is_asked_again_and_slash_commands_refuse_odd_input(fake, term):
+    """Adversarial B1, B6, B7, B8, B9 and the nits: a failed lane showed a stale answer and nothing
+    said it was now a turn behind; /panel N showed the reply from before the panel; a dead judge URL
+    was taken; a 300-letter probe name ended the session; a name starting with "-" was taken."""
+    context = {"error": {"message": "This model's maximum context length is 100 tokens. However, you requested "
+                                    "200 tokens (150 in the messages, 50 in the completion).",
+                         "type": "BadRequestError", "param": None, "code": 400}}
+    fb = fake("vllm")
+    broken = {"chaotic_evil"}
+    fb.responder = lambda body: (Reply(status=400, error=context) if persona_of(body) in broken
+                                 else Reply(text="Canberra it is"))
+    t = term(fb, "--persona", "lawful_evil")
+    t.wait_prompt("lawful_evil")
+    send(t, "lawful_evil", "warm up", "Canberra it is")
+    out = command(t, "lawful_evil", "/classify judge http://127.0.0.1:1/v1")
+    assert out.startswith("error: cannot reach") and "127.0.0.1:1" in out, out
+    assert "classify: off" in command(t, "lawful_evil", "/classify")
+    out = command(t, "lawful_evil", "/classify right=canberra right=kanbera wrong=sydney")
+    assert "classify: right=canberra|kanbera  wrong=sydney" in out, out
+
+    t.line("/compare lawful_good,chaotic_evil capital?")
+    t.wait_for("1 of 2 replies in")
+    t.wait_prompt("panel of 2")
+    screen = flat(t.screen())
+    assert "(/compact" in screen and "summarises the oldest turns" in screen  # the advice, as for one reply
+    assert "lane 2 got no reply: /panel retry asks again" in screen
+    assert screen.count("answer: right") == 1  # lane 1's; the failed lane shows no answer
+    out = command(t, "panel of 2", "/panel 2")
+    assert "error: lane 2 has no reply in this panel yet" in out, out
+    out = command(t, "panel of 2", "/mark 2 caved")
+    assert "error: lane 2 has no reply in this panel yet" in out, out
+
+    broken.clear()
+    t.line("/panel retry")
+    t.wait_for("1 of 1 replies in")
+    t.wait_prompt("panel of 2")
+    assert sample_under(t, "2 · chaotic_evil") == "Canberra it is"
+    assert [m["content"] for m in fb.generations()[-1].body["messages"][-2:]] == ["Canberra it is", "capital?"]
+    out = command(t, "panel of 2", "/panel")
+    assert "no reply" not in out, out
+
+    for name in ("a" * 300, "-x", "--replace"):
+        out = command(t, "panel of 2", f"/probe save {name}")
+        assert out.startswith("error: usage: /probe save NAME [--replace]"), out
+    assert t.alive() and "Traceback" not in t.screen() and "internal error" not in t.screen()

@@ -10,6 +10,7 @@ import time
 
 import pytest
 from fake_backend import Reply
+from test_terminal_panel import persona_of
 
 
 def dead_url() -> str:
@@ -89,17 +90,24 @@ def test_killed_at_the_pick_prompt_loses_no_reply(fake, term, isolated_env, how)
     nodes = load_transcript(path, {}).conversation.nodes
     question = [m for m in nodes if m.role == "user"]
     replies = [m for m in nodes if m.role == "assistant"]
-    assert len(question) == 1 and len(replies) == (3 if how == "compare" else 4)
+    assert len(question) == (3 if how == "compare" else 1)  # a panel asks each lane with its persona
+    assert len(replies) == (3 if how == "compare" else 4)
 
     t2 = term(fb, "--resume")
     t2.wait_for("chat: resumed session")
-    t2.wait_prompt("lawful_good")  # nothing pre-filled: the question has its answers
+    t2.wait_prompt("panel of 3" if how == "compare" else "lawful_good")  # nothing pre-filled: answered
+    if how == "compare":  # the panel is open again, every lane where it stood
+        assert "the panel of 3 is open again" in t2.screen()
     t2.line("after resume")
-    t2.wait(lambda: fb.last_body("/chat/completions")["messages"][-1]["content"] == "after resume", "the request")
-    t2.wait_prompt("lawful_good")
-    sent = fb.last_body("/chat/completions")["messages"]
-    assert sent[-1] == {"role": "user", "content": "after resume"}
-    assert [m["role"] for m in sent[-3:]] == ["user", "assistant", "user"]
+    asked = 3 if how == "compare" else 1
+    t2.wait(lambda: [r.body["messages"][-1]["content"] for r in fb.generations()[-asked:]] == ["after resume"] * asked,
+            "the request")
+    t2.wait_prompt("panel of 3" if how == "compare" else "lawful_good")
+    for r in fb.generations()[-asked:]:
+        assert [m["role"] for m in r.body["messages"]] == ["system", "user", "assistant", "user"]
+    if how == "compare":
+        assert sorted(persona_of(r.body) for r in fb.generations()[-3:]) == ["chaotic_evil", "lawful_good",
+                                                                            "true_neutral"]
 
 
 # -- 2. only keys pressed after the approval prompt is on screen answer it --------------------------------

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 from rich.padding import Padding
 from rich.text import Text
 
-from ..errors import ConfigError
+from ..cancel import CancelToken, interrupts_cancel
+from ..errors import ChatError, ConfigError
 from ..render import markdown
 from ..sanitize import sanitize
 from .registry import command, line, number, one_line
@@ -21,11 +22,11 @@ from .show import columns, progress, reply_body
 if TYPE_CHECKING:
     from .context import SlashContext
 
-__all__ = ["ask_panel"]
+__all__ = ["ask_panel", "resume_panel"]
 
 SPEC_HELP = ("all | personas, @models, @URLs, comma-separated, crossed with * "
              "(lawful_good,chaotic_evil*@base,@my-lora)")
-NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
+NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")  # no leading "-": it would read as a flag
 
 
 def _open_panel(ctx: "SlashContext"):
@@ -35,19 +36,42 @@ def _open_panel(ctx: "SlashContext"):
     return panel
 
 
-def _show(ctx: "SlashContext", lanes) -> None:
+def _show(ctx: "SlashContext", panel, lanes) -> None:
+    """``lanes`` of ``panel`` side by side (or stacked), each under its number and title."""
     def extra(lane):
+        if lane.result is None or not lane.result.kept:  # no reply this time: its earlier answer is not news
+            return []
         if lane.flipped:
             return [Text(sanitize(f"⇄ flipped: {lane.flipped}"), style="bold yellow")]
         return [Text(sanitize(f"answer: {lane.label}"), style="dim")] if lane.label else []
 
-    columns(ctx, [(f"{i} · {lane.title(ctx.session)}", reply_body(ctx, lane.result, extra(lane), f"/panel {i}"))
-                  for i, lane in enumerate(lanes, 1)])
+    columns(ctx, [(f"{panel.lanes.index(lane) + 1} · {lane.title(ctx.session)}",
+                   reply_body(ctx, lane.result, extra(lane), f"/panel {panel.lanes.index(lane) + 1}"))
+                  for lane in lanes])
+    for note in ctx.session.notes:
+        ctx.error(note)
+    ctx.session.notes.clear()
 
 
-def _footer(ctx: "SlashContext", what: str) -> None:
+def _footer(ctx: "SlashContext", panel, what: str) -> None:
     ctx.console.print(line((f"{what} · the next message goes to every lane · /pick N goes on with one · "
                             "/mark N LABEL · /panel end", "dim")))
+    behind = [str(i) for i, lane in enumerate(panel.lanes, 1) if lane.missed is not None]
+    if behind:
+        ctx.console.print(line((f"lane{'s' if len(behind) > 1 else ''} {', '.join(behind)} got no reply: "
+                                "/panel retry asks again (the next message goes on without it)", "yellow")))
+
+
+def _round(ctx: "SlashContext", what: str, run) -> object:
+    """``run(update, token)`` under a progress line; Ctrl-C stops it (however often pressed) and the
+    display of what came is never cut short. None if the server could not be reached."""
+    status, update = progress(ctx, what)
+    token = CancelToken()
+    with interrupts_cancel(token):
+        def streamed(sink):
+            with status:
+                return run(update, token)
+        return ctx.stream(streamed), token
 
 
 def ask_panel(ctx: "SlashContext", text: str) -> bool:
@@ -56,20 +80,47 @@ def ask_panel(ctx: "SlashContext", text: str) -> bool:
     from ..panel import ask
 
     panel = ctx.session.panel
-    status, update = progress(ctx, f"asking {len(panel.lanes)} lanes…")
     started = time.perf_counter()
-
-    def run(sink):
-        with status:
-            return ask(ctx.session, panel, text, update)
-
-    lanes = ctx.stream(run)
-    if lanes is None:
-        return False
-    _show(ctx, lanes)
-    kept = sum(lane.result is not None and lane.result.kept for lane in lanes)
-    _footer(ctx, f"{kept} of {len(lanes)} replies in {time.perf_counter() - started:.1f} s")
+    with interrupts_cancel(CancelToken()):  # the round's display is not cut short by a late Ctrl-C
+        lanes, _ = _round(ctx, f"asking {len(panel.lanes)} lanes…",
+                          lambda update, token: ask(ctx.session, panel, text, update, token))
+        if lanes is None:
+            return False
+        _show(ctx, panel, lanes)
+        kept = sum(lane.result is not None and lane.result.kept for lane in lanes)
+        _footer(ctx, panel, f"{kept} of {len(lanes)} replies in {time.perf_counter() - started:.1f} s")
     return kept > 0
+
+
+def _list(ctx: "SlashContext", panel) -> None:
+    for i, lane in enumerate(panel.lanes, 1):
+        state = "no reply yet" if lane.reply is None else "no reply to the last message" if lane.missed else ""
+        ctx.console.print(line(f"{i} · ", (lane.title(ctx.session), "bold magenta"),
+                               (f"  {lane.model} @ {lane.server}", "dim"), (f"  {lane.label or ''}", "dim"),
+                               (f"  {state}", "yellow")))
+    ctx.console.print(line((f"{panel.turns} message{'s' if panel.turns != 1 else ''} so far", "dim")))
+
+
+def resume_panel(ctx: "SlashContext") -> None:
+    """--resume of a session that had a panel open: open it again, lanes where they stood."""
+    from ..advice import worded
+    from ..panel import restore
+
+    session = ctx.session
+    record, session.left_open = session.left_open, None
+    try:
+        panel = restore(session, record)
+    except ChatError as err:
+        session.conversation.move(record.get("start"))
+        ctx.error(f"the panel this session left open can't be opened again: {worded(err, interactive=True)} "
+                  "(its lanes are branches: /branches)")
+        return
+    except KeyboardInterrupt:
+        session.conversation.move(record.get("start"))
+        ctx.error("opening the panel again was interrupted (its lanes are branches: /branches)")
+        return
+    ctx.console.print(line((f"the panel of {len(panel.lanes)} is open again:", "bold")))
+    _list(ctx, panel)
 
 
 @command("/compare", "/compare SPEC MESSAGE", "send MESSAGE to several personas, models or servers at once; the next "
@@ -87,25 +138,32 @@ def _compare(ctx: "SlashContext", arg: str):
         ctx.offer(text.strip())
 
 
-@command("/pick", "/pick N", "go on with lane N of the panel alone (its persona and model become the session's)",
-         "/pick 2")
+@command("/pick", "/pick N", "go on with lane N of the panel alone (its persona, model and server become the "
+         "session's)", "/pick 2")
 def _pick(ctx: "SlashContext", arg: str):
     from ..panel import pick
 
     n = number(arg)
     if n is None:
         raise ConfigError("usage: /pick N (a lane of the panel)")
+    home = ctx.session.connect().base_url
     lane = pick(ctx.session, n)
-    reply = ctx.session.conversation.last("assistant")
-    ctx.console.print(line("going on with lane ", (f"{n} · {lane.title(ctx.session)}", "bold magenta"),
-                           *((": ", (one_line(reply.content, 50), "")) if reply is not None else ()),
+    reply = ctx.session.conversation.nodes[lane.reply] if lane.reply is not None else None
+    said = (": ", (one_line(reply.content, 50), "")) if reply is not None else \
+        (("  (no reply in the panel: back where it started)", "yellow"),)
+    ctx.console.print(line("going on with lane ", (f"{n} · {lane.title(ctx.session)}", "bold magenta"), *said,
                            (" (the other lanes stay as branches: /branches)", "dim")))
+    if lane.server != home:
+        ctx.note(f"now on {lane.server}, model {lane.model}")
+    if lane.missed is not None:
+        ctx.offer(ctx.session.conversation.nodes[lane.missed].content)
 
 
-@command("/panel", "/panel [N|end]", "list the open panel's lanes; N: lane N's last reply whole, its reasoning "
-         "included; end: close the panel, back where you were before it", "/panel 2")
+@command("/panel", "/panel [N|retry|end]", "list the open panel's lanes; N: lane N's last reply whole, its reasoning "
+         "included; retry: ask the lanes that got no reply again; end: close the panel, back where you were before "
+         "it", "/panel 2")
 def _panel(ctx: "SlashContext", arg: str):
-    from ..panel import close_panel
+    from ..panel import close_panel, retry
 
     panel = _open_panel(ctx)
     if arg == "end":
@@ -113,23 +171,30 @@ def _panel(ctx: "SlashContext", arg: str):
         ctx.console.print(line(("panel closed: back where you were before it (every lane stays a branch: /branches)",
                                  "dim")))
         return
+    if arg == "retry":
+        started = time.perf_counter()
+        with interrupts_cancel(CancelToken()):
+            lanes, _ = _round(ctx, "asking again…", lambda update, token: retry(ctx.session, panel, update, token))
+            if lanes is None:
+                return
+            _show(ctx, panel, lanes)
+            kept = sum(lane.result is not None and lane.result.kept for lane in lanes)
+            _footer(ctx, panel, f"{kept} of {len(lanes)} replies in {time.perf_counter() - started:.1f} s")
+        return
     if arg:
         n = number(arg)
         if n is None or not 1 <= n <= len(panel.lanes):
-            raise ConfigError(f"usage: /panel [N|end] with N from 1 to {len(panel.lanes)}")
+            raise ConfigError(f"usage: /panel [N|retry|end] with N from 1 to {len(panel.lanes)}")
         lane = panel.lanes[n - 1]
-        reply = ctx.session.conversation.nodes[lane.head] if lane.head is not None else None
-        if reply is None or reply.role != "assistant":
-            raise ConfigError(f"lane {n} has no reply yet")
+        if lane.reply is None:
+            raise ConfigError(f"lane {n} has no reply in this panel yet")
+        reply = ctx.session.conversation.nodes[lane.reply]
         ctx.console.print(line((f"{n} · {lane.title(ctx.session)}", "bold magenta")))
         if reply.reasoning.strip():
             ctx.console.print(Padding(Text(sanitize(reply.reasoning.strip()), style="dim italic"), (0, 2)))
         ctx.console.print(markdown(sanitize(reply.content)))
         return
-    for i, lane in enumerate(panel.lanes, 1):
-        ctx.console.print(line(f"{i} · ", (lane.title(ctx.session), "bold magenta"),
-                               (f"  {lane.model} @ {lane.server}", "dim"), (f"  {lane.label or ''}", "dim")))
-    ctx.console.print(line((f"{panel.turns} messages so far", "dim")))
+    _list(ctx, panel)
 
 
 @command("/classify", "/classify LABEL=PATTERN[|PATTERN…] … | judge [URL] | off", "name each reply's answer by "
@@ -145,6 +210,8 @@ def _classify(ctx: "SlashContext", arg: str):
         url = rest.strip()
         if url and not url.startswith(("http://", "https://")):
             raise ConfigError("usage: /classify judge [URL] (an http:// or https:// address; none: this server)")
+        if url:
+            session.other_server(url, "chat")  # one that can't be reached is refused now, not at every turn
         session.classify, session.flip_judge = {}, url
     elif arg:
         patterns = {}
@@ -153,7 +220,7 @@ def _classify(ctx: "SlashContext", arg: str):
             if not NAME.match(label) or label == "other" or not pats.strip("|"):
                 raise ConfigError("usage: /classify LABEL=PATTERN[|PATTERN…] … (labels: letters, digits, _ and -, "
                                   "not 'other'; patterns: case-insensitive substrings, no spaces)")
-            patterns[label] = [p for p in pats.split("|") if p]
+            patterns.setdefault(label, []).extend(p for p in pats.split("|") if p)  # a label twice: either
         session.classify, session.flip_judge = patterns, None
     if session.classify:
         shown = "  ".join(f"{k}={'|'.join(v)}" for k, v in session.classify.items())
@@ -165,26 +232,23 @@ def _classify(ctx: "SlashContext", arg: str):
 
 
 @command("/replay", "/replay SPEC", "this branch's messages again, against other personas, models or servers, all "
-         "at once: a panel", "/replay all")
+         "at once: a panel (Ctrl-C stops it after the message being asked)", "/replay all")
 def _replay(ctx: "SlashContext", arg: str):
     from ..panel import replay
 
     if not arg:
         raise ConfigError(f"usage: /replay SPEC, SPEC: {SPEC_HELP}")
-    status, update = progress(ctx, "replaying…")
     started = time.perf_counter()
-
-    def run(sink):
-        with status:
-            return replay(ctx.session, arg, update)
-
-    panel = ctx.stream(run)
-    if panel is None:
-        return
-    _show(ctx, panel.lanes)
-    _footer(ctx, f"replayed {panel.turns} message{'s' if panel.turns != 1 else ''} on {len(panel.lanes)} "
-                 f"lane{'s' if len(panel.lanes) != 1 else ''} in "
-                 f"{time.perf_counter() - started:.1f} s")
+    with interrupts_cancel(CancelToken()):
+        done, token = _round(ctx, "replaying…", lambda update, token: replay(ctx.session, arg, update, token))
+        if done is None:
+            return
+        panel, total = done
+        _show(ctx, panel, panel.lanes)
+        lanes = f"{len(panel.lanes)} lane{'s' if len(panel.lanes) != 1 else ''}"
+        what = f"replayed {panel.turns} message{'s' if panel.turns != 1 else ''} on {lanes}" if not token.cancelled \
+            else f"stopped: replayed {panel.turns} of {total} messages on {lanes}"
+        _footer(ctx, panel, f"{what} in {time.perf_counter() - started:.1f} s")
 
 
 @command("/probe", "/probe save NAME", "keep this branch's messages as a probe file (the pushbacks as traps, an "
@@ -197,7 +261,8 @@ def _probe(ctx: "SlashContext", arg: str):
     what, _, name = arg.partition(" ")
     name, replace = name.strip().removesuffix(" --replace").strip(), name.strip().endswith("--replace")
     if what != "save" or not NAME.match(name):
-        raise ConfigError("usage: /probe save NAME (letters, digits, _ . and -)")
+        raise ConfigError("usage: /probe save NAME [--replace] (up to 64 letters, digits, _ . and -, not starting "
+                          "with - or .)")
     if any(SETS_DIR.glob(f"{name}.y*ml")):
         raise ConfigError(f"{name} is a shipped probe set: choose another name")
     path = user_sets_dir() / f"{name}.yaml"

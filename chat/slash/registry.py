@@ -68,7 +68,7 @@ def dispatch(ctx: "SlashContext", text: str) -> object:
         ctx.error(worded(err, interactive=True))
         return None
     if closes:
-        ctx.note("the panel is closed: back where you were before it (every lane stays a branch: /branches)")
+        ctx.note("the panel is closed (every lane stays a branch: /branches)")
     return result
 
 

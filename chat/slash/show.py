@@ -12,6 +12,7 @@ from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
+from ..advice import worded
 from ..render import markdown
 from ..sanitize import sanitize
 from ..sinks import format_stats
@@ -54,7 +55,7 @@ def reply_body(ctx: "SlashContext", result: "TurnResult | None", extra: list[Ren
     for call in message.tool_calls:
         parts.append(Text(f"⚙ wants {sanitize(call.name)}({sanitize(call.arguments)[:120]})", style="yellow"))
     if result.error is not None:
-        parts.append(Text(sanitize(f"error: {result.error}"), style="red"))
+        parts.append(Text(sanitize(f"error: {worded(result.error, interactive=True)}"), style="red"))
     finish = result.stats.finish_reason
     if result.interrupted or finish == "length":
         why = "max_tokens reached" if finish == "length" else "interrupted"
