@@ -20,12 +20,12 @@ def write_whole(path: str | Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` through a temporary file beside it and a rename, so a full disk or a
     kill leaves the old file or none, never half of one. Returns the path written."""
     path = Path(path).expanduser()
-    if not path.name or path.is_dir():
-        raise FileError(f"{path}: is a directory; give a file name")
-    if path.exists() and not path.is_file():
-        raise FileError(f"{path}: not a regular file (a device, a FIFO …): give another name")
     tmp = None
-    try:
+    try:  # even looking can fail: a name too long for the file system, a folder we may not enter
+        if not path.name or path.is_dir():
+            raise FileError(f"{path}: is a directory; give a file name")
+        if path.exists() and not path.is_file():
+            raise FileError(f"{path}: not a regular file (a device, a FIFO …): give another name")
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
             f.write(data)

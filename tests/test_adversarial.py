@@ -14,6 +14,7 @@ import pytest
 from fake_backend import Reply
 from gridchat.chat.detect import detect
 from gridchat.chat.errors import ChatError
+from terminal import flat
 
 
 def chat(*args, stdin=None, timeout=30, **kwargs):
@@ -589,3 +590,18 @@ def test_detection_never_follows_a_redirect_with_the_key(fake):
         server.shutdown()
     assert r.returncode == 1 and "redirects" in clean_failure_or_success(r)
     assert not [q for q in other.requests if q.header("Authorization")]
+
+
+def test_file_names_too_long_for_the_file_system_are_one_line_errors(fake, term, tmp_path):
+    """Found by the panel's adversarial pass (B7): a name longer than the file system takes (ENAMETOOLONG)
+    ended the session with "internal error" wherever chat writes or reads a file the user names."""
+    fb = fake("vllm")
+    long = tmp_path / ("a" * 300 + ".jsonl")
+    t = term(fb)
+    t.wait_prompt("none")
+    for line in (f"/save {long}", f"/export md {long}", f"/load {long}", f"/save {long}/x"):
+        before = flat(t.screen()).count("File name too long")
+        t.line(line)
+        t.wait(lambda: flat(t.screen()).count("File name too long") > before, line)
+        t.wait_prompt("none")
+    assert t.alive() and "internal error" not in t.screen()
