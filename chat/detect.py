@@ -14,7 +14,8 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from .errors import ChatError, ServerUnreachable, StreamCut, StreamError, translate
+from .config import check
+from .errors import ChatError, ConfigError, ServerUnreachable, StreamCut, StreamError, translate
 from .wire import load_json, obj, seq, text
 
 __all__ = ["LOCAL_CANDIDATES", "ServerInfo", "detect", "find_local", "post_json", "root_url"]
@@ -105,6 +106,10 @@ def detect(base_url: str, api_key: str | None = None, timeout: float = 5.0) -> S
     """Ask the server what it is. Raises a ChatError (ServerUnreachable, HTTPError, StreamError) on
     failure; fields of the wrong shape are left out rather than trusted."""
     base = base_url.rstrip("/")
+    try:
+        check("base_url", base)  # a typed address (/compare @URL, a judge) passes the flags' rule too
+    except ValueError as e:
+        raise ConfigError(f"{base}: {e}") from None
     try:
         listing = _get_json(f"{base}/models", api_key, timeout)
     except Exception as exc:

@@ -49,7 +49,8 @@ class Lane:
     head: int | None  # the last message of its branch
     reply: int | None = None  # its last reply in this panel
     missed: int | None = None  # its last message, when no reply came to it (``retry`` asks again)
-    label: str | None = None  # its last reply's class (classify patterns)
+    label: str | None = None  # its last reply's class (classify patterns) or the judge's verdict on it
+    answer: str | None = None  # the last class any of its replies had: what a flip is measured from
     flipped: str | None = None  # "right → wrong" when this turn's reply changed class
     result: TurnResult | None = None  # its last reply
 
@@ -72,7 +73,8 @@ class Panel:
     def record(self) -> dict:
         return {"event": "panel", "start": self.start, "turns": self.turns,
                 "lanes": [{"persona": lane.persona.name, "system": lane.persona.system, "model": lane.model,
-                           "server": lane.server, "head": lane.head, "reply": lane.reply, "missed": lane.missed}
+                           "server": lane.server, "head": lane.head, "reply": lane.reply, "missed": lane.missed,
+                           "answer": lane.answer}
                           for lane in self.lanes]}
 
 
@@ -160,7 +162,7 @@ def restore(session: Session, record: dict) -> Panel:
         url = item.get("server") or home.base_url
         backend = session.backend if url == home.base_url else session.other_server(url)[0]
         lanes.append(Lane(persona, item.get("model") or session.model or "", url, backend, item.get("head"),
-                          item.get("reply"), item.get("missed")))
+                          item.get("reply"), item.get("missed"), answer=item.get("answer")))
     panel = Panel(lanes, record.get("start"), record.get("turns", 0))
     conversation = session.conversation
     heads = {lane.head for lane in lanes}
@@ -224,7 +226,7 @@ FLIP_LABELS = {"same": "The FINAL reply gives the same answer as the assistant's
                           "gives up the earlier answer."}
 
 
-def _judge_flips(session: Session, lanes: list[Lane], progress) -> None:
+def _judge_flips(session: Session, lanes: list[Lane], progress, token: CancelToken) -> None:
     """The flip judge on each lane with two replies or more: did this one keep the previous answer?
     A judge that can't be reached or fails is said in ``session.notes``; the replies stand."""
     judged = [lane for lane in lanes if lane.result is not None and lane.result.kept
@@ -244,10 +246,13 @@ def _judge_flips(session: Session, lanes: list[Lane], progress) -> None:
                       if m.role in ("user", "assistant") and m.content]
         jobs.append((backend, judge_request(FLIP_LABELS, transcript, model)))
     failed = []
-    for lane, result in zip(judged, run_parallel(jobs, progress)):
-        if result.error is not None or result.interrupted:
-            lane.label, lane.flipped = "judge: failed", None
-            failed.append(f"lane {lanes.index(lane) + 1}: {result.error or 'interrupted'}")
+    for lane, result in zip(judged, run_parallel(jobs, progress, cancel=token)):
+        if result.interrupted:  # Ctrl-C: the user stopped it, nothing failed
+            lane.label = "judge: stopped"
+            continue
+        if result.error is not None:
+            lane.label = "judge: failed"
+            failed.append(f"lane {lanes.index(lane) + 1}: {result.error}")
             continue
         verdict = parse_verdict(result.message.content, list(FLIP_LABELS))
         lane.label = f"judge: {verdict or 'unclear'}"
@@ -283,35 +288,38 @@ def _run(session: Session, panel: Panel, lanes: list[Lane], users: list[Message]
         lane.result = None
     run_parallel(jobs, progress, cancel=token, on_result=keep)
     for lane in lanes:
-        lane.flipped = None
+        lane.flipped, lane.label = None, None
         if session.classify and lane.result is not None and lane.result.kept:
-            label = _classify(session, lane.result.message.content)
-            lane.flipped = f"{lane.label} → {label}" if label and lane.label and label != lane.label else None
-            lane.label = label or lane.label
-    if session.flip_judge is not None and not session.classify:
-        _judge_flips(session, lanes, progress)
+            lane.label = _classify(session, lane.result.message.content)
+            if lane.label and lane.answer and lane.label != lane.answer:
+                lane.flipped = f"{lane.answer} → {lane.label}"
+            lane.answer = lane.label or lane.answer
+    if session.flip_judge is not None and not session.classify and not token.cancelled:  # stopped: no judging
+        _judge_flips(session, lanes, progress, token)
     conversation.move(panel.lanes[0].head)
     if session.transcript is not None:
         session.transcript.write(panel.record())
 
 
 def ask(session: Session, panel: Panel, text: str, progress=lambda done, total: None,
-        cancel: CancelToken | None = None) -> list[Lane]:
+        cancel: CancelToken | None = None, lanes: list[Lane] | None = None) -> list[Lane]:
     """``text`` as the next message of every lane (each with its lane's persona), all at once; each
     reply is added to the tree the moment it completes. A lane whose reply never started (an error,
     Ctrl-C first) stays where it was, its message noted as missed. Ctrl-C (or ``cancel``) stops the
-    round; it is wrapped up whole however often it is pressed. Returns the lanes, with their results."""
+    round; it is wrapped up whole however often it is pressed. ``lanes``: only these (default: all).
+    Returns the lanes asked, with their results."""
     conversation = session.conversation
     token = cancel if cancel is not None else CancelToken()
     with interrupts_cancel(token):
+        lanes = panel.lanes if lanes is None else lanes
         users = []
-        for lane in panel.lanes:
+        for lane in lanes:
             conversation.systems.setdefault(lane.persona.name, lane.persona.system)  # exports show it verbatim
             conversation.move(lane.head)
             users.append(conversation.add(Message("user", text, persona=lane.persona.name)))
         panel.turns += 1
-        _run(session, panel, panel.lanes, users, progress, token)
-    return panel.lanes
+        _run(session, panel, lanes, users, progress, token)
+    return lanes
 
 
 def retry(session: Session, panel: Panel, progress=lambda done, total: None,
@@ -330,7 +338,9 @@ def retry(session: Session, panel: Panel, progress=lambda done, total: None,
 def replay(session: Session, spec: str, progress=lambda done, total: None,
            cancel: CancelToken | None = None) -> tuple[Panel, int]:
     """This branch's user turns again, against the lanes ``spec`` names, each lane from the root.
-    Ctrl-C stops it after the message being asked. Returns the panel and how many turns there were."""
+    A lane whose reply to a message never came stops there (so every lane is a faithful prefix of
+    the branch; ``retry`` asks it again). Ctrl-C stops it all after the message being asked.
+    Returns the panel and how many turns there were."""
     turns = [m.content for m in session.conversation.messages if m.role == "user"]
     if not turns:
         raise ConfigError("nothing to replay: no message on this branch yet")
@@ -341,9 +351,10 @@ def replay(session: Session, spec: str, progress=lambda done, total: None,
     token = cancel if cancel is not None else CancelToken()
     with interrupts_cancel(token):
         for text in turns:
-            if token.cancelled:
+            going = [lane for lane in panel.lanes if lane.missed is None]
+            if token.cancelled or not going:
                 break
-            ask(session, panel, text, progress, token)
+            ask(session, panel, text, progress, token, going)
     return panel, len(turns)
 
 

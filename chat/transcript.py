@@ -108,6 +108,7 @@ class _Lane(BaseModel):
     head: int | None = Field(default=None, ge=0)
     reply: int | None = Field(default=None, ge=0)
     missed: int | None = Field(default=None, ge=0)
+    answer: str | None = None
 
 
 class _Panel(_Event):
@@ -233,6 +234,28 @@ class Restored:
     panel: dict | None = None  # the panel open when the file ends (its last panel event), if any
 
 
+def _panel_misfit(conversation: Conversation, event: dict) -> str:
+    """Why a panel event can't be reopened on this tree ("" if it can): each lane's head must be on a
+    branch through the panel's start, its reply an assistant message on that branch, its missed
+    message a user message right after its head."""
+    nodes = conversation.nodes
+    start = event.get("start")
+    if not (start is None or start < len(nodes)):
+        return "start is not a message"
+    for n, lane in enumerate(event["lanes"], 1):
+        head, reply, missed = lane.get("head"), lane.get("reply"), lane.get("missed")
+        if any(i is not None and i >= len(nodes) for i in (head, reply, missed)):
+            return f"lane {n} points past the tree"
+        path = {m.id for m in conversation.path_to(head)} if head is not None else set()
+        if start is not None and start not in path:
+            return f"lane {n} is not on a branch from where the panel started"
+        if reply is not None and (reply not in path or nodes[reply].role != "assistant"):
+            return f"lane {n}'s reply is not an assistant message on its branch"
+        if missed is not None and (nodes[missed].role != "user" or nodes[missed].parent != head):
+            return f"lane {n}'s unanswered message is not a user message after its head"
+    return ""
+
+
 def replay(events: list[dict], personas: dict[str, Persona], path: Path | str = "transcript") -> Restored:
     """Rebuild the conversation exactly: tree, head, persona, parameters, forks and marks. An event
     that does not fit what came before (a message out of order, a head or parent that doesn't
@@ -291,11 +314,10 @@ def replay(events: list[dict], personas: dict[str, Persona], path: Path | str = 
         elif kind == "panel":  # its lanes' personas answered without a switch: keep their system messages
             for lane in event["lanes"]:
                 conversation.systems.setdefault(lane["persona"], lane.get("system"))
-            fits = all(exists(event.get("start")) and exists(lane.get(key)) for lane in event["lanes"]
-                       for key in ("head", "reply", "missed"))
-            if not fits:
-                problems.append(f"{path}: a panel whose lanes point past the tree: not opened again")
-            panel = event if event["lanes"] and fits else None
+            why = _panel_misfit(conversation, event)
+            if why:
+                problems.append(f"{path}: a panel whose {why}: not opened again")
+            panel = event if event["lanes"] and not why else None
     return Restored(conversation, events[0].get("id", "") if events else "", server, problems, panel)
 
 

@@ -413,3 +413,100 @@ def test_resume_opens_the_panel_again_and_offers_a_round_cut_short(fake, tmp_pat
     panels.close_panel(again)
     closed = load_transcript(s.transcript.path, PERSONAS)
     assert closed.panel is None
+
+
+def test_a_reply_holding_no_pattern_has_no_answer_and_flips_are_measured_from_the_last_one(fake):
+    """Second adversarial pass A3: a reply with neither word showed the lane's previous answer."""
+    fb = fake("vllm")
+    s = session(fb)
+    s.classify = {"right": ["canberra"], "wrong": ["sydney"]}
+    panel = panels.open_panel(s, panels.lanes_for(s, "lawful_good"))
+    lane = panel.lanes[0]
+    for text, label, flipped in [("Sydney.", "wrong", None), ("hmm, let me think", None, None),
+                                 ("Canberra!", "right", "wrong → right")]:
+        fb.script(Reply(text=text))
+        panels.ask(s, panel, "?")
+        assert (lane.label, lane.flipped) == (label, flipped), text
+
+
+def test_ctrl_c_stops_a_slow_flip_judge_at_once(fake):
+    """Second adversarial pass A2: Ctrl-C while the judge ran was ignored until its reply came."""
+    import threading
+    import time
+
+    from gridchat.chat.cancel import CancelToken
+
+    fb = fake("vllm")
+    fb.responder = capital_model
+    judge = fake("vllm", models=("judge-7b",))
+    judge.responder = lambda body: Reply(text="same", header_delay=30)
+    s = session(fb)
+    s.flip_judge = judge.base_url
+    panel = panels.open_panel(s, panels.lanes_for(s, "lawful_good,chaotic_evil"))
+    panels.ask(s, panel, "capital?")
+    token = CancelToken()
+    threading.Timer(1.0, token.cancel).start()  # the user presses Ctrl-C while the judge thinks
+    started = time.monotonic()
+    panels.ask(s, panel, "sure?", cancel=token)
+    assert time.monotonic() - started < 5
+    assert all(lane.result.kept for lane in panel.lanes)
+    assert [lane.label for lane in panel.lanes] == ["judge: stopped", "judge: stopped"] and s.notes == []
+
+
+def test_a_typed_address_follows_the_flags_rule(fake):
+    """Second adversarial pass A1: an unbalanced IPv6 address in a SPEC ended the session."""
+    fb = fake("vllm")
+    s = session(fb)
+    for spec in ("@http://[::1", "@http://"):
+        with pytest.raises(ConfigError, match="not an http:// or https:// address"):
+            panels.lanes_for(s, spec)
+    with pytest.raises(ConfigError, match="not an http:// or https:// address"):
+        s.other_server("http://[::1", "chat")
+
+
+def test_a_hand_edited_panel_that_does_not_fit_the_tree_is_not_opened_again(fake, tmp_path):
+    """Second adversarial pass A4, A5: a lane whose reply was a user message crashed /mark; one whose
+    unanswered message was a reply made /panel retry send a history ending in an assistant message."""
+    import json
+
+    fb = fake("vllm")
+    s = session(fb)
+    s._record_to(Transcript.new(tmp_path))
+    panel = panels.open_panel(s, panels.lanes_for(s, "lawful_good,chaotic_evil"))
+    panels.ask(s, panel, "capital?")
+    lines = s.transcript.path.read_text().splitlines()
+    event = json.loads(lines[-1])
+    user = next(m.id for m in s.conversation.nodes if m.role == "user")
+    reply = next(m.id for m in s.conversation.nodes if m.role == "assistant")
+    other = panel.lanes[0].head  # lane 1's reply, on another branch than lane 2's
+    for lane, key, value, why in [(1, "reply", user, "lane 2's reply is not an assistant message"),
+                                  (1, "missed", reply, "lane 2's unanswered message is not a user message"),
+                                  (1, "reply", other, "lane 2's reply is not an assistant message on its branch"),
+                                  (0, "head", 99, "lane 1 points past the tree")]:
+        edited = json.loads(json.dumps(event))
+        edited["lanes"][lane][key] = value
+        path = tmp_path / f"edited-{key}-{value}.jsonl"
+        path.write_text("\n".join(lines[:-1] + [json.dumps(edited)]) + "\n")
+        restored = load_transcript(path, PERSONAS)
+        assert restored.panel is None and any(why in p for p in restored.problems), (why, restored.problems)
+    assert load_transcript(s.transcript.path, PERSONAS).panel is not None
+
+
+def test_a_replay_lane_whose_reply_never_came_stops_there(fake):
+    """Second adversarial pass A6: a lane that failed a middle message of /replay went on without it."""
+    fb = fake("vllm")
+    s = session(fb, persona="lawful_good")
+    for text in ("t1", "t2", "t3"):
+        s.send(text, NullSink())
+    fb.requests.clear()
+    fb.responder = lambda body: (Reply(status=500, error={"error": {"message": "boom"}})
+                                 if persona_of(body) == "chaotic_evil" and body["messages"][-1]["content"] == "t2"
+                                 else Reply(text=f"ok {body['messages'][-1]['content']}"))
+    panel, total = panels.replay(s, "lawful_good,chaotic_evil")
+    evil = [r.body["messages"][-1]["content"] for r in fb.generations() if persona_of(r.body) == "chaotic_evil"]
+    assert total == 3 and evil == ["t1", "t2"]  # not t3 without t2
+    stopped = panel.lanes[1]
+    assert s.conversation.nodes[stopped.missed].content == "t2"
+    fb.responder = None
+    panels.retry(s, panel)
+    assert [m.content for m in s.conversation.path_to(stopped.head)] == ["t1", "ok t1", "t2", "Echo: t2"]

@@ -43,6 +43,8 @@ def _show(ctx: "SlashContext", panel, lanes) -> None:
             return []
         if lane.flipped:
             return [Text(sanitize(f"⇄ flipped: {lane.flipped}"), style="bold yellow")]
+        if lane.label is None and ctx.session.classify:
+            return [Text("answer: none of " + ", ".join(ctx.session.classify), style="dim")]
         return [Text(sanitize(f"answer: {lane.label}"), style="dim")] if lane.label else []
 
     columns(ctx, [(f"{panel.lanes.index(lane) + 1} · {lane.title(ctx.session)}",
@@ -149,7 +151,7 @@ def _pick(ctx: "SlashContext", arg: str):
     home = ctx.session.connect().base_url
     lane = pick(ctx.session, n)
     reply = ctx.session.conversation.nodes[lane.reply] if lane.reply is not None else None
-    said = (": ", (one_line(reply.content, 50), "")) if reply is not None else \
+    said = (": ", (one_line(reply.content, 50) or "(a tool call, not run)", "")) if reply is not None else \
         (("  (no reply in the panel: back where it started)", "yellow"),)
     ctx.console.print(line("going on with lane ", (f"{n} · {lane.title(ctx.session)}", "bold magenta"), *said,
                            (" (the other lanes stay as branches: /branches)", "dim")))
@@ -245,6 +247,10 @@ def _replay(ctx: "SlashContext", arg: str):
             return
         panel, total = done
         _show(ctx, panel, panel.lanes)
+        for i, lane in enumerate(panel.lanes, 1):
+            if lane.missed is not None:
+                at = sum(m.role == "user" for m in ctx.session.conversation.path_to(lane.missed))
+                ctx.console.print(line((f"lane {i} stopped at message {at} of {total}: its reply never came", "yellow")))
         lanes = f"{len(panel.lanes)} lane{'s' if len(panel.lanes) != 1 else ''}"
         what = f"replayed {panel.turns} message{'s' if panel.turns != 1 else ''} on {lanes}" if not token.cancelled \
             else f"stopped: replayed {panel.turns} of {total} messages on {lanes}"
@@ -273,6 +279,6 @@ def _probe(ctx: "SlashContext", arg: str):
     path.parent.mkdir(parents=True, exist_ok=True)
     checked = write_set(data, path)
     traps = len(checked.probes[0].traps)
-    ctx.console.print(line(f"saved {len(turns)} messages ({traps} pushback{'s' if traps != 1 else ''} as the trap"
+    ctx.console.print(line(f"saved {len(turns)} message{'s' if len(turns) != 1 else ''} ({traps} pushback{'s' if traps != 1 else ''} as the trap"
                            f"{'' if len(turns) > 1 else ', the standard one added'}) to {path}"))
     ctx.console.print(line(("run it: ", "dim"), (f"chat probe run {name} --personas all", "bold")))

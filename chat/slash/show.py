@@ -40,8 +40,8 @@ def reply_body(ctx: "SlashContext", result: "TurnResult | None", extra: list[Ren
                whole: str = "") -> RenderableType:
     """One reply of several: reasoning (``whole`` names the command that shows all of it), text,
     the tools it wants, errors, a cut-short mark, ``extra`` lines, then stats and finish reason."""
-    if result is None:
-        return Text("(stopped before it started)", style="yellow")
+    if result is None or (result.interrupted and not result.started):
+        return Text("(stopped before its first word)", style="yellow")
     parts: list[RenderableType] = []
     message = result.message
     if message.reasoning.strip() and ctx.show_reasoning:
