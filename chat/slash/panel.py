@@ -76,22 +76,28 @@ def _round(ctx: "SlashContext", what: str, run) -> object:
         return ctx.stream(streamed), token
 
 
-def ask_panel(ctx: "SlashContext", text: str) -> bool:
-    """``text`` as the next message of every lane of the open panel (the REPL sends typed messages
-    here while one is open). False when no reply came back at all (the text can be offered again)."""
-    from ..panel import ask
-
-    panel = ctx.session.panel
+def _ask_round(ctx: "SlashContext", panel, what: str, run) -> bool:
+    """A round of ``panel`` (``run(update, token)`` returns the lanes asked), then its replies and a
+    footer; False when no reply came back at all."""
     started = time.perf_counter()
     with interrupts_cancel(CancelToken()):  # the round's display is not cut short by a late Ctrl-C
-        lanes, _ = _round(ctx, f"asking {len(panel.lanes)} lanes…",
-                          lambda update, token: ask(ctx.session, panel, text, update, token))
+        lanes, _ = _round(ctx, what, run)
         if lanes is None:
             return False
         _show(ctx, panel, lanes)
         kept = sum(lane.result is not None and lane.result.kept for lane in lanes)
         _footer(ctx, panel, f"{kept} of {len(lanes)} replies in {time.perf_counter() - started:.1f} s")
     return kept > 0
+
+
+def ask_panel(ctx: "SlashContext", text: str) -> bool:
+    """``text`` as the next message of every lane of the open panel (the REPL sends typed messages
+    here while one is open). False when no reply came back at all (the text can be offered again)."""
+    from ..panel import ask
+
+    panel = ctx.session.panel
+    return _ask_round(ctx, panel, f"asking {len(panel.lanes)} lanes…",
+                      lambda update, token: ask(ctx.session, panel, text, update, token))
 
 
 def _list(ctx: "SlashContext", panel) -> None:
@@ -174,14 +180,7 @@ def _panel(ctx: "SlashContext", arg: str):
                                  "dim")))
         return
     if arg == "retry":
-        started = time.perf_counter()
-        with interrupts_cancel(CancelToken()):
-            lanes, _ = _round(ctx, "asking again…", lambda update, token: retry(ctx.session, panel, update, token))
-            if lanes is None:
-                return
-            _show(ctx, panel, lanes)
-            kept = sum(lane.result is not None and lane.result.kept for lane in lanes)
-            _footer(ctx, panel, f"{kept} of {len(lanes)} replies in {time.perf_counter() - started:.1f} s")
+        _ask_round(ctx, panel, "asking again…", lambda update, token: retry(ctx.session, panel, update, token))
         return
     if arg:
         n = number(arg)
