@@ -189,8 +189,16 @@ class Term:
 
 
 def send(t: Term, persona: str, text: str, expect: str) -> str:
-    """Type a message at a ready prompt, wait for `expect` and the next prompt."""
+    """Type a message at a ready prompt, wait for `expect` after it (not an earlier reply's) and the
+    next prompt."""
+    marker = f"{persona} › {text}"[:60]  # a long message is wrapped by the prompt itself
+    before = t.screen().count(marker)
     t.line(text)
-    screen = t.wait_for(expect)
+
+    def answered() -> bool:
+        s = t.screen()
+        return s.count(marker) > before and expect in s[s.rfind(marker):]
+
+    t.wait(answered, f"{expect!r} after {text!r}")
     t.wait_prompt(persona)
-    return screen
+    return t.screen()

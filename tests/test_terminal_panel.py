@@ -137,7 +137,7 @@ def test_compare_models_and_a_second_server_in_one_panel(fake, term):
     assert sorted(r.body["model"] for r in fb.generations()) == ["base", "my-lora"]
     out = command(t, "panel of 3", "/pick 3", after="lawful_good")
     assert f"now on {other.base_url}, model other-8b" in flat(out), out
-    assert f"other-8b · chat · llama-server @ {other.base_url}" in t.screen()  # the toolbar says where
+    t.wait_for(f"other-8b · chat · llama-server @ {other.base_url}")  # the toolbar says where
     send(t, "lawful_good", "next", "from other-8b over there")
     assert [m["content"] for m in other.generations()[-1].body["messages"]] == [
         "Persona: lawful_good", "hello", "from other-8b over there", "next"]
