@@ -364,7 +364,8 @@ def test_ctrl_c_stops_a_replay_after_the_message_being_asked(fake):
     fb.responder = respond
     panel, total = panels.replay(s, "lawful_good,chaotic_evil", cancel=token)
     assert total == 3 and panel.turns == 2
-    assert not any(r.body["messages"][-1]["content"] == "q3" for r in fb.generations())
+    # (a request cut before the server read its body is recorded without one)
+    assert not any(r.body and r.body["messages"][-1]["content"] == "q3" for r in fb.generations())
 
 
 def test_each_lane_message_carries_its_lane_persona(fake):
