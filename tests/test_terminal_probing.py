@@ -660,15 +660,17 @@ def test_save_and_export_have_default_names_and_load_shows_the_last_exchange(fak
     t = term(fb, "--persona", "lawful_good")
     t.wait_prompt("lawful_good")
     send(t, "lawful_good", "remember the walrus", "Echo: remember the walrus")
-    out = command(t, "lawful_good", "/save")
+    command(t, "lawful_good", "/persona chaotic_evil", after="chaotic_evil")  # after the message: not its persona
+    out = command(t, "chaotic_evil", "/save")
     saved = re.search(r"to (gridchat-\S+\.jsonl)", out).group(1)
     assert (t.dir / saved).is_file()  # in chat's working directory
-    out = command(t, "lawful_good", "/export md")
+    out = command(t, "chaotic_evil", "/export md")
     exported = re.search(r"to (gridchat-\S+\.md)", out).group(1)
     assert "remember the walrus" in (t.dir / exported).read_text()
-    command(t, "lawful_good", "/clear")
-    out = command(t, "lawful_good", f"/load {saved}")
-    assert "last exchange:" in out and "remember the walrus" in out and "Echo: remember the walrus" in out
+    command(t, "chaotic_evil", "/clear")
+    out = command(t, "chaotic_evil", f"/load {saved}")
+    assert "last exchange:" in out and "lawful_good › remember the walrus" in out, out
+    assert "Echo: remember the walrus" in out
 
 
 @pytest.mark.parametrize("flavor", ["vllm", "llamacpp"])

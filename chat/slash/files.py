@@ -32,7 +32,8 @@ def show_last_exchange(ctx: "SlashContext") -> None:
     if user is None:
         return
     ctx.console.print(line(("last exchange:", "dim")))
-    ctx.console.print(line((f"{ctx.session.conversation.persona.name} › ", "magenta"), one_line(user.content, 300)))
+    said_as = user.persona or ctx.session.conversation.persona.name  # the persona it was sent with
+    ctx.console.print(line((f"{said_as} › ", "magenta"), one_line(user.content, 300)))
     if reply is not None and reply.id > user.id:
         ctx.console.print(line((f"  {reply.persona or ''}: ", "dim"),
                                one_line(reply.content or "(tool calls)", 300)))
