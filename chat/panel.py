@@ -32,6 +32,7 @@ from .parallel import run_parallel
 from .probes.label_judge import judge_request, parse_verdict
 from .probes.spec import matches
 from .session import Session
+from .transcript import recorded_persona
 from .turn import TurnResult
 
 __all__ = ["MAX_LANES", "Lane", "Panel", "ask", "close_panel", "lanes_for", "mark_lane", "open_panel", "pick",
@@ -129,12 +130,8 @@ def lanes_for(session: Session, spec: str) -> list[Lane]:
     start = session.conversation.head if session.panel is None else session.panel.start
     lanes = []
     for combo in _groups(session, spec):
-        backend, server = session.backend, home
-        if combo.get("server", home.base_url) != home.base_url:
-            backend, server = session.other_server(combo["server"])
-            if server.base_url == home.base_url:
-                backend = session.backend
-        default = session.model if server is home or server.base_url == home.base_url else next(iter(server.models), "")
+        backend, server = session.server_at(combo.get("server", home.base_url))
+        default = session.model if server is home else next(iter(server.models), "")
         model = combo.get("model") or default or ""
         if server.models and model not in server.models:
             raise ConfigError(f"{server.base_url} has no model {model!r}; it has: {', '.join(server.models)}")
@@ -155,13 +152,9 @@ def restore(session: Session, record: dict) -> Panel:
     home = session.connect()
     lanes = []
     for item in record["lanes"]:
-        name, system = item["persona"], item.get("system")
-        known = session.personas.get(name)
-        persona = known if known is not None and known.system == system else \
-            Persona(name=name, system=system, source="transcript")
-        url = item.get("server") or home.base_url
-        backend = session.backend if url == home.base_url else session.other_server(url)[0]
-        lanes.append(Lane(persona, item.get("model") or session.model or "", url, backend, item.get("head"),
+        persona = recorded_persona(session.personas, item["persona"], item.get("system"))
+        backend, server = session.server_at(item.get("server") or home.base_url)
+        lanes.append(Lane(persona, item.get("model") or session.model or "", server.base_url, backend, item.get("head"),
                           item.get("reply"), item.get("missed"), answer=item.get("answer")))
     panel = Panel(lanes, record.get("start"), record.get("turns", 0))
     conversation = session.conversation

@@ -183,6 +183,16 @@ class Session:
         self.conversation.set_persona(custom(text))
         return self.conversation.persona
 
+    def server_at(self, url: str) -> tuple[Backend, ServerInfo]:
+        """The backend and description of the server at ``url``: this session's own (however the
+        address is spelled), or another one, found once."""
+        home = self.connect()
+        if url != home.base_url:
+            backend, server = self.other_server(url)
+            if server.base_url != home.base_url:
+                return backend, server
+        return self.backend, home
+
     def use_server(self, url: str, model: str) -> None:
         """Go on against another server (a picked panel lane's), with ``model``."""
         _, server = self.other_server(url)

@@ -40,6 +40,7 @@ from .events import ToolCall
 from .sanitize import valid_text
 
 __all__ = ["Restored", "SCHEMAS", "SessionInfo", "Transcript", "TranscriptError", "list_sessions", "load_transcript",
+           "recorded_persona",
            "read_events", "replay", "snapshot_events"]
 
 VERSION = 1
@@ -234,6 +235,17 @@ class Restored:
     panel: dict | None = None  # the panel open when the file ends (its last panel event), if any
 
 
+def recorded_persona(personas: dict[str, Persona], name: str, system: str | None) -> Persona:
+    """The persona a transcript names: the known one if its system message is still the same, else
+    the one recorded (a persona file edited since, or one this machine doesn't have)."""
+    known = personas.get(name)
+    if known is not None and known.system == system:
+        return known
+    if name == "custom" and system is not None:
+        return custom(system)
+    return Persona(name=name, system=system, source="transcript")
+
+
 def _panel_misfit(conversation: Conversation, event: dict) -> str:
     """Why a panel event can't be reopened on this tree ("" if it can): each lane's head must be on a
     branch through the panel's start, its reply an assistant message on that branch, its missed
@@ -288,10 +300,7 @@ def replay(events: list[dict], personas: dict[str, Persona], path: Path | str = 
                 problems.append(f"{path}: head {event['id']} is not a message: skipped")
         elif kind == "persona":
             name, system = event["name"], event.get("system")
-            known = personas.get(name)
-            conversation.persona = known if known is not None and known.system == system else (
-                custom(system) if name == "custom" and system is not None else
-                Persona(name=name, system=system, source="transcript"))
+            conversation.persona = recorded_persona(personas, name, system)
             conversation.systems[name] = system
         elif kind == "params":
             conversation.params = {}

@@ -64,30 +64,36 @@ def _footer(ctx: "SlashContext", panel, what: str) -> None:
                                 "/panel retry asks again (the next message goes on without it)", "yellow")))
 
 
-def _round(ctx: "SlashContext", what: str, run) -> object:
-    """``run(update, token)`` under a progress line; Ctrl-C stops it (however often pressed) and the
-    display of what came is never cut short. None if the server could not be reached."""
+def _round(ctx: "SlashContext", what: str, run, show) -> object:
+    """``run(update, token)`` under a progress line, then ``show(result, token, seconds)``. Ctrl-C
+    stops the run at once however often it is pressed, and never cuts the display short. None if the
+    server could not be reached."""
     status, update = progress(ctx, what)
     token = CancelToken()
+    started = time.perf_counter()
     with interrupts_cancel(token):
         def streamed(sink):
             with status:
                 return run(update, token)
-        return ctx.stream(streamed), token
+        result = ctx.stream(streamed)
+        if result is not None:
+            show(result, token, time.perf_counter() - started)
+    return result
 
 
 def _ask_round(ctx: "SlashContext", panel, what: str, run) -> bool:
     """A round of ``panel`` (``run(update, token)`` returns the lanes asked), then its replies and a
     footer; False when no reply came back at all."""
-    started = time.perf_counter()
-    with interrupts_cancel(CancelToken()):  # the round's display is not cut short by a late Ctrl-C
-        lanes, _ = _round(ctx, what, run)
-        if lanes is None:
-            return False
+    def show(lanes, token, seconds):
         _show(ctx, panel, lanes)
-        kept = sum(lane.result is not None and lane.result.kept for lane in lanes)
-        _footer(ctx, panel, f"{kept} of {len(lanes)} replies in {time.perf_counter() - started:.1f} s")
-    return kept > 0
+        _footer(ctx, panel, f"{_kept(lanes)} of {len(lanes)} replies in {seconds:.1f} s")
+
+    lanes = _round(ctx, what, run, show)
+    return lanes is not None and _kept(lanes) > 0
+
+
+def _kept(lanes) -> int:
+    return sum(lane.result is not None and lane.result.kept for lane in lanes)
 
 
 def ask_panel(ctx: "SlashContext", text: str) -> bool:
@@ -239,11 +245,8 @@ def _replay(ctx: "SlashContext", arg: str):
 
     if not arg:
         raise ConfigError(f"usage: /replay SPEC, SPEC: {SPEC_HELP}")
-    started = time.perf_counter()
-    with interrupts_cancel(CancelToken()):
-        done, token = _round(ctx, "replaying…", lambda update, token: replay(ctx.session, arg, update, token))
-        if done is None:
-            return
+
+    def show(done, token, seconds):
         panel, total = done
         _show(ctx, panel, panel.lanes)
         for i, lane in enumerate(panel.lanes, 1):
@@ -253,7 +256,9 @@ def _replay(ctx: "SlashContext", arg: str):
         lanes = f"{len(panel.lanes)} lane{'s' if len(panel.lanes) != 1 else ''}"
         what = f"replayed {panel.turns} message{'s' if panel.turns != 1 else ''} on {lanes}" if not token.cancelled \
             else f"stopped: replayed {panel.turns} of {total} messages on {lanes}"
-        _footer(ctx, panel, f"{what} in {time.perf_counter() - started:.1f} s")
+        _footer(ctx, panel, f"{what} in {seconds:.1f} s")
+
+    _round(ctx, "replaying…", lambda update, token: replay(ctx.session, arg, update, token), show)
 
 
 @command("/probe", "/probe save NAME", "keep this branch's messages as a probe file (the pushbacks as traps, an "
