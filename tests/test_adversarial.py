@@ -172,6 +172,15 @@ def test_a_closed_stdout_is_one_line(fake):
 
 # -- odd keys at the prompt -------------------------------------------------------------------------------
 
+def each_an_error(t, prompt: str, commands) -> None:
+    """Type each command at the ready prompt; each must answer with an error line and give the prompt back."""
+    for command in commands:
+        before = t.screen().count("error:")
+        t.line(command)
+        t.wait(lambda: t.screen().count("error:") > before, f"the error line for {command}")
+        t.wait_prompt(prompt)
+
+
 def test_odd_arguments_to_commands_are_usage_lines(fake, term, tmp_path, monkeypatch):
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
@@ -182,22 +191,14 @@ def test_odd_arguments_to_commands_are_usage_lines(fake, term, tmp_path, monkeyp
     t.wait_prompt("lawful_good")
     t.line("hello")
     t.wait_for("Echo: hello")
-    for command in ("/retry ²", "/switch ²", "/save /", f"/save {tmp_path}", f"/export md {fifo}", f"/save {fifo}",
-                    "/edit"):
-        t.wait_prompt("lawful_good")
-        before = t.screen().count("error:")
-        t.line(command)
-        t.wait(lambda: t.screen().count("error:") > before, f"the error line for {command}")
     t.wait_prompt("lawful_good")
+    each_an_error(t, "lawful_good", ("/retry ²", "/switch ²", "/save /", f"/save {tmp_path}", f"/export md {fifo}",
+                                     f"/save {fifo}", "/edit"))
     t.line("/compare lawful_good,chaotic_evil again?")
     t.wait_prompt("panel of 2")
-    for command in ("/pick ³", "/mark ³ caved", "/panel ²", "/compare lawful_good,,", "/compare *@x hi",
-                    "/replay nobody", "/probe save ../../evil", "/classify =x", "/classify judge file:///etc/passwd",
-                    "/persona chaotic_wizard", "/switch 99"):
-        before = t.screen().count("error:")
-        t.line(command)
-        t.wait(lambda: t.screen().count("error:") > before, f"the error line for {command}")
-        t.wait_prompt("panel of 2")
+    each_an_error(t, "panel of 2", ("/pick ³", "/mark ³ caved", "/panel ²", "/compare lawful_good,,", "/compare *@x hi",
+                                    "/replay nobody", "/probe save ../../evil", "/classify =x",
+                                    "/classify judge file:///etc/passwd", "/persona chaotic_wizard", "/switch 99"))
     t.line("/retry 2")
     t.wait_for("Continue with which?")
     t.line("³")

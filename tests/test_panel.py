@@ -218,13 +218,19 @@ def test_replay_reruns_the_branch_against_other_lanes_from_the_start(fake):
     assert [m.content for m in s.conversation.messages][-1] == "Canberra, says lawful_good"  # the replayed branch
 
 
-def test_the_transcript_records_the_panel_and_every_lane_reply(fake, tmp_path):
+def recorded_panel(fake, tmp_path):
+    """A session saved as it goes, with a panel of two asked one message."""
     fb = fake("vllm")
     fb.responder = capital_model
     s = session(fb, persona="none")
     s._record_to(Transcript.new(tmp_path))
     panel = panels.open_panel(s, panels.lanes_for(s, "lawful_good,chaotic_evil"))
     panels.ask(s, panel, "capital?")
+    return fb, s, panel
+
+
+def test_the_transcript_records_the_panel_and_every_lane_reply(fake, tmp_path):
+    _, s, panel = recorded_panel(fake, tmp_path)
     panels.ask(s, panel, "sure?")
     restored = load_transcript(s.transcript.path, PERSONAS)
     replies = [(m.persona, m.content) for m in restored.conversation.nodes if m.role == "assistant"]
@@ -387,14 +393,7 @@ def test_each_lane_message_carries_its_lane_persona(fake):
 def test_resume_opens_the_panel_again_and_offers_a_round_cut_short(fake, tmp_path):
     """Adversarial B4: --resume of a session with a panel open went on with lane 1 alone, without
     its persona, and said nothing."""
-    from gridchat.chat.transcript import Transcript
-
-    fb = fake("vllm")
-    fb.responder = capital_model
-    s = session(fb, persona="none")
-    s._record_to(Transcript.new(tmp_path))
-    panel = panels.open_panel(s, panels.lanes_for(s, "lawful_good,chaotic_evil"))
-    panels.ask(s, panel, "capital?")
+    fb, s, panel = recorded_panel(fake, tmp_path)
     heads = [lane.head for lane in panel.lanes]
     s.conversation.move(heads[0])  # a round the client was killed in: its messages, no replies, no record
     s.conversation.add(panels.Message("user", "sure?", persona="lawful_good"))
@@ -457,11 +456,7 @@ def test_a_hand_edited_panel_that_does_not_fit_the_tree_is_not_opened_again(fake
     unanswered message was a reply made /panel retry send a history ending in an assistant message."""
     import json
 
-    fb = fake("vllm")
-    s = session(fb)
-    s._record_to(Transcript.new(tmp_path))
-    panel = panels.open_panel(s, panels.lanes_for(s, "lawful_good,chaotic_evil"))
-    panels.ask(s, panel, "capital?")
+    _, s, panel = recorded_panel(fake, tmp_path)
     lines = s.transcript.path.read_text().splitlines()
     event = json.loads(lines[-1])
     user = next(m.id for m in s.conversation.nodes if m.role == "user")
