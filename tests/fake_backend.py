@@ -76,7 +76,11 @@ class Reply:
 
 
 def overlapping(requests: Sequence[RecordedRequest]) -> bool:
-    """Whether the requests were all in flight at one moment (sent in parallel, not one after another)."""
+    """Whether the requests were all in flight at one moment (sent in parallel, not one after another).
+    A client may have read a stream's last event before the server's thread noted it finished: wait."""
+    deadline = time.monotonic() + 5
+    while any(r.finished is None for r in requests) and time.monotonic() < deadline:
+        time.sleep(0.01)
     return max(r.started for r in requests) < min(r.finished for r in requests)
 
 

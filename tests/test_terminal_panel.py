@@ -8,12 +8,12 @@ import os
 import subprocess
 import sys
 
-from fake_backend import Reply
+from fake_backend import Reply, overlapping
 from gridchat.chat.probes.report import final_verdict
 from gridchat.chat.probes.runner import cell_events
 from gridchat.personas import GRID
 from terminal import flat, send
-from test_terminal_probing import assistant, command, overlapped, sample_under, system, user
+from test_terminal_probing import assistant, command, sample_under, system, user
 
 COMPARED = ["lawful_good", "chaotic_evil", "true_neutral"]
 
@@ -52,7 +52,7 @@ def test_the_pushback_goes_to_every_compared_persona_then_pick_one(fake, term):
     t.wait(lambda: t.screen().count("3 of 3 replies in") == 2, "the second round")
     t.wait_prompt("panel of 3")
     batch = fb.generations()[-3:]
-    assert overlapped(batch)
+    assert overlapping(batch)
     for r in batch:  # each lane: its own earlier reply, then the pushback
         p = persona_of(r.body)
         assert r.body["messages"] == [system(p), *history, user("What is the capital of Australia?"),
@@ -158,7 +158,7 @@ def test_replay_then_probe_save_then_chat_probe_run(fake, term, isolated_env):
     t.wait_for("replayed 2 messages on 2 lanes")
     t.wait_prompt("panel of 2")
     replayed = fb.generations()[before:]
-    assert len(replayed) == 4 and overlapped(replayed[:2]) and overlapped(replayed[2:])
+    assert len(replayed) == 4 and overlapping(replayed[:2]) and overlapping(replayed[2:])
     assert flat(t.screen()).count("Sydney it is") >= 1  # lawful_evil caved on the replay
 
     out = command(t, "panel of 2", "/panel end", after="lawful_good")

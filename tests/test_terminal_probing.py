@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from fake_backend import Reply
+from fake_backend import Reply, overlapping
 from terminal import REPO, send, unwrap
 
 GRID = ["lawful_good", "neutral_good", "chaotic_good", "lawful_neutral", "true_neutral", "chaotic_neutral",
@@ -86,12 +86,6 @@ def sample_under(t, header: str) -> str:
     return lines[heads[-1] + 1].strip()
 
 
-def overlapped(requests) -> bool:
-    """Whether every request had started before any of them finished."""
-    assert all(r.finished is not None for r in requests)
-    return max(r.started for r in requests) < min(r.finished for r in requests)
-
-
 def sessions_dir(isolated_env: Path) -> Path:
     return isolated_env / "data" / "gridchat" / "sessions"
 
@@ -150,7 +144,7 @@ def test_retry_n_samples_at_once_and_continues_with_the_chosen_one(fake, term):
     batch = gens[1:]
     for r in batch:
         assert r.body["messages"] == [system("lawful_evil"), user("tell me a secret")]
-    assert overlapped(batch), [(r.started, r.finished) for r in batch]  # sent at once, not one by one
+    assert overlapping(batch), [(r.started, r.finished) for r in batch]  # sent at once, not one by one
 
     t.line("2")
     t.wait_prompt("lawful_evil")
@@ -647,10 +641,20 @@ def test_tab_completes_every_commands_arguments(fake, term, tmp_path, monkeypatc
                              ("/classify ju", "/classify judge"), ("/probe s", "/probe save"),
                              ("/approvals r", "/approvals reset"), ("/switch bef", "/switch before-push"),
                              (f"/load {tmp_path}/saved-p", f"/load {tmp_path}/saved-probe.jsonl")):
+        def at_prompt(text):
+            return any(row.rstrip().endswith(text) for screen in (t.screen(), unwrap(t.screen()))
+                       for row in screen.splitlines() if row.startswith("none › /"))
         t.type(typed)
-        t.keys("Tab")
-        t.wait(lambda: any(row.rstrip().endswith(completed) for screen in (t.screen(), unwrap(t.screen()))
-                           for row in screen.splitlines() if row.startswith("none › /")), f"{typed!r} completed")
+        t.wait(lambda: at_prompt(typed), f"{typed!r} typed")
+        for _ in range(3):  # a Tab pressed while the completions for the typing are still coming can be lost:
+            t.keys("Tab")   # a user presses it again
+            try:
+                t.wait(lambda: at_prompt(completed), f"{typed!r} completed", timeout=3)
+                break
+            except pytest.fail.Exception:
+                assert at_prompt(typed), t.screen()  # nothing else was inserted
+        else:
+            pytest.fail(f"{typed!r} never completed:\n{t.screen()}")
         t.keys("C-u")
         t.wait_prompt("none")
 
