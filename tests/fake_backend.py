@@ -809,7 +809,9 @@ class FakeBackend:
         self.port = self._server.server_address[1]
         self.root_url = f"http://{self.host}:{self.port}"
         self.base_url = self.root_url + "/v1"
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-backend", daemon=True)
+        # a short poll: shutdown() waits up to one interval (the default 0.5 s, paid by every test)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.01},
+                                        name="fake-backend", daemon=True)
         self._thread.start()
         return self
 

@@ -584,7 +584,7 @@ def test_detection_never_follows_a_redirect_with_the_key(fake):
             pass
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True).start()
     try:
         r = chat("--base-url", f"http://127.0.0.1:{server.server_address[1]}/v1", "--api-key", "sk-secret", "-p", "hi")
     finally:

@@ -38,7 +38,7 @@ def index(tmp_path):
 
     page(hashlib.sha256((root / WHEEL).read_bytes()).hexdigest())
     server = ThreadingHTTPServer(("127.0.0.1", 0), partial(SimpleHTTPRequestHandler, directory=str(root)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}/simple/", page, model
     server.shutdown()
     server.server_close()
