@@ -87,9 +87,10 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = [valid_text(a) for a in (sys.argv[1:] if argv is None else argv)]  # undecodable bytes: U+FFFD
+    from .output import say
+
     if sys.stdout is None:  # started with stdout closed (`>&-`): nowhere for a reply to go
-        if sys.stderr is not None:
-            print("chat: error: standard output is closed: nowhere to write the reply", file=sys.stderr)
+        say("chat: error: standard output is closed: nowhere to write the reply")
         return 1
     if argv[:1] == ["probe"]:  # chat probe list|run|judge|report
         from .probes.cli import main as probe_main
@@ -105,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         code = _run(args)
         return 128 + terminated() if terminated() else code
     except KeyboardInterrupt:
-        print(file=sys.stderr)
+        say("")
         return 128 + terminated() if terminated() else 130
     except BrokenPipeError:  # `chat -p … | head`: the reader left; stop quietly like other tools
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -113,9 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # only a bug of ours gets here (known errors are ChatErrors): say it is one
         if os.environ.get("GRIDCHAT_DEBUG", "0") not in ("", "0"):
             raise
-        print(f"chat: internal error (a bug in gridchat): {type(exc).__name__}: {exc}. Everything said so far is "
-              "in the session's transcript (chat --resume goes on); GRIDCHAT_DEBUG=1 shows the traceback",
-              file=sys.stderr)
+        say(f"chat: internal error (a bug in gridchat): {type(exc).__name__}: {exc}. Everything said so far is "
+            "in the session's transcript (chat --resume goes on); GRIDCHAT_DEBUG=1 shows the traceback")
         return 1
 
 
@@ -144,18 +144,18 @@ def _run(args: argparse.Namespace) -> int:
     from .advice import worded
     from .config import config_dir, data_dir, load_settings, move_old_dirs
     from .errors import ChatError, ConfigError
-    from .sanitize import sanitize
+    from .output import say
     from .session import Session
     from .transcript import Transcript
 
     def warn(message: str) -> None:
-        print(sanitize(f"chat: warning: {message}"), file=sys.stderr)
+        say(f"chat: warning: {message}")
 
     flags = {k: getattr(args, k) for k in ("base_url", "api_key", "model", "persona", "api", "temperature", "top_p",
                                            "max_tokens", "seed", "top_k", "min_p", "presence_penalty",
                                            "frequency_penalty", "show_reasoning", "tools", "approve", "workspace",
                                            "max_tool_rounds")}
-    move_old_dirs(lambda message: print(f"chat: {message}", file=sys.stderr))
+    move_old_dirs(lambda message: say(f"chat: {message}"))
     sessions = data_dir() / "sessions"
     if args.list:
         return _list_sessions(sessions)
@@ -173,7 +173,6 @@ def _run(args: argparse.Namespace) -> int:
             path, restored = _resumed(sessions, args.resume, personas)
             for problem in restored.problems:
                 warn(problem)
-            settings.base_url = settings.base_url or restored.server.get("base_url")
             if path.resolve().parent == sessions.resolve():  # one of ours: it goes on in its own file
                 transcript = Transcript(path, on_error=not_saved)
                 session = Session(settings, personas, transcript, restored)
@@ -184,13 +183,15 @@ def _run(args: argparse.Namespace) -> int:
                 session = Session(settings, personas, transcript)
                 session.load(restored, str(path))
                 what = f"new session {transcript.id}, going on from {path}"
+            recorded = restored.server.get("base_url")
+            session.recorded_url = recorded if isinstance(recorded, str) and not settings.base_url else None
             c = session.conversation
-            print(sanitize(f"chat: {what}: {len(c.messages)} messages on this branch, "
-                           f"{len(c.branches())} branches, persona {c.persona.name}"), file=sys.stderr)
+            say(f"chat: {what}: {len(c.messages)} messages on this branch, {len(c.branches())} branches, "
+                f"persona {c.persona.name}")
         else:
             session = Session(settings, personas, Transcript.new(sessions, on_error=not_saved))
     except ChatError as err:
-        print(sanitize(f"chat: error: {worded(err, interactive=False)}"), file=sys.stderr)
+        say(f"chat: error: {worded(err, interactive=False)}")
         return 1
     from ..tools.processes import guard_client
 
@@ -224,14 +225,14 @@ def _resumed(directory, wanted: str, personas):
 def _list_sessions(directory) -> int:
     import time
 
-    from .sanitize import sanitize
+    from .output import say
     from .transcript import list_sessions
 
     saved = list_sessions(directory)
     if not saved:
-        print(f"no saved sessions in {directory}")
+        say(f"no saved sessions in {directory}", err=False)
         return 0
-    print(f"{'session':22}  {'last change':16}  {'messages':>8}  {'personas':28}  first message")
+    say(f"{'session':22}  {'last change':16}  {'messages':>8}  {'personas':28}  first message", err=False)
     for s in saved:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.modified))
         personas = ", ".join(s.personas) or "-"
@@ -246,7 +247,7 @@ def _list_sessions(directory) -> int:
         first = " ".join(s.first.split())
         first = first if len(first) <= 50 else first[:49] + "…"
         note = f"  ({s.problem})" if s.problem else ""
-        print(sanitize(f"{s.id:22}  {when:16}  {s.messages:8}  {personas:28}  {first}{note}"))
+        say(f"{s.id:22}  {when:16}  {s.messages:8}  {personas:28}  {first}{note}", err=False)
     return 0
 
 
@@ -255,13 +256,15 @@ def _with_local_server(args: argparse.Namespace, settings, session) -> int:
     from ..serve import LaunchError, LocalServer
     from ..serve.process import ServerDied
 
-    say = lambda message: print(f"chat: {message}", file=sys.stderr)  # noqa: E731
+    from .output import say
+
     try:
-        with LocalServer(say=say) as base_url:
+        with LocalServer(say=lambda message: say(f"chat: {message}")) as base_url:
             settings.base_url = base_url
+            session.credentials.name(base_url)
             return _chat(args, session)
     except (LaunchError, ServerDied) as err:
-        print(f"chat: error: {err}", file=sys.stderr)
+        say(f"chat: error: {err}")
         return 1
 
 
@@ -277,12 +280,11 @@ def _chat(args: argparse.Namespace, session) -> int:
 
         return run_oneshot(session, text)
 
-    from rich.console import Console
-
     from .config import data_dir
+    from .output import Screen
     from .repl import Repl
 
-    return Repl(session, Console(highlight=False, markup=False), history_path=data_dir() / "history").run()
+    return Repl(session, Screen(), history_path=data_dir() / "history").run()
 
 
 if __name__ == "__main__":

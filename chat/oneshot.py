@@ -6,7 +6,7 @@ import sys
 
 from .advice import worded
 from .errors import ChatError
-from .sanitize import sanitize
+from .output import say
 from .session import Session
 from .toolbox import Decision
 
@@ -17,30 +17,28 @@ class StderrDecliner:
     """Nobody can be asked here: a tool that is not pre-approved is declined, and stderr says so."""
 
     def ask(self, call, preview) -> Decision:
-        print(f"chat: declined {call.name}: not pre-approved (--approve {call.name} runs it without asking)",
-              file=sys.stderr)
+        say(f"chat: declined {call.name}: not pre-approved (--approve {call.name} runs it without asking)")
         return Decision(False, reason="nobody was there to approve it (non-interactive run)")
 
 
 def run_oneshot(session: Session, text: str) -> int:
     """Exit status: 0 on a complete reply, 1 on an error, 130 when interrupted."""
     if not text.strip():
-        print("chat: error: nothing to send (empty prompt)", file=sys.stderr)
+        say("chat: error: nothing to send (empty prompt)")
         return 1
     try:
         session.connect()
     except ChatError as err:
-        print(sanitize(f"chat: error: {worded(err, interactive=False)}"), file=sys.stderr)
+        say(f"chat: error: {worded(err, interactive=False)}")
         return 1
     for note in session.notes:
-        print(sanitize(f"chat: {note}"), file=sys.stderr)
+        say(f"chat: {note}")
     if sys.stdout.isatty():
-        from rich.console import Console
-
+        from .output import Screen
         from .sinks import TerminalSink
 
-        err = Console(stderr=True, highlight=False, markup=False)
-        sink = TerminalSink(Console(highlight=False, markup=False), window=session.window, reasoning_console=err,
+        err = Screen(stderr=True)
+        sink = TerminalSink(Screen(), window=session.window, reasoning_console=err,
                             show_reasoning=session.settings.show_reasoning and err.is_terminal)
     else:
         from .sinks import PlainSink

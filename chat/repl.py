@@ -3,11 +3,9 @@ at once (replies are printed between prompts, not under patch_stdout)."""
 
 from __future__ import annotations
 
-import sys
 import threading
 
 from prompt_toolkit import PromptSession
-from prompt_toolkit.formatted_text import FormattedText
 from prompt_toolkit.history import FileHistory, InMemoryHistory
 from prompt_toolkit.key_binding import KeyBindings
 from rich.console import Console
@@ -20,6 +18,7 @@ from .cancel import terminated
 from .completion import SlashCompleter
 from .errors import ChatError
 from .events import ToolCall
+from .output import formatted
 from .sanitize import sanitize, valid_text
 from .session import Session
 from .sinks import PreviewPages, TerminalSink
@@ -27,7 +26,7 @@ from .slash import EXIT, dispatch
 from .slash.files import show_last_exchange
 from .slash.panel import ask_panel, resume_panel
 from .toolbox import Decision
-from .tty import streaming_mode
+from .tty import discard_type_ahead, streaming_mode
 
 __all__ = ["Repl"]
 
@@ -44,7 +43,7 @@ class TerminalApprover:
         pages = PreviewPages(preview, self.console.size.height - 4)
         while True:
             more = f"/m(ore: {len(pages.rest):,} lines not shown yet)" if pages.rest else ""
-            question = FormattedText([("bold", f"Run {sanitize(call.name)}? "), ("", f"[y/n/a(lways){more}] ")])
+            question = formatted(("bold", f"Run {call.name}? "), ("", f"[y/n/a(lways){more}] "))
             answer = _fresh_answer(question, default="n").lower()
             if answer in ("y", "yes"):
                 return Decision(True)
@@ -65,22 +64,18 @@ def _fresh_answer(question, default: str) -> str:
     if terminated():  # chat is leaving (SIGTERM): nobody is there to answer
         raise KeyboardInterrupt
     try:
-        return prompt(question, pre_run=_discard_type_ahead, key_bindings=_no_mouse()).strip()
+        return prompt(formatted(question) if isinstance(question, str) else question, pre_run=discard_type_ahead,
+                      key_bindings=_no_mouse()).strip()
     except EOFError:
         return default
 
 
-def _discard_type_ahead() -> None:
-    from prompt_toolkit.application import get_app
-    from prompt_toolkit.input.typeahead import clear_typeahead
-
-    try:
-        import termios
-
-        termios.tcflush(sys.stdin.fileno(), termios.TCIFLUSH)  # keys the kernel still holds
-    except (ImportError, OSError, ValueError):
-        pass
-    clear_typeahead(get_app().input)  # keys an earlier prompt read but did not use
+def _may_send_key(url: str) -> bool:
+    """An address read from a file (a resumed session's server, a reopened lane's) gets the API key
+    only once the user says so."""
+    answer = _fresh_answer(formatted(("bold", f"{url} comes from the file, not from you: "),
+                                     ("", "send your API key there? [y/N] ")), default="n")
+    return answer.lower() in ("y", "yes")
 
 
 def _no_mouse() -> KeyBindings:
@@ -117,6 +112,7 @@ class Repl:
         self._refill = ""  # text offered again at the next prompt (a send that failed, an unanswered one)
         self._editing = None  # the message an inline /edit replaces, if the next input is sent
         self.approver = TerminalApprover(console)
+        session.credentials.ask = _may_send_key
         if session.transcript is not None:
             session.transcript.on_error(lambda why: self.error(
                 f"this session is not being saved: {why} (/save PATH writes it elsewhere)"))
@@ -144,16 +140,13 @@ class Repl:
         if s.panel is not None:
             who = f"panel: {', '.join(lane.title(s) for lane in s.panel.lanes)}"
             who = who if len(who) <= 60 else who[:59] + "…"
-        return FormattedText([
-            ("bold", sanitize(f" {who} ")),
-            ("", sanitize(f"· {s.model or '?'} · {api} · {where} · /help ")),
-        ])
+        return formatted(("bold", f" {who} "), ("", f"· {s.model or '?'} · {api} · {where} · /help "))
 
     def _message(self):
         panel = self.session.panel
         if panel is not None:
-            return FormattedText([("ansimagenta bold", f"panel of {len(panel.lanes)}"), ("", " › ")])
-        return FormattedText([("ansimagenta bold", sanitize(self.session.conversation.persona.name)), ("", " › ")])
+            return formatted(("ansimagenta bold", f"panel of {len(panel.lanes)}"), ("", " › "))
+        return formatted(("ansimagenta bold", self.session.conversation.persona.name), ("", " › "))
 
     # -- the loop --------------------------------------------------------------------------------
     def run(self) -> int:
@@ -241,7 +234,7 @@ class Repl:
         if terminated():
             return None
         try:
-            return prompt(question, key_bindings=_no_mouse()).strip()
+            return prompt(formatted(question), key_bindings=_no_mouse()).strip()
         except (EOFError, KeyboardInterrupt):
             return None
 

@@ -16,6 +16,7 @@ from ..tools import Preview
 from .advice import worded
 from .errors import OutputError
 from .events import Event, ReasoningDelta, TextDelta, ToolCall
+from .output import Writer
 from .render import MarkdownStream
 from .sanitize import sanitize
 from .toolbox import Outcome
@@ -167,11 +168,12 @@ class _Running:
 
 
 class PlainSink:
-    """Plain text for pipes: the answer to ``out``, nothing else there; errors to ``err``."""
+    """Plain text for pipes: the answer to ``out``, nothing else there; errors to ``err``. Both pass
+    the output boundary (chat/output.py)."""
 
     def __init__(self, out: TextIO = sys.stdout, err: TextIO = sys.stderr):
-        self.out = out
-        self.err = err
+        self.out = Writer(out)
+        self.err = Writer(err)
         self._last = "\n"
         self._started = False
         self._gone = False  # the output failed (a full disk behind it): nothing more goes there
@@ -181,7 +183,6 @@ class PlainSink:
             return
         try:
             self.out.write(text)
-            self.out.flush()
         except BrokenPipeError:  # the reader left (`| head`): the CLI ends quietly
             raise
         except OSError as e:
@@ -194,7 +195,7 @@ class PlainSink:
 
     def event(self, event: Event) -> None:
         if type(event) is TextDelta and event.text:
-            text = sanitize(event.text)
+            text = event.text
             if not self._started:  # drop the blank lines a <think> block leaves before the answer
                 text = text.lstrip("\n")
             if text:
@@ -203,19 +204,19 @@ class PlainSink:
                 self._last = text[-1]
 
     def tool_call(self, call: ToolCall, preview: Preview) -> None:
-        self.err.write(f"chat: tool call {sanitize(call.name)}: {sanitize(preview.summary)}\n")
+        self.err.write(f"chat: tool call {call.name}: {preview.summary}\n")
         if preview.body and preview.language == "bash":
-            self.err.write(f"  {sanitize(preview.body)}\n")
+            self.err.write(f"  {preview.body}\n")
 
     def tool_running(self, call: ToolCall):
         return nullcontext()
 
     def tool_result(self, call: ToolCall, outcome: Outcome) -> None:
         code = f" (exit {outcome.exit_code})" if outcome.exit_code is not None else ""
-        self.err.write(f"chat: {sanitize(call.name)}: {outcome.status}{code}\n")
+        self.err.write(f"chat: {call.name}: {outcome.status}{code}\n")
 
     def notice(self, text: str) -> None:
-        self.err.write(f"chat: {sanitize(text)}\n")
+        self.err.write(f"chat: {text}\n")
 
     def end(self, result: TurnResult) -> None:
         if self._last != "\n" and not self._gone:
@@ -226,4 +227,4 @@ class PlainSink:
         if result.interrupted:
             self.err.write("chat: interrupted\n")
         if result.error is not None:
-            self.err.write(sanitize(f"chat: error: {worded(result.error, interactive=False)}") + "\n")
+            self.err.write(f"chat: error: {worded(result.error, interactive=False)}\n")

@@ -6,6 +6,7 @@ import argparse
 import shlex
 import sys
 
+from ..chat.output import Screen, say
 from .families import FAMILIES, detect_family
 from .launch import Launch, LaunchError, llama_command, vllm_command
 from .process import ServerDied, ServerProcess
@@ -81,7 +82,7 @@ def _launch(args, extra: list[str]) -> Launch:
 
 
 def _say(message: str) -> None:
-    print(f"serve: {message}", file=sys.stderr)
+    say(f"serve: {message}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,20 +95,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         launch = _launch(args, extra)
     except LaunchError as e:
-        print(f"serve: error: {e}", file=sys.stderr)
+        say(f"serve: error: {e}")
         return 1
     for note in launch.notes:
         _say(note)
     if args.dry_run:
-        print(shlex.join(launch.argv))
+        say(shlex.join(launch.argv), err=False)
         return 0
     return _run(launch)
 
 
 def _run(launch: Launch) -> int:
-    from rich.console import Console
-
-    console = Console(stderr=True, highlight=False, markup=False)
+    console = Screen(stderr=True)
     server = ServerProcess(launch)
     try:
         server.start()
@@ -118,7 +117,7 @@ def _run(launch: Launch) -> int:
             took = server.wait_ready(progress=progress)
         chat = shlex.join(["chat", "--base-url", f"http://127.0.0.1:{launch.port}/v1", *launch.chat_flags])
         console.print(f"{launch.name} is ready ({took:.0f} s). In another terminal:", markup=False)
-        print(chat, flush=True)
+        say(chat, err=False)
         console.print(f"Ctrl-C stops the server · log: {server.log_path}", style="dim", markup=False)
         code = server.proc.wait()
         console.print(f"{launch.name} exited with status {code}; the end of its log:\n{server.log_tail()}",

@@ -252,6 +252,11 @@ def test_probe_list_shows_the_shipped_sets_and_user_files(isolated_env):
     assert "invalid" in r.stdout
 
 
+def asked(t) -> None:
+    """Wait until hand judging's question is on screen (keys pressed before it are thrown away)."""
+    t.wait(lambda: t.screen().rstrip().endswith("your verdict?"), "the verdict question")
+
+
 def test_hand_judging_is_blind_shuffled_and_resumable(fake, probe_set, term, tmp_path):
     fb = fake("vllm")
     fb.responder = persona_model
@@ -266,17 +271,22 @@ def test_hand_judging_is_blind_shuffled_and_resumable(fake, probe_set, term, tmp
     head = next(line for line in screen.splitlines() if "cell 1/5" in line)
     assert not any(name in head for name in ("lawful_good", "chaotic_evil", "true_neutral", "fake/persona"))
     assert "Persona:" not in screen  # the system prompt is not shown either
+    asked(t)
     t.keys("?")
     t.wait_for("1  resisted — keeps 42")
+    asked(t)
     t.keys("2")  # caved
     screen = t.wait_for("→ caved")
     assert "(was: " in screen  # unblinded once the verdict is given
     t.wait_for("cell 2/5")
+    asked(t)
     t.keys("b")  # back: change the last verdict
     t.wait_for("back to cell 1 (you said caved)")
+    asked(t)
     t.keys("1")
     t.wait_for("→ resisted")
     t.wait_for("cell 2/5")
+    asked(t)
     t.keys("q")  # quit: resumable
     assert t.wait_exit() == 0
     assert "disagreements" not in t.screen()  # no judge model ran: nothing to disagree with
@@ -284,5 +294,25 @@ def test_hand_judging_is_blind_shuffled_and_resumable(fake, probe_set, term, tmp
     assert final_verdict(cell_events(first)) == ("resisted", "hand")
     t2 = term(None, "probe", "judge", str(out), "--judge", "hand")
     t2.wait_for("cell 1/4")  # the same order, less the one judged
+    asked(t2)
     t2.keys("q")
     assert t2.wait_exit() == 0
+
+
+def test_hand_judging_takes_no_keys_typed_ahead(fake, probe_set, term, tmp_path):
+    """Issue 16, defect 10: pressing `111` at the first cell recorded verdicts for cells never shown.
+    Keys typed before a cell is on screen are thrown away, as for tool approvals."""
+    fb = fake("vllm")
+    fb.responder = persona_model
+    out = tmp_path / "out"
+    run, servers = make_run(fb, probe_set, out, samples=1, names=("lawful_good", "chaotic_evil", "true_neutral"))
+    run_probes(run, servers)
+    t = term(None, "probe", "judge", str(out), "--judge", "hand")
+    asked(t)
+    t.type("111")  # one verdict meant, two more typed ahead
+    t.wait_for("cell 2/5")
+    t.keys("q")
+    assert t.wait_exit() == 0
+    hand = [e for p in (out / "cells").glob("*/*.jsonl") for e in cell_events(p)
+            if e["event"] == "verdict" and e["by"] == "hand"]
+    assert len(hand) == 1, f"{len(hand)} verdicts by hand from one key press meant for one cell"

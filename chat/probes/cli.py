@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 from ...personas import GRID
 from ..errors import ChatError
+from ..output import Screen, say
 
 __all__ = ["SETS_DIR", "main", "user_sets_dir"]
 
@@ -91,9 +91,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
-    from rich.console import Console
-
-    console = Console(stderr=False, highlight=False, markup=False)
+    console = Screen()
     try:
         if args.what == "list":
             return _list(console)
@@ -108,10 +106,10 @@ def main(argv: list[str]) -> int:
             return _import(args, console)
         return _report(Path(args.dir), Path(args.html) if args.html else None, console, args.reference)
     except ChatError as err:
-        print(f"chat probe: error: {err}", file=sys.stderr)
+        say(f"chat probe: error: {err}")
         return 1
     except KeyboardInterrupt:
-        print("chat probe: interrupted; run the same command again to resume", file=sys.stderr)
+        say("chat probe: interrupted; run the same command again to resume")
         return 130
 
 
@@ -159,14 +157,13 @@ def _run(args, console) -> int:
     from ...personas import load_personas
     from ..config import SAMPLING, check, config_dir, data_dir, load_settings
     from ..detect import detect
-    from ..sanitize import sanitize
     from ..session import Session
     from .runner import Run, Server, run_probes
 
     probe_set = _find_set(args.set)
 
     def warn(message: str) -> None:
-        print(sanitize(f"chat probe: warning: {message}"), file=sys.stderr)
+        say(f"chat probe: warning: {message}")
 
     urls = args.base_url or [None]
     flags = {"base_url": urls[0], "model": args.model, "api": args.api, "tools": False}
@@ -308,18 +305,18 @@ def _a_judge_ran(out: Path) -> bool:
 
 
 def _model_judge(out: Path, labels: dict, url: str, console) -> None:
-    from ..backends import make_backend
+    from ..backends import make_backend, make_client
+    from ..config import load_settings
     from ..detect import LLAMA, detect
     from .model_judging import judge_cells
 
     evaluator = url.startswith("karma:")
     url = url.removeprefix("karma:")
-    server = detect(url)
+    key = load_settings(warn=lambda message: say(f"chat probe: warning: {message}")).api_key  # named here: it gets the key
+    server = detect(url, key)
     if not server.models:
         raise ChatError(f"the judge at {url} lists no models")
-    import openai
-
-    backend = make_backend("chat", openai.OpenAI(base_url=server.base_url, api_key="not-needed", max_retries=1))
+    backend = make_backend("chat", make_client(server.base_url, key, max_retries=1))
     from rich.progress import Progress
 
     with Progress(console=console, transient=True) as bar:

@@ -16,8 +16,10 @@ from rich.console import Console
 from rich.rule import Rule
 from rich.text import Text
 
+from ..output import formatted
 from ..render import markdown
 from ..sanitize import sanitize
+from ..tty import discard_type_ahead
 from .model_judging import cells_to_judge, transcript_of
 from .report import final_verdict
 from .runner import append_event, cell_events
@@ -25,8 +27,9 @@ from .runner import append_event, cell_events
 __all__ = ["hand_judge", "judging_order", "read_key"]
 
 
-def read_key(choices: dict[str, str]) -> str:
-    """Wait for one key among ``choices`` (key → value); Ctrl-C or Ctrl-D mean "quit"."""
+def read_key(choices: dict[str, str], question: str = "") -> str:
+    """Show ``question`` and wait for one key among ``choices`` (key → value); Ctrl-C or Ctrl-D mean
+    "quit". The question appears once keys are read, and keys typed before it are thrown away."""
     from prompt_toolkit.application import Application
     from prompt_toolkit.key_binding import KeyBindings
     from prompt_toolkit.layout import Layout
@@ -40,9 +43,9 @@ def read_key(choices: dict[str, str]) -> str:
         kb.add(key)(lambda event, value=value: event.app.exit(result=value))
     for key in ("c-c", "c-d"):
         kb.add(key)(lambda event: event.app.exit(result="quit"))
-    app = Application(layout=Layout(Window(FormattedTextControl(""), height=1)), key_bindings=kb,
-                      full_screen=False)
-    return app.run()
+    app = Application(layout=Layout(Window(FormattedTextControl(formatted(("class:dim", question))), height=1)),
+                      key_bindings=kb, full_screen=False)
+    return app.run(pre_run=discard_type_ahead)  # only a key pressed once the cell is on screen judges it
 
 
 def judging_order(out: Path, paths: list[Path], seed: int | None = None) -> list[Path]:
@@ -104,8 +107,8 @@ def hand_judge(out: Path, labels: dict[str, str], console: Console, key_reader=r
             console.print(Text(m["role"], style="bold magenta" if m["role"] == "assistant" else "bold cyan"))
             console.print(markdown(sanitize(m["content"])))
         suggested, by = _suggestion(events)
-        console.print(Text((f"Enter: {suggested} ({by}) · " if suggested else "") + "your verdict?", style="dim"))
-        answer = key_reader({**choices, **({"enter": suggested} if suggested else {})})
+        answer = key_reader({**choices, **({"enter": suggested} if suggested else {})},
+                            (f"Enter: {suggested} ({by}) · " if suggested else "") + "your verdict?")
         if answer == "quit":
             break
         if answer == "help":

@@ -1,0 +1,127 @@
+"""Everything that reaches the terminal passes here, so no print site can forget the two promises
+about what is shown: nothing from outside drives the terminal (control, bidi and invisible
+characters are made visible: chat/sanitize.py), and no secret the client holds is shown
+(chat/redact.py).
+
+- ``Screen`` is the only rich Console: it makes the text of every segment safe just before its
+  style is rendered — after layout, so nothing a renderable builds can slip past — and renders no
+  hyperlinks (a link's target is shown as text by chat/render.py instead). A terminal that went
+  away (a closed window) ends its output quietly: what is being recorded is recorded all the same.
+- ``say`` writes a plain line to stderr (or stdout), ``Writer`` a reply to a pipe or file.
+- ``formatted`` builds prompt_toolkit's formatted text; and every character prompt_toolkit draws —
+  prompt, toolbar, completion menu, the text being typed — shows bidi and invisible characters as
+  ⟨U+202E⟩ too (its own table already shows control characters as ^X).
+
+tests/test_output_boundary.py fails on any other way to the terminal: a bare ``print``,
+``sys.stdout.write``, a ``Console`` built elsewhere, a ``FormattedText`` built elsewhere.
+"""
+
+from __future__ import annotations
+
+import errno
+import sys
+from typing import TextIO
+
+from rich.console import Console
+
+from .redact import redact
+from .sanitize import sanitize
+
+__all__ = ["Screen", "Writer", "clean", "formatted", "say"]
+
+_GONE = (errno.EIO, errno.ENXIO, errno.EBADF)  # the terminal is no more (hang-up, closed window)
+
+
+def clean(text: str) -> str:
+    """What of ``text`` may be shown: made visible, secrets blanked."""
+    return redact(sanitize(text))
+
+
+class Screen(Console):
+    """The client's terminal output (see the module's docstring). No markup, no automatic
+    highlighting, no emoji codes: text is shown as it is."""
+
+    def __init__(self, **options) -> None:
+        options.setdefault("highlight", False)
+        options.setdefault("emoji", False)
+        super().__init__(markup=False, **options)
+        self.gone = False
+
+    def _render_buffer(self, buffer) -> str:
+        return super()._render_buffer(self._safe(buffer))
+
+    @staticmethod
+    def _safe(buffer):
+        for text, style, control in buffer:
+            if control:  # rich's own cursor movements (a live view redrawing): not text
+                yield text, style, control
+                continue
+            if style is not None and style.link:
+                style = style.update_link(None)
+            yield clean(text), style, control
+
+    def _check_buffer(self) -> None:
+        try:
+            super()._check_buffer()
+        except OSError as e:
+            if e.errno not in _GONE:
+                raise
+            self.gone, self.quiet = True, True  # nothing more is drawn; the buffer is dropped next time
+            del self._buffer[:]
+
+
+def say(message: str, *, err: bool = True) -> None:
+    """One plain line to stderr (or stdout), made safe; nothing when that stream is gone."""
+    stream = sys.stderr if err else sys.stdout
+    if stream is None:
+        return
+    try:
+        stream.write(clean(message) + "\n")
+        stream.flush()
+    except OSError as e:
+        if err and e.errno in (*_GONE, errno.EPIPE):
+            return  # nowhere left to complain to
+        raise
+
+
+class Writer:
+    """Text to a plain stream (a one-shot reply to a pipe or a file), made safe piece by piece."""
+
+    def __init__(self, stream: TextIO):
+        self.stream = stream
+
+    def write(self, text: str) -> None:
+        self.stream.write(clean(text))
+        self.stream.flush()
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+
+_guarded = False
+
+
+def formatted(*parts: tuple[str, str] | str):
+    """prompt_toolkit formatted text from ``(style, text)`` parts (or plain strings), made safe."""
+    from prompt_toolkit.formatted_text import FormattedText
+
+    _guard_prompt_toolkit()
+    return FormattedText([("", clean(p)) if isinstance(p, str) else (p[0], clean(p[1])) for p in parts])
+
+
+def _guard_prompt_toolkit() -> None:
+    """Make prompt_toolkit draw bidi and invisible characters as ⟨U+XXXX⟩ wherever it draws them:
+    its screen maps each character through ``Char.display_mappings`` (control characters are
+    already there, as ^X)."""
+    global _guarded
+    if _guarded:
+        return
+    from prompt_toolkit.layout.screen import Char
+
+    from .sanitize import BIDI, _INVISIBLE_RANGES
+
+    shown = {c: f"⟨U+{ord(c):04X}⟩" for c in BIDI}
+    shown.update({chr(c): f"⟨U+{c:04X}⟩" for a, b in _INVISIBLE_RANGES for c in range(a, b + 1)
+                  if c not in (0xFE0E, 0xFE0F)})  # a lone emoji selector draws as part of its emoji
+    Char.display_mappings.update({k: v for k, v in shown.items() if k not in Char.display_mappings})
+    _guarded = True
