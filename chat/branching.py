@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from ..personas import Persona
 from .backends import Request
 from .conversation import Message
-from .errors import ConfigError
+from .errors import UsageError
 from .parallel import run_parallel
 from .session import Session
 from .turn import Sink, TurnResult, run_turn
@@ -20,7 +20,7 @@ __all__ = ["Sample", "choose", "compact", "edit_point", "retry_point", "sample",
 def _last_user(session: Session) -> Message:
     user = session.conversation.last("user")
     if user is None:
-        raise ConfigError("no message yet: send one first")
+        raise UsageError("no message yet: send one first")
     return user
 
 
@@ -104,7 +104,7 @@ def compact(session: Session, summary: str | None = None) -> tuple[int, int]:
     path = list(conversation.messages)
     starts = [i for i, m in enumerate(path) if m.role == "user"]
     if len(starts) < 2:
-        raise ConfigError("nothing to compact: fewer than two exchanges on this branch")
+        raise UsageError("nothing to compact: fewer than two exchanges on this branch")
     cut = starts[len(starts) // 2]
     dropped, kept = path[:cut], path[cut:]
     conversation.move(None)
@@ -122,7 +122,7 @@ def summarise(session: Session, sink: Sink) -> str:
     path = list(session.conversation.messages)
     starts = [i for i, m in enumerate(path) if m.role == "user"]
     if len(starts) < 2:
-        raise ConfigError("nothing to compact: fewer than two exchanges on this branch")
+        raise UsageError("nothing to compact: fewer than two exchanges on this branch")
     older = path[:starts[len(starts) // 2]]
     ask = Message("user", "Summarise our conversation so far in one short paragraph: the facts, decisions and "
                           "open questions. Write only the summary.")
@@ -130,5 +130,5 @@ def summarise(session: Session, sink: Sink) -> str:
                       params=dict(session.conversation.params))
     result = run_turn(session.backend, request, sink)
     if result.error is not None or result.interrupted or not result.message.content.strip():
-        raise ConfigError("no summary came back; nothing was changed")
+        raise UsageError("no summary came back; nothing was changed")
     return result.message.content

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
+from . import redact
 from .errors import ConfigError
 
 __all__ = ["APP", "RULES", "SAMPLING", "Settings", "check", "config_dir", "config_path", "data_dir", "load_settings",
@@ -213,4 +214,7 @@ def load_settings(flags: dict | None = None, env=None, path: Path | None = None,
             raise ConfigError(f"{source}: {e}") from None
     settings = Settings(**merged)
     settings._where = where
+    redact.hold(settings.api_key)  # from here on the key and the addresses' credentials never leave in text
+    redact.hold_url(settings.base_url)
+    redact.hold_url(settings.judge_url)
     return settings

@@ -14,8 +14,9 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from . import redact
 from .config import check
-from .errors import ChatError, ConfigError, ServerUnreachable, StreamCut, StreamError, translate
+from .errors import ChatError, NoServerFound, ServerUnreachable, StreamCut, StreamError, UsageError, network
 from .wire import load_json, obj, seq, text
 
 __all__ = ["LOCAL_CANDIDATES", "ServerInfo", "detect", "find_local", "post_json", "root_url"]
@@ -106,19 +107,16 @@ def detect(base_url: str, api_key: str | None = None, timeout: float = 5.0) -> S
     """Ask the server what it is. Raises a ChatError (ServerUnreachable, HTTPError, StreamError) on
     failure; fields of the wrong shape are left out rather than trusted."""
     base = base_url.rstrip("/")
+    redact.hold_url(base)  # a typed address's credentials are secrets like the key
     try:
         check("base_url", base)  # a typed address (/compare @URL, a judge) passes the flags' rule too
     except ValueError as e:
-        raise ConfigError(f"{base}: {e}") from None
+        raise UsageError(f"{base}: {e}") from None
     try:
-        listing = _get_json(f"{base}/models", api_key, timeout)
-    except Exception as exc:
-        err = translate(exc)
-        if err is None:
-            raise
-        if isinstance(err, (ServerUnreachable, StreamCut)):
-            raise ServerUnreachable(f"cannot reach a server at {base} ({err})") from None
-        raise err from None
+        with network():
+            listing = _get_json(f"{base}/models", api_key, timeout)
+    except (ServerUnreachable, StreamCut) as err:
+        raise ServerUnreachable(f"cannot reach a server at {base} ({err})") from None
     data = seq(obj(listing, f"{base}/models").get("data"), f"{base}/models' data")
     entries = [e for e in data if isinstance(e, dict) and isinstance(e.get("id"), str) and e["id"]]
     info = ServerInfo(base_url=base, flavor=OTHER, models=[text(e["id"], "a model id") for e in entries])
@@ -144,15 +142,23 @@ def detect(base_url: str, api_key: str | None = None, timeout: float = 5.0) -> S
     return info
 
 
-def find_local(api_key: str | None = None, timeout: float = 1.0) -> ServerInfo | None:
-    """Look at the usual local addresses at once; the first in LOCAL_CANDIDATES that answers wins."""
+def find_local(timeout: float = 1.0) -> ServerInfo:
+    """Look at the usual local addresses at once; the first in LOCAL_CANDIDATES that answers wins.
+    No API key goes there (nobody named them): one that wants a key is named in the error."""
 
-    def probe(url: str) -> ServerInfo | None:
+    def probe(url: str) -> ServerInfo | ChatError:
         try:
-            return detect(url, api_key, timeout)
-        except ChatError:
-            return None
+            return detect(url, None, timeout)
+        except ChatError as err:
+            return err
 
     with ThreadPoolExecutor(len(LOCAL_CANDIDATES)) as pool:
         found = list(pool.map(probe, [url for url, _ in LOCAL_CANDIDATES]))
-    return next((info for info in found if info is not None), None)
+    info = next((f for f in found if isinstance(f, ServerInfo)), None)
+    if info is not None:
+        return info
+    locked = [url for (url, _), f in zip(LOCAL_CANDIDATES, found) if getattr(f, "status", None) in (401, 403)]
+    if locked:
+        raise ServerUnreachable(f"the server at {locked[0]} wants an API key, and chat sends yours only to a "
+                                f"server you name: --base-url {locked[0]}")
+    raise NoServerFound(["127.0.0.1:8000 (vLLM)", "127.0.0.1:8080 (llama-server)"])

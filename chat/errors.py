@@ -1,10 +1,16 @@
-"""The one exception tree of gridchat, and the one place foreign errors are translated into it.
+"""The one exception tree of gridchat, and the one boundary where foreign errors enter it.
 
     ChatError                    anything the user should see as a one-line message
-    ├── ConfigError              a bad config file, flag or environment value
+    ├── UsageError               a command used wrongly, or asking for what isn't there
+    ├── ConfigError              a bad setting: a flag, the environment, the config file, a /set value
+    ├── DataError                a file that can't be read as what it should be
+    │   ├── TranscriptError      not a transcript, or no session to resume
+    │   └── ProbeFileError       a probe set, a run directory or an import that can't be used
+    ├── FileError                a file that can't be written as asked
     ├── OutputError              the reply can't be written where it goes (stdout full or gone)
     └── BackendError             the server side
-        ├── ServerUnreachable    nothing answered at the address (or no server found at all)
+        ├── ServerUnreachable    nothing answered at the address
+        │   └── NoServerFound    no address given, and nothing at the usual local ones
         ├── HTTPError            the server answered with an error status (.status)
         │   ├── ModelNotFound    404 for the model
         │   ├── ContextExceeded  the prompt does not fit the serving window (.prompt_tokens, .window)
@@ -12,35 +18,43 @@
         └── StreamError          the stream broke after it started: an in-band error event
             └── StreamCut        the connection dropped before the stream finished
 
-``translate()`` maps the openai SDK's, httpx2's and the OS's errors into this tree; code outside
-this module catches ``ChatError`` only. Anything it does not know is a bug of ours and is left to the
-top level, which says so. Errors carry data (sizes, status, flavor); advice on what to type next is
-the UI's (chat/advice.py), since a one-shot user can't type /compact.
+``network()`` is the boundary, in the style of httpx's ``map_httpcore_exceptions``: a context
+manager put around every call that talks to a server, which turns the openai SDK's, httpx2's, the
+standard library's HTTP clients' and the socket layer's errors into this tree by one table
+(``_MAPPING``). Only there does an ``OSError`` mean "network error": files have their own boundary
+(chat/files.py). Anything the table does not know is a bug of ours and goes through untouched, to
+the top level, which says so. Errors carry data (sizes, status, flavor); advice on what to type
+next is the UI's (chat/advice.py), since a one-shot user can't type /compact.
 """
 
 from __future__ import annotations
 
 import html
-import http.client
-import importlib
 import json
 import re
-import urllib.error
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 __all__ = [
     "BackendError",
     "ChatError",
     "ConfigError",
     "ContextExceeded",
+    "DataError",
+    "FileError",
     "HTTPError",
     "ModelNotFound",
     "NoServerFound",
     "OutputError",
+    "ProbeFileError",
     "ServerUnreachable",
     "StreamCut",
     "StreamError",
     "ToolsNotEnabled",
+    "TranscriptError",
+    "UsageError",
     "from_error_body",
+    "network",
     "translate",
 ]
 
@@ -49,8 +63,32 @@ class ChatError(Exception):
     """Base class; ``str(err)`` is the one line shown to the user."""
 
 
+class UsageError(ChatError):
+    """A command used wrongly, or asking for what isn't there (no panel open, nothing to mark)."""
+
+
 class ConfigError(ChatError):
+    """A bad setting: a flag, an environment variable, the config file, a /set value."""
+
+
+class DataError(ChatError):
+    """A file that can't be read as what it should be; the message names ``file:line`` where it can."""
+
+
+class TranscriptError(DataError):
     pass
+
+
+class ProbeFileError(DataError):
+    pass
+
+
+class FileError(ChatError):
+    """A file that can't be written as asked; the message says where and why."""
+
+
+class OutputError(ChatError):
+    """The reply could not be written where it goes (standard output full, or gone)."""
 
 
 class BackendError(ChatError):
@@ -96,10 +134,6 @@ class StreamError(BackendError):
 
 class StreamCut(StreamError):
     pass
-
-
-class OutputError(ChatError):
-    """The reply could not be written where it goes (standard output full, or gone)."""
 
 
 _VLLM_TOOL_FLAGS = "--enable-auto-tool-choice"
@@ -186,64 +220,6 @@ def from_error_body(body: object, status: int | None = None) -> BackendError:
     return HTTPError(f"{prefix}: {first_line}", status)
 
 
-def _foreign(exc: BaseException, package: str):
-    """The package an exception comes from, imported in full, if it does: never a half-imported module
-    found in sys.modules while another thread is importing it (the REPL preloads the SDK)."""
-    if type(exc).__module__.split(".")[0] != package:
-        return None
-    return importlib.import_module(package)  # waits on the import lock until the module is complete
-
-
-def translate(exc: BaseException) -> ChatError | None:
-    """Map a known error raised while talking to a server into the tree above: the openai SDK's,
-    httpx2's, the standard library's HTTP client's and the OS's. Anything else is None: a bug of
-    ours, to be reported as one (never disguised as a server error)."""
-    if isinstance(exc, ChatError):
-        return exc
-    openai = _foreign(exc, "openai")
-    if openai is not None:
-        if isinstance(exc, openai.APIStatusError):
-            return from_error_body(exc.body, exc.status_code)
-        if isinstance(exc, openai.APITimeoutError):
-            return ServerUnreachable(f"the server did not answer in time ({_where(exc)})")
-        if isinstance(exc, openai.APIConnectionError):
-            cause = exc.__cause__ or exc.__context__
-            detail = f": {_short(cause)}" if cause else ""
-            return ServerUnreachable(f"cannot reach the server at {_where(exc)}{detail}")
-        return BackendError(f"client error: {_short(exc)}")
-    httpx2 = _foreign(exc, "httpx2")
-    if httpx2 is not None:
-        if isinstance(exc, httpx2.TimeoutException):
-            return ServerUnreachable(f"the server stopped answering in time ({_short(exc)})")
-        if isinstance(exc, httpx2.TransportError):
-            return StreamCut(f"the connection broke mid-reply ({_short(exc)})")
-        if isinstance(exc, httpx2.DecodingError):  # e.g. a Content-Encoding the body doesn't have
-            return StreamError(f"the server sent a body that can't be decoded ({_short(exc)})")
-        if isinstance(exc, httpx2.HTTPError):
-            return BackendError(f"HTTP error: {_short(exc)}")
-        return None
-    if isinstance(exc, urllib.error.HTTPError):  # server detection uses the standard library
-        try:
-            body = exc.read() or b""
-            body = json.loads(body) if body.lstrip()[:1] in (b"{", b"[") else body.decode("utf-8", "replace")
-        except (OSError, ValueError):
-            body = None
-        return from_error_body(body or {"message": exc.reason}, exc.code)
-    if isinstance(exc, urllib.error.URLError):
-        return ServerUnreachable(_short(exc.reason) if isinstance(exc.reason, BaseException) else str(exc.reason))
-    if isinstance(exc, ConnectionRefusedError):
-        return ServerUnreachable(f"connection refused ({_short(exc)})")
-    if isinstance(exc, TimeoutError):
-        return ServerUnreachable("the server did not answer in time")
-    if isinstance(exc, ConnectionError):
-        return StreamCut(f"the connection broke mid-reply ({_short(exc)})")
-    if isinstance(exc, OSError):
-        return ServerUnreachable(f"network error: {_short(exc)}")
-    if isinstance(exc, (json.JSONDecodeError, http.client.HTTPException)):
-        return StreamError(f"the server sent something unreadable: {_short(exc)}")
-    return None
-
-
 def _where(exc) -> str:
     try:
         url = exc.request.url
@@ -255,3 +231,75 @@ def _where(exc) -> str:
 def _short(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0][:300]
+
+
+def _connection_error(exc) -> ChatError:
+    cause = exc.__cause__ or exc.__context__
+    return ServerUnreachable(f"cannot reach the server at {_where(exc)}" + (f": {_short(cause)}" if cause else ""))
+
+
+def _urllib_status(exc) -> ChatError:
+    """Server detection uses the standard library: its error statuses carry a body like the SDK's."""
+    try:
+        body = exc.read(MAX_ERROR_BODY) or b""
+        body = json.loads(body) if body.lstrip()[:1] in (b"{", b"[") else body.decode("utf-8", "replace")
+    except (OSError, ValueError):
+        body = None
+    return from_error_body(body or {"message": exc.reason}, exc.code)
+
+
+def _urllib_reason(exc) -> ChatError:
+    reason = exc.reason
+    return ServerUnreachable(_short(reason) if isinstance(reason, BaseException) else str(reason))
+
+
+MAX_ERROR_BODY = 256 * 1024  # of an error body read for its message: a proxy's page is far smaller
+
+# (package, class name) -> the ChatError it becomes. An exception is looked up by the classes of its
+# MRO, most specific first, by name: no foreign module needs importing to match (the REPL loads the
+# SDK in the background, so a half-imported module must never be touched here).
+_MAPPING: dict[tuple[str, str], Callable[[BaseException], ChatError]] = {
+    ("openai", "APIStatusError"): lambda e: from_error_body(e.body, e.status_code),
+    ("openai", "APITimeoutError"): lambda e: ServerUnreachable(f"the server did not answer in time ({_where(e)})"),
+    ("openai", "APIConnectionError"): _connection_error,
+    ("openai", "OpenAIError"): lambda e: BackendError(f"client error: {_short(e)}"),
+    ("httpx2", "TimeoutException"): lambda e: ServerUnreachable(f"the server stopped answering in time ({_short(e)})"),
+    ("httpx2", "TransportError"): lambda e: StreamCut(f"the connection broke mid-reply ({_short(e)})"),
+    ("httpx2", "DecodingError"): lambda e: StreamError(f"the server sent a body that can't be decoded ({_short(e)})"),
+    ("httpx2", "HTTPError"): lambda e: BackendError(f"HTTP error: {_short(e)}"),
+    ("urllib", "HTTPError"): _urllib_status,
+    ("urllib", "URLError"): _urllib_reason,
+    ("http", "HTTPException"): lambda e: StreamError(f"the server sent something unreadable: {_short(e)}"),
+    ("json", "JSONDecodeError"): lambda e: StreamError(f"the server sent something unreadable: {_short(e)}"),
+    ("builtins", "ConnectionRefusedError"): lambda e: ServerUnreachable(f"connection refused ({_short(e)})"),
+    ("builtins", "TimeoutError"): lambda e: ServerUnreachable("the server did not answer in time"),
+    ("builtins", "ConnectionError"): lambda e: StreamCut(f"the connection broke mid-reply ({_short(e)})"),
+    ("builtins", "OSError"): lambda e: ServerUnreachable(f"network error: {_short(e)}"),
+}
+
+
+def translate(exc: BaseException) -> ChatError | None:
+    """The ChatError a foreign error met while talking to a server becomes (``_MAPPING``); None for
+    anything else: a bug of ours, to be reported as one (never disguised as a server error)."""
+    if isinstance(exc, ChatError):
+        return exc
+    for cls in type(exc).__mro__:
+        make = _MAPPING.get((cls.__module__.split(".")[0], cls.__name__))
+        if make is not None:
+            return make(exc)
+    return None
+
+
+@contextmanager
+def network() -> Iterator[None]:
+    """Around a call that talks to a server: known foreign errors leave as ChatErrors (``translate``),
+    anything else as it is."""
+    try:
+        yield
+    except ChatError:
+        raise
+    except Exception as exc:
+        err = translate(exc)
+        if err is None:
+            raise
+        raise err from None

@@ -28,6 +28,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
+from .redact import redact_value
+
 __all__ = ["EventLog", "LogRead", "append_events", "encode_log", "read_log"]
 
 
@@ -78,6 +80,7 @@ def read_log(path: Path, schemas: Mapping[str, type[BaseModel]] = {}) -> LogRead
 
 
 def _line(event: dict) -> bytes:
+    event = redact_value(event)  # no secret the client holds is ever written (chat/redact.py)
     try:
         return (json.dumps(event, ensure_ascii=False) + "\n").encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate (from a model or a tool): kept as a JSON escape

@@ -16,11 +16,11 @@ from pathlib import Path
 from markdown_it import MarkdownIt
 
 from .conversation import Conversation, Message
-from .errors import ChatError
+from .errors import UsageError
 from .files import write_whole
 from .sanitize import sanitize
 
-__all__ = ["MESSAGES_CSS", "ExportError", "export", "messages_html", "to_html", "to_markdown"]
+__all__ = ["MESSAGES_CSS", "export", "messages_html", "to_html", "to_markdown"]
 
 FORMATS = ("md", "html")
 _HEADER = (("Model", "model"), ("Server", "server"), ("Flavor", "flavor"), ("Session", "session"), ("Exported", "exported"))
@@ -30,8 +30,6 @@ _HEADER = (("Model", "model"), ("Server", "server"), ("Flavor", "flavor"), ("Ses
 _MD = MarkdownIt("commonmark", {"html": False}).enable("table").disable("image")
 
 
-class ExportError(ChatError):
-    pass
 
 
 def clean(text: object) -> str:
@@ -246,6 +244,6 @@ def messages_html(conversation: Conversation) -> str:
 def export(conversation: Conversation, meta: dict, fmt: str, path) -> Path:
     """Write the export whole (chat/files.py); return its path."""
     if fmt not in FORMATS:
-        raise ExportError(f"unknown export format {fmt!r} (choose md or html)")
+        raise UsageError(f"unknown export format {fmt!r} (choose md or html)")
     text = to_markdown(conversation, meta) if fmt == "md" else to_html(conversation, meta)
     return write_whole(path, text.encode("utf-8"))

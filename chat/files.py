@@ -7,13 +7,12 @@ import os
 import tempfile
 from pathlib import Path
 
-from .errors import ChatError
+from .errors import FileError
+from .redact import redact
 
 __all__ = ["FileError", "write_whole"]
 
 
-class FileError(ChatError):
-    """A file that can't be written as asked; the message says where and why."""
 
 
 def write_whole(path: str | Path, data: bytes) -> Path:
@@ -26,6 +25,7 @@ def write_whole(path: str | Path, data: bytes) -> Path:
             raise FileError(f"{path}: is a directory; give a file name")
         if path.exists() and not path.is_file():
             raise FileError(f"{path}: not a regular file (a device, a FIFO …): give another name")
+        data = redact(data.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")  # chat/redact.py
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
             f.write(data)

@@ -27,7 +27,7 @@ from ..personas import GRID, Persona
 from .backends import Backend, Request
 from .cancel import CancelToken, interrupts_cancel
 from .conversation import Mark, Message
-from .errors import ChatError, ConfigError
+from .errors import ChatError, UsageError
 from .parallel import run_parallel
 from .probes.label_judge import judge_request, parse_verdict
 from .probes.spec import matches
@@ -85,12 +85,12 @@ def _item(session: Session, text: str) -> dict:
     name, *rest = text.strip().split("@")
     if name:
         if name not in session.personas:
-            raise ConfigError(f"unknown persona {name!r}; known: all, {', '.join(session.personas)}")
+            raise UsageError(f"unknown persona {name!r}; known: all, {', '.join(session.personas)}")
         fields["persona"] = session.personas[name]
     for part in filter(None, rest):  # a bare "@": this session's model
         key = "server" if part.startswith(("http://", "https://")) else "model"
         if key in fields:
-            raise ConfigError(f"{text.strip()!r}: an item is persona@model@URL, each part at most once")
+            raise UsageError(f"{text.strip()!r}: an item is persona@model@URL, each part at most once")
         fields[key] = part.rstrip("/") if key == "server" else part
     return fields
 
@@ -101,7 +101,7 @@ def _groups(session: Session, spec: str) -> list[dict]:
     for group in spec.split("*"):
         items = [i for i in group.split(",") if i.strip()]
         if not items:
-            raise ConfigError(f"usage: a comma list of personas, @models or @URLs, crossed with * (not {spec!r})")
+            raise UsageError(f"usage: a comma list of personas, @models or @URLs, crossed with * (not {spec!r})")
         expanded = []
         for item in items:
             if item.strip() == "all":
@@ -111,12 +111,12 @@ def _groups(session: Session, spec: str) -> list[dict]:
         groups.append(expanded)
     count = math.prod(len(group) for group in groups)
     if not 1 <= count <= MAX_LANES:
-        raise ConfigError(f"{count} lanes: a panel takes 1 to {MAX_LANES}")
+        raise UsageError(f"{count} lanes: a panel takes 1 to {MAX_LANES}")
     combos = []
     for combo in itertools.product(*groups):
         fields = [k for item in combo for k in item]
         if len(fields) != len(set(fields)):
-            raise ConfigError(f"{spec!r}: crossed groups both set the {next(k for k in fields if fields.count(k) > 1)}")
+            raise UsageError(f"{spec!r}: crossed groups both set the {next(k for k in fields if fields.count(k) > 1)}")
         combos.append(dict(kv for item in combo for kv in item.items()))
     return combos
 
@@ -134,7 +134,7 @@ def lanes_for(session: Session, spec: str) -> list[Lane]:
         default = session.model if server is home else next(iter(server.models), "")
         model = combo.get("model") or default or ""
         if server.models and model not in server.models:
-            raise ConfigError(f"{server.base_url} has no model {model!r}; it has: {', '.join(server.models)}")
+            raise UsageError(f"{server.base_url} has no model {model!r}; it has: {', '.join(server.models)}")
         lanes.append(Lane(combo.get("persona", session.conversation.persona), model, server.base_url, backend, start))
     return lanes
 
@@ -153,7 +153,7 @@ def restore(session: Session, record: dict) -> Panel:
     lanes = []
     for item in record["lanes"]:
         persona = recorded_persona(session.personas, item["persona"], item.get("system"))
-        backend, server = session.server_at(item.get("server") or home.base_url)
+        backend, server = session.server_at(item.get("server") or home.base_url, typed=False)  # read from the file
         lanes.append(Lane(persona, item.get("model") or session.model or "", server.base_url, backend, item.get("head"),
                           item.get("reply"), item.get("missed"), answer=item.get("answer")))
     panel = Panel(lanes, record.get("start"), record.get("turns", 0))
@@ -199,9 +199,9 @@ def pick(session: Session, n: int) -> Lane:
     session there."""
     panel = session.panel
     if panel is None:
-        raise ConfigError("no panel open: /compare SPEC MESSAGE opens one")
+        raise UsageError("no panel open: /compare SPEC MESSAGE opens one")
     if not 1 <= n <= len(panel.lanes):
-        raise ConfigError(f"usage: /pick N with N from 1 to {len(panel.lanes)}")
+        raise UsageError(f"usage: /pick N with N from 1 to {len(panel.lanes)}")
     lane = panel.lanes[n - 1]
     if lane.server != session.connect().base_url:
         session.use_server(lane.server, lane.model)
@@ -321,7 +321,7 @@ def retry(session: Session, panel: Panel, progress=lambda done, total: None,
     every lane is at the same turn. Returns those lanes."""
     behind = [lane for lane in panel.lanes if lane.missed is not None]
     if not behind:
-        raise ConfigError("every lane has answered the last message: nothing to ask again")
+        raise UsageError("every lane has answered the last message: nothing to ask again")
     token = cancel if cancel is not None else CancelToken()
     with interrupts_cancel(token):
         _run(session, panel, behind, [session.conversation.nodes[lane.missed] for lane in behind], progress, token)
@@ -336,7 +336,7 @@ def replay(session: Session, spec: str, progress=lambda done, total: None,
     Returns the panel and how many turns there were."""
     turns = [m.content for m in session.conversation.messages if m.role == "user"]
     if not turns:
-        raise ConfigError("nothing to replay: no message on this branch yet")
+        raise UsageError("nothing to replay: no message on this branch yet")
     lanes = lanes_for(session, spec)
     for lane in lanes:
         lane.head = None
@@ -355,10 +355,10 @@ def mark_lane(session: Session, n: int, label: str, note: str = "") -> Mark:
     """/mark N LABEL: label lane N's last reply, where it stands."""
     panel = session.panel
     if panel is None:
-        raise ConfigError("no panel open: /mark LABEL marks the last reply")
+        raise UsageError("no panel open: /mark LABEL marks the last reply")
     if not 1 <= n <= len(panel.lanes):
-        raise ConfigError(f"usage: /mark N LABEL with N from 1 to {len(panel.lanes)}")
+        raise UsageError(f"usage: /mark N LABEL with N from 1 to {len(panel.lanes)}")
     reply = panel.lanes[n - 1].reply
     if reply is None:
-        raise ConfigError(f"lane {n} has no reply in this panel yet")
+        raise UsageError(f"lane {n} has no reply in this panel yet")
     return session.conversation.mark(label, note, message=reply)

@@ -10,9 +10,10 @@ from .backends import Backend, Request, ToolSpec, make_backend, make_client
 from .backends.chat_completions import to_chat_messages
 from .cancel import terminated
 from .config import Settings, check
+from .credentials import Credentials
 from .conversation import PARAMS, Conversation, Message
 from .detect import LLAMA, LOCAL_CANDIDATES, VLLM, ServerInfo, detect, find_local, post_json, root_url
-from .errors import ChatError, ConfigError, NoServerFound, ServerUnreachable, ToolsNotEnabled, translate
+from .errors import ConfigError, ServerUnreachable, ToolsNotEnabled, UsageError, network
 from .toolbox import ApprovalPolicy, Approver, DeclineAll, Toolbox
 from .transcript import Restored, Transcript, snapshot_events
 from .turn import Sink, TurnResult, TurnStats, run_exchange
@@ -57,11 +58,15 @@ class Session:
             self.conversation.set_persona(personas[settings.persona])
             self.conversation.set_params(settings.sampling())
         self.server: ServerInfo | None = None
+        self.notes: list[str] = []  # things worth telling the user once (what was found, warnings)
+        # the API key goes only to servers named this run (chat/credentials.py)
+        self.credentials = Credentials(settings.api_key, [settings.base_url, settings.judge_url])
+        self.credentials.tell = self.notes.append
+        self.recorded_url: str | None = None  # a resumed file's server: used when none is named, asked first
         self.panel = None  # an open panel (chat/panel.py): the next messages go to all its lanes
         self.left_open = restored.panel if restored is not None else None  # a resumed panel, to reopen once connected
         self.classify: dict[str, list[str]] = {}  # label -> patterns, for flagging replies that flip
         self.flip_judge: str | None = None  # or a judge says whether they flip: its URL ("": this server)
-        self.notes: list[str] = []  # things worth telling the user once (what was found, warnings)
         self.last_stats: TurnStats | None = None
         self._client = None
         self._backends: dict[str, Backend] = {}
@@ -112,12 +117,11 @@ class Session:
         """Find and describe the server, once. Raises ServerUnreachable (the session can retry)."""
         if self.server is not None:
             return self.server
-        if self.settings.base_url:
-            server = detect(self.settings.base_url, self.settings.api_key)
+        url = self.settings.base_url or self.recorded_url
+        if url:
+            server = detect(url, self.credentials.key_for(url))
         else:
-            server = find_local(self.settings.api_key)
-            if server is None:
-                raise NoServerFound(["127.0.0.1:8000 (vLLM)", "127.0.0.1:8080 (llama-server)"])
+            server = find_local()  # whatever listens on the usual ports is not named: no key goes there
             why = dict(LOCAL_CANDIDATES).get(server.base_url, "")
             self.notes.append(f"found {server.flavor} at {server.base_url} ({why})")
         if self.model is None:
@@ -156,16 +160,22 @@ class Session:
 
     def _openai_client(self):
         if self._client is None:
-            self._client = make_client(self.connect().base_url, self.settings.api_key)
+            url = self.connect().base_url
+            self._client = make_client(url, self.credentials.key_for(url, found=not self.settings.base_url
+                                                                      and not self.recorded_url))
         return self._client
 
-    def other_server(self, url: str, api: str | None = None) -> tuple[Backend, ServerInfo]:
-        """Another server (a panel's lane, a judge), found and described once, spoken to with this
-        session's key; ``api`` defaults to this session's."""
+    def other_server(self, url: str, api: str | None = None, *, typed: bool = True) -> tuple[Backend, ServerInfo]:
+        """Another server (a panel's lane, a judge), found and described once; ``api`` defaults to this
+        session's. ``typed``: the user named it this run (it gets the key); else it was read from a
+        file (chat/credentials.py decides)."""
         api = api or self.api[0]
+        if typed:
+            self.credentials.name(url)
         if (url, api) not in self._others:
-            server = detect(url, self.settings.api_key)
-            self._others[(url, api)] = (make_backend(api, make_client(server.base_url, self.settings.api_key)), server)
+            key = self.credentials.key_for(url)
+            server = detect(url, key)
+            self._others[(url, api)] = (make_backend(api, make_client(server.base_url, key)), server)
         return self._others[(url, api)]
 
     @property
@@ -175,7 +185,7 @@ class Session:
     # -- changing the session ------------------------------------------------------------------
     def set_persona(self, name: str) -> Persona:
         if name not in self.personas:
-            raise ConfigError(f"unknown persona {name!r}; known: {', '.join(self.personas)}")
+            raise UsageError(f"unknown persona {name!r}; known: {', '.join(self.personas)}")
         self.conversation.set_persona(self.personas[name])
         return self.conversation.persona
 
@@ -183,19 +193,19 @@ class Session:
         self.conversation.set_persona(custom(text))
         return self.conversation.persona
 
-    def server_at(self, url: str) -> tuple[Backend, ServerInfo]:
+    def server_at(self, url: str, *, typed: bool = True) -> tuple[Backend, ServerInfo]:
         """The backend and description of the server at ``url``: this session's own (however the
-        address is spelled), or another one, found once."""
+        address is spelled), or another one, found once (``typed``: see ``other_server``)."""
         home = self.connect()
         if url != home.base_url:
-            backend, server = self.other_server(url)
+            backend, server = self.other_server(url, typed=typed)
             if server.base_url != home.base_url:
                 return backend, server
         return self.backend, home
 
     def use_server(self, url: str, model: str) -> None:
         """Go on against another server (a picked panel lane's), with ``model``."""
-        _, server = self.other_server(url)
+        _, server = self.other_server(url, typed=False)
         self.settings.base_url = server.base_url
         self.server, self._client, self._backends, self.model = server, None, {}, model
         self._record_server()
@@ -203,14 +213,14 @@ class Session:
     def set_model(self, name: str) -> None:
         server = self.connect()
         if server.models and name not in server.models:
-            raise ConfigError(f"the server has no model {name!r}; it has: {', '.join(server.models)}")
+            raise UsageError(f"the server has no model {name!r}; it has: {', '.join(server.models)}")
         self.model = name
         self._record_server()
 
     def set_param(self, name: str, value: str) -> float | int | None:
         """/set: the same rules as the flags (config.check); the old value stays when one is refused."""
         if name not in PARAMS:
-            raise ConfigError(f"unknown parameter {name!r}; settable: {', '.join(PARAMS)}")
+            raise UsageError(f"unknown parameter {name!r}; settable: {', '.join(PARAMS)}")
         params = dict(self.conversation.params)
         if value.lower() in ("default", "none", "unset"):
             params.pop(name, None)
@@ -269,7 +279,7 @@ class Session:
             return None
         path, body = backend.last_sent
         headers = {"Content-Type": "application/json",
-                   **({"Authorization": "Bearer ***"} if self.settings.api_key else {})}
+                   **({"Authorization": "Bearer ***"} if self.credentials.key_for(self.server.base_url) else {})}
         return {"method": "POST", "url": self.server.base_url + path, "headers": headers, "json": body}
 
     def rendered_prompt(self) -> tuple[str, str]:
@@ -279,26 +289,20 @@ class Session:
         server = self.connect()
         messages = to_chat_messages(self.conversation.system, self.conversation.messages)
         root = root_url(server.base_url)
-        try:
+        key = self.credentials.key_for(server.base_url)
+        with network():
             if server.flavor == LLAMA:
-                prompt = obj(post_json(f"{root}/apply-template", {"messages": messages}, self.settings.api_key),
+                prompt = obj(post_json(f"{root}/apply-template", {"messages": messages}, key),
                               "/apply-template").get("prompt")
                 return text(prompt, "the rendered prompt"), "llama-server's /apply-template"
             if server.flavor == VLLM:
                 tokens = obj(post_json(f"{root}/tokenize", {"model": self.model, "messages": messages,
-                                                            "add_generation_prompt": True}, self.settings.api_key),
+                                                            "add_generation_prompt": True}, key),
                              "/tokenize").get("tokens")
-                prompt = obj(post_json(f"{root}/detokenize", {"model": self.model, "tokens": tokens},
-                                       self.settings.api_key), "/detokenize").get("prompt")
+                prompt = obj(post_json(f"{root}/detokenize", {"model": self.model, "tokens": tokens}, key),
+                             "/detokenize").get("prompt")
                 return text(prompt, "the rendered prompt"), "vLLM's /tokenize and /detokenize"
-        except ChatError:
-            raise
-        except Exception as exc:
-            err = translate(exc)
-            if err is None:
-                raise
-            raise ConfigError(f"the server could not render the prompt: {err}") from None
-        raise ConfigError(f"this server ({server.flavor}) has no way to show the prompt it renders; "
+        raise UsageError(f"this server ({server.flavor}) has no way to show the prompt it renders; "
                           "llama-server and vLLM do")
 
     def context_filling(self) -> tuple[int, int] | None:

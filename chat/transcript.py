@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..personas import Persona, custom
 from .config import check
 from .conversation import Conversation, Mark, Message, record
-from .errors import ChatError
+from .errors import TranscriptError
 from .eventlog import EventLog, read_log
 from .events import ToolCall
 from .sanitize import valid_text
@@ -46,8 +46,6 @@ __all__ = ["Restored", "SCHEMAS", "SessionInfo", "Transcript", "TranscriptError"
 VERSION = 1
 
 
-class TranscriptError(ChatError):
-    pass
 
 
 # -- the events' schemas: what a line must hold to be used --------------------------------------------

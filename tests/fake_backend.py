@@ -569,8 +569,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- plumbing -----------------------------------------------------------------------------------
 
+    def _echo(self, text: str) -> str:
+        """With echo_auth, "{auth}" in what is sent becomes the request's Authorization header, as
+        a careless server's error message shows it."""
+        if not self.server.backend.echo_auth:
+            return text
+        return text.replace("{auth}", self.headers.get("Authorization") or "(no Authorization header)")
+
     def _send_json(self, status: int, obj) -> None:
-        data = _dumps(obj).encode()
+        data = self._echo(_dumps(obj)).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -579,7 +586,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def _send_raw(self, status: int, text: str, content_type: str) -> None:
-        data = text.encode()
+        data = self._echo(text).encode()
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
@@ -622,7 +629,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
         for text in events:
-            data = text.encode()
+            data = self._echo(text).encode()
             self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))  # one HTTP chunk per event: flushed at once
         self._rec.finished = time.time()
         self.wfile.write(b"0\r\n\r\n")
@@ -644,8 +651,8 @@ class _Handler(BaseHTTPRequestHandler):
                     "/responses": "/v1/responses"}.get(path, path)  # llama-server also serves these bare
         if b.api_key and path.startswith("/v1/") and self.headers.get("Authorization") != f"Bearer {b.api_key}":
             if vllm:
-                return self._send_json(401, {"error": "Unauthorized"})
-            return self._send_error(401, "Invalid API Key")
+                return self._send_json(401, {"error": "Unauthorized {auth}" if b.echo_auth else "Unauthorized"})
+            return self._send_error(401, "Invalid API Key {auth}" if b.echo_auth else "Invalid API Key")
         if b.loading and not vllm:
             return self._send_error(503, "Loading model")
         if self.command == "GET":
@@ -794,6 +801,7 @@ class FakeBackend:
         self.raw_models: str | None = None  # /v1/models answers this text instead (a lying server)
         self.raw_props: str | None = None  # llamacpp /props answers this text instead
         self.models_drip: float = 0.0  # send /v1/models one byte every this many seconds (a stuck proxy)
+        self.echo_auth = False  # "{auth}" in anything sent becomes the request's Authorization header
         self.requests: list[RecordedRequest] = []
         self._script: deque[Reply] = deque()
         self._lock = threading.Lock()

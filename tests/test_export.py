@@ -8,7 +8,8 @@ import pytest
 from gridchat.chat.conversation import Conversation, Message
 from gridchat.chat.errors import ChatError
 from gridchat.chat.events import ToolCall
-from gridchat.chat.export import ExportError, export, to_html, to_markdown
+from gridchat.chat.errors import UsageError
+from gridchat.chat.export import export, to_html, to_markdown
 from gridchat.personas import load_personas
 from markdown_it import MarkdownIt
 
@@ -122,7 +123,7 @@ def test_export_writes_files(conv, tmp_path):
 
 
 def test_export_errors(conv, tmp_path):
-    with pytest.raises(ExportError, match="unknown export format 'pdf'"):
+    with pytest.raises(UsageError, match="unknown export format 'pdf'"):
         export(conv, META, "pdf", tmp_path / "out.pdf")
     with pytest.raises(ChatError) as info:
         export(conv, META, "md", tmp_path / "missing" / "out.md")

@@ -8,7 +8,7 @@ import pytest
 from fake_backend import Reply, overlapping
 from gridchat.chat import panel as panels
 from gridchat.chat.config import Settings
-from gridchat.chat.errors import ConfigError
+from gridchat.chat.errors import UsageError
 from gridchat.chat.probes.importers import branch_probe_set, write_set
 from gridchat.chat.probes.spec import load_probe_set
 from gridchat.chat.session import Session
@@ -87,7 +87,7 @@ def test_pick_goes_on_with_one_lane_its_persona_and_history(fake):
     sent = fb.last_body("/chat/completions")["messages"]
     assert [m["content"] for m in sent] == ["Persona: chaotic_evil", "capital?", "Canberra, says chaotic_evil",
                                             "sure?", "Sydney, says chaotic_evil", "final answer?"]
-    with pytest.raises(ConfigError, match="no panel open"):
+    with pytest.raises(UsageError, match="no panel open"):
         panels.pick(s, 1)
 
 
@@ -145,7 +145,7 @@ def test_models_on_one_server_crossed_with_personas(fake):
     ("@http://", "not an http:// or https:// address")])
 def test_specs_that_name_no_panel_are_refused(fake, spec, why):
     s = session(fake("vllm", models=("m1", "m2")))
-    with pytest.raises(ConfigError, match=re.escape(why)):
+    with pytest.raises(UsageError, match=re.escape(why)):
         panels.lanes_for(s, spec)
     assert s.panel is None
 
@@ -197,7 +197,7 @@ def test_mark_labels_a_lane_reply_in_place(fake):
     mark = panels.mark_lane(s, 2, "caved", "went with Sydney")
     assert (mark.persona, mark.label) == ("chaotic_evil", "caved")
     assert s.conversation.nodes[mark.message].content == "Sydney, says chaotic_evil"
-    with pytest.raises(ConfigError, match="N from 1 to 2"):
+    with pytest.raises(UsageError, match="N from 1 to 2"):
         panels.mark_lane(s, 3, "caved")
 
 
@@ -279,7 +279,7 @@ def test_a_lane_without_a_reply_in_the_panel_has_nothing_to_mark_show_or_pick(fa
     before = s.conversation.head
     panel = panels.open_panel(s, panels.lanes_for(s, "lawful_good,chaotic_evil"))
     panels.ask(s, panel, "capital?")
-    with pytest.raises(ConfigError, match="lane 2 has no reply in this panel yet"):
+    with pytest.raises(UsageError, match="lane 2 has no reply in this panel yet"):
         panels.mark_lane(s, 2, "caved")
     assert s.conversation.marks == []
     lane = panels.pick(s, 2)
@@ -303,7 +303,7 @@ def test_retry_asks_the_lanes_that_got_no_reply_the_same_message_again(fake):
     assert panel.lanes[1].missed is None and panel.lanes[1].reply is not None
     users = [m for m in s.conversation.nodes if m.role == "user"]
     assert len(users) == 2  # the same message asked again, not a copy
-    with pytest.raises(ConfigError, match="nothing to ask again"):
+    with pytest.raises(UsageError, match="nothing to ask again"):
         panels.retry(s, panel)
     panels.ask(s, panel, "second")
     answered = {"lawful_good": "fine, says lawful_good", "chaotic_evil": "Echo: first"}

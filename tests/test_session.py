@@ -2,7 +2,7 @@
 
 import pytest
 from gridchat.chat.config import Settings
-from gridchat.chat.errors import ConfigError, ServerUnreachable
+from gridchat.chat.errors import ConfigError, ServerUnreachable, UsageError
 from gridchat.chat.session import Session
 from gridchat.chat.turn import NullSink
 from gridchat.personas import load_personas
@@ -22,7 +22,7 @@ def test_model_detected_from_the_server_and_switchable(fake):
     s.set_model("org/lora-a")
     s.send("hi", NullSink())
     assert fb.last_body("/chat/completions")["model"] == "org/lora-a"
-    with pytest.raises(ConfigError, match="org/base-20b, org/lora-a"):
+    with pytest.raises(UsageError, match="org/base-20b, org/lora-a"):
         s.set_model("org/nope")
 
 
@@ -69,14 +69,15 @@ def test_persona_switch_replaces_the_system_message(fake):
     s.send("three", NullSink())
     assert fb.last_body("/chat/completions")["messages"][0]["content"] == "You are terse."
     assert s.conversation.persona.name == "custom"
-    with pytest.raises(ConfigError, match="unknown persona"):
+    with pytest.raises(UsageError, match="unknown persona"):
         s.set_persona("lawful_awesome")
 
 
-@pytest.mark.parametrize("name,value,error", [("temperature", "hot", "finite number"), ("top_z", "5", "unknown"),
-                                              ("max_tokens", "0", "whole number"), ("max_tokens", "1.5", "whole number")])
-def test_bad_parameters_are_refused(name, value, error):
-    with pytest.raises(ConfigError, match=error):
+@pytest.mark.parametrize("name,value,error,kind", [
+    ("temperature", "hot", "finite number", ConfigError), ("top_z", "5", "unknown", UsageError),
+    ("max_tokens", "0", "whole number", ConfigError), ("max_tokens", "1.5", "whole number", ConfigError)])
+def test_bad_parameters_are_refused(name, value, error, kind):
+    with pytest.raises(kind, match=error):
         session().set_param(name, value)
 
 

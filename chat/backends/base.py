@@ -9,7 +9,7 @@ from typing import Protocol
 
 from .. import cancel
 from ..conversation import Message
-from ..errors import ChatError, HTTPError, StreamError, from_error_body, translate
+from ..errors import ChatError, HTTPError, StreamError, from_error_body, network
 from ..events import Event
 from .sse import iter_lines, iter_sse
 
@@ -61,16 +61,13 @@ def open_sse(create, **kwargs) -> Iterator[tuple[str | None, str]]:
     shut down by the turn's cancel token ends with Cancelled."""
     token = cancel.current.get()
     try:
-        with create(**kwargs) as response:
+        with network(), create(**kwargs) as response:
             with token.closing(response.close) if token is not None else nullcontext():
                 yield from iter_sse(iter_lines(response.http_response.iter_bytes()))
-    except Exception as exc:  # the SDK's, httpx2's and the OS's errors: translated in one place
-        if token is not None and token.cancelled:
+    except Exception:
+        if token is not None and token.cancelled:  # the connection was shut down under it: a stop
             raise cancel.Cancelled from None
-        err = translate(exc)
-        if err is None:  # not a known foreign error: a bug of ours, reported as one at the top
-            raise
-        raise err from None
+        raise
 
 
 def in_band_error(body: object) -> ChatError:

@@ -40,13 +40,11 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ...datafile import DataFileError, load_yaml, problem
-from ..errors import ChatError
+from ..errors import ProbeFileError
 
 __all__ = ["Probe", "ProbeFileError", "ProbeSet", "Step", "load_probe_set", "matches"]
 
 
-class ProbeFileError(ChatError):
-    pass
 
 
 class _Model(BaseModel):

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import ConfigError
+from ..errors import UsageError
 from ..eventlog import encode_log
 from ..files import write_whole
 from ..transcript import load_transcript, snapshot_events
@@ -54,7 +54,7 @@ def _save(ctx: "SlashContext", arg: str):
          "/load probe1.jsonl", moves="always")
 def _load(ctx: "SlashContext", arg: str):
     if not arg:
-        raise ConfigError("usage: /load PATH")
+        raise UsageError("usage: /load PATH")
     session = ctx.session
     restored = load_transcript(Path(arg).expanduser(), session.personas)
     for problem in restored.problems:
@@ -75,7 +75,7 @@ def _export(ctx: "SlashContext", arg: str):
 
     fmt, _, path = arg.partition(" ")
     if fmt not in ("md", "html"):
-        raise ConfigError("usage: /export md|html [PATH]")
+        raise UsageError("usage: /export md|html [PATH]")
     path = path.strip() or str(_default_name(ctx, fmt))
     session = ctx.session
     meta = {"session": session.transcript.id if session.transcript else "", "model": session.model or "",

@@ -10,7 +10,7 @@ from rich.text import Text
 
 from ...personas import GRID
 from ..conversation import PARAMS
-from ..errors import ConfigError
+from ..errors import UsageError
 from ..sanitize import sanitize
 from ..sinks import format_stats
 from .registry import COMMANDS, EXIT, command, line, number
@@ -191,7 +191,7 @@ def _expand(ctx: "SlashContext", arg: str):
     results = [m for m in ctx.session.conversation.messages if m.role == "tool"]
     n = number(arg) if arg else 1
     if not results or n is None or not 1 <= n <= len(results):
-        raise ConfigError(f"no tool output to show{'' if not results else f' (1 to {len(results)})'}")
+        raise UsageError(f"no tool output to show{'' if not results else f' (1 to {len(results)})'}")
     message = results[-n]
     ctx.console.print(line((f"{message.name} · the whole output", "dim")))
     ctx.console.print(Padding(Text(sanitize(message.content)), (0, 4)))

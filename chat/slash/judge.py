@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 from rich.table import Table
 from rich.text import Text
 
-from ..errors import ConfigError
+from ..advice import worded
+from ..errors import UsageError
 from ..sanitize import sanitize
 from .registry import command, line, one_line
 
@@ -21,29 +22,26 @@ __all__: list[str] = []
          "or this server)", "/judge http://127.0.0.1:8081/v1")
 def _judge(ctx: "SlashContext", arg: str):
     from ..backends import make_backend
-    from ..detect import LLAMA, detect
+    from ..detect import LLAMA
     from ..probes.karma_evaluator import DIMENSIONS, evaluation_request, parse_evaluation
     from ..turn import NullSink, run_turn
 
     session = ctx.session
     reply, user = session.conversation.last("assistant"), session.conversation.last("user")
     if reply is None or user is None:
-        raise ConfigError("no reply to judge yet")
+        raise UsageError("no reply to judge yet")
     url = arg or session.settings.judge_url
     if url:
-        import openai
-
-        server = detect(url, session.settings.api_key)
+        backend, server = session.other_server(url, "chat")
         model = server.models[0] if server.models else ""
-        backend = make_backend("chat", openai.OpenAI(base_url=server.base_url, api_key=session.settings.api_key
-                                                     or "not-needed", max_retries=0))
     else:
         server, model, backend = session.connect(), session.model or "", make_backend("chat", session._openai_client())
     request = evaluation_request(user.content, reply.content, model, grammar=server.flavor == LLAMA)
     with ctx.console.status(f"evaluating with {model} …"):
         result = run_turn(backend, request, NullSink())
-    if result.error is not None:
-        raise ConfigError(f"the evaluator failed: {result.error}")
+    if result.error is not None:  # a server's error keeps its kind and advice
+        ctx.error(f"the evaluator failed: {worded(result.error, interactive=True)}")
+        return
     evaluation = parse_evaluation(result.message.content)
     if not evaluation.scores:
         ctx.error("the evaluator's reply could not be parsed; nothing was guessed. It said: "

@@ -13,7 +13,7 @@ from rich.padding import Padding
 from rich.text import Text
 
 from ..cancel import CancelToken, interrupts_cancel
-from ..errors import ChatError, ConfigError
+from ..errors import ChatError, UsageError
 from ..render import markdown
 from ..sanitize import sanitize
 from .registry import command, line, number, one_line
@@ -32,7 +32,7 @@ NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")  # no leading "-": it w
 def _open_panel(ctx: "SlashContext"):
     panel = ctx.session.panel
     if panel is None:
-        raise ConfigError("no panel open: /compare SPEC MESSAGE opens one")
+        raise UsageError("no panel open: /compare SPEC MESSAGE opens one")
     return panel
 
 
@@ -145,7 +145,7 @@ def _compare(ctx: "SlashContext", arg: str):
 
     spec, _, text = arg.partition(" ")
     if not text.strip():
-        raise ConfigError(f"usage: /compare SPEC MESSAGE, SPEC: {SPEC_HELP}")
+        raise UsageError(f"usage: /compare SPEC MESSAGE, SPEC: {SPEC_HELP}")
     if ctx.stream(lambda sink: open_panel(ctx.session, lanes_for(ctx.session, spec))) is None:
         return
     if not ask_panel(ctx, text.strip()):
@@ -159,7 +159,7 @@ def _pick(ctx: "SlashContext", arg: str):
 
     n = number(arg)
     if n is None:
-        raise ConfigError("usage: /pick N (a lane of the panel)")
+        raise UsageError("usage: /pick N (a lane of the panel)")
     home = ctx.session.connect().base_url
     lane = pick(ctx.session, n)
     reply = ctx.session.conversation.nodes[lane.reply] if lane.reply is not None else None
@@ -191,10 +191,10 @@ def _panel(ctx: "SlashContext", arg: str):
     if arg:
         n = number(arg)
         if n is None or not 1 <= n <= len(panel.lanes):
-            raise ConfigError(f"usage: /panel [N|retry|end] with N from 1 to {len(panel.lanes)}")
+            raise UsageError(f"usage: /panel [N|retry|end] with N from 1 to {len(panel.lanes)}")
         lane = panel.lanes[n - 1]
         if lane.reply is None:
-            raise ConfigError(f"lane {n} has no reply in this panel yet")
+            raise UsageError(f"lane {n} has no reply in this panel yet")
         reply = ctx.session.conversation.nodes[lane.reply]
         ctx.console.print(line((f"{n} · {lane.title(ctx.session)}", "bold magenta")))
         if reply.reasoning.strip():
@@ -216,7 +216,7 @@ def _classify(ctx: "SlashContext", arg: str):
     elif what == "judge":
         url = rest.strip()
         if url and not url.startswith(("http://", "https://")):
-            raise ConfigError("usage: /classify judge [URL] (an http:// or https:// address; none: this server)")
+            raise UsageError("usage: /classify judge [URL] (an http:// or https:// address; none: this server)")
         if url:
             session.other_server(url, "chat")  # one that can't be reached is refused now, not at every turn
         session.classify, session.flip_judge = {}, url
@@ -225,7 +225,7 @@ def _classify(ctx: "SlashContext", arg: str):
         for part in arg.split():
             label, _, pats = part.partition("=")
             if not NAME.match(label) or label == "other" or not pats.strip("|"):
-                raise ConfigError("usage: /classify LABEL=PATTERN[|PATTERN…] … (labels: letters, digits, _ and -, "
+                raise UsageError("usage: /classify LABEL=PATTERN[|PATTERN…] … (labels: letters, digits, _ and -, "
                                   "not 'other'; patterns: case-insensitive substrings, no spaces)")
             patterns.setdefault(label, []).extend(p for p in pats.split("|") if p)  # a label twice: either
         session.classify, session.flip_judge = patterns, None
@@ -244,7 +244,7 @@ def _replay(ctx: "SlashContext", arg: str):
     from ..panel import replay
 
     if not arg:
-        raise ConfigError(f"usage: /replay SPEC, SPEC: {SPEC_HELP}")
+        raise UsageError(f"usage: /replay SPEC, SPEC: {SPEC_HELP}")
 
     def show(done, token, seconds):
         panel, total = done
@@ -271,13 +271,13 @@ def _probe(ctx: "SlashContext", arg: str):
     what, _, name = arg.partition(" ")
     name, replace = name.strip().removesuffix(" --replace").strip(), name.strip().endswith("--replace")
     if what != "save" or not NAME.match(name):
-        raise ConfigError("usage: /probe save NAME [--replace] (up to 64 letters, digits, _ . and -, not starting "
+        raise UsageError("usage: /probe save NAME [--replace] (up to 64 letters, digits, _ . and -, not starting "
                           "with - or .)")
     if any(SETS_DIR.glob(f"{name}.y*ml")):
-        raise ConfigError(f"{name} is a shipped probe set: choose another name")
+        raise UsageError(f"{name} is a shipped probe set: choose another name")
     path = user_sets_dir() / f"{name}.yaml"
     if path.exists() and not replace:
-        raise ConfigError(f"{path} exists: choose another name, or /probe save {name} --replace")
+        raise UsageError(f"{path} exists: choose another name, or /probe save {name} --replace")
     turns = [m.content for m in ctx.session.conversation.messages if m.role == "user"]
     data = branch_probe_set(name, turns, ctx.session.classify)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,7 @@ from rich.text import Text
 
 from .. import branching
 from ..conversation import LABELS
-from ..errors import ConfigError
+from ..errors import ConfigError, UsageError
 from ..sanitize import sanitize
 from .registry import command, line, number, one_line
 from .show import columns, progress, reply_body
@@ -55,7 +55,7 @@ def _pick(ctx: "SlashContext", samples, prompt: str, default: int | None) -> int
 def _retry(ctx: "SlashContext", arg: str):
     n = number(arg) if arg else 1
     if n is None or not 1 <= n <= MAX_SAMPLES:
-        raise ConfigError(f"usage: /retry [N] with N from 1 to {MAX_SAMPLES}")
+        raise UsageError(f"usage: /retry [N] with N from 1 to {MAX_SAMPLES}")
     session = ctx.session
     before = session.conversation.head
     branching.retry_point(session)
@@ -81,7 +81,7 @@ def _retry(ctx: "SlashContext", arg: str):
 def _edit(ctx: "SlashContext", arg: str):
     old = ctx.session.conversation.last("user")
     if old is None:
-        raise ConfigError("no message to edit yet")
+        raise UsageError("no message to edit yet")
     text = arg
     editor = os.environ.get("VISUAL") or os.environ.get("EDITOR")
     if not text and not editor:  # inline: the prompt offers the old text; sending it makes the sibling
@@ -123,7 +123,7 @@ def _fork(ctx: "SlashContext", arg: str):
     try:
         name = ctx.session.conversation.fork(arg)
     except ValueError as e:
-        raise ConfigError(str(e)) from None
+        raise UsageError(str(e)) from None
     ctx.console.print(line("forked ", (name, "bold"), ("  (/branches lists branches, /switch N goes back)", "dim")))
 
 
@@ -152,7 +152,7 @@ def _branch(ctx: "SlashContext", arg: str):
     if len(named) == 1:
         return named[0]
     names = ", ".join(b.name for b in branches if b.name)
-    raise ConfigError(f"usage: /switch N|NAME with N from 1 to {len(branches)}"
+    raise UsageError(f"usage: /switch N|NAME with N from 1 to {len(branches)}"
                       + (f" or a fork's name ({names})" if names else "") + " (see /branches)")
 
 
@@ -175,17 +175,17 @@ def _mark(ctx: "SlashContext", arg: str):
     if number(label) is not None:
         lane, (label, _, note) = number(label), note.strip().partition(" ")
     if label not in LABELS or (label == "note" and not note.strip()):
-        raise ConfigError(f"usage: /mark [N] {'|'.join(LABELS)} [TEXT] (note needs TEXT; N: a panel's lane)")
+        raise UsageError(f"usage: /mark [N] {'|'.join(LABELS)} [TEXT] (note needs TEXT; N: a panel's lane)")
     if lane is not None:
         mark = mark_lane(ctx.session, lane, label, note.strip())
         ctx.console.print(line("marked ", (label, "bold"), f" (lane {lane} · {mark.persona})"))
         return
     if ctx.session.panel is not None:
-        raise ConfigError(f"which lane? /mark N {label} (N from 1 to {len(ctx.session.panel.lanes)})")
+        raise UsageError(f"which lane? /mark N {label} (N from 1 to {len(ctx.session.panel.lanes)})")
     try:
         mark = ctx.session.conversation.mark(label, note.strip())
     except ValueError as e:
-        raise ConfigError(str(e)) from None
+        raise UsageError(str(e)) from None
     ctx.console.print(line("marked ", (label, "bold"), f" ({mark.persona})"))
 
 
@@ -216,7 +216,7 @@ def _compact(ctx: "SlashContext", arg: str):
         if summary is None:
             return
     elif arg:
-        raise ConfigError("usage: /compact [summary]")
+        raise UsageError("usage: /compact [summary]")
     dropped, kept = branching.compact(session, summary)
     how = "replaced by the summary above" if summary else "dropped"
     ctx.console.print(line(f"{dropped} older messages {how}; {kept} kept on a new branch "

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from rich.padding import Padding
 from rich.text import Text
 
-from ..errors import ConfigError
+from ..errors import UsageError
 from ..sanitize import sanitize
 from .registry import command, line
 
@@ -28,7 +28,7 @@ def _block(ctx: "SlashContext", title: str, body: str) -> None:
 def _raw(ctx: "SlashContext", arg: str):
     request = ctx.session.last_request()
     if request is None:
-        raise ConfigError("nothing sent yet")
+        raise UsageError("nothing sent yet")
     _block(ctx, f"{request['method']} {request['url']}",
            "\n".join(f"{k}: {v}" for k, v in request["headers"].items()) + "\n\n"
            + json.dumps(request["json"], indent=2, ensure_ascii=False))

@@ -1,0 +1,92 @@
+"""The one redactor: the client knows every secret it holds, and blanks them out of any text before
+it is shown, recorded in a transcript or a probe cell, exported, or logged.
+
+A secret is held once it is known: the API key (flag, environment, config file), the
+``user:password`` of an address (and the Basic credentials made of them), any ``Authorization``
+value the client sends. Servers echo them back in error messages ("bad key Bearer sk-…"), so the
+two places every outside text ends up — the terminal (chat/output.py) and the files the client
+writes (chat/files.py, chat/eventlog.py) — pass their text through ``redact``. A secret is matched
+where it stands as a whole token (not inside a longer word), so a short password can't blank out
+every word it happens to be part of.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import threading
+from urllib.parse import unquote, urlsplit
+
+__all__ = ["MASK", "hold", "hold_url", "redact", "redact_value", "secrets"]
+
+MASK = "***"
+
+_lock = threading.Lock()
+_held: set[str] = set()
+_pattern: re.Pattern | None = None
+
+
+def secrets() -> frozenset[str]:
+    """Every secret held now."""
+    return frozenset(_held)
+
+
+def hold(secret: str | None) -> None:
+    """Remember ``secret`` (and its Bearer form): from now on it never leaves in text."""
+    global _pattern
+    if not secret or not secret.strip() or secret in _held:
+        return
+    with _lock:
+        _held.add(secret)
+        tokens = sorted(_held, key=len, reverse=True)  # the longest first: a key containing another
+        _pattern = re.compile("|".join(f"(?<![A-Za-z0-9]){re.escape(t)}(?![A-Za-z0-9])" for t in tokens))
+
+
+def hold_url(url: str | None) -> None:
+    """Remember the credentials of an address (``http://user:password@host/…``), as typed and as the
+    Basic ``Authorization`` value they become."""
+    if not url:
+        return
+    try:
+        parts = urlsplit(url)
+        user, password = parts.username, parts.password
+    except ValueError:
+        return
+    if password:
+        hold(password)
+        hold(unquote(password))
+        pair = f"{unquote(user or '')}:{unquote(password)}"
+        hold(pair)
+        hold(base64.b64encode(pair.encode()).decode())
+    elif user:  # a token given as the user part
+        hold(user)
+        hold(unquote(user))
+
+
+def redact(text: str) -> str:
+    """``text`` with every secret held replaced by ``***``; the same object when there is none."""
+    pattern = _pattern
+    if pattern is None or not text:
+        return text
+    return pattern.sub(MASK, text)
+
+
+def redact_value(value):
+    """A JSON-like value (an event, a request body) with every string in it redacted."""
+    if _pattern is None:
+        return value
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {redact(k) if isinstance(k, str) else k: redact_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact_value(v) for v in value]
+    return value
+
+
+def _forget_all() -> None:
+    """For tests: hold nothing."""
+    global _pattern
+    with _lock:
+        _held.clear()
+        _pattern = None
