@@ -1,62 +1,42 @@
-"""The one way a reply is cancelled: a token the turn runner honours.
+"""The one way work is stopped: a token that streams, tools and parallel runs honour.
 
-Ctrl-C in the REPL, a parallel run (/compare, /retry N, probes) and anything else that wants to stop
-requests calls ``cancel()``; every connection registered with the token is shut down at once, so a
-stream stalled in a read (or still waiting for the server's headers) ends now, not at the next
-token or the read timeout. Whoever streams registers what to close with ``on_cancel``; the HTTP
-transport finds the token of the turn it serves through ``current`` (set by the turn runner).
+Only the front-end turns a key or a signal into a cancel (chat/interrupts.py): each user action —
+a message, a command, a probe run — gets a token of its own and makes it the *action* token of its
+thread while it runs. Work started meanwhile takes a token with ``new_token()``, which is cancelled
+with the action's, so nothing in the core needs to know where a stop comes from, and no
+KeyboardInterrupt is ever raised in the middle of it.
+
+Cancelling calls every hook registered with ``on_cancel`` at once: a stream stalled in a read (or
+still waiting for the server's headers) is shut down now, a running command is told to end, not at
+the next token or the read timeout. The HTTP transport finds the token of the turn it serves
+through ``current`` (set by the turn runner). A token says why it was cancelled (``reason``), so
+that what is recorded can say it too, and whether the client is leaving.
 """
 
 from __future__ import annotations
 
-import signal
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import TypeVar
 
-__all__ = ["CancelToken", "Cancelled", "Terminated", "current", "interrupts_cancel", "streaming", "terminate",
-           "terminated"]
+__all__ = ["CancelToken", "Cancelled", "LEAVING", "acting", "current", "new_token", "stoppable", "stopped"]
+
+T = TypeVar("T")
+
+LEAVING = ("terminated", "hung up")  # reasons the client ends after the action wraps up
 
 
 class Cancelled(Exception):
     """A stream ended because its token was cancelled (not a ChatError: nothing went wrong)."""
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM or SIGHUP: stop like Ctrl-C (what streamed so far is kept and saved), then leave."""
-
-    def __init__(self, signum: int):
-        super().__init__(signum)
-        self.signum = signum
-
-
-_terminated: list[int] = []
-
-
-def terminate(signum: int) -> None:
-    """From a signal handler: note that the client must leave, and interrupt what runs now."""
-    _terminated.append(signum)
-    raise Terminated(signum)
-
-
-def terminated() -> int | None:
-    """The signal that asked the client to leave, if one did."""
-    return _terminated[0] if _terminated else None
-
-
-_streams = [0]  # turns streaming now, in any thread
-
-
-def streaming() -> bool:
-    """Whether a reply is streaming (stopping it keeps what came; nothing else needs stopping)."""
-    return _streams[0] > 0
-
-
 class CancelToken:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._cancelled = False
+        self.reason: str | None = None  # "interrupted" (Ctrl-C), "terminated", "hung up" …
         self._hooks: dict[int, Callable[[], None]] = {}
         self._next = 0
 
@@ -64,11 +44,23 @@ class CancelToken:
     def cancelled(self) -> bool:
         return self._cancelled
 
-    def cancel(self) -> None:
+    @property
+    def why(self) -> str:
+        """Why it was cancelled, as a model or a transcript is told."""
+        return {"interrupted": "the user interrupted the turn (Ctrl-C)",
+                "terminated": "chat was told to end (SIGTERM)",
+                "hung up": "chat's terminal was closed (SIGHUP)"}.get(self.reason or "", f"it was stopped ({self.reason})")
+
+    @property
+    def leaving(self) -> bool:
+        """Cancelled because the client must end (SIGTERM, a closed terminal)."""
+        return self.reason in LEAVING
+
+    def cancel(self, reason: str = "interrupted") -> None:
         with self._lock:
             if self._cancelled:
                 return
-            self._cancelled = True
+            self._cancelled, self.reason = True, reason
             hooks, self._hooks = list(self._hooks.values()), {}
         for hook in hooks:
             hook()
@@ -84,6 +76,12 @@ class CancelToken:
         hook()
         return lambda: None
 
+    def child(self) -> "CancelToken":
+        """A token cancelled (for the same reason) when this one is; cancelling it alone leaves this one."""
+        token = CancelToken()
+        token._unlink = self.on_cancel(lambda: token.cancel(self.reason or "interrupted"))
+        return token
+
     @contextmanager
     def closing(self, close: Callable[[], None]) -> Iterator[None]:
         """While inside, cancelling calls ``close``."""
@@ -97,28 +95,66 @@ class CancelToken:
     def active(self) -> Iterator["CancelToken"]:
         """Make this the token of the current thread's turn (for the HTTP transport)."""
         reset = current.set(self)
-        _streams[0] += 1
         try:
             yield self
         finally:
-            _streams[0] -= 1
             current.reset(reset)
 
 
 current: ContextVar[CancelToken | None] = ContextVar("gridchat_cancel", default=None)
+_action: ContextVar[CancelToken | None] = ContextVar("gridchat_action", default=None)
 
 
 @contextmanager
-def interrupts_cancel(token: CancelToken) -> Iterator[CancelToken]:
-    """While inside, Ctrl-C cancels ``token`` instead of raising KeyboardInterrupt: work made of
-    several steps (a panel's round, a replay) stops at once yet is wrapped up whole, however many
-    times the key is pressed. Only the main thread gets signals; elsewhere this does nothing."""
-    if threading.current_thread() is not threading.main_thread():
-        yield token
-        return
-    # cancel() takes the token's lock: from a thread, so a handler run while it is held can't deadlock
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: threading.Thread(target=token.cancel).start())
+def acting(token: CancelToken) -> Iterator[CancelToken]:
+    """Make ``token`` the action token of this thread while inside (the front-end's job)."""
+    reset = _action.set(token)
     try:
         yield token
     finally:
-        signal.signal(signal.SIGINT, previous)
+        _action.reset(reset)
+
+
+def stopped() -> bool:
+    """Whether the action under way has been cancelled."""
+    action = _action.get()
+    return action is not None and action.cancelled
+
+
+def new_token() -> CancelToken:
+    """A token for work starting now: cancelled with the action under way, if there is one. Take it
+    in the thread that starts the work (worker threads don't see the action)."""
+    action = _action.get()
+    return action.child() if action is not None else CancelToken()
+
+
+def stoppable(call: Callable[[], T]) -> T:
+    """``call()`` — a blocking request with a timeout of its own (server detection) — stopped at once
+    by the action's cancel: it runs in a worker thread, and Cancelled is raised as soon as the action
+    is cancelled (the worker ends on its own timeout, its result dropped). Outside an action: just
+    ``call()``."""
+    action = _action.get()
+    if action is None:
+        return call()
+    done = threading.Event()
+    outcome: list = []
+
+    def work() -> None:
+        try:
+            outcome.append((True, call()))
+        except BaseException as e:  # noqa: BLE001 - handed over to the waiting thread as it is
+            outcome.append((False, e))
+        done.set()
+
+    release = action.on_cancel(done.set)
+    try:
+        threading.Thread(target=work, daemon=True).start()
+        done.wait()
+    finally:
+        release()
+    if not outcome:
+        raise Cancelled
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    return value

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 from .. import __version__
-from .cancel import streaming, terminate, terminated
 from .sanitize import valid_text
 
 __all__ = ["main", "parser"]
@@ -101,13 +100,15 @@ def main(argv: list[str] | None = None) -> int:
 
         return serve_main(argv[1:])
     args = parser().parse_args(argv)
-    _end_tools_on_hangup()
+    from . import interrupts
+
+    interrupts.install()  # SIGTERM and SIGHUP from now on; Ctrl-C once an action runs
     try:
         code = _run(args)
-        return 128 + terminated() if terminated() else code
-    except KeyboardInterrupt:
+        return 128 + interrupts.left() if interrupts.left() else code
+    except KeyboardInterrupt:  # before the session began (loading a transcript, starting the local engine)
         say("")
-        return 128 + terminated() if terminated() else 130
+        return 128 + interrupts.left() if interrupts.left() else 130
     except BrokenPipeError:  # `chat -p … | head`: the reader left; stop quietly like other tools
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
@@ -117,26 +118,6 @@ def main(argv: list[str] | None = None) -> int:
         say(f"chat: internal error (a bug in gridchat): {type(exc).__name__}: {exc}. Everything said so far is "
             "in the session's transcript (chat --resume goes on); GRIDCHAT_DEBUG=1 shows the traceback")
         return 1
-
-
-def _end_tools_on_hangup() -> None:
-    """SIGTERM or SIGHUP (the window closed): end every process a tool started, then stop what runs
-    as Ctrl-C would — the reply streamed so far is kept and saved — and leave with 128 + the signal.
-    Normal exits end the tools' processes at exit (atexit)."""
-    import signal
-
-    def leave(signum, frame):
-        from ..tools.processes import end_all
-
-        end_all()
-        # Nothing streaming (a closed window at the prompt), or asked twice: go now. Every event is
-        # already on disk; there is nothing to save and, with the window gone, no terminal to restore.
-        if terminated() is not None or (signum == signal.SIGHUP and not streaming()):
-            os._exit(128 + signum)
-        terminate(signum)
-
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, leave)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -276,9 +257,11 @@ def _chat(args: argparse.Namespace, session) -> int:
             stdin = sys.stdin.buffer.read().decode("utf-8", "replace")
             if stdin.strip():
                 text = f"{text}\n\n{stdin}" if text else stdin
+        from .interrupts import action
         from .oneshot import run_oneshot
 
-        return run_oneshot(session, text)
+        with action():  # Ctrl-C stops the reply (kept as far as it came); exit 130
+            return run_oneshot(session, text)
 
     from .config import data_dir
     from .output import Screen

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from .advice import worded
+from .cancel import Cancelled
 from .errors import ChatError
 from .output import say
 from .session import Session
@@ -31,6 +32,9 @@ def run_oneshot(session: Session, text: str) -> int:
     except ChatError as err:
         say(f"chat: error: {worded(err, interactive=False)}")
         return 1
+    except Cancelled:
+        say("chat: interrupted while connecting")
+        return 130
     for note in session.notes:
         say(f"chat: {note}")
     if sys.stdout.isatty():

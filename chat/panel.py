@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 from ..personas import GRID, Persona
 from .backends import Backend, Request
-from .cancel import CancelToken, interrupts_cancel
+from .cancel import CancelToken, new_token
 from .conversation import Mark, Message
 from .errors import ChatError, UsageError
 from .parallel import run_parallel
@@ -302,16 +302,15 @@ def ask(session: Session, panel: Panel, text: str, progress=lambda done, total: 
     round; it is wrapped up whole however often it is pressed. ``lanes``: only these (default: all).
     Returns the lanes asked, with their results."""
     conversation = session.conversation
-    token = cancel if cancel is not None else CancelToken()
-    with interrupts_cancel(token):
-        lanes = panel.lanes if lanes is None else lanes
-        users = []
-        for lane in lanes:
-            conversation.systems.setdefault(lane.persona.name, lane.persona.system)  # exports show it verbatim
-            conversation.move(lane.head)
-            users.append(conversation.add(Message("user", text, persona=lane.persona.name)))
-        panel.turns += 1
-        _run(session, panel, lanes, users, progress, token)
+    token = cancel if cancel is not None else new_token()
+    lanes = panel.lanes if lanes is None else lanes
+    users = []
+    for lane in lanes:
+        conversation.systems.setdefault(lane.persona.name, lane.persona.system)  # exports show it verbatim
+        conversation.move(lane.head)
+        users.append(conversation.add(Message("user", text, persona=lane.persona.name)))
+    panel.turns += 1
+    _run(session, panel, lanes, users, progress, token)
     return lanes
 
 
@@ -322,9 +321,8 @@ def retry(session: Session, panel: Panel, progress=lambda done, total: None,
     behind = [lane for lane in panel.lanes if lane.missed is not None]
     if not behind:
         raise UsageError("every lane has answered the last message: nothing to ask again")
-    token = cancel if cancel is not None else CancelToken()
-    with interrupts_cancel(token):
-        _run(session, panel, behind, [session.conversation.nodes[lane.missed] for lane in behind], progress, token)
+    token = cancel if cancel is not None else new_token()
+    _run(session, panel, behind, [session.conversation.nodes[lane.missed] for lane in behind], progress, token)
     return behind
 
 
@@ -341,13 +339,12 @@ def replay(session: Session, spec: str, progress=lambda done, total: None,
     for lane in lanes:
         lane.head = None
     panel = open_panel(session, lanes)
-    token = cancel if cancel is not None else CancelToken()
-    with interrupts_cancel(token):
-        for text in turns:
-            going = [lane for lane in panel.lanes if lane.missed is None]
-            if token.cancelled or not going:
-                break
-            ask(session, panel, text, progress, token, going)
+    token = cancel if cancel is not None else new_token()
+    for text in turns:
+        going = [lane for lane in panel.lanes if lane.missed is None]
+        if token.cancelled or not going:
+            break
+        ask(session, panel, text, progress, token, going)
     return panel, len(turns)
 
 

@@ -7,7 +7,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
 from .backends import Backend, Request
-from .cancel import CancelToken
+from .cancel import CancelToken, new_token
 from .turn import NullSink, TurnResult, run_turn
 
 __all__ = ["run_all", "run_parallel"]
@@ -27,9 +27,10 @@ def run_parallel(jobs: list[tuple[Backend, Request]], progress=lambda done, tota
                  max_workers: int = 16, cancel: CancelToken | None = None,
                  on_result=lambda index, result: None) -> list[TurnResult]:
     """Run every request at once; results in the jobs' order. ``on_result(index, result)`` is called
-    in the caller's thread as each reply ends (to keep it at once). Ctrl-C (or ``cancel``) stops them
-    all at once, stalled ones included: each result then holds what had arrived, marked interrupted."""
-    token = cancel if cancel is not None else CancelToken()
+    in the caller's thread as each reply ends (to keep it at once). Cancelling ``cancel`` (default: a
+    token under the action, which Ctrl-C cancels) stops them all at once, stalled ones included: each
+    result then holds what had arrived, marked interrupted."""
+    token = cancel if cancel is not None else new_token()
     lock = threading.Lock()
     finished = [0]
 
@@ -42,31 +43,26 @@ def run_parallel(jobs: list[tuple[Backend, Request]], progress=lambda done, tota
     pool = ThreadPoolExecutor(max_workers=min(max_workers, max(1, len(jobs))))
     futures = {pool.submit(run_turn, backend, request, _Counted(done), token): i
                for i, (backend, request) in enumerate(jobs)}
-    pending = set(futures)
     try:
-        while pending:
-            try:
-                for future in as_completed(pending):
-                    pending.discard(future)
-                    i = futures[future]
-                    results[i] = future.result()
-                    on_result(i, results[i])
-            except KeyboardInterrupt:
-                token.cancel()  # every connection is shut down: the workers end now
+        for future in as_completed(futures):
+            i = futures[future]
+            results[i] = future.result()
+            on_result(i, results[i])
     finally:
         pool.shutdown(wait=True)
     return results
 
 
 def run_all(work, items: list, workers: int, stop: CancelToken) -> list:
-    """``work(item)`` for every item, ``workers`` at a time; results in order. Ctrl-C cancels ``stop``
-    (so the streams under it end at once), drops what has not started, and is raised again."""
+    """``work(item)`` for every item, ``workers`` at a time; results in order (None for an item never
+    started). Once ``stop`` is cancelled (Ctrl-C cancels the action it is under) what has not started
+    is dropped; ``work`` honours ``stop`` for what runs."""
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         futures = [pool.submit(work, item) for item in items]
-        try:
-            return [f.result() for f in futures]
-        except KeyboardInterrupt:
-            stop.cancel()
-            for f in futures:
-                f.cancel()
-            raise
+
+        def drop_waiting() -> None:
+            for future in futures:
+                future.cancel()
+
+        stop.on_cancel(drop_waiting)
+        return [None if f.cancelled() else f.result() for f in futures]

@@ -13,8 +13,9 @@ from rich.text import Text
 
 from .. import __version__
 from ..tools import Preview
+from . import interrupts
 from .advice import worded
-from .cancel import terminated
+from .cancel import Cancelled
 from .completion import SlashCompleter
 from .errors import ChatError
 from .events import ToolCall
@@ -34,12 +35,20 @@ __all__ = ["Repl"]
 class TerminalApprover:
     """Asks ``Run bash? [y/n/a(lways)]`` under the call's preview (which the sink has shown). Only keys
     pressed once the question is on screen answer it: whatever was typed ahead (while the reply
-    streamed) is thrown away first. A long file or diff can be paged through before answering."""
+    streamed) is thrown away first. A long file or diff can be paged through before answering.
+    Ctrl-C at the question stops the turn (the call is not run)."""
 
     def __init__(self, console: Console):
         self.console = console
 
     def ask(self, call: ToolCall, preview: Preview) -> Decision:
+        try:
+            with interrupts.asking():
+                return self._ask(call, preview)
+        except KeyboardInterrupt:  # Ctrl-C at the question (or chat is leaving)
+            return Decision(False, stop=True)
+
+    def _ask(self, call: ToolCall, preview: Preview) -> Decision:
         pages = PreviewPages(preview, self.console.size.height - 4)
         while True:
             more = f"/m(ore: {len(pages.rest):,} lines not shown yet)" if pages.rest else ""
@@ -61,21 +70,11 @@ def _fresh_answer(question, default: str) -> str:
     """A line typed after ``question`` is on screen (type-ahead discarded); ``default`` on Ctrl-D."""
     from prompt_toolkit import prompt
 
-    if terminated():  # chat is leaving (SIGTERM): nobody is there to answer
-        raise KeyboardInterrupt
     try:
         return prompt(formatted(question) if isinstance(question, str) else question, pre_run=discard_type_ahead,
                       key_bindings=_no_mouse()).strip()
     except EOFError:
         return default
-
-
-def _may_send_key(url: str) -> bool:
-    """An address read from a file (a resumed session's server, a reopened lane's) gets the API key
-    only once the user says so."""
-    answer = _fresh_answer(formatted(("bold", f"{url} comes from the file, not from you: "),
-                                     ("", "send your API key there? [y/N] ")), default="n")
-    return answer.lower() in ("y", "yes")
 
 
 def _no_mouse() -> KeyBindings:
@@ -112,7 +111,7 @@ class Repl:
         self._refill = ""  # text offered again at the next prompt (a send that failed, an unanswered one)
         self._editing = None  # the message an inline /edit replaces, if the next input is sent
         self.approver = TerminalApprover(console)
-        session.credentials.ask = _may_send_key
+        session.credentials.ask = self._may_send_key
         if session.transcript is not None:
             session.transcript.on_error(lambda why: self.error(
                 f"this session is not being saved: {why} (/save PATH writes it elsewhere)"))
@@ -150,29 +149,29 @@ class Repl:
 
     # -- the loop --------------------------------------------------------------------------------
     def run(self) -> int:
-        self._connect_and_greet()
-        while not terminated():  # SIGTERM or SIGHUP: what was running has stopped and been saved
+        """Until Ctrl-D, /exit, or a signal to leave (what was running is wrapped up and saved first)."""
+        with interrupts.action():
+            self._connect_and_greet()
+        while interrupts.left() is None:
             try:
-                text = self.prompt_session.prompt(self._message, default=self._refill)
-            except KeyboardInterrupt:
+                typed = self.prompt_session.prompt(self._message, default=self._refill)
+            except KeyboardInterrupt:  # Ctrl-C clears the line (a signal to leave ends the loop)
                 self._refill, self._editing = "", None
                 continue
             except EOFError:
                 return 0
-            text = valid_text(text)  # pasted bytes that weren't UTF-8: U+FFFD, sendable
+            typed = valid_text(typed)  # pasted bytes that weren't UTF-8: U+FFFD, sendable
             self._refill, editing, self._editing = "", self._editing, None
-            if not text.strip():
+            if not typed.strip():
                 continue
-            try:
-                if text.lstrip().startswith("/") and not text.lstrip().startswith("//"):
-                    if dispatch(self, text) is EXIT:
+            with interrupts.action():  # Ctrl-C now stops what this line started
+                if typed.lstrip().startswith("/") and not typed.lstrip().startswith("//"):
+                    if dispatch(self, typed) is EXIT:
                         return 0
                     continue
                 if editing is not None:  # the inline /edit was sent: the new text becomes a sibling
                     self.session.conversation.move(editing.parent)
-                self.send(text.lstrip()[1:] if text.lstrip().startswith("//") else text)
-            except KeyboardInterrupt:  # Ctrl-C outside the stream itself (connecting, final render)
-                self.console.print(Text("[interrupted]", style="yellow"))
+                self.send(typed.lstrip()[1:] if typed.lstrip().startswith("//") else typed)
         return 0
 
     def _connect_and_greet(self) -> None:
@@ -182,7 +181,7 @@ class Repl:
             self.session.connect()
         except ChatError as err:
             self.error(f"{worded(err, interactive=True)} — messages will retry")
-        except KeyboardInterrupt:  # a server slow to answer: stop waiting, the session goes on
+        except Cancelled:  # a server slow to answer: stop waiting, the session goes on
             self.error("connecting was interrupted — messages will retry")
         for note in self.session.notes:
             self.note(note)
@@ -210,6 +209,9 @@ class Repl:
         except ChatError as err:
             self.error(worded(err, interactive=True))
             return None
+        except Cancelled:
+            self.error("connecting was interrupted")
+            return None
         for note in self.session.notes:
             self.note(note)
         self.session.notes.clear()
@@ -231,23 +233,37 @@ class Repl:
         """A one-line answer from the user; None for Ctrl-C or Ctrl-D, and once chat is leaving."""
         from prompt_toolkit import prompt
 
-        if terminated():
+        if interrupts.left() is not None:
             return None
         try:
-            return prompt(formatted(question), key_bindings=_no_mouse()).strip()
+            with interrupts.asking():
+                return prompt(formatted(question), key_bindings=_no_mouse()).strip()
         except (EOFError, KeyboardInterrupt):
             return None
 
+    def _may_send_key(self, url: str) -> bool:
+        """An address read from a file (a resumed session's server, a reopened lane's) gets the API key
+        only once the user says so."""
+        answer = self.ask(f"{url} comes from the file, not from you: send your API key there? [y/N] ")
+        return (answer or "").lower() in ("y", "yes")
+
     def offer(self, text: str) -> None:
-        self._refill = text
+        """Put a message back at the prompt exactly as it must be typed to send it again: one that
+        starts with "/" gets its "//" back, so Enter sends it instead of running a command."""
+        self._refill = _as_typed(text)
         self.note("your message is back at the prompt: Enter sends it again, Ctrl-U clears it")
 
     def edit_inline(self, old) -> None:
         """Offer ``old``'s text at the prompt; if it is sent, it replaces ``old`` (as a sibling).
         Anything else leaves the conversation as it was."""
-        self._refill = old.content
+        self._refill = _as_typed(old.content)
         self._editing = old
         self.note("edit the message and press Enter to resend it (Ctrl-C leaves it as it was)")
+
+
+def _as_typed(message: str) -> str:
+    """What to type to send ``message``: a message starting with "/" is typed with "//"."""
+    return "/" + message.lstrip() if message.lstrip().startswith("/") else message
 
 
 class _SafeFileHistory(FileHistory):

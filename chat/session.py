@@ -8,7 +8,7 @@ from ..personas import Persona, custom
 from ..tools import TOOLS, Workspace
 from .backends import Backend, Request, ToolSpec, make_backend, make_client
 from .backends.chat_completions import to_chat_messages
-from .cancel import terminated
+from .cancel import CancelToken, new_token, stoppable
 from .config import Settings, check
 from .credentials import Credentials
 from .conversation import PARAMS, Conversation, Message
@@ -119,9 +119,10 @@ class Session:
             return self.server
         url = self.settings.base_url or self.recorded_url
         if url:
-            server = detect(url, self.credentials.key_for(url))
+            key = self.credentials.key_for(url)
+            server = stoppable(lambda: detect(url, key))
         else:
-            server = find_local()  # whatever listens on the usual ports is not named: no key goes there
+            server = stoppable(find_local)  # whatever listens on the usual ports is not named: no key goes there
             why = dict(LOCAL_CANDIDATES).get(server.base_url, "")
             self.notes.append(f"found {server.flavor} at {server.base_url} ({why})")
         if self.model is None:
@@ -174,7 +175,7 @@ class Session:
             self.credentials.name(url)
         if (url, api) not in self._others:
             key = self.credentials.key_for(url)
-            server = detect(url, key)
+            server = stoppable(lambda: detect(url, key))
             self._others[(url, api)] = (make_backend(api, make_client(server.base_url, key)), server)
         return self._others[(url, api)]
 
@@ -241,33 +242,31 @@ class Session:
 
     def send(self, text: str, sink: Sink, approver: Approver | None = None) -> TurnResult:
         """Send a user message; stream the reply into ``sink``, running the tool calls ``approver``
-        allows, until the model answers without tools.
+        allows, until the model answers without tools. Stopped by the action's cancel (Ctrl-C).
 
-        A reply that never started (the server failed first, or Ctrl-C came before any token) leaves
-        the conversation as it was, so the caller can offer the text again; a partial reply stays,
-        marked interrupted.
+        A reply that never started (the server failed first, or a stop came before any token) leaves
+        the conversation as it was, so the caller can offer the text again — unless the client is
+        leaving, when the message stays for --resume to offer; a partial reply stays, marked interrupted.
         """
         self.connect()
         self.answer_dangling_calls("the conversation went on without it")
         message = self.conversation.add(Message("user", text))
-        try:
-            result = self.exchange(sink, approver)
-            if isinstance(result.error, ToolsNotEnabled) and not result.kept and self.toolbox.enabled:
-                self.toolbox.enabled = False  # the server can't take tools: go on without them, and say so
-                sink.notice("tools are off for this session (the server was started without tool support); "
-                            "resending")
-                result = self.exchange(sink, approver)
-        except KeyboardInterrupt:  # a second Ctrl-C while the reply was being wrapped up
-            result = TurnResult(Message("assistant"), TurnStats(), interrupted=True)
-        if self.conversation.head == message.id and not terminated():  # leaving: keep it for --resume to offer
+        token = new_token()
+        result = self.exchange(sink, approver, cancel=token)
+        if isinstance(result.error, ToolsNotEnabled) and not result.kept and self.toolbox.enabled:
+            self.toolbox.enabled = False  # the server can't take tools: go on without them, and say so
+            sink.notice("tools are off for this session (the server was started without tool support); resending")
+            result = self.exchange(sink, approver, cancel=token)
+        if self.conversation.head == message.id and not token.leaving:
             self.conversation.withdraw(message)
             result.withdrawn = True
         return result
 
-    def exchange(self, sink: Sink, approver: Approver | None = None, first: TurnResult | None = None) -> TurnResult:
+    def exchange(self, sink: Sink, approver: Approver | None = None, first: TurnResult | None = None,
+                 cancel: CancelToken | None = None) -> TurnResult:
         """The model's side from the head on (after a user message): reply, tools, until done."""
         result = run_exchange(self.backend, self.conversation, self.request, sink, self.toolbox,
-                              approver or DeclineAll(), self.settings.max_tool_rounds, first)
+                              approver or DeclineAll(), self.settings.max_tool_rounds, first, cancel)
         if result.stats.prompt_tokens is not None:
             self.last_stats = result.stats
         return result
@@ -290,18 +289,19 @@ class Session:
         messages = to_chat_messages(self.conversation.system, self.conversation.messages)
         root = root_url(server.base_url)
         key = self.credentials.key_for(server.base_url)
-        with network():
-            if server.flavor == LLAMA:
-                prompt = obj(post_json(f"{root}/apply-template", {"messages": messages}, key),
-                              "/apply-template").get("prompt")
-                return text(prompt, "the rendered prompt"), "llama-server's /apply-template"
-            if server.flavor == VLLM:
-                tokens = obj(post_json(f"{root}/tokenize", {"model": self.model, "messages": messages,
-                                                            "add_generation_prompt": True}, key),
-                             "/tokenize").get("tokens")
-                prompt = obj(post_json(f"{root}/detokenize", {"model": self.model, "tokens": tokens}, key),
-                             "/detokenize").get("prompt")
-                return text(prompt, "the rendered prompt"), "vLLM's /tokenize and /detokenize"
+
+        def post(path: str, body: dict) -> dict:
+            with network():
+                return obj(stoppable(lambda: post_json(f"{root}{path}", body, key)), path)
+
+        if server.flavor == LLAMA:
+            prompt = post("/apply-template", {"messages": messages}).get("prompt")
+            return text(prompt, "the rendered prompt"), "llama-server's /apply-template"
+        if server.flavor == VLLM:
+            tokens = post("/tokenize", {"model": self.model, "messages": messages,
+                                        "add_generation_prompt": True}).get("tokens")
+            prompt = post("/detokenize", {"model": self.model, "tokens": tokens}).get("prompt")
+            return text(prompt, "the rendered prompt"), "vLLM's /tokenize and /detokenize"
         raise UsageError(f"this server ({server.flavor}) has no way to show the prompt it renders; "
                           "llama-server and vLLM do")
 

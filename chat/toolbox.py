@@ -13,6 +13,7 @@ from typing import Protocol
 
 from ..tools import TOOLS, Preview, ToolError, Workspace, execute, prepare
 from .backends.base import ToolSpec
+from .cancel import CancelToken
 from .events import ToolCall
 
 __all__ = ["ApprovalPolicy", "Approver", "Decision", "Outcome", "Toolbox", "DeclineAll"]
@@ -23,11 +24,12 @@ class Decision:
     run: bool
     always: bool = False  # and stop asking for this tool for the rest of the session
     reason: str = ""  # the user's optional reason for declining, passed to the model
+    stop: bool = False  # the user stopped the whole turn (Ctrl-C at the question)
 
 
 class Approver(Protocol):
     def ask(self, call: ToolCall, preview: Preview) -> Decision:
-        """Ask the user about one call. KeyboardInterrupt means: decline, and stop the turn."""
+        """Ask the user about one call."""
 
 
 class DeclineAll:
@@ -75,10 +77,10 @@ class Toolbox:
             return []
         return [ToolSpec(t.name, t.description, t.schema()) for t in TOOLS.values()]
 
-    def handle(self, call: ToolCall, approver: Approver, sink) -> Outcome:
-        """Show, approve and run one call. Whatever fails in the tool becomes the call's result; only
-        KeyboardInterrupt (while asking or running) propagates: the caller records the call as
-        interrupted."""
+    def handle(self, call: ToolCall, approver: Approver, sink, stop: CancelToken | None = None) -> Outcome:
+        """Show, approve and run one call. Whatever fails in the tool becomes the call's result. ``stop``
+        (the turn's token) ends a running command; a call stopped, or refused with a stop at the
+        question, is "interrupted", with what it had done so far."""
         if not self.enabled:
             return Outcome("error: tools are turned off in this session", "error")
         try:
@@ -92,6 +94,11 @@ class Toolbox:
             sink.notice(f"{call.name} runs without asking ({why})")
         else:
             decision = approver.ask(call, preview)
+            if decision.stop and stop is not None:
+                stop.cancel("interrupted")
+            if decision.stop or (stop is not None and stop.cancelled):
+                why = stop.why if stop is not None else "the user interrupted the turn (Ctrl-C)"
+                return Outcome(f"Not run: {why} at the approval question.", "interrupted")
             if not decision.run:
                 reason = f" Their reason: {decision.reason}" if decision.reason else ""
                 return Outcome(f"The user declined to run this {call.name} call.{reason}", "declined")
@@ -99,6 +106,9 @@ class Toolbox:
                 self.policy.always.add(call.name)
         started = time.monotonic()
         with sink.tool_running(call):
-            content = execute(tool, args, self.workspace)
+            content = execute(tool, args, self.workspace, stop)
         code = tool.exit_code(content) if tool.exit_code else None
-        return Outcome(content, "error" if content.startswith("error: ") else "ran", code, time.monotonic() - started)
+        elapsed = time.monotonic() - started
+        if stop is not None and stop.cancelled:  # Ctrl-C, SIGTERM, a closed window: the model is told so
+            return Outcome(content if tool.name == "bash" else f"{content}\n[{stop.why}]", "interrupted", code, elapsed)
+        return Outcome(content, "error" if content.startswith("error: ") else "ran", code, elapsed)

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from .backends.base import Backend, Request
-from .cancel import Cancelled, CancelToken
+from .cancel import Cancelled, CancelToken, new_token
 from .conversation import Conversation, Message
 from .errors import ChatError, HTTPError
 from .events import Event, Finish, ReasoningDelta, TextDelta, ToolCall, Usage
-from .toolbox import Approver, Outcome, Toolbox
+from .toolbox import Approver, Toolbox
 
 __all__ = ["NullSink", "OPTIONAL_PARAMS", "Sink", "TurnResult", "TurnStats", "run_exchange", "run_turn"]
 
@@ -109,11 +109,13 @@ class TurnResult:
 OPTIONAL_PARAMS = ("seed", "top_k", "min_p", "presence_penalty", "frequency_penalty")
 
 
-def run_turn(backend: Backend, request: Request, sink: Sink, cancel: CancelToken | None = None) -> TurnResult:
-    """Stream one reply. A cancelled token (Ctrl-C cancels it too) or a ChatError ends it early,
-    keeping what came. A request refused for an optional sampling parameter is sent again without it,
-    and the backend leaves it out from then on."""
-    token = cancel if cancel is not None else CancelToken()
+def run_turn(backend: Backend, request: Request, sink: Sink, cancel: CancelToken | None = None,
+             keep: Callable[[TurnResult], None] | None = None) -> TurnResult:
+    """Stream one reply. A cancelled token (the action's: Ctrl-C) or a ChatError ends it early,
+    keeping what came. ``keep(result)`` records the reply before the sink's last drawing (a terminal
+    that went away can't lose it). A request refused for an optional sampling parameter is sent again
+    without it, and the backend leaves it out from then on."""
+    token = cancel if cancel is not None else new_token()
     while True:
         result = _stream(backend, request, sink, token)
         error = result.error
@@ -122,6 +124,8 @@ def run_turn(backend: Backend, request: Request, sink: Sink, cancel: CancelToken
         if not rejected or result.started:
             result.message.params = {k: v for k, v in request.params.items() if k not in backend.unsupported}
             result.message.model = request.model or None
+            if keep is not None:
+                keep(result)
             sink.end(result)
             return result
         backend.unsupported.update(rejected)
@@ -158,9 +162,6 @@ def _stream(backend: Backend, request: Request, sink: Sink, token: CancelToken) 
                 elif kind is Finish:
                     stats.finish_reason = event.reason
                 sink.event(event)
-        except KeyboardInterrupt:  # Ctrl-C in the thread that streams: the same as cancelling
-            token.cancel()
-            result.interrupted = True
         except Cancelled:
             result.interrupted = True
         except ChatError as err:
@@ -186,24 +187,30 @@ def _result_for_unrun(call: ToolCall, why: str) -> Message:
 
 def run_exchange(backend: Backend, conversation: Conversation, make_request: Callable[[list], Request],
                  sink: Sink, toolbox: Toolbox | None = None, approver: Approver | None = None,
-                 max_rounds: int = 8, first: TurnResult | None = None) -> TurnResult:
+                 max_rounds: int = 8, first: TurnResult | None = None,
+                 cancel: CancelToken | None = None) -> TurnResult:
     """The model's side of an exchange: reply, run the tool calls it makes (each approved), send
     the results back, until it answers without tools, the round cap is hit or the user stops it.
 
-    Every tool call gets exactly one result message, whatever happens. Returns the last reply's
-    result; the conversation holds everything that was kept. ``first`` is a reply already streamed
-    and added at the head (one of several samples) to go on from.
+    Every tool call gets exactly one result message, whatever happens; each reply and result is
+    recorded before it is drawn. Returns the last reply's result; the conversation holds everything
+    that was kept. ``first`` is a reply already streamed and added at the head (one of several
+    samples) to go on from. ``cancel`` (default: one under the action) stops it all.
     """
+    token = cancel if cancel is not None else new_token()
+
+    def record(result: TurnResult) -> None:
+        if result.kept:
+            conversation.add(result.message)
+
     rounds = 0
     while True:
         if first is not None:  # already in the conversation, at its head
-            result, first, added = first, None, True
+            result, first = first, None
         else:
-            result, added = run_turn(backend, make_request(toolbox.specs() if toolbox else []), sink), False
+            result = run_turn(backend, make_request(toolbox.specs() if toolbox else []), sink, token, keep=record)
         if not result.kept:
             return result
-        if not added:
-            conversation.add(result.message)
         calls = result.message.tool_calls
         if not calls:
             return result
@@ -217,18 +224,14 @@ def run_exchange(backend: Backend, conversation: Conversation, make_request: Cal
                 conversation.add(_result_for_unrun(call, why))
             sink.notice(f"stopped: {why} (the model was told)")
             return result
-        stopped = False
         for call in calls:
-            if stopped:
-                conversation.add(_result_for_unrun(call, "the user interrupted the turn"))
+            if token.cancelled:
+                conversation.add(_result_for_unrun(call, token.why))
                 continue
-            try:
-                outcome = toolbox.handle(call, approver, sink)
-            except KeyboardInterrupt:
-                outcome, stopped = Outcome("The user interrupted this call (Ctrl-C); it was stopped.", "interrupted"), True
+            outcome = toolbox.handle(call, approver, sink, token)
             conversation.add(Message("tool", outcome.content, tool_call_id=call.id, name=call.name))
             sink.tool_result(call, outcome)
-        if stopped:
+        if token.cancelled:
             result.interrupted = True
             return result
         rounds += 1

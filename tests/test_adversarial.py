@@ -388,6 +388,12 @@ def test_ctrl_c_while_connecting_at_start_keeps_the_session(fake, term):
 
 
 def test_a_second_ctrl_c_right_after_the_reply_leaves_no_dangling_message(fake):
+    """A Ctrl-C arriving while a reply is wrapped up (drawn) cancels the action again and raises
+    nothing: the reply stays whole, recorded before it was drawn (it was once lost half-recorded)."""
+    import os
+    import signal
+
+    from gridchat.chat import interrupts
     from gridchat.chat.config import Settings
     from gridchat.chat.session import Session
     from gridchat.chat.turn import NullSink
@@ -395,17 +401,19 @@ def test_a_second_ctrl_c_right_after_the_reply_leaves_no_dangling_message(fake):
 
     class SecondCtrlC(NullSink):
         def end(self, result):
-            raise KeyboardInterrupt  # arrives while the reply is being wrapped up
+            os.kill(os.getpid(), signal.SIGINT)  # a real Ctrl-C, while the reply is being drawn
 
     fb = fake("vllm")
     s = Session(Settings(base_url=fb.base_url), load_personas())
-    s.send("first", NullSink())
-    result = s.send("second", SecondCtrlC())
-    assert result.interrupted and result.withdrawn
-    assert [m.role for m in s.conversation.messages] == ["user", "assistant"]
-    s.send("third", NullSink())
+    with interrupts.action():
+        s.send("first", NullSink())
+    with interrupts.action() as token:
+        result = s.send("second", SecondCtrlC())
+    assert token.cancelled and not result.withdrawn and result.message.content == "Echo: second"
+    with interrupts.action():
+        s.send("third", NullSink())
     roles = [m["role"] for m in fb.last_body("/chat/completions")["messages"]]
-    assert roles == ["user", "assistant", "user"]
+    assert roles == ["user", "assistant", "user", "assistant", "user"]
 
 
 def test_sigterm_mid_reply_keeps_what_was_shown(fake, term, isolated_env):

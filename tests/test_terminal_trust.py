@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -186,3 +187,95 @@ def test_the_repl_words_context_advice_with_slash_commands(fake, term):
     t.line("word " * 120)
     t.wait_for("% full")
     assert "/compact drops or summarises the oldest turns" in " ".join(t.screen().split())
+
+
+# -- issue 16, defect 4: a closed window loses nothing --------------------------------------------------
+
+def _close_window(t) -> None:
+    """Close the terminal window under chat, as a user closing it does: the pty goes away and chat
+    gets SIGHUP."""
+    pid = _chat_pid(t)
+    t.tmux("kill-session", "-t", "t", check=False)
+    deadline = time.monotonic() + 15
+    while os.path.exists(f"/proc/{pid}") and "zombie" not in _state(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not os.path.exists(f"/proc/{pid}") or "zombie" in _state(pid), "chat went on after its window closed"
+
+
+def _state(pid: int) -> str:
+    try:
+        return open(f"/proc/{pid}/status").read().split("State:")[1].split("\n")[0]
+    except (OSError, IndexError):
+        return "zombie"
+
+
+def test_closing_the_window_mid_reply_keeps_the_partial_reply(fake, term, isolated_env):
+    """The final redraw raised on the dead pty before the reply was recorded: it was lost."""
+    from gridchat.chat.transcript import load_transcript
+
+    fb = fake("vllm")
+    fb.script(Reply(text="word " * 400, delay=0.02))
+    t = term(fb)
+    t.wait_prompt("none")
+    t.line("tell me everything")
+    t.wait_for("word word word word word")
+    _close_window(t)
+    (path,) = (isolated_env / "data" / "gridchat" / "sessions").glob("*.jsonl")
+    replies = [m for m in load_transcript(path, {}).conversation.nodes if m.role == "assistant"]
+    assert len(replies) == 1 and replies[0].interrupted and replies[0].content.startswith("word word word")
+
+
+def test_closing_the_window_while_a_tool_runs_records_it_as_interrupted(fake, term, isolated_env, tmp_path):
+    """SIGHUP while an approved command ran recorded no result, and --resume told the model "Not run"
+    although it had run."""
+    from fake_backend import ToolCall
+
+    from gridchat.chat.transcript import load_transcript
+
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    fb = fake("vllm")
+    fb.script(Reply(tool_calls=[ToolCall("bash", '{"command": "echo started > began.txt; sleep 4242"}')]))
+    t = term(fb, "--workspace", str(ws))
+    t.wait_prompt("none")
+    t.line("do it")
+    t.wait_for("Run bash?")
+    t.line("y")
+    t.wait_for("running bash")
+    t.wait(lambda: (ws / "began.txt").exists(), "the command to start")
+    _close_window(t)
+    (path,) = (isolated_env / "data" / "gridchat" / "sessions").glob("*.jsonl")
+    results = [m for m in load_transcript(path, {}).conversation.nodes if m.role == "tool"]
+    assert len(results) == 1 and "Not run" not in results[0].content, results
+    assert "terminal was closed" in results[0].content
+    assert not [line for line in os.popen("ps -eo args").read().splitlines() if "sleep 4242" in line]
+
+
+# -- issue 16, defect 8: what comes back at the prompt is what was typed -----------------------------------
+
+def test_a_message_typed_with_two_slashes_comes_back_with_them(fake, term):
+    """`//clear …` offered back after a failed send as `/clear …`: Enter ran /clear."""
+    fb = fake("vllm")
+    fb.script(Reply(status=500))
+    t = term(fb, "--persona", "lawful_good")
+    t.wait_prompt("lawful_good")
+    t.line("//clear the table, please")
+    t.wait_for("your message is back at the prompt")
+    t.wait_prompt("lawful_good", "//clear the table, please")
+    t.keys("Enter")
+    t.wait_for("Echo: /clear the table, please")
+    assert "a fresh conversation" not in t.screen()
+
+
+def test_an_unanswered_slash_message_is_offered_on_resume_as_typed(fake, term, tmp_path):
+    fb = fake("vllm")
+    events = [{"event": "session", "id": "s1", "version": 1},
+              {"event": "server", "base_url": fb.base_url, "flavor": "vllm", "model": fb.models[0], "api": "chat"},
+              {"event": "persona", "name": "lawful_good", "system": "Persona: lawful_good"},
+              {"event": "message", "id": 0, "parent": None, "role": "user", "content": "/clear everything"}]
+    path = tmp_path / "cut.jsonl"
+    path.write_text("".join(json.dumps(e) + "\n" for e in events))
+    t = term(fb, "--resume", str(path))
+    t.wait_prompt("lawful_good", "//clear everything")
+    t.keys("Enter")
+    t.wait_for("Echo: /clear everything")

@@ -27,8 +27,8 @@ class Answers:
     def ask(self, call, preview):
         self.asked.append(call.name)
         answer = self.answers.pop(0)
-        if answer == "ctrl-c":
-            raise KeyboardInterrupt
+        if answer == "ctrl-c":  # at the question: the turn stops
+            return Decision(False, stop=True)
         return {"y": Decision(True), "a": Decision(True, always=True)}.get(answer) or Decision(False, reason=answer[2:])
 
 

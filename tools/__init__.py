@@ -3,7 +3,7 @@
 Each tool is a module with an argument model (its JSON schema is what the model sees), a preview
 for the approval prompt and a run function. ``prepare()`` and ``execute()`` turn any call, however
 malformed, and any failure inside a tool into an error the model is told: a call never ends the
-session. Only KeyboardInterrupt (the user's Ctrl-C) gets through.
+session. A stop token (chat/cancel.py's, duck-typed here) ends a running command at once.
 """
 
 from __future__ import annotations
@@ -72,9 +72,9 @@ def prepare(name: str, arguments: str, ws: Workspace) -> tuple[Tool, Args, Previ
         raise _described(e) from e
 
 
-def execute(tool: Tool, args, ws: Workspace) -> str:
-    """Run a parsed call. Any failure becomes an error result; KeyboardInterrupt propagates."""
+def execute(tool: Tool, args, ws: Workspace, stop=None) -> str:
+    """Run a parsed call; ``stop``, a cancel token, ends it early. Any failure becomes an error result."""
     try:
-        return tool.run(args, ws)
+        return tool.run(args, ws, stop)
     except Exception as e:  # noqa: BLE001 - the one boundary: a failed tool is the model's result, not the session's end
         return f"error: {_described(e)}"

@@ -44,7 +44,7 @@ class Tool:
     description: str
     args: type[Args]
     preview: Callable[[Args, "Workspace"], Preview]
-    run: Callable[[Args, "Workspace"], str]
+    run: Callable[[Args, "Workspace", object], str]  # (args, workspace, a cancel token or None)
     # Raises ToolError for a call bound to fail (a path outside the workspace): refused before
     # the user is asked, since there is nothing to approve.
     check: Callable[[Args, "Workspace"], None] | None = None

@@ -95,18 +95,24 @@ def _status(result: Exit | Ended) -> str:
     return status
 
 
-def run(args: BashArgs, ws: Workspace) -> str:
-    """Ctrl-C (KeyboardInterrupt) kills the command and everything it started, and propagates."""
+def run(args: BashArgs, ws: Workspace, stop=None) -> str:
+    """Cancelling ``stop`` (Ctrl-C, SIGTERM, a closed window) ends the command and everything it
+    started at once; the result says so, with the output it gave until then."""
     timeout = args.timeout or DEFAULT_TIMEOUT
     job = start(args.command, ws.root, environment(ws.secrets))
     capture = _Capture(job.output)
+    release = stop.on_cancel(job.signal_end) if stop is not None else (lambda: None)  # safe from any thread
     try:
         result = job.wait(timeout)
     except BaseException:
         job.end()
         raise
+    finally:
+        release()
     if result is None:
         status = f"[timed out after {timeout:g} s; {_ended(job.end())}]"
+    elif stop is not None and stop.cancelled:
+        status = f"[stopped before it finished: {stop.why}; {_ended(result if isinstance(result, Ended) else job.end())}]"
     else:
         status = _status(result)
     output = capture.text()

@@ -38,7 +38,7 @@ def preview(args: EditFileArgs, ws: Workspace) -> Preview:
     return Preview(f"edit {shown}", unified_diff(old, new, shown), "diff")
 
 
-def run(args: EditFileArgs, ws: Workspace) -> str:
+def run(args: EditFileArgs, ws: Workspace, stop=None) -> str:
     shown, old, new = _edited(args, ws)
     atomic_write(ws.resolve(args.path), new, ws)
     replaced = old.count(args.old_string) if args.replace_all else 1

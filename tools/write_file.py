@@ -39,7 +39,7 @@ def preview(args: WriteFileArgs, ws: Workspace) -> Preview:
     return Preview(f"create {shown} ({lines} line{'s' if lines != 1 else ''})", args.content)  # all of it
 
 
-def run(args: WriteFileArgs, ws: Workspace) -> str:
+def run(args: WriteFileArgs, ws: Workspace, stop=None) -> str:
     path, old = _target(args, ws)
     atomic_write(path, args.content, ws)
     lines = args.content.count("\n") + (0 if args.content.endswith("\n") or not args.content else 1)

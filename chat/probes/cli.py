@@ -7,6 +7,8 @@ import time
 from pathlib import Path
 
 from ...personas import GRID
+from .. import interrupts
+from ..cancel import stopped
 from ..errors import ChatError
 from ..output import Screen, say
 
@@ -92,25 +94,34 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     console = Screen()
+    interrupts.install()
     try:
-        if args.what == "list":
-            return _list(console)
-        if args.what == "run":
-            return _run(args, console)
-        if args.what == "judge":
-            run = _load_run_header(Path(args.dir))
-            return _judge(Path(args.dir), run["labels"], args.judge, console, unblind=args.unblind)
-        if args.what == "export":
-            return _export(args, console)
-        if args.what == "import":
-            return _import(args, console)
-        return _report(Path(args.dir), Path(args.html) if args.html else None, console, args.reference)
+        with interrupts.action() as token:  # Ctrl-C stops every request at once; what finished is kept
+            code = _dispatch(args, console)
     except ChatError as err:
         say(f"chat probe: error: {err}")
         return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # a signal to leave at a question
+        token = None
+    if token is None or token.cancelled:
         say("chat probe: interrupted; run the same command again to resume")
-        return 130
+        return 128 + interrupts.left() if interrupts.left() else 130
+    return code
+
+
+def _dispatch(args, console) -> int:
+    if args.what == "list":
+        return _list(console)
+    if args.what == "run":
+        return _run(args, console)
+    if args.what == "judge":
+        run = _load_run_header(Path(args.dir))
+        return _judge(Path(args.dir), run["labels"], args.judge, console, unblind=args.unblind)
+    if args.what == "export":
+        return _export(args, console)
+    if args.what == "import":
+        return _import(args, console)
+    return _report(Path(args.dir), Path(args.html) if args.html else None, console, args.reference)
 
 
 def _list(console) -> int:
@@ -213,6 +224,8 @@ def _run(args, console) -> int:
     unfinished = len(run.cells()) - finished - skipped
     console.print(f"{finished} cells run, {skipped} already done" + (f", {unfinished} unfinished (run again to retry)"
                                                                       if unfinished else ""), markup=False)
+    if stopped():
+        return 130  # interrupted: what finished is kept, the rest runs on the next run
     if args.judge != "none":
         _judge(out, probe_set.labels, args.judge, console)
     _report(out, None, console, None)

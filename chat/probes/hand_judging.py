@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.rule import Rule
 from rich.text import Text
 
+from .. import interrupts
 from ..output import formatted
 from ..render import markdown
 from ..sanitize import sanitize
@@ -45,7 +46,8 @@ def read_key(choices: dict[str, str], question: str = "") -> str:
         kb.add(key)(lambda event: event.app.exit(result="quit"))
     app = Application(layout=Layout(Window(FormattedTextControl(formatted(("class:dim", question))), height=1)),
                       key_bindings=kb, full_screen=False)
-    return app.run(pre_run=discard_type_ahead)  # only a key pressed once the cell is on screen judges it
+    with interrupts.asking():  # SIGTERM or SIGHUP ends the question
+        return app.run(pre_run=discard_type_ahead)  # only a key pressed once the cell is on screen judges it
 
 
 def judging_order(out: Path, paths: list[Path], seed: int | None = None) -> list[Path]:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..backends import Backend
-from ..cancel import CancelToken
+from ..cancel import new_token
 from ..parallel import run_all
 from ..turn import NullSink, run_turn
 from .runner import append_event, cell_events, not_applicable
@@ -40,7 +40,7 @@ def judge_cells(out: Path, labels: dict[str, str], backend: Backend, model: str,
     by = f"{'evaluator' if evaluator else 'judge'}:{model}"
     paths = cells_to_judge(out, by)
     lock, done = threading.Lock(), [0]
-    stop = CancelToken()  # Ctrl-C: every judge request ends at once; unjudged cells stay for the next run
+    stop = new_token()  # Ctrl-C: every judge request ends at once; unjudged cells stay for the next run
     progress(0, len(paths))
 
     def work(path: Path) -> None:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ...personas import Persona
 from ..backends import Backend, Request
-from ..cancel import CancelToken
+from ..cancel import CancelToken, new_token
 from ..conversation import Message, record
 from ..errors import HTTPError, ServerUnreachable, StreamCut
 from ..eventlog import append_events, read_log
@@ -214,7 +214,7 @@ def run_probes(run: Run, servers: list[Server], concurrency: int = 16,
     todo = deque(c for c in run.cells() if not run.finished(c))
     skipped = len(run.cells()) - len(todo)
     total = len(todo)
-    stop = CancelToken()
+    stop = new_token()  # Ctrl-C (the action's cancel) stops every cell at once
     lock = threading.Lock()
     counts = {"done": 0, "finished": 0}
     progress(0, total)

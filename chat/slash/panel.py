@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from rich.padding import Padding
 from rich.text import Text
 
-from ..cancel import CancelToken, interrupts_cancel
+from ..cancel import Cancelled, new_token
 from ..errors import ChatError, UsageError
 from ..render import markdown
 from ..sanitize import sanitize
@@ -69,15 +69,16 @@ def _round(ctx: "SlashContext", what: str, run, show) -> object:
     stops the run at once however often it is pressed, and never cuts the display short. None if the
     server could not be reached."""
     status, update = progress(ctx, what)
-    token = CancelToken()
+    token = new_token()  # under the action: Ctrl-C stops the round, which is then wrapped up and shown whole
     started = time.perf_counter()
-    with interrupts_cancel(token):
-        def streamed(sink):
-            with status:
-                return run(update, token)
-        result = ctx.stream(streamed)
-        if result is not None:
-            show(result, token, time.perf_counter() - started)
+
+    def streamed(sink):
+        with status:
+            return run(update, token)
+
+    result = ctx.stream(streamed)
+    if result is not None:
+        show(result, token, time.perf_counter() - started)
     return result
 
 
@@ -129,7 +130,7 @@ def resume_panel(ctx: "SlashContext") -> None:
         ctx.error(f"the panel this session left open can't be opened again: {worded(err, interactive=True)} "
                   "(its lanes are branches: /branches)")
         return
-    except KeyboardInterrupt:
+    except Cancelled:
         session.conversation.move(record.get("start"))
         ctx.error("opening the panel again was interrupted (its lanes are branches: /branches)")
         return
