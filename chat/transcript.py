@@ -1,4 +1,4 @@
-"""Transcripts: every session saved as it goes, one JSON event per line, flushed per event.
+"""Transcripts: every session saved as it goes, one JSON event per line, fsync'd per event.
 
 The file is the truth for --resume, /load, /export and probe results. It is an event log
 (chat/eventlog.py: append-only, torn and invalid lines handled by one policy), each event validated

@@ -5,7 +5,7 @@ server), each saved as its own file, so an interrupted run resumes without redoi
     OUT/cells/<probe>/<persona>--<sample>.jsonl   one cell
 
 A cell's file is a session transcript (chat/transcript.py: `chat --resume`, `/load` and `/export`
-read it), written through the one event log and flushed per event, with the cell's own events among
+read it), written through the one event log and fsync'd per event, with the cell's own events among
 its messages: ``cell`` (what was run where, and its seed), ``branch`` (what a classify step found),
 ``done`` (finished; whether its trap ran) or ``error``, then ``verdict``s appended later by rules,
 judges and people, each saying who gave it. A cell whose trap step never ran is n/a by
