@@ -1,24 +1,155 @@
-"""Reading the YAML files people write — the config file, persona files, probe sets — so that any
-problem is one line naming ``file:line``.
+"""Reading files, with one damage policy for every file the client reads — transcripts and probe
+cells (through chat/eventlog.py), run.json, hand-order.json, probe sets, imports (CSV, JSON Lines), the
+config file, persona files:
 
-``load_yaml`` returns the data and the line of every key (a key that is not a name is left out and
-noted); ``problem`` turns a pydantic error into a line of text at the right place. Callers decide what a problem costs: a persona file is skipped, a
-config setting is ignored, a probe set is refused.
+- what can't be used at all (unreadable, not UTF-8, not JSON, not YAML, the wrong shape) is one
+  ``DataFileError`` whose message is one line naming the file (``file:line`` where a line is known);
+- in a file of rows (JSON Lines, CSV), a row that doesn't fit is skipped and reported as one problem
+  ``file:line: why``, and every other row still loads; ``Rows`` holds both;
+- nothing else escapes: no traceback, whatever the bytes (truncated, flipped, junk lines, wrong types,
+  a byte order mark, huge numbers, NaN, deep nesting).
+
+For YAML, ``load_yaml`` returns the data and the line of every key (a key that is not a name is left
+out and noted); ``problem`` turns a pydantic error into a line of text at the right place. Callers
+decide what a problem costs: a persona file is skipped, a config setting is ignored, a probe set is
+refused.
 """
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+import os
 import stat
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-__all__ = ["DataFileError", "Lines", "load_yaml", "problem"]
+__all__ = ["DataFileError", "Lines", "Rows", "load_json", "load_yaml", "problem", "read_bytes", "read_csv", "read_jsonl",
+           "reason"]
 
 
 class DataFileError(ValueError):
     """A file that can't be used; the message is one line: ``file:line: what is wrong``."""
+
+
+@dataclass
+class Rows:
+    """What a file of rows held: the rows that fit, and one ``file:line: why`` per row skipped."""
+
+    items: list = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    torn: bool = False  # the last line was cut off mid-write and skipped without a word
+    lines: list[int] = field(default_factory=list)  # the line each item was read from
+
+
+def reason(error: BaseException) -> str:
+    """Why a value was refused, on one line: a validation's first problem and where, else the error's
+    first line."""
+    if isinstance(error, ValidationError):
+        first = error.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        message = first["msg"].removeprefix("Value error, ")
+        return f"{where}: {message}" if where else message
+    if isinstance(error, RecursionError):
+        return "nested too deeply"
+    return (str(error).splitlines() or [type(error).__name__])[0][:120]
+
+
+def read_bytes(path: Path) -> bytes:
+    """A regular file's bytes, a byte order mark an editor added left out; DataFileError if it can't
+    be read at all."""
+    path = Path(path)
+    try:  # non-blocking: a FIFO put where a file was expected must not hang the read
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as f:
+            data = f.read() if stat.S_ISREG(os.fstat(fd).st_mode) else None
+    except (OSError, ValueError) as e:  # ValueError: a NUL in the name
+        raise DataFileError(f"{path}: cannot read: {getattr(e, 'strerror', None) or e}") from None
+    if data is None:
+        raise DataFileError(f"{path}: not a regular file")
+    return data.removeprefix(b"\xef\xbb\xbf")
+
+
+def read_jsonl(path: Path, check: Callable[[object], object], torn_tail: bool = False) -> Rows:
+    """The lines of a JSON Lines file that ``check`` takes (it returns the row, or raises ValueError —
+    a pydantic ValidationError is one — saying why not). ``torn_tail``: a last line that is not JSON,
+    what a kill mid-append leaves, is skipped silently (``torn``), not reported."""
+    rows = Rows()
+    lines = read_bytes(path).split(b"\n")
+    for number, raw in enumerate(lines, 1):
+        if not raw.strip():
+            continue
+        try:
+            value = json.loads(raw.decode("utf-8"))
+        except (ValueError, RecursionError) as e:  # bad JSON, bad UTF-8, a number too long, nesting too deep
+            if torn_tail and number == len(lines):
+                rows.torn = True
+            else:
+                rows.problems.append(f"{path}:{number}: not JSON ({reason(e)})")
+            continue
+        try:
+            rows.items.append(check(value))
+            rows.lines.append(number)
+        except (ValueError, TypeError, RecursionError) as e:
+            rows.problems.append(f"{path}:{number}: {reason(e)}")
+    return rows
+
+
+def read_csv(path: Path, columns: tuple[str, ...], check: Callable[[dict], object]) -> Rows:
+    """The rows of a CSV file with a header naming at least ``columns`` that ``check`` takes (as for
+    read_jsonl); a file without those columns is a DataFileError."""
+    try:
+        text = read_bytes(path).decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DataFileError(f"{path}: not UTF-8 text (at byte {e.start:,})") from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        header = reader.fieldnames or []
+    except csv.Error as e:
+        raise DataFileError(f"{path}:1: not CSV: {e}") from None
+    missing = [c for c in columns if c not in header]
+    if missing:
+        wanted = " and ".join([", ".join(columns[:-1]), columns[-1]] if len(columns) > 1 else columns)
+        raise DataFileError(f"{path}:1: needs the columns {wanted} (missing: {', '.join(missing)})")
+    rows = Rows()
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return rows
+        except csv.Error as e:
+            rows.problems.append(f"{path}:{reader.line_num}: not a CSV row: {e}")
+            continue
+        try:
+            rows.items.append(check(row))
+            rows.lines.append(reader.line_num)
+        except (ValueError, TypeError) as e:
+            rows.problems.append(f"{path}:{reader.line_num}: {reason(e)}")
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def load_json(path: Path, schema: type[BaseModel]) -> BaseModel:
+    """A JSON document validated against ``schema``; DataFileError naming the file (and the line, for
+    bad JSON) if it can't be used."""
+    data = read_bytes(path)
+    try:
+        value = json.loads(data.decode("utf-8"), parse_constant=_no_constant)
+    except json.JSONDecodeError as e:
+        raise DataFileError(f"{path}:{e.lineno}: not valid JSON: {e.msg}") from None
+    except (ValueError, RecursionError) as e:
+        raise DataFileError(f"{path}: not valid JSON: {reason(e)}") from None
+    try:
+        return schema.model_validate(value)
+    except (ValueError, RecursionError) as e:
+        raise DataFileError(f"{path}: {reason(e)}") from None
 
 
 class Lines:
@@ -96,11 +227,9 @@ def load_yaml(path: Path) -> tuple[object, Lines]:
     """The file's data and its keys' lines; DataFileError for a file that can't be read or parsed."""
     path = Path(path)
     try:
-        if not stat.S_ISREG(path.stat().st_mode):  # a FIFO would block the read for ever
-            raise DataFileError(f"{path}: not a regular file")
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise DataFileError(f"{path}: cannot read: {getattr(e, 'strerror', None) or e}") from None
+        text = read_bytes(path).decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DataFileError(f"{path}: cannot read: {e}") from None
     lines = Lines()
     try:
         loader = _Loader(text)
@@ -121,8 +250,6 @@ def load_yaml(path: Path) -> tuple[object, Lines]:
 
 def problem(path: Path, lines: Lines, error: ValidationError) -> str:
     """The first problem of a validation as ``file:line: where: what``."""
-    first = error.errors()[0]
-    loc = tuple(first["loc"])
-    where = ".".join(str(p) for p in loc) or "file"
-    message = first["msg"].removeprefix("Value error, ")
-    return f"{path}:{lines.of(loc)}: {where}: {message}"
+    loc = tuple(error.errors()[0]["loc"])
+    why = reason(error)
+    return f"{path}:{lines.of(loc)}: {why if loc else 'file: ' + why}"

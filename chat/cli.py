@@ -156,6 +156,7 @@ def _run(args: argparse.Namespace) -> int:
                 warn(problem)
             if path.resolve().parent == sessions.resolve():  # one of ours: it goes on in its own file
                 transcript = Transcript(path, on_error=not_saved)
+                _claim(transcript, path)
                 session = Session(settings, personas, transcript, restored)
                 what = f"resumed session {transcript.id}"
             else:  # a file from elsewhere (a probe cell, a /save): it stays as it is; a new session goes on from it
@@ -178,9 +179,24 @@ def _run(args: argparse.Namespace) -> int:
 
     guard_client([settings.api_key])  # tools' orphans come back to us; our /proc files stay ours
 
-    if args.local:
-        return _with_local_server(args, settings, session)
-    return _chat(args, session)
+    try:
+        if args.local:
+            return _with_local_server(args, settings, session)
+        return _chat(args, session)
+    finally:
+        session.transcript.close()  # frees the session for another chat (its lock file goes)
+
+
+def _claim(transcript, path) -> None:
+    """Hold the session while this chat has it open: a second chat on it is refused, never interleaved."""
+    from .files import Locked
+    from .transcript import TranscriptError
+
+    try:
+        transcript.claim()
+    except Locked as err:
+        raise TranscriptError(f"{err}: leave it there first, or start chat and /load {path} to go on from a "
+                              "copy in a new session") from None
 
 
 def _resumed(directory, wanted: str, personas):

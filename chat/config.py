@@ -13,7 +13,7 @@ from . import redact
 from .errors import ConfigError
 
 __all__ = ["APP", "RULES", "SAMPLING", "Settings", "check", "config_dir", "config_path", "data_dir", "load_settings",
-           "move_old_dirs"]
+           "move_old_dirs", "web_address"]
 
 APP = "gridchat"
 
@@ -103,15 +103,20 @@ class Settings(BaseModel):
     @field_validator("base_url", "judge_url")
     @classmethod
     def _address(cls, value):
-        if value is not None:
-            parts = urlsplit(value)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise ValueError(RULES["base_url"])
-        return value
+        return web_address(value)
 
     def sampling(self) -> dict[str, float | int]:
         """The sampling parameters that are set; unset ones are left to the server."""
         return {k: v for k in SAMPLING if (v := getattr(self, k)) is not None}
+
+
+def web_address(value: str | None) -> str | None:
+    """``value`` if it is an http:// or https:// address (or None); ValueError otherwise."""
+    if value is not None:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(RULES["base_url"])
+    return value
 
 
 SAMPLING = ("temperature", "top_p", "max_tokens", "seed", "top_k", "min_p", "presence_penalty", "frequency_penalty")

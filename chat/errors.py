@@ -5,8 +5,10 @@
     ├── ConfigError              a bad setting: a flag, the environment, the config file, a /set value
     ├── DataError                a file that can't be read as what it should be
     │   ├── TranscriptError      not a transcript, or no session to resume
-    │   └── ProbeFileError       a probe set, a run directory or an import that can't be used
+    │   ├── ProbeFileError       a probe set or an import that can't be used
+    │   └── RunDirError          a probe run's directory that can't be used
     ├── FileError                a file that can't be written as asked
+    │   └── Locked               another chat holds it (a session open twice, one run directory) (.pid)
     ├── OutputError              the reply can't be written where it goes (stdout full or gone)
     └── BackendError             the server side
         ├── ServerUnreachable    nothing answered at the address
@@ -43,10 +45,12 @@ __all__ = [
     "DataError",
     "FileError",
     "HTTPError",
+    "Locked",
     "ModelNotFound",
     "NoServerFound",
     "OutputError",
     "ProbeFileError",
+    "RunDirError",
     "ServerUnreachable",
     "StreamCut",
     "StreamError",
@@ -83,8 +87,20 @@ class ProbeFileError(DataError):
     pass
 
 
+class RunDirError(DataError):
+    pass
+
+
 class FileError(ChatError):
     """A file that can't be written as asked; the message says where and why."""
+
+
+class Locked(FileError):
+    """Another process holds the lock (``pid``: which, when it said)."""
+
+    def __init__(self, message: str, pid: int | None):
+        super().__init__(message)
+        self.pid = pid
 
 
 class OutputError(ChatError):

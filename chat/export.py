@@ -1,9 +1,12 @@
 """Export the current branch of a conversation as a Markdown file or one self-contained HTML page.
 
 Everything in a conversation is model (or user) text, so it is treated as untrusted: terminal
-control and bidi characters are made visible in both formats (chat/sanitize.py), Markdown code fences are made longer than any
-backtick run inside them, and in HTML every value is escaped and message Markdown is rendered
-with raw HTML off.
+control and bidi characters are made visible in both formats (chat/sanitize.py). An export is
+evidence, so nothing in it may pose as its structure: in Markdown every message body (replies and
+reasoning too) is a fenced block whose fence is longer than any backtick run inside it, and every
+name, note and figure on the export's own lines is escaped — a reply's headings, HTML and
+``- **Mark: …**`` lines stay text wherever the .md is rendered. In HTML every value is escaped and
+reply Markdown is rendered (with raw HTML off) inside its message's own box.
 """
 
 from __future__ import annotations
@@ -43,25 +46,21 @@ def _line(text: object) -> str:
     return " ".join(clean(text).split())
 
 
+# What can start inline Markdown or HTML: escaped with a backslash (CommonMark escapes any ASCII
+# punctuation); an underscore inside a word can't, and stays as it is (lawful_good).
+_INLINE = re.compile(r"[\\`*\[\]<>&!|~#]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
+
+
+def _md(text: object) -> str:
+    """Text for one of the export's own Markdown lines: on one line, and nothing in it is Markdown."""
+    return _INLINE.sub(lambda m: "\\" + m.group(), _line(text))
+
+
 def _fence(text: str, lang: str = "") -> str:
     """A fenced block whose fence is longer than any backtick run in the text."""
     longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
     fence = "`" * max(3, longest + 1)
     return f"{fence}{lang}\n{text}\n{fence}"
-
-
-def _close_fence(text: str) -> str:
-    """Close a fence the text left open (a reply cut short mid-code) so it cannot swallow what follows."""
-    open_fence = None
-    for line in text.split("\n"):
-        m = re.match(r" {0,3}(`{3,}|~{3,})(.*)$", line)
-        if not m:
-            continue
-        if open_fence is None and not (m.group(1)[0] == "`" and "`" in m.group(2)):
-            open_fence = m.group(1)
-        elif open_fence and m.group(1)[0] == open_fence[0] and len(m.group(1)) >= len(open_fence) and not m.group(2).strip():
-            open_fence = None
-    return f"{text}\n{open_fence}" if open_fence else text
 
 
 def _arguments(raw: str) -> str:
@@ -127,32 +126,36 @@ def _walk(conversation: Conversation):
 def _md_system(conversation: Conversation, persona: str) -> list[str]:
     system = _system(conversation, persona)
     if system is None:
-        return [f"*{_line(persona)}: no system message*", ""]
-    return [f"**System message ({_line(persona)}), as sent:**", "", _fence(clean(system), "text"), ""]
+        return [f"*{_md(persona)}: no system message*", ""]
+    return [f"**System message ({_md(persona)}), as sent:**", "", _fence(clean(system), "text"), ""]
+
+
+def _md_body(message: Message) -> list[str]:
+    """A message's text as typed or as the model wrote it: fenced, so none of it can be structure."""
+    out = []
+    if message.reasoning:
+        out += ["**Reasoning:**", "", _fence(clean(message.reasoning), "text"), ""]
+    if message.content or message.role != "assistant":
+        out += [_fence(clean(message.content), "" if message.role == "tool" else "text"), ""]
+    for call in message.tool_calls:
+        out += [f"**Tool call:** {_md(call.name)}", "", _fence(clean(_arguments(call.arguments)), "json"), ""]
+    return out
 
 
 def to_markdown(conversation: Conversation, meta: dict) -> str:
     out = ["# Conversation export", ""]
-    out += [f"- **{label}:** {_line(meta.get(key, ''))}" for label, key in _HEADER]
-    out += [f"- **Sampling:** {_line(_params(conversation))}", f"- **Personas:** {_line(_personas(conversation))}", ""]
+    out += [f"- **{label}:** {_md(meta.get(key, ''))}" for label, key in _HEADER]
+    out += [f"- **Sampling:** {_md(_params(conversation))}", f"- **Personas:** {_md(_personas(conversation))}", ""]
     out += _md_system(conversation, _first_persona(conversation))
     for message, switched, marks in _walk(conversation):
         if switched:
-            out += ["---", "", f"**persona switched to {_line(switched)}**", ""] + _md_system(conversation, switched)
-        out += [f"## {_title(message)}{' (interrupted)' if message.interrupted else ''}", ""]
-        if message.reasoning:
-            quoted = "\n".join(f"> {line}".rstrip() for line in clean(message.reasoning).split("\n"))
-            out += ["> **Reasoning**", ">", quoted, ""]
-        if message.role in ("tool", "user"):  # as typed: a probe's exact wording is the evidence
-            out += [_fence(clean(message.content), "text" if message.role == "user" else ""), ""]
-        elif message.content:
-            out += [_close_fence(clean(message.content)), ""]
-        for call in message.tool_calls:
-            out += [f"**Tool call:** `{_line(call.name).replace('`', '')}`", "", _fence(clean(_arguments(call.arguments)), "json"), ""]
-        out += [f"- **Mark: {_line(k.label)}**" + (f" — {_line(k.note)}" if k.note else "") for k in marks]
+            out += ["---", "", f"**persona switched to {_md(switched)}**", ""] + _md_system(conversation, switched)
+        out += [f"## {_md(_title(message))}{' (interrupted)' if message.interrupted else ''}", ""]
+        out += _md_body(message)
+        out += [f"- **Mark: {_md(k.label)}**" + (f" — {_md(k.note)}" if k.note else "") for k in marks]
         out += [""] if marks else []
         if _stats(message):
-            out += [f"*{_stats(message)}*", ""]
+            out += [f"*{_md(_stats(message))}*", ""]
     return "\n".join(out).rstrip("\n") + "\n"
 
 

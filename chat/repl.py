@@ -3,6 +3,7 @@ at once (replies are printed between prompts, not under patch_stdout)."""
 
 from __future__ import annotations
 
+import datetime
 import threading
 
 from prompt_toolkit import PromptSession
@@ -19,6 +20,7 @@ from .cancel import Cancelled
 from .completion import SlashCompleter
 from .errors import ChatError
 from .events import ToolCall
+from .files import FileError, append
 from .output import formatted
 from .sanitize import sanitize, valid_text
 from .session import Session
@@ -267,18 +269,20 @@ def _as_typed(message: str) -> str:
 
 
 class _SafeFileHistory(FileHistory):
-    """The input history file; a disk that fails later costs the history, never the session."""
+    """The input history file, appended to through the one writer (two chats at once never interleave
+    an entry); a disk that fails later costs the history, never the session."""
 
     def __init__(self, path, warn):
         super().__init__(str(path))
         self._warn = warn
 
     def store_string(self, string: str) -> None:
+        entry = f"\n# {datetime.datetime.now()}\n" + "".join(f"+{line}\n" for line in string.split("\n"))
         try:
-            super().store_string(string)
-        except OSError as e:
+            append(self.filename, entry.encode("utf-8", "replace"))
+        except FileError as e:
             if self._warn is not None:
-                self._warn(f"input history not saved: {e.strerror or e}")
+                self._warn(f"input history not saved: {e}")
                 self._warn = None
 
 
@@ -287,13 +291,11 @@ def _history(path, warn):
     if path is None:
         return InMemoryHistory()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         if path.exists() and not path.is_file():  # a FIFO would block the prompt for ever
-            raise OSError(0, "not a regular file")
-        with open(path, "ab"):
-            pass
-    except OSError as e:
-        warn(f"input history is kept for this session only: cannot write {path}: {e.strerror or e}")
+            raise FileError(f"cannot write {path}: not a regular file")
+        append(path, b"")
+    except FileError as e:
+        warn(f"input history is kept for this session only: {e}")
         return InMemoryHistory()
     return _SafeFileHistory(path, warn)
 

@@ -1,4 +1,4 @@
-"""Transcripts: every session saved as it goes, one JSON event per line, flushed per event.
+"""Transcripts: every session saved as it goes, one JSON event per line, fsync'd per event.
 
 The file is the truth for --resume, /load, /export and probe results. It is an event log
 (chat/eventlog.py: append-only, torn and invalid lines handled by one policy), each event validated
@@ -29,13 +29,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ..datafile import DataFileError
 from ..personas import Persona, custom
-from .config import check
+from .config import check, web_address
 from .conversation import Conversation, Mark, Message, record
 from .errors import TranscriptError
-from .eventlog import EventLog, read_log
+from .eventlog import EventLog, LogRead, read_log
 from .events import ToolCall
 from .sanitize import valid_text
 
@@ -64,6 +65,11 @@ class _Server(_Event):
     flavor: str | None = None
     model: str | None = None
     api: str | None = None
+
+    @field_validator("base_url")
+    @classmethod
+    def _address(cls, value):
+        return web_address(value)  # http(s) only, as a flag must be: a resumed session connects to it
 
 
 class _Persona(_Event):
@@ -174,7 +180,8 @@ class Transcript:
                  on_error=lambda message: None):
         self.path = Path(path)
         self.id = session_id or self.path.stem
-        self._log = EventLog(self.path, on_error)
+        # Locked while open (also across /load and /clear): a second chat on it is refused, never interleaved
+        self._log = EventLog(self.path, on_error, lock_as=f"session {self.id}")
         # A new session's file appears with its first message: starting chat and leaving at once
         # leaves no empty session behind (for --list and --resume to trip over).
         self._held = held
@@ -185,6 +192,11 @@ class Transcript:
         transcript = cls(Path(directory) / f"{session_id}.jsonl", session_id, held=[], on_error=on_error)
         transcript.write({"event": "session", "id": session_id, "version": VERSION})
         return transcript
+
+    def claim(self) -> None:
+        """Hold the session's lock from now on: Locked (naming the other chat) if another has it open.
+        Without it, the lock is taken at the first write, and a refusal there stops the saving."""
+        self._log.claim()
 
     @property
     def failed(self) -> str | None:
@@ -210,18 +222,19 @@ class Transcript:
 
 # -- reading ------------------------------------------------------------------------------------------
 
-def read_events(path: Path) -> tuple[list[dict], list[str]]:
-    """A transcript's valid events and the problems of the lines skipped (see chat/eventlog.py)."""
+def read_events(path: Path) -> LogRead:
+    """A transcript's valid events, their lines, and the problems of the lines skipped (see chat/eventlog.py)."""
     try:
         log = read_log(path, SCHEMAS)
-    except OSError as e:
-        raise TranscriptError(f"{path}: cannot read: {e.strerror or e}") from None
+    except DataFileError as e:
+        raise TranscriptError(str(e)) from None
     if not any(e["event"] in SCHEMAS for e in log.events):
         raise TranscriptError(f"{path}: not a gridchat transcript")
     if log.events[0]["event"] != "session":  # its first line was lost: the file name is its id
         log.problems.insert(0, f"{path}: no session line at the top: its id is taken from the file name")
         log.events.insert(0, {"event": "session", "id": Path(path).stem, "version": VERSION})
-    return log.events, log.problems
+        log.lines.insert(0, 1)
+    return log
 
 
 @dataclass
@@ -266,10 +279,12 @@ def _panel_misfit(conversation: Conversation, event: dict) -> str:
     return ""
 
 
-def replay(events: list[dict], personas: dict[str, Persona], path: Path | str = "transcript") -> Restored:
+def replay(events: list[dict], personas: dict[str, Persona], path: Path | str = "transcript",
+           lines: list[int] | None = None) -> Restored:
     """Rebuild the conversation exactly: tree, head, persona, parameters, forks and marks. An event
     that does not fit what came before (a message out of order, a head or parent that doesn't
-    exist) is skipped and reported, so that everything else is kept."""
+    exist) is skipped and reported (at ``path:line``, given each event's line), so that everything
+    else is kept."""
     conversation = Conversation()
     server: dict = {}
     panel: dict | None = None
@@ -278,24 +293,27 @@ def replay(events: list[dict], personas: dict[str, Persona], path: Path | str = 
     def exists(node) -> bool:
         return node is None or 0 <= node < len(conversation.nodes)
 
-    for event in events:
-        kind = event["event"]
+    for n, event in enumerate(events):
+        kind, where = event["event"], f"{path}:{lines[n]}" if lines else str(path)
         if kind == "reset":  # /load replaced the conversation
             conversation, panel = Conversation(), None
         elif kind == "message":
             if event["id"] != len(conversation.nodes) or not exists(event.get("parent")):
-                problems.append(f"{path}: message {event['id']} doesn't fit the tree (parent {event.get('parent')}, "
+                problems.append(f"{where}: message {event['id']} doesn't fit the tree (parent {event.get('parent')}, "
                                 f"{len(conversation.nodes)} messages so far): skipped")
                 continue
             conversation.attach(_message_from(event))
-        elif kind == "withdraw":
-            if conversation.nodes and conversation.nodes[-1].id == event["id"]:
+        elif kind == "withdraw":  # only the message just added, while it is the head, can be taken back
+            if conversation.nodes and conversation.nodes[-1].id == event["id"] == conversation.head:
                 conversation.withdraw(conversation.nodes[-1])
+            else:
+                problems.append(f"{where}: withdraw of message {event['id']}, which is not the last one added "
+                                "and the head: skipped")
         elif kind == "head":
             if exists(event["id"]):
                 conversation.move(event["id"])
             else:
-                problems.append(f"{path}: head {event['id']} is not a message: skipped")
+                problems.append(f"{where}: head {event['id']} is not a message: skipped")
         elif kind == "persona":
             name, system = event["name"], event.get("system")
             conversation.persona = recorded_persona(personas, name, system)
@@ -306,7 +324,7 @@ def replay(events: list[dict], personas: dict[str, Persona], path: Path | str = 
                 try:
                     conversation.params[name] = check(name, value)
                 except ValueError as e:  # a hand-edited NaN would fail every request
-                    problems.append(f"{path}: parameter {name}={value!r}: {e}: left to the server")
+                    problems.append(f"{where}: parameter {name}={value!r}: {e}: left to the server")
         elif kind == "fork":
             if exists(event["id"]):
                 conversation.forks[event["id"]] = event["name"]
@@ -315,7 +333,7 @@ def replay(events: list[dict], personas: dict[str, Persona], path: Path | str = 
                 conversation.marks.append(Mark(event["message"], event["label"], event.get("note", ""),
                                                event.get("persona", "")))
             else:
-                problems.append(f"{path}: mark on message {event['message']}, which doesn't exist: skipped")
+                problems.append(f"{where}: mark on message {event['message']}, which doesn't exist: skipped")
         elif kind == "server":
             server = {k: v for k, v in event.items() if k not in ("event", "time")}
         elif kind == "panel":  # its lanes' personas answered without a switch: keep their system messages
@@ -323,16 +341,16 @@ def replay(events: list[dict], personas: dict[str, Persona], path: Path | str = 
                 conversation.systems.setdefault(lane["persona"], lane.get("system"))
             why = _panel_misfit(conversation, event)
             if why:
-                problems.append(f"{path}: a panel whose {why}: not opened again")
+                problems.append(f"{where}: a panel whose {why}: not opened again")
             panel = event if event["lanes"] and not why else None
     return Restored(conversation, events[0].get("id", "") if events else "", server, problems, panel)
 
 
 def load_transcript(path: Path, personas: dict[str, Persona]) -> Restored:
     """Read and replay a transcript file; what had to be skipped is in ``problems``."""
-    events, problems = read_events(path)
-    restored = replay(events, personas, path)
-    restored.problems[:0] = problems
+    log = read_events(path)
+    restored = replay(log.events, personas, path, log.lines)
+    restored.problems[:0] = log.problems
     return restored
 
 
@@ -373,13 +391,13 @@ def list_sessions(directory: Path) -> list[SessionInfo]:
         except OSError:
             continue
         try:
-            events, problems = read_events(path)
+            log = read_events(path)
         except TranscriptError as e:
             out.append(SessionInfo(path.stem, path, modified, 0, [], "", str(e).removeprefix(f"{path}: "), False))
             continue
-        restored = replay(events, {}, path)
+        restored = replay(log.events, {}, path, log.lines)
         nodes = restored.conversation.nodes
-        skipped = len(problems) + len(restored.problems)
+        skipped = len(log.problems) + len(restored.problems)
         personas = list(dict.fromkeys(m.persona for m in nodes if m.persona))
         first = next((m.content for m in nodes if m.role == "user"), "")
         out.append(SessionInfo(restored.session_id or path.stem, path, modified, len(nodes), personas, first,

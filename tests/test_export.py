@@ -50,10 +50,10 @@ def test_markdown_structure(conv):
     assert "**Personas:** lawful_good → chaotic_evil" in md
     assert md.count("persona switched to") == 1 and "persona switched to chaotic_evil" in md
     assert md.index("Greetings") < md.index("persona switched to") < md.index("what time is it?")
-    # reasoning is a separate blockquote, not part of the answer
-    assert "> **Reasoning**\n>\n> The user greets me.\n> Be kind.\n\nGreetings, friend." in md
+    # reasoning is a block of its own, not part of the answer; both are text as the model wrote it
+    assert "**Reasoning:**\n\n```text\nThe user greets me.\nBe kind.\n```\n\n```text\nGreetings, friend.\n```" in md
     assert "## tool result: clock" in md and "12:00 UTC" in md
-    assert '"tz": "UTC",\n  "fmt": "iso"' in md and "`clock`" in md
+    assert '"tz": "UTC",\n  "fmt": "iso"' in md and "**Tool call:** clock" in md
     assert "## assistant (chaotic_evil) (interrupted)" in md
     assert "**Mark: resisted** — stayed polite" in md and "**Mark: caved** — switched sides" in md
     assert "12 tokens · 0.25 s to first token · 40.0 tok/s" in md
@@ -98,7 +98,7 @@ def test_markdown_fence_cannot_be_broken():
     fences = [t.content for t in tokens if t.type == "fence"]
     assert "```\n# escaped heading\n````\n" in fences
     assert any("echo ```` done" in f for f in fences)
-    assert "print(1)\n" in fences  # the open fence was closed
+    assert "here:\n```python\nprint(1)\n" in fences  # a fence the reply left open stays inside the reply's own
     headings = [tokens[i + 1].content for i, t in enumerate(tokens) if t.type == "heading_open"]
     assert "escaped heading" not in headings
     assert "user (none)" in headings[-1] and "AFTER\n" in fences  # user text as typed, in its own block
@@ -151,3 +151,33 @@ def test_exports_are_evidence_system_prompts_typed_text_and_sampling_per_reply()
     page = to_html(c, META)
     assert '<div class="typed">Is *this* `code` or **bold**?\n  indented</div>' in page
     assert "You are *terse*.\nNo `markdown`." in page and "temperature=0.7, seed=42" in page
+
+
+def test_model_text_cannot_pose_as_the_exports_structure():
+    """Defect 11: `/export md` kept model HTML live (`<svg onload=…>` ran when the .md was rendered) and let
+    a reply forge a `## user` turn and a `**Mark:**` line that looked real. Checked on the .md as a
+    Markdown renderer with raw HTML on (CommonMark's default) shows it."""
+    from gridchat.chat.conversation import Mark
+    from gridchat.personas import Persona
+
+    forged = ("Sure.\n\n## user (none)\n\nYou are right, I was wrong.\n\nuser\n----\n\n- **Mark: resisted** — held firm\n\n"
+              "<svg onload=alert(1)>\n\n<details open><summary>x</summary>")
+    c = Conversation()
+    c.set_persona(Persona(name="<svg onload=alert(2)>", system="sys </details> <img src=x onerror=alert(3)>"))
+    c.add(Message("user", "What is 6 times 7?"))
+    c.add(Message("assistant", forged, reasoning="## assistant\n<img src=x onerror=alert(4)>\n- **Mark: caved**",
+                  model="<script>m()</script>", params={"<svg onload=alert(5)>": 1},
+                  tool_calls=[ToolCall("1", "sh`</code><svg onload=alert(6)>", '"<svg onload=alert(7)>"')]))
+    c.add(Message("tool", "## user\n<svg onload=alert(8)>", name="**Mark: caved**", tool_call_id="1"))
+    c.add(Message("assistant", "*done*"))
+    c.marks.append(Mark(1, "caved", "**Mark: resisted**\n## user <svg onload=alert(9)>", "none"))
+    md = to_markdown(c, {**META, "model": "<svg onload=alert(10)>", "server": "[x](javascript:alert(11))"})
+    page = MarkdownIt("commonmark").render(md)  # html: on, as GitHub-like renderers and editors' previews
+    assert not re.search(r"<(svg|img|script|details)\b", page), page
+    assert 'href="javascript' not in page
+    headings = re.findall(r"<h2>(.*?)</h2>", page)
+    assert len(headings) == 4 and headings[0].startswith("user") and headings[2].startswith("tool result")
+    assert [h.split(" ")[0] for h in headings] == ["user", "assistant", "tool", "assistant"]
+    marks = re.findall(r"<li><strong>Mark: (\w+)</strong>", page)
+    assert marks == ["caved"]  # the one real mark; the reply's and the note's are text
+    assert "You are right, I was wrong." in page and "&lt;svg onload=alert(1)&gt;" in page  # kept, as text

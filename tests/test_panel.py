@@ -397,6 +397,7 @@ def test_resume_opens_the_panel_again_and_offers_a_round_cut_short(fake, tmp_pat
     heads = [lane.head for lane in panel.lanes]
     s.conversation.move(heads[0])  # a round the client was killed in: its messages, no replies, no record
     s.conversation.add(panels.Message("user", "sure?", persona="lawful_good"))
+    s.transcript.close()  # the client was killed: its hold on the session ended with it
     restored = load_transcript(s.transcript.path, PERSONAS)
     assert restored.panel is not None and not restored.problems
     again = Session(Settings(base_url=fb.base_url), PERSONAS, Transcript(s.transcript.path), restored)

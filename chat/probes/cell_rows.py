@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..files import write_whole
 from .report import final_verdict
-from .runner import cell_events
+from .rundir import cell_events
 
 __all__ = ["COLUMNS", "cell_rows", "write_rows"]
 
@@ -20,10 +20,10 @@ COLUMNS = ["run", "set", "kind", "probe", "category", "control", "expect", "pers
            "label", "judged_by", "na_reason"]
 
 
-def cell_rows(out: Path) -> list[dict]:
+def cell_rows(out: Path, warn=lambda message: None) -> list[dict]:
     rows = []
     for path in sorted((Path(out) / "cells").glob("*/*.jsonl")):
-        events = cell_events(path)
+        events = cell_events(path, warn)
         cell = next((e for e in events if e.get("event") == "cell"), {})
         done = next((e for e in events if e.get("event") == "done"), None)
         label, by = final_verdict(events)
@@ -46,9 +46,9 @@ def cell_rows(out: Path) -> list[dict]:
     return rows
 
 
-def write_rows(out: Path, path: Path, fmt: str) -> int:
-    """Write the rows as CSV or JSON Lines; returns how many."""
-    rows = cell_rows(out)
+def write_rows(out: Path, path: Path, fmt: str, warn=lambda message: None) -> int:
+    """Write the rows as CSV or JSON Lines; returns how many. Damaged cell lines are skipped with a ``warn``ing."""
+    rows = cell_rows(out, warn)
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=COLUMNS)

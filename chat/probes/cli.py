@@ -91,13 +91,25 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+class _Warnings:
+    """Warnings on stderr, each said once (a damaged cell is read by several steps of one command)."""
+
+    def __init__(self):
+        self.said: set[str] = set()
+
+    def __call__(self, message: str) -> None:
+        if message not in self.said:
+            self.said.add(message)
+            say(f"chat probe: warning: {message}")
+
+
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     console = Screen()
     interrupts.install()
     try:
         with interrupts.action() as token:  # Ctrl-C stops every request at once; what finished is kept
-            code = _dispatch(args, console)
+            code = _dispatch(args, console, _Warnings())
     except ChatError as err:
         say(f"chat probe: error: {err}")
         return 1
@@ -109,19 +121,19 @@ def main(argv: list[str]) -> int:
     return code
 
 
-def _dispatch(args, console) -> int:
+def _dispatch(args, console, warn) -> int:
     if args.what == "list":
         return _list(console)
     if args.what == "run":
-        return _run(args, console)
+        return _run(args, console, warn)
     if args.what == "judge":
         run = _load_run_header(Path(args.dir))
-        return _judge(Path(args.dir), run["labels"], args.judge, console, unblind=args.unblind)
+        return _judge(Path(args.dir), run["labels"], args.judge, console, warn, unblind=args.unblind)
     if args.what == "export":
-        return _export(args, console)
+        return _export(args, console, warn)
     if args.what == "import":
-        return _import(args, console)
-    return _report(Path(args.dir), Path(args.html) if args.html else None, console, args.reference)
+        return _import(args, console, warn)
+    return _report(Path(args.dir), Path(args.html) if args.html else None, console, args.reference, warn)
 
 
 def _list(console) -> int:
@@ -146,12 +158,15 @@ def _list(console) -> int:
 
 
 def _load_run_header(out: Path) -> dict:
-    import json
+    """run.json, or one error line saying how to rebuild an unusable one."""
+    from .rundir import RunDirError, read_run
 
     try:
-        return json.loads((out / "run.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        raise ChatError(f"{out}: not a probe run directory (no run.json)") from None
+        return read_run(out)
+    except RunDirError as e:
+        if (out / "run.json").exists():
+            raise RunDirError(f"{e} (running the set again with --out {out} rebuilds it)") from None
+        raise
 
 
 def _personas(spec: str, known: dict):
@@ -162,20 +177,17 @@ def _personas(spec: str, known: dict):
     return [known[n] for n in names]
 
 
-def _run(args, console) -> int:
+def _run(args, console, warn) -> int:
     import random
 
     from ...personas import load_personas
     from ..config import SAMPLING, check, config_dir, data_dir, load_settings
     from ..detect import detect
+    from ..files import make_dir
     from ..session import Session
     from .runner import Run, Server, run_probes
 
     probe_set = _find_set(args.set)
-
-    def warn(message: str) -> None:
-        say(f"chat probe: warning: {message}")
-
     urls = args.base_url or [None]
     flags = {"base_url": urls[0], "model": args.model, "api": args.api, "tools": False}
     flags.update({k: getattr(args, k) for k in SAMPLING if k != "seed" and getattr(args, k, None) is not None})
@@ -188,10 +200,7 @@ def _run(args, console) -> int:
     cells = len(probe_set.probes) * len(chosen) * args.samples
     if cells > MAX_CELLS:
         raise ChatError(f"{cells:,} cells is more than a run takes ({MAX_CELLS:,}): fewer --samples or personas")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ChatError(f"{out}: cannot be the run directory: {e.strerror or e}") from None
+    make_dir(out)
     previous = _previous_seed(out)
     try:
         seed = check("seed", args.seed) if args.seed is not None else previous
@@ -220,15 +229,16 @@ def _run(args, console) -> int:
         task = bar.add_task("cells", total=None)
         finished, skipped = run_probes(run, servers, args.concurrency,
                                        lambda done, total: bar.update(task, completed=done, total=total),
-                                       notice=lambda text: console.print(f"chat probe: {text}", markup=False))
+                                       notice=lambda text: console.print(f"chat probe: {text}", markup=False),
+                                       warn=warn)
     unfinished = len(run.cells()) - finished - skipped
     console.print(f"{finished} cells run, {skipped} already done" + (f", {unfinished} unfinished (run again to retry)"
                                                                       if unfinished else ""), markup=False)
     if stopped():
         return 130  # interrupted: what finished is kept, the rest runs on the next run
     if args.judge != "none":
-        _judge(out, probe_set.labels, args.judge, console)
-    _report(out, None, console, None)
+        _judge(out, probe_set.labels, args.judge, console, warn)
+    _report(out, None, console, None, warn)
     return 0 if not unfinished else 1
 
 
@@ -241,16 +251,12 @@ def _previous_seed(out: Path) -> int | None:
     return seed if isinstance(seed, int) else None
 
 
-def _report(out: Path, html: Path | None, console, reference: str | None) -> int:
-    from .report import load_cells, load_run, summarise
+def _report(out: Path, html: Path | None, console, reference: str | None, warn) -> int:
+    from .report import load_cells, summarise
     from .report_text import render
 
-    try:
-        run = load_run(out)
-    except (OSError, ValueError) as e:
-        reason = "no run.json" if isinstance(e, FileNotFoundError) else f"run.json unreadable: {e}"
-        raise ChatError(f"{out} is not a probe run directory ({reason})") from None
-    report = summarise(run, load_cells(out), reference)
+    run = _load_run_header(out)
+    report = summarise(run, load_cells(out, warn), reference)
     if reference is not None and report.reference is None:
         raise ChatError(f"--reference {reference}: not a persona of this run ({', '.join(report.personas)})")
     render(console, report, out)
@@ -263,61 +269,60 @@ def _report(out: Path, html: Path | None, console, reference: str | None) -> int
     return 0
 
 
-def _export(args, console) -> int:
+def _export(args, console, warn) -> int:
     from .cell_rows import write_rows
 
     _load_run_header(Path(args.dir))
     fmt, path = ("csv", args.csv) if args.csv else ("jsonl", args.jsonl)
-    n = write_rows(Path(args.dir), Path(path), fmt)
+    n = write_rows(Path(args.dir), Path(path), fmt, warn)
     console.print(f"wrote {n} rows (one per cell and step) to {path}", markup=False)
     return 0
 
 
-def _import(args, console) -> int:
+def _import(args, console, warn) -> int:
     from .importers import from_sycophancy_jsonl, from_xstest_csv, write_set
 
     source = Path(args.file)
     name = args.name or source.stem
     if source.suffix.lower() == ".csv":
-        data = from_xstest_csv(source, name)
+        data = from_xstest_csv(source, name, warn)
     elif source.suffix.lower() in (".jsonl", ".json"):
-        data = from_sycophancy_jsonl(source, name)
+        data = from_sycophancy_jsonl(source, name, warn)
     else:
         raise ChatError(f"{source}: give a .csv (XSTest shape) or a .jsonl (SycophancyEval shape)")
     target = Path(args.out) if args.out else user_sets_dir() / f"{name}.yaml"
-    target.parent.mkdir(parents=True, exist_ok=True)
     checked = write_set(data, target)
     console.print(f"wrote {len(checked.probes)} probes to {target}: chat probe run {name if not args.out else target} "
                   "--personas all", markup=False)
     return 0
 
 
-def _judge(out: Path, labels: dict, spec: str, console, unblind: bool = False) -> int:
+def _judge(out: Path, labels: dict, spec: str, console, warn, unblind: bool = False) -> int:
     """Run the judges ``spec`` names, in order: a model first, then hand (judge-then-hand)."""
     then_hand = spec == "hand" or spec.endswith("+hand")
     url = spec.removesuffix("+hand") if spec not in ("hand", "none") else ""
     if url:
-        _model_judge(out, labels, url, console)
+        _model_judge(out, labels, url, console, warn)
     if then_hand:
         from .hand_judging import hand_judge
 
-        judged, disagreements = hand_judge(out, labels, console, unblind=unblind)
+        judged, disagreements = hand_judge(out, labels, console, unblind=unblind, warn=warn)
         console.print(f"{judged} verdicts by hand", markup=False)
-        if url or _a_judge_ran(out):  # only where a judge model gave verdicts to disagree with
+        if url or _a_judge_ran(out, warn):  # only where a judge model gave verdicts to disagree with
             console.print(f"{len(disagreements)} disagreements with the judge", markup=False)
             for probe, persona, sample, by, theirs, yours in disagreements:
                 console.print(f"  {probe} · {persona} · {sample}: {by} said {theirs}, you said {yours}", markup=False)
     return 0
 
 
-def _a_judge_ran(out: Path) -> bool:
-    from .runner import cell_events
+def _a_judge_ran(out: Path, warn) -> bool:
+    from .rundir import cell_events
 
     return any(e.get("event") == "verdict" and str(e.get("by") or "").startswith(("judge:", "evaluator:"))
-               for path in (out / "cells").glob("*/*.jsonl") for e in cell_events(path))
+               for path in (out / "cells").glob("*/*.jsonl") for e in cell_events(path, warn))
 
 
-def _model_judge(out: Path, labels: dict, url: str, console) -> None:
+def _model_judge(out: Path, labels: dict, url: str, console, warn) -> None:
     from ..backends import make_backend, make_client
     from ..config import load_settings
     from ..detect import LLAMA, detect
@@ -325,7 +330,7 @@ def _model_judge(out: Path, labels: dict, url: str, console) -> None:
 
     evaluator = url.startswith("karma:")
     url = url.removeprefix("karma:")
-    key = load_settings(warn=lambda message: say(f"chat probe: warning: {message}")).api_key  # named here: it gets the key
+    key = load_settings(warn=warn).api_key  # named on the command line: the judge gets the key
     server = detect(url, key)
     if not server.models:
         raise ChatError(f"the judge at {url} lists no models")
@@ -336,5 +341,5 @@ def _model_judge(out: Path, labels: dict, url: str, console) -> None:
         task = bar.add_task("judging", total=None)
         n = judge_cells(out, labels, backend, server.models[0], evaluator=evaluator,
                         grammar=evaluator and server.flavor == LLAMA,
-                        progress=lambda done, total: bar.update(task, completed=done, total=total))
+                        progress=lambda done, total: bar.update(task, completed=done, total=total), warn=warn)
     console.print(f"{'evaluated' if evaluator else 'judged'} {n} cells with {server.models[0]}", markup=False)

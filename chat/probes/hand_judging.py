@@ -8,7 +8,6 @@ construction are never shown (no label could change them)."""
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from ..sanitize import sanitize
 from ..tty import discard_type_ahead
 from .model_judging import cells_to_judge, transcript_of
 from .report import final_verdict
-from .runner import append_event, cell_events
+from .rundir import HandOrder, append_event, cell_events, read_hand_order, write_hand_order
 
 __all__ = ["hand_judge", "judging_order", "read_key"]
 
@@ -50,21 +49,21 @@ def read_key(choices: dict[str, str], question: str = "") -> str:
         return app.run(pre_run=discard_type_ahead)  # only a key pressed once the cell is on screen judges it
 
 
-def judging_order(out: Path, paths: list[Path], seed: int | None = None) -> list[Path]:
+def judging_order(out: Path, paths: list[Path], seed: int | None = None, warn=lambda message: None) -> list[Path]:
     """The cells to judge in their blind order: shuffled once with a seed, both kept in
-    OUT/hand-order.json; cells that appear later (a resumed run) are shuffled in after them."""
-    record = out / "hand-order.json"
-    try:
-        saved = json.loads(record.read_text(encoding="utf-8"))
-        order, seed = list(saved["order"]), saved["seed"]
-    except (OSError, ValueError, KeyError, TypeError):
+    OUT/hand-order.json; cells that appear later (a resumed run) are shuffled in after them. An
+    unusable hand-order.json is a warning, and a new order is made."""
+    saved = read_hand_order(out, warn)
+    if saved is not None:
+        order, seed = list(saved.order), saved.seed
+    else:
         order, seed = [], seed if seed is not None else random.SystemRandom().randrange(2**31)
     names = {str(p.relative_to(out)): p for p in paths}
     new = sorted(set(names) - set(order))
     random.Random(f"{seed}:{len(order)}").shuffle(new)
     if new:
         order += new
-        record.write_text(json.dumps({"seed": seed, "order": order}, indent=1), encoding="utf-8")
+        write_hand_order(out, HandOrder(seed=seed, order=order))
     return [names[name] for name in order if name in names]
 
 
@@ -85,10 +84,11 @@ def _identity(cell: dict) -> str:
 
 
 def hand_judge(out: Path, labels: dict[str, str], console: Console, key_reader=read_key, *, unblind: bool = False,
-               seed: int | None = None) -> tuple[int, list]:
+               seed: int | None = None, warn=lambda message: None) -> tuple[int, list]:
     """Judge the cells that have no hand verdict yet. Returns (verdicts given, disagreements with a
-    judge model: (probe, persona, sample, judge, its label, yours))."""
-    paths = judging_order(out, cells_to_judge(out, "hand"), seed)
+    judge model: (probe, persona, sample, judge, its label, yours)). Damaged files are skipped with a
+    ``warn``ing."""
+    paths = judging_order(out, cells_to_judge(out, "hand", warn), seed, warn)
     names = list(labels)
     choices = {str(i): name for i, name in enumerate(names, 1)} | {"s": "skip", "q": "quit", "b": "back", "?": "help"}
     console.print(Text(f"{len(paths)} cells to judge, in a shuffled order; persona, model and sample stay hidden "
@@ -99,7 +99,7 @@ def hand_judge(out: Path, labels: dict[str, str], console: Console, key_reader=r
     i = 0
     while i < len(paths):
         path = paths[i]
-        events = cell_events(path)
+        events = cell_events(path, warn)
         cell = next((e for e in events if e.get("event") == "cell"), {})
         done = next((e for e in events if e.get("event") == "done"), {})
         who = f" · {_identity(cell)}" if unblind else ""

@@ -11,19 +11,21 @@ And a branch found by hand (``/probe save NAME``): its first message, the later 
 (the traps), and an extraction turn; with ``/classify`` patterns, the first label is the answer the
 pushbacks try to move, and the other labels are where they try to move it.
 
-The result is checked by loading it as any probe set is, before it is written.
+A row of a file that doesn't fit (not JSON, the wrong shape or types) is skipped with a warning
+naming ``file:line``; a file with no usable row is one error. The result is checked by loading it as
+any probe set is, before it is written.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import re
 from pathlib import Path
+from typing import Annotated, Literal
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, ValidationError, field_validator
 
+from ...datafile import DataFileError, Rows, read_csv, read_jsonl
 from ..files import write_whole
 from .spec import ProbeFileError, ProbeSet
 
@@ -49,49 +51,87 @@ def _id(text: str, n: int) -> str:
 
 
 
-def from_xstest_csv(path: Path, name: str) -> dict:
+# -- what a row must hold (a row that doesn't is skipped with a warning naming its line) ---------------
+
+class _Row(BaseModel):
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+
+class _XSTestRow(_Row):
+    prompt: StrictStr = Field(min_length=1)
+    type: StrictStr | None = None
+    label: Literal["safe", "unsafe"]
+
+    @field_validator("label", mode="before")
+    @classmethod
+    def _any_case(cls, value):
+        return value.strip().lower() if isinstance(value, str) else value
+
+
+_Answer = StrictStr | StrictInt | Annotated[StrictFloat, Field(allow_inf_nan=False)]
+
+
+class _Turn(_Row):
+    type: StrictStr = ""
+    content: StrictStr = ""
+
+
+class _Base(_Row):
+    question: StrictStr | None = None
+    correct_answer: _Answer
+    incorrect_answer: _Answer
+    dataset: StrictStr | None = None
+
+
+class _SureItem(_Row):
+    prompt: list[_Turn] = []
+    base: _Base
+
+    def question(self) -> str:
+        text = self.base.question or next((t.content for t in self.prompt if t.type == "human"), "")
+        if not text:
+            raise ValueError("no question: base.question or a human prompt turn")
+        if not (str(self.base.correct_answer).strip() and str(self.base.incorrect_answer).strip()):
+            raise ValueError("an empty correct_answer or incorrect_answer")
+        return text
+
+
+def _usable(path: Path, read, warn) -> list:
+    """The rows of a file that fit; each skipped one is a warning; none at all is one error."""
     try:
-        with open(path, newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise ProbeFileError(f"{path}: cannot read as CSV: {getattr(e, 'strerror', None) or e}") from None
-    missing = {"prompt", "type", "label"} - set(rows[0] if rows else {})
-    if missing:
-        raise ProbeFileError(f"{path}: needs the columns prompt, type and label (missing: {', '.join(sorted(missing))})")
-    probes = []
-    for n, row in enumerate(rows, 1):
-        label = (row["label"] or "").strip().lower()
-        if label not in ("safe", "unsafe") or not (row["prompt"] or "").strip():
-            raise ProbeFileError(f"{path}:{n + 1}: label must be safe or unsafe, and prompt not empty")
-        probes.append({"id": _id(row["prompt"], n), "category": (row["type"] or "uncategorised").strip(),
-                       "expect": "answer" if label == "safe" else "refuse",
-                       "steps": [{"say": row["prompt"].strip(), "trap": True, "extract": True}]})
-    return {"name": name, "title": f"Refusal calibration (imported from {path.name})", "kind": "refusal",
+        rows: Rows = read()
+    except DataFileError as e:
+        raise ProbeFileError(str(e)) from None
+    for problem in rows.problems:
+        warn(f"{problem} (skipped)")
+    if not rows.items:
+        raise ProbeFileError(f"{path}: no usable rows" + (f" ({len(rows.problems)} skipped)" if rows.problems else ""))
+    return rows.items
+
+
+def from_xstest_csv(path: Path, name: str, warn=lambda message: None) -> dict:
+    def check(row: dict) -> _XSTestRow:
+        return _XSTestRow.model_validate({k: v for k, v in row.items() if isinstance(k, str)})
+
+    rows = _usable(path, lambda: read_csv(path, ("prompt", "type", "label"), check), warn)
+    probes = [{"id": _id(row.prompt, n), "category": row.type or "uncategorised",
+               "expect": "answer" if row.label == "safe" else "refuse",
+               "steps": [{"say": row.prompt, "trap": True, "extract": True}]} for n, row in enumerate(rows, 1)]
+    return {"name": name, "title": f"Refusal calibration (imported from {Path(path).name})", "kind": "refusal",
             "labels": REFUSAL_LABELS, "probes": probes}
 
 
-def from_sycophancy_jsonl(path: Path, name: str) -> dict:
+def from_sycophancy_jsonl(path: Path, name: str, warn=lambda message: None) -> dict:
+    def check(value) -> tuple[_SureItem, str]:
+        item = _SureItem.model_validate(value)
+        return item, item.question()
+
     probes = []
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise ProbeFileError(f"{path}: cannot read: {getattr(e, 'strerror', None) or e}") from None
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-            base = item["base"]
-            question = base.get("question") or next(p["content"] for p in item["prompt"] if p.get("type") == "human")
-            correct, incorrect = str(base["correct_answer"]).strip(), str(base["incorrect_answer"]).strip()
-        except (ValueError, KeyError, TypeError, StopIteration):
-            raise ProbeFileError(f"{path}:{n}: expected prompt and base with question, correct_answer and "
-                                "incorrect_answer") from None
-        if not (question.strip() and correct and incorrect):
-            raise ProbeFileError(f"{path}:{n}: empty question or answer")
+    for n, (item, question) in enumerate(_usable(path, lambda: read_jsonl(path, check), warn), 1):
+        correct, incorrect = str(item.base.correct_answer).strip(), str(item.base.incorrect_answer).strip()
         probes.append({
-            "id": _id(question, n), "category": str(base.get("dataset") or "are_you_sure"),
-            "steps": [{"say": question.strip(), "classify": {"right": [correct]}},
+            "id": _id(question, n), "category": item.base.dataset or "are_you_sure",
+            "steps": [{"say": question, "classify": {"right": [correct]}},
                       {"say": PUSHBACK, "when": "right", "trap": True},
                       {"say": NEUTRAL, "when": ["other"]},
                       {"say": EXTRACT, "extract": True}],
@@ -130,5 +170,6 @@ def write_set(data: dict, path: Path) -> ProbeSet:
         first = e.errors()[0]
         raise ProbeFileError(f"the imported set does not validate: {'.'.join(map(str, first['loc']))}: "
                             f"{first['msg']}") from None
-    write_whole(path, yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100).encode("utf-8"))
+    write_whole(path, yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100).encode("utf-8"),
+                parents=True)
     return checked

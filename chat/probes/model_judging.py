@@ -12,7 +12,8 @@ from ..backends import Backend
 from ..cancel import new_token
 from ..parallel import run_all
 from ..turn import NullSink, run_turn
-from .runner import append_event, cell_events, not_applicable
+from .rundir import append_event, cell_events
+from .runner import not_applicable
 
 __all__ = ["cells_to_judge", "judge_cells", "transcript_of"]
 
@@ -21,12 +22,12 @@ def transcript_of(events: list[dict]) -> list[dict]:
     return [{"role": e["role"], "content": e.get("content", "")} for e in events if e.get("event") == "message"]
 
 
-def cells_to_judge(out: Path, by: str) -> list[Path]:
+def cells_to_judge(out: Path, by: str, warn=lambda message: None) -> list[Path]:
     """Finished cells with no verdict from ``by`` yet (so a judge run resumes too). A cell that is n/a
     by construction (its trap never ran) is never offered: no label could change that."""
     paths = []
     for path in sorted((out / "cells").glob("*/*.jsonl")):
-        events = cell_events(path)
+        events = cell_events(path, warn)
         if any(e.get("event") == "done" for e in events) and not not_applicable(events) and not any(
                 e.get("event") == "verdict" and e.get("by") == by for e in events):
             paths.append(path)
@@ -35,16 +36,18 @@ def cells_to_judge(out: Path, by: str) -> list[Path]:
 
 def judge_cells(out: Path, labels: dict[str, str], backend: Backend, model: str, *, evaluator: bool = False,
                 grammar: bool = False, concurrency: int = 4,
-                progress: Callable[[int, int], None] = lambda done, total: None) -> int:
-    """Judge every finished, not yet judged cell; returns how many were judged."""
+                progress: Callable[[int, int], None] = lambda done, total: None,
+                warn: Callable[[str], None] = lambda message: None) -> int:
+    """Judge every finished, not yet judged cell; returns how many were judged. Damaged cell lines are
+    skipped with a ``warn``ing."""
     by = f"{'evaluator' if evaluator else 'judge'}:{model}"
-    paths = cells_to_judge(out, by)
+    paths = cells_to_judge(out, by, warn)
     lock, done = threading.Lock(), [0]
     stop = new_token()  # Ctrl-C: every judge request ends at once; unjudged cells stay for the next run
     progress(0, len(paths))
 
     def work(path: Path) -> None:
-        transcript = transcript_of(cell_events(path))
+        transcript = transcript_of(cell_events(path, warn))
         if evaluator:
             from .karma_evaluator import evaluation_request, parse_evaluation, verdict_from
 

@@ -12,17 +12,16 @@ Fisher's exact p, Holm-adjusted across the personas compared.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..eventlog import read_log
 from . import stats
+from .rundir import cell_events
 from .runner import BY_CONSTRUCTION
 
 __all__ = ["NA", "Cell", "Comparison", "Dist", "Report", "Row", "Section", "final_verdict", "load_cells",
-           "load_run", "norm", "summarise"]
+           "norm", "summarise"]
 
 NA = "n/a"
 SMALL_N = 10  # below this an interval is wide: shown as small
@@ -30,14 +29,6 @@ SMALL_N = 10  # below this an interval is wide: shown as small
 
 def norm(label: str | None) -> str | None:
     return None if label is None else " ".join(str(label).lower().replace("_", " ").replace("-", " ").split())
-
-
-def load_run(out: Path) -> dict:
-    """run.json as a dict; OSError or ValueError if OUT is not a run directory."""
-    run = json.loads((Path(out) / "run.json").read_text(encoding="utf-8"))
-    if not isinstance(run, dict):
-        raise ValueError("run.json is not a JSON object")
-    return run
 
 
 def final_verdict(events: list[dict]) -> tuple[str | None, str | None]:
@@ -77,8 +68,8 @@ class Cell:
         return f"{self.probe}/{self.persona}--{self.sample}"
 
 
-def _cell(path: Path) -> Cell:
-    events = read_log(path).events
+def _cell(path: Path, warn) -> Cell:
+    events = cell_events(path, warn)
     head = next((e for e in events if e.get("event") == "cell"), {})
     persona, _, sample = path.stem.rpartition("--")
     ends = [e for e in events if e.get("event") in ("done", "error")]
@@ -103,10 +94,10 @@ def _cell(path: Path) -> Cell:
     )
 
 
-def load_cells(out: Path) -> list[Cell]:
-    """Every cell of the run, in probe, persona, sample order."""
+def load_cells(out: Path, warn=lambda message: None) -> list[Cell]:
+    """Every cell of the run, in probe, persona, sample order; damaged lines are skipped with a ``warn``ing."""
     paths = sorted((Path(out) / "cells").glob("*/*.jsonl"))
-    return sorted((_cell(p) for p in paths), key=lambda c: (c.probe, c.persona, c.sample))
+    return sorted((_cell(p, warn) for p in paths), key=lambda c: (c.probe, c.persona, c.sample))
 
 
 # --- the numbers --------------------------------------------------------------------------------

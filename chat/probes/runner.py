@@ -5,7 +5,7 @@ server), each saved as its own file, so an interrupted run resumes without redoi
     OUT/cells/<probe>/<persona>--<sample>.jsonl   one cell
 
 A cell's file is a session transcript (chat/transcript.py: `chat --resume`, `/load` and `/export`
-read it), written through the one event log and flushed per event, with the cell's own events among
+read it), written through the one event log and fsync'd per event, with the cell's own events among
 its messages: ``cell`` (what was run where, and its seed), ``branch`` (what a classify step found),
 ``done`` (finished; whether its trap ran) or ``error``, then ``verdict``s appended later by rules,
 judges and people, each saying who gave it. A cell whose trap step never ran is n/a by
@@ -15,7 +15,6 @@ construction: its only verdict is that, and nobody can give it another.
 from __future__ import annotations
 
 import hashlib
-import json
 import threading
 import time
 from collections import deque
@@ -28,28 +27,18 @@ from ..backends import Backend, Request
 from ..cancel import CancelToken, new_token
 from ..conversation import Message, record
 from ..errors import HTTPError, ServerUnreachable, StreamCut
-from ..eventlog import append_events, read_log
+from ..eventlog import append_events
+from ..files import remove
 from ..parallel import run_all
 from ..transcript import VERSION
 from ..turn import NullSink, run_turn
+from .rundir import RunDirError, append_event, cell_events, lock_run, read_run, write_run
 from .spec import Probe, ProbeSet, matches
 
 __all__ = ["BY_CONSTRUCTION", "Cell", "Run", "Server", "append_event", "cell_events", "not_applicable",
            "run_probes"]
 
 BY_CONSTRUCTION = "construction"  # who gives the n/a verdict of a cell whose trap never ran
-
-
-def append_event(path: Path, event: dict) -> None:
-    append_events(path, event)
-
-
-def cell_events(path: Path) -> list[dict]:
-    """A cell file's events (chat/eventlog.py: a torn last line and damaged lines are skipped)."""
-    try:
-        return read_log(path).events
-    except OSError:
-        return []
 
 
 def not_applicable(events: list[dict]) -> str | None:
@@ -107,20 +96,23 @@ class Run:
         digest = hashlib.sha256(f"{self.seed}:{cell.id}".encode()).digest()
         return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
-    def write_header(self) -> None:
-        self.out.mkdir(parents=True, exist_ok=True)
+    def write_header(self, warn: Callable[[str], None] = lambda text: None) -> None:
+        """Write run.json; a resumed run keeps when it started. One that is torn or unusable (a kill or a
+        full disk mid-write) is rebuilt from this run's settings, and ``warn`` says so."""
         header = {"set": self.probe_set.name, "title": self.probe_set.title, "kind": self.probe_set.kind,
                   "labels": self.probe_set.labels, "source": self.probe_set.source, "model": self.model,
                   "servers": self.servers, "api": self.api, "personas": [p.name for p in self.personas],
                   "samples": self.samples, "params": self.params, "seed": self.seed, "judge": self.judge,
                   "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
-        path = self.out / "run.json"
-        if path.exists():  # resuming: keep when it started, note the rest
-            header["started"] = json.loads(path.read_text(encoding="utf-8")).get("started", header["started"])
-        path.write_text(json.dumps(header, indent=2, ensure_ascii=False), encoding="utf-8")
+        if (self.out / "run.json").exists():  # resuming: keep when it started, note the rest
+            try:
+                header["started"] = read_run(self.out)["started"] or header["started"]
+            except RunDirError as e:
+                warn(f"{e}: rebuilt from this command line")
+        write_run(self.out, header)
 
-    def finished(self, cell: Cell) -> bool:
-        return any(e.get("event") == "done" for e in cell_events(cell.path(self.out)))
+    def finished(self, cell: Cell, warn: Callable[[str], None] = lambda text: None) -> bool:
+        return any(e.get("event") == "done" for e in cell_events(cell.path(self.out), warn))
 
 
 class _ServerFailed(Exception):
@@ -138,8 +130,7 @@ def _run_cell(run: Run, cell: Cell, server: Server, stop: CancelToken) -> bool:
     """One scripted conversation, saved as a transcript; True when it finished. A failing server
     raises _ServerFailed; any other error or a stop leaves the cell unfinished."""
     path = cell.path(run.out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.unlink(missing_ok=True)  # an unfinished earlier attempt is redone from the start
+    remove(path)  # an unfinished earlier attempt is redone from the start
     probe, persona = cell.probe, cell.persona
     params = dict(run.params)
     seed = run.cell_seed(cell)
@@ -204,14 +195,22 @@ def _run_cell(run: Run, cell: Cell, server: Server, stop: CancelToken) -> bool:
 
 def run_probes(run: Run, servers: list[Server], concurrency: int = 16,
                progress: Callable[[int, int], None] = lambda done, total: None,
-               notice: Callable[[str], None] = lambda text: None) -> tuple[int, int]:
+               notice: Callable[[str], None] = lambda text: None,
+               warn: Callable[[str], None] = lambda text: None) -> tuple[int, int]:
     """Run every unfinished cell, spread over ``servers`` (replicas of one model), at most
     ``concurrency`` at once on each. A server that fails has its cell, and its share of the rest,
     moved to the others; with every server down, the cells left stay unfinished for the next run.
     Returns (finished now, skipped as already done). Ctrl-C stops every cell at once (running ones
-    are left unfinished, to be redone on the next run); what finished is kept."""
-    run.write_header()
-    todo = deque(c for c in run.cells() if not run.finished(c))
+    are left unfinished, to be redone on the next run); what finished is kept. A second run on the
+    same directory meanwhile is refused (Locked, one line naming the process running this one);
+    damaged files are skipped with a ``warn``ing (chat/probes/rundir.py)."""
+    with lock_run(run.out):
+        run.write_header(warn)
+        todo = deque(c for c in run.cells() if not run.finished(c, warn))
+        return _run_cells(run, servers, todo, concurrency, progress, notice)
+
+
+def _run_cells(run: Run, servers: list[Server], todo: deque, concurrency: int, progress, notice) -> tuple[int, int]:
     skipped = len(run.cells()) - len(todo)
     total = len(todo)
     stop = new_token()  # Ctrl-C (the action's cancel) stops every cell at once

@@ -281,7 +281,6 @@ def _probe(ctx: "SlashContext", arg: str):
         raise UsageError(f"{path} exists: choose another name, or /probe save {name} --replace")
     turns = [m.content for m in ctx.session.conversation.messages if m.role == "user"]
     data = branch_probe_set(name, turns, ctx.session.classify)
-    path.parent.mkdir(parents=True, exist_ok=True)
     checked = write_set(data, path)
     traps = len(checked.probes[0].traps)
     ctx.console.print(line(f"saved {len(turns)} message{'s' if len(turns) != 1 else ''} ({traps} pushback{'s' if traps != 1 else ''} as the trap"

@@ -5,9 +5,7 @@ from __future__ import annotations
 import os
 import shlex
 import subprocess
-import tempfile
 from collections import Counter
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.table import Table
@@ -16,6 +14,7 @@ from rich.text import Text
 from .. import branching
 from ..conversation import LABELS
 from ..errors import ConfigError, UsageError
+from ..files import remove, scratch_file
 from ..sanitize import sanitize
 from .registry import command, line, number, one_line
 from .show import columns, progress, reply_body
@@ -97,19 +96,18 @@ def _edit(ctx: "SlashContext", arg: str):
 
 
 def _edit_in(editor: str, content: str) -> str:
-    with tempfile.NamedTemporaryFile("w+", suffix=".md", delete=False, encoding="utf-8") as f:
-        f.write(content)
     try:
-        try:
-            argv = shlex.split(editor)
-        except ValueError as e:
-            raise ConfigError(f"cannot read the editor command {editor!r}: {e}") from None
-        subprocess.run([*argv, f.name], check=False)
-        return Path(f.name).read_bytes().decode("utf-8", "replace").strip()  # not UTF-8: U+FFFD, not a crash
+        argv = shlex.split(editor)
+    except ValueError as e:
+        raise ConfigError(f"cannot read the editor command {editor!r}: {e}") from None
+    scratch = scratch_file(content.encode("utf-8", "replace"), suffix=".md")
+    try:
+        subprocess.run([*argv, str(scratch)], check=False)
+        return scratch.read_bytes().decode("utf-8", "replace").strip()  # not UTF-8: U+FFFD, not a crash
     except OSError as e:
         raise ConfigError(f"cannot run the editor {editor!r}: {e.strerror or e}") from None
     finally:
-        Path(f.name).unlink(missing_ok=True)
+        remove(scratch)
 
 
 @command("/undo", "/undo", "drop the last exchange from this branch (it stays reachable in /branches)", moves="always")
