@@ -13,6 +13,7 @@ every word it happens to be part of.
 from __future__ import annotations
 
 import base64
+import json
 import re
 import threading
 from urllib.parse import unquote, urlsplit
@@ -38,6 +39,9 @@ def hold(secret: str | None) -> None:
         return
     with _lock:
         _held.add(secret)
+        escaped = json.dumps(secret, ensure_ascii=False)[1:-1]  # as it stands inside a JSON line (logs)
+        if escaped != secret:
+            _held.add(escaped)
         tokens = sorted(_held, key=len, reverse=True)  # the longest first: a key containing another
         _pattern = re.compile("|".join(f"(?<![A-Za-z0-9]){re.escape(t)}(?![A-Za-z0-9])" for t in tokens))
 
