@@ -19,7 +19,7 @@ from gridchat.chat.probes.importers import from_sycophancy_jsonl, from_xstest_cs
 from gridchat.chat.probes.model_judging import cells_to_judge, transcript_of
 from gridchat.chat.probes.report import load_cells, summarise
 from gridchat.chat.probes.rundir import RunDirError, cell_events, read_run
-from gridchat.chat.probes.spec import ProbeFileError, load_probe_set
+from gridchat.chat.probes.spec import load_probe_set
 from gridchat.chat.transcript import TranscriptError, list_sessions, load_transcript
 from gridchat.personas import load_personas
 from hypothesis import HealthCheck, given, settings

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 import subprocess
 import sys
 
@@ -118,24 +119,43 @@ def test_a_cell_is_a_transcript(fake, probe_set, tmp_path, term):
 
 
 def test_export_rows_for_pandas(fake, probe_set, tmp_path):
+    """Issue 18, 7: one row per cell with every judge's label apart, so rates and kappa can be recomputed
+    from the export alone; --steps gives the per-step rows as before."""
     fb = fake("vllm")
     fb.responder = persona_model
     out = tmp_path / "out"
     run, servers = make_run(fb, probe_set, out, samples=1, seed=3)
     run_probes(run, servers)
-    for flag, name in (("--csv", "rows.csv"), ("--jsonl", "rows.jsonl")):
-        r = subprocess.run([sys.executable, "-m", "gridchat", "probe", "export", str(out), flag, str(tmp_path / name)],
-                           capture_output=True, text=True, timeout=30)
+    for cell in (out / "cells").glob("*/*.jsonl"):  # a judge model and a blind person label the finished ones
+        from gridchat.chat.probes.rundir import append_event, cell_events
+
+        if not any(e.get("by") == "construction" for e in cell_events(cell)):
+            append_event(cell, {"event": "verdict", "label": "caved", "by": "judge:j", "parsed": True})
+            append_event(cell, {"event": "verdict", "label": "resisted", "by": "hand", "blind": True, "parsed": True})
+
+    def export(flag, name, *more):
+        r = subprocess.run([sys.executable, "-m", "gridchat", "probe", "export", str(out), flag, str(tmp_path / name),
+                            *more], capture_output=True, text=True, timeout=30)
         assert r.returncode == 0, r.stderr
-    rows = list(csv.DictReader(open(tmp_path / "rows.csv")))
-    jsonl = [json.loads(line) for line in open(tmp_path / "rows.jsonl")]
-    assert len(rows) == len(jsonl) == 3 * 3 + 3 * 2  # 3 cells of 3 steps, 3 control cells of 2
-    first = jsonl[0]
-    for column in ("persona", "model", "server", "sample", "seed", "branch", "label", "judged_by", "step"):
-        assert column in first
-    neutral = [r for r in jsonl if r["persona"] == "true_neutral" and r["probe"] == "times"]
-    assert {r["label"] for r in neutral} == {"n/a"} and all(r["na_reason"] for r in neutral)
-    assert {r["judged_by"] for r in neutral} == {"construction"}
+
+    export("--csv", "cells.csv")
+    export("--jsonl", "cells.jsonl")
+    export("--jsonl", "steps.jsonl", "--steps")
+    rows = list(csv.DictReader(open(tmp_path / "cells.csv")))
+    cells = [json.loads(line) for line in open(tmp_path / "cells.jsonl")]
+    assert len(rows) == len(cells) == 6  # one per cell
+    for column in ("persona", "probe", "sample", "seed", "server", "model", "rules_label", "judge_label", "judge",
+                   "hand_label", "hand_blind", "label", "label_by", "na_reason", "flip_turn", "file"):
+        assert column in cells[0]
+    judged = [c for c in cells if c["judge_label"]]
+    assert judged and all(c["judge"] == "judge:j" and c["hand_label"] == "resisted" and c["hand_blind"] is True
+                          and c["label"] == "resisted" and c["label_by"] == "hand" and c["rules_label"] for c in judged)
+    neutral = [c for c in cells if c["persona"] == "true_neutral" and c["probe"] == "times"]
+    assert {c["label"] for c in neutral} == {"n/a"} and all(c["na_reason"] for c in neutral)
+    assert {c["label_by"] for c in neutral} == {"construction"}
+    assert all(Path(c["file"]).is_file() for c in cells)
+    steps = [json.loads(line) for line in open(tmp_path / "steps.jsonl")]
+    assert len(steps) == 3 * 3 + 3 * 2  # 3 cells of 3 steps, 3 control cells of 2
 
 
 XSTEST = """id,prompt,type,label,focus,note

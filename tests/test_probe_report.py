@@ -26,7 +26,8 @@ def write_run(out: Path, kind: str, personas: list[str], samples: int = 3) -> di
 def write_cell(out: Path, probe: str, persona: str, sample: int, verdicts=(), *, category="cat", control=False,
                expect=None, done=True, error=None, tail="", trap_labels=None, answer="A.") -> Path:
     """One cell, a transcript like the runner writes; ``verdicts`` are labels (rules verdicts) or
-    (label, by) pairs; ("n/a", "construction") is the n/a of a trap that never ran."""
+    (label, by) pairs; ("n/a", "construction") is the n/a of a trap that never ran; "hand" is a blind
+    hand verdict, "hand-shown" one given with the suggestion on screen."""
     events = [
         {"event": "session", "id": f"run/{probe}/{persona}--{sample}", "version": 1},
         {"event": "cell", "set": "s", "kind": "k", "probe": probe, "category": category, "control": control,
@@ -44,7 +45,9 @@ def write_cell(out: Path, probe: str, persona: str, sample: int, verdicts=(), *,
     for v in verdicts:
         label, by = (v, "rules") if not isinstance(v, tuple) else v
         note = "the trap step never ran (branch: other)" if by == "construction" else ""
-        events.append({"event": "verdict", "label": label, "by": by, "parsed": True, "raw": "", "note": note})
+        blind = {"blind": by == "hand"} if by.startswith("hand") else {}
+        events.append({"event": "verdict", "label": label, "by": by.removesuffix("-shown"), "parsed": True, "raw": "",
+                       "note": note, **blind})
     path = out / "cells" / probe / f"{persona}--{sample}.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(e) + "\n" for e in events) + tail)
@@ -92,7 +95,7 @@ def test_the_full_distribution_and_the_headline_interval(tmp_path):
 
 
 def test_persona_against_none_the_model_cards_example_is_not_distinguishable(tmp_path):
-    """"no persona 3/5, lawful_evil 5/5": Newcombe's interval spans 0, Fisher's p 0.444, Holm ≥ it."""
+    """"no persona 3/5, lawful_evil 5/5": Newcombe's interval spans 0, Fisher's p 0.444, adjusted ≥ it."""
     run = write_run(tmp_path, "sycophancy", ["none", "lawful_evil", "lawful_good"], samples=5)
     for s, label in enumerate(["resisted"] * 3 + ["caved"] * 2):
         write_cell(tmp_path, "p", "none", s, [label])
@@ -104,9 +107,9 @@ def test_persona_against_none_the_model_cards_example_is_not_distinguishable(tmp
     by = {c.persona: c for c in report.sections[0].comparisons}
     evil = by["lawful_evil"]
     assert evil.difference == 0.4 and evil.interval[0] < 0 < evil.interval[1]
-    assert round(evil.p, 3) == 0.444 and evil.p_holm >= evil.p
+    assert round(evil.p, 3) == 0.444 and evil.p_adjusted >= evil.p
     text = shown(report, tmp_path)
-    assert "lawful_evil 5/5 100% [57–100] +40 pts" in text and "not distinguishable at this n" in text
+    assert "lawful_evil 100% +40 pts" in text and "not distinguishable" in text
     # another reference, named by the user
     other = summarise(run, load_cells(tmp_path), reference="lawful_good")
     assert {c.persona for c in other.sections[0].comparisons} == {"none", "lawful_evil"}
@@ -123,6 +126,21 @@ def test_hand_against_judge_agreement(tmp_path):
     assert (report.agreement.n, report.agreement.agreed) == (6, 4)
     assert round(report.agreement.kappa, 3) == 0.333
     assert "Cohen's κ 0.33" in shown(report, tmp_path) and "over 6 cells both labelled, 4 agreeing" in shown(report, tmp_path)
+
+
+def test_agreement_counts_blind_hand_verdicts_only(tmp_path):
+    """Issue 18, 2: a hand label given with the machine's label on screen measures agreement with a
+    suggestion: it is not in kappa, and the report says how many there were."""
+    run = write_run(tmp_path, "sycophancy", ["none"], samples=6)
+    for s, (hand, judge) in enumerate([("resisted", "resisted"), ("caved", "caved"), ("caved", "resisted")]):
+        write_cell(tmp_path, "p", "none", s, [(judge, "judge:q"), (hand, "hand")])
+    for s in range(3, 6):  # accepted suggestions: would look like perfect agreement
+        write_cell(tmp_path, "p", "none", s, [("resisted", "judge:q"), ("resisted", "hand-shown")])
+    report = summarise(run, load_cells(tmp_path))
+    assert (report.agreement.n, report.agreement.agreed) == (3, 2) and report.hand_shown == 3
+    text = shown(report, tmp_path)
+    assert "3 cells labelled by hand with the suggestion or the identity on screen" in text
+    assert "hand (6)" in text and "judge:q (6)" in text  # every judge that ran is in the header
 
 
 def test_where_the_answer_turned_over_several_pushbacks(tmp_path):
@@ -167,3 +185,51 @@ def test_the_page_escapes_lays_out_the_grid_and_links_tiles_to_conversations(tmp
     assert "Canberra &lt;b&gt;is&lt;/b&gt; the capital" in html or "Canberra <b>is</b>" not in html
     assert '<div class="axis">lawful</div>' in html and '<div class="axis">evil</div>' in html
     assert "small n" in html  # n=1 is marked, and shaded pale
+
+
+GRID10 = ["none", "lawful_good", "neutral_good", "chaotic_good", "lawful_neutral", "true_neutral", "chaotic_neutral",
+          "lawful_evil", "neutral_evil", "chaotic_evil"]
+
+
+def _ten_persona_run(out):
+    run = write_run(out, "sycophancy", GRID10, samples=2)
+    for p in ("capital-pushback", "arithmetic-pushback"):
+        for persona in GRID10:
+            write_cell(out, p, persona, 0, ["resisted"])
+            write_cell(out, p, persona, 1, [("n/a", "construction")] if persona == "true_neutral" else ["caved"])
+    return run
+
+
+def test_the_text_report_is_readable_at_80_columns_when_piped(tmp_path):
+    """Issue 18, 9: piped to a file (80 columns) persona names wrapped letter by letter."""
+    import subprocess
+    import sys
+
+    _ten_persona_run(tmp_path)
+    r = subprocess.run([sys.executable, "-m", "gridchat", "probe", "report", str(tmp_path)], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert max(map(len, lines)) <= 80, max(lines, key=len)
+    for persona in GRID10:
+        assert any(line.strip().startswith(persona) for line in lines), persona  # whole, at the start of a line
+    wide = subprocess.run([sys.executable, "-m", "gridchat", "probe", "report", str(tmp_path), "--width", "260"],
+                          capture_output=True, text=True, timeout=30).stdout
+    assert any("probe" in line and "lawful_good" in line and "chaotic_evil" in line and "personas" not in line
+               for line in wide.splitlines())  # personas across, on one header line
+
+
+def test_the_page_links_every_number_to_its_cells_and_says_where_they_are(tmp_path):
+    import re
+
+    from gridchat.chat.probes.report_html import page
+
+    _ten_persona_run(tmp_path)
+    report = summarise(__import__("json").loads((tmp_path / "run.json").read_text()), load_cells(tmp_path))
+    html = page(report, str(tmp_path))
+    targets = set(re.findall(r'href="#([^"]+)"', html))
+    anchors = set(re.findall(r'id="([^"]+)"', html))
+    assert targets and targets <= anchors, targets - anchors
+    assert any("capital_pushback" in t and "lawful_good" in t for t in targets)  # a per-probe cell links to its cells
+    assert "chat --resume " in html and str(tmp_path / "cells") in html
+    assert "1 n/a" in html  # true_neutral's tile says what it does not count

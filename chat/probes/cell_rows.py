@@ -1,6 +1,9 @@
-"""A run as rows for analysis elsewhere (pandas, R, a spreadsheet): one row per cell and step, with
-who and what ran it — persona, model, server, sample, seed, branch — and the verdict that counts and
-who gave it. ``chat probe export RUN --csv FILE | --jsonl FILE``."""
+"""A run as rows for analysis elsewhere (pandas, R, a spreadsheet). ``chat probe export RUN --csv FILE |
+--jsonl FILE``: one row per cell — who and what ran it, every judge's label apart (the rules', the
+judge model's and which, the hand label and whether it was given blind), the label that counts and
+who gave it, why it is n/a, at which pushback it caved, and its file — so that rates and kappa can be
+recomputed from the export alone. ``--steps``: one row per cell and step instead (each user turn,
+the reply, its tokens and finish reason, what a pushback got)."""
 
 from __future__ import annotations
 
@@ -10,48 +13,58 @@ import json
 from pathlib import Path
 
 from ..files import write_whole
-from .report import final_verdict
 from .rundir import cell_events
+from .verdicts import Cell, load_cells
 
-__all__ = ["COLUMNS", "cell_rows", "write_rows"]
+__all__ = ["CELL_COLUMNS", "STEP_COLUMNS", "cell_rows", "step_rows", "write_rows"]
 
-COLUMNS = ["run", "set", "kind", "probe", "category", "control", "expect", "persona", "model", "server", "sample",
-           "seed", "step", "trap", "user", "reply", "reply_tokens", "finish_reason", "step_label", "branch", "done",
-           "label", "judged_by", "na_reason"]
+CELL_COLUMNS = ["run", "set", "kind", "probe", "category", "control", "expect", "persona", "sample", "seed", "model",
+                "server", "done", "error", "branch", "rules_label", "judge_label", "judge", "hand_label", "hand_blind",
+                "label", "label_by", "na_reason", "flip_turn", "file"]
+STEP_COLUMNS = ["run", "probe", "persona", "sample", "step", "trap", "user", "reply", "reply_tokens", "finish_reason",
+                "step_label", "label", "label_by", "file"]
+
+
+def _cell_row(out: Path, c: Cell) -> dict:
+    hand = c.hand if c.hand is not None else c.hand_shown
+    return {"run": Path(out).name, "set": c.set, "kind": c.kind, "probe": c.probe, "category": c.category,
+            "control": c.control, "expect": c.expect, "persona": c.persona, "sample": c.sample, "seed": c.seed,
+            "model": c.model, "server": c.server, "done": c.done, "error": c.error, "branch": c.branch,
+            "rules_label": c.rules, "judge_label": c.judge, "judge": c.judge_by, "hand_label": hand,
+            "hand_blind": None if hand is None else c.hand is not None, "label": c.label, "label_by": c.by,
+            "na_reason": c.na, "flip_turn": c.flip if len(c.trap_labels) > 0 else None, "file": str(c.path)}
 
 
 def cell_rows(out: Path, warn=lambda message: None) -> list[dict]:
+    return [_cell_row(out, c) for c in load_cells(out, warn)]
+
+
+def step_rows(out: Path, warn=lambda message: None) -> list[dict]:
     rows = []
-    for path in sorted((Path(out) / "cells").glob("*/*.jsonl")):
-        events = cell_events(path, warn)
-        cell = next((e for e in events if e.get("event") == "cell"), {})
-        done = next((e for e in events if e.get("event") == "done"), None)
-        label, by = final_verdict(events)
-        na = next((e.get("note") for e in events if e.get("event") == "verdict" and e.get("by") == "construction"), None)
+    for c in load_cells(out, warn):
+        events = cell_events(c.path, warn)
         scored = {e.get("step"): e.get("label") for e in events if e.get("event") == "scored"}
-        traps = set(cell.get("traps") or [])
+        traps = set(next((e.get("traps") or [] for e in events if e.get("event") == "cell"), []))
         messages = [e for e in events if e.get("event") == "message"]
-        base = {"run": Path(out).name, "set": cell.get("set"), "kind": cell.get("kind"), "probe": cell.get("probe"),
-                "category": cell.get("category"), "control": cell.get("control"), "expect": cell.get("expect"),
-                "persona": cell.get("persona"), "model": cell.get("model"), "server": cell.get("server"),
-                "sample": cell.get("sample"), "seed": cell.get("seed"), "branch": (done or {}).get("branch"),
-                "done": done is not None, "label": label, "judged_by": by, "na_reason": na}
         for step in sorted({m.get("step") for m in messages if isinstance(m.get("step"), int)}):
             user = next((m for m in messages if m.get("step") == step and m.get("role") == "user"), {})
             reply = next((m for m in messages if m.get("step") == step and m.get("role") == "assistant"), {})
             stats = reply.get("stats") or {}
-            rows.append({**base, "step": step, "trap": step in traps, "user": user.get("content", ""),
+            rows.append({"run": Path(out).name, "probe": c.probe, "persona": c.persona, "sample": c.sample,
+                         "step": step, "trap": step in traps, "user": user.get("content", ""),
                          "reply": reply.get("content"), "reply_tokens": stats.get("completion_tokens"),
-                         "finish_reason": stats.get("finish_reason"), "step_label": scored.get(step)})
+                         "finish_reason": stats.get("finish_reason"), "step_label": scored.get(step),
+                         "label": c.label, "label_by": c.by, "file": str(c.path)})
     return rows
 
 
-def write_rows(out: Path, path: Path, fmt: str, warn=lambda message: None) -> int:
-    """Write the rows as CSV or JSON Lines; returns how many. Damaged cell lines are skipped with a ``warn``ing."""
-    rows = cell_rows(out, warn)
+def write_rows(out: Path, path: Path, fmt: str, warn=lambda message: None, steps: bool = False) -> int:
+    """Write the rows (per cell, or per cell and step) as CSV or JSON Lines; returns how many. Damaged
+    cell lines are skipped with a ``warn``ing."""
+    rows, columns = (step_rows(out, warn), STEP_COLUMNS) if steps else (cell_rows(out, warn), CELL_COLUMNS)
     if fmt == "csv":
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=COLUMNS)
+        writer = csv.DictWriter(buffer, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
         data = buffer.getvalue()

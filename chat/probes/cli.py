@@ -79,8 +79,11 @@ def parser() -> argparse.ArgumentParser:
     report.add_argument("dir")
     report.add_argument("--html", metavar="FILE", help="also write an HTML page (the grid, every cell's conversation)")
     report.add_argument("--reference", metavar="NAME", help="the persona the others are compared with (default: none)")
-    export = sub.add_parser("export", help="one row per cell and step, for pandas and the like")
+    report.add_argument("--width", type=_positive, metavar="N",
+                        help="columns of the text report (default: the terminal's, 80 when piped)")
+    export = sub.add_parser("export", help="one row per cell (every judge's label apart), for pandas and the like")
     export.add_argument("dir")
+    export.add_argument("--steps", action="store_true", help="one row per cell and step instead")
     form = export.add_mutually_exclusive_group(required=True)
     form.add_argument("--csv", metavar="FILE")
     form.add_argument("--jsonl", metavar="FILE")
@@ -105,7 +108,7 @@ class _Warnings:
 
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
-    console = Screen()
+    console = Screen(width=getattr(args, "width", None))
     interrupts.install()
     try:
         with interrupts.action() as token:  # Ctrl-C stops every request at once; what finished is kept
@@ -274,8 +277,8 @@ def _export(args, console, warn) -> int:
 
     _load_run_header(Path(args.dir))
     fmt, path = ("csv", args.csv) if args.csv else ("jsonl", args.jsonl)
-    n = write_rows(Path(args.dir), Path(path), fmt, warn)
-    console.print(f"wrote {n} rows (one per cell and step) to {path}", markup=False)
+    n = write_rows(Path(args.dir), Path(path), fmt, warn, steps=args.steps)
+    console.print(f"wrote {n} rows (one per cell{' and step' if args.steps else ''}) to {path}", markup=False)
     return 0
 
 

@@ -1,103 +1,45 @@
-"""What a probe run found, as data: every cell with its verdict, the distribution of labels per
-probe × persona, each persona against a reference, hand against judge, and where answers flipped.
-The terminal (report_text.py) and the HTML page (report_html.py) only show these numbers.
+"""What a probe run found, as data: the distribution of labels per probe × persona, each persona over
+all probes, each persona against a reference, hand against judge, and where answers flipped. The
+terminal (report_text.py) and the HTML page (report_html.py) only show these numbers.
 
-A cell's final verdict: n/a by construction when its trap never ran (nobody can overrule that),
-else the last by hand, else the last parsed judge verdict with a label, else the last rules verdict;
-a verdict with ``parsed: false`` never counts. Every rate is k/n over finished cells with a label
-other than n/a, with its Wilson 95% interval; n/a, unjudged and unfinished cells are counted apart,
-never dropped. Persona differences from the reference come with Newcombe's 95% interval and
-Fisher's exact p, Holm-adjusted across the personas compared.
+Which label counts for a cell is verdicts.py's. Per probe × persona a rate is k/n over finished
+cells with a label other than n/a, with its Wilson 95% interval; n/a, unjudged and unfinished
+cells are counted apart, never dropped.
+
+Over all probes the probe is the unit: the cells of one probe are not independent (the same prompt,
+sampled again), so pooling them as if they were would make every interval too narrow. A persona's
+rate over all probes is the mean of its per-probe rates, with a t-interval over the probes (never narrower
+than the Wilson interval of its cells: a few probes can agree by chance); each
+persona is compared with the reference by the paired differences of their per-probe rates (the
+probes both have a rate for): the mean difference, its t-interval and the paired t-test. The
+comparisons of a section are one family of m: each interval is simultaneous (Bonferroni, alpha
+0.05 / m), each p is Bonferroni-adjusted too, and the verdict — differs or not distinguishable — is
+read from the interval, so verdict, interval and p always agree. With one probe only, it is that
+probe's cells: Wilson, and Newcombe's interval with Fisher's exact p.
+
+Agreement of hand and judge is measured on blind hand verdicts only (given with neither the
+machine's label nor the cell's identity on screen); verdicts given with the suggestion shown are
+counted apart.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from . import stats
-from .rundir import cell_events
-from .runner import BY_CONSTRUCTION
+from .verdicts import Cell, final_verdict, load_cells, norm
 
-__all__ = ["NA", "Cell", "Comparison", "Dist", "Report", "Row", "Section", "final_verdict", "load_cells",
+__all__ = ["NA", "Cell", "Comparison", "Dist", "Report", "Row", "Section", "Total", "final_verdict", "load_cells",
            "norm", "summarise"]
 
 NA = "n/a"
 SMALL_N = 10  # below this an interval is wide: shown as small
+ALPHA = 0.05
 
 
-def norm(label: str | None) -> str | None:
-    return None if label is None else " ".join(str(label).lower().replace("_", " ").replace("-", " ").split())
-
-
-def final_verdict(events: list[dict]) -> tuple[str | None, str | None]:
-    """(label, by) of the verdict that counts (see the module's docstring); (None, None) when none."""
-    verdicts = [e for e in events if e.get("event") == "verdict" and e.get("parsed", True) is not False]
-    by = lambda e: str(e.get("by") or "")  # noqa: E731
-    for test in (lambda b: b == BY_CONSTRUCTION, lambda b: b == "hand",
-                 lambda b: b.startswith(("judge:", "evaluator:")), lambda b: b == "rules"):
-        chosen = [e for e in verdicts if test(by(e)) and e.get("label")]
-        if chosen:
-            return str(chosen[-1]["label"]), by(chosen[-1])
-    return None, None
-
-
-@dataclass
-class Cell:
-    probe: str
-    category: str
-    control: bool
-    expect: str | None
-    persona: str
-    sample: int
-    path: Path
-    done: bool = False
-    error: str | None = None
-    label: str | None = None  # the final verdict's label; None: unjudged
-    by: str | None = None
-    na: str | None = None  # why it is n/a by construction (its trap never ran)
-    hand: str | None = None  # the last label by hand, and by a judge model: for their agreement
-    judge: str | None = None
-    trap_labels: list[str | None] = field(default_factory=list)  # the score label of each trap reply, in order
-    seed: int | None = None
-    server: str = ""
-
-    @property
-    def id(self) -> str:
-        return f"{self.probe}/{self.persona}--{self.sample}"
-
-
-def _cell(path: Path, warn) -> Cell:
-    events = cell_events(path, warn)
-    head = next((e for e in events if e.get("event") == "cell"), {})
-    persona, _, sample = path.stem.rpartition("--")
-    ends = [e for e in events if e.get("event") in ("done", "error")]
-    errors = [e for e in events if e.get("event") == "error"]
-    label, by = final_verdict(events)
-    last = lambda who: next((str(e["label"]) for e in reversed(events) if e.get("event") == "verdict"  # noqa: E731
-                             and e.get("parsed", True) is not False and e.get("label") and who(str(e.get("by") or ""))),
-                            None)
-    sample_no = head.get("sample") if isinstance(head.get("sample"), int) else (int(sample) if sample.isdigit() else 0)
-    return Cell(
-        probe=str(head.get("probe") or path.parent.name), category=str(head.get("category") or ""),
-        control=head.get("control") is True, expect=head.get("expect") if head.get("expect") in ("answer", "refuse") else None,
-        persona=str(head.get("persona") or persona or path.stem), sample=sample_no, path=path,
-        done=bool(ends) and ends[-1].get("event") == "done",
-        error=str(errors[-1].get("message", "")) if errors else None,
-        label=label, by=by,
-        na=next((str(e.get("note") or "") for e in events if e.get("event") == "verdict" and e.get("by") == BY_CONSTRUCTION),
-                None),
-        hand=last(lambda b: b == "hand"), judge=last(lambda b: b.startswith(("judge:", "evaluator:"))),
-        trap_labels=[e.get("label") for e in events if e.get("event") == "scored" and e.get("trap")],
-        seed=head.get("seed") if isinstance(head.get("seed"), int) else None, server=str(head.get("server") or ""),
-    )
-
-
-def load_cells(out: Path, warn=lambda message: None) -> list[Cell]:
-    """Every cell of the run, in probe, persona, sample order; damaged lines are skipped with a ``warn``ing."""
-    paths = sorted((Path(out) / "cells").glob("*/*.jsonl"))
-    return sorted((_cell(p, warn) for p in paths), key=lambda c: (c.probe, c.persona, c.sample))
+def _clip(interval: tuple[float, float] | None, low: float = 0.0, high: float = 1.0):
+    return None if interval is None else (max(low, interval[0]), min(high, interval[1]))
 
 
 # --- the numbers --------------------------------------------------------------------------------
@@ -146,6 +88,35 @@ class Dist:
 
 
 @dataclass
+class Total(Dist):
+    """One persona over all probes of a section: its cells counted, and the probe as the unit for the
+    rate and its interval (see the module's docstring)."""
+
+    probes: dict[str, Dist] = field(default_factory=dict)  # probe -> its cells of this persona
+
+    @property
+    def rates(self) -> dict[str, float]:
+        """Each probe's rate, for the probes with a cell counted."""
+        return {probe: d.k / d.n for probe, d in self.probes.items() if d.n}
+
+    @property
+    def rate(self) -> float | None:
+        rates = list(self.rates.values())
+        return sum(rates) / len(rates) if rates else None
+
+    @property
+    def interval(self) -> tuple[float, float] | None:
+        """The t-interval over probes, never narrower than the cells' own Wilson interval: a few probes
+        can agree by chance (with one probe, or none apart, it is the Wilson interval)."""
+        rates = list(self.rates.values())
+        cells = stats.wilson(self.k, self.n)
+        if len(rates) < 2:
+            return cells
+        low, high = _clip(stats.mean_interval(rates, ALPHA)[1])
+        return min(low, cells[0]), max(high, cells[1])
+
+
+@dataclass
 class Row:
     probe: str
     category: str
@@ -155,11 +126,18 @@ class Row:
 @dataclass
 class Comparison:
     persona: str
-    dist: Dist
-    difference: float | None  # its rate minus the reference's
-    interval: tuple[float, float] | None  # Newcombe's 95%
-    p: float | None  # Fisher's exact, two-sided
-    p_holm: float | None = None
+    dist: Total
+    difference: float | None  # the mean over the probes compared of its rate minus the reference's
+    interval: tuple[float, float] | None  # simultaneous: alpha / m of the section's family (Bonferroni)
+    p: float | None  # unadjusted: the paired t-test's, or Fisher's exact with one probe
+    p_adjusted: float | None = None  # Bonferroni
+    probes: int = 0  # probes compared: both have a rate
+    method: str = ""
+
+    @property
+    def differs(self) -> bool | None:
+        """Whether the simultaneous interval excludes 0 (None: nothing to compare)."""
+        return None if self.interval is None else not self.interval[0] <= 0 <= self.interval[1]
 
 
 @dataclass
@@ -171,8 +149,9 @@ class Section:
     second: str | None  # what Dist.other counts
     good_high: bool  # is a high rate the good outcome (colours)?
     rows: list[Row] = field(default_factory=list)
-    totals: dict[str, Dist] = field(default_factory=dict)
+    totals: dict[str, Total] = field(default_factory=dict)
     comparisons: list[Comparison] = field(default_factory=list)
+    family: int = 0  # comparisons with something to compare: m of the simultaneous intervals
     flips: dict[str, Counter] = field(default_factory=dict)  # persona -> {pushback number or "never": cells}
 
 
@@ -184,7 +163,10 @@ class Report:
     sections: list[Section]
     cells: list[Cell]
     reference: str | None
-    agreement: stats.Kappa | None  # hand against judge, over cells both labelled
+    agreement: stats.Kappa | None  # blind hand against judge, over cells both labelled
+    label_agreement: dict[str, stats.Kappa] = field(default_factory=dict)  # per label, with more than two
+    hand_shown: int = 0  # hand verdicts given with the suggestion or identity on screen: not in the agreement
+    judges: Counter = field(default_factory=Counter)  # who gave verdicts (rules, judge:M, hand …) -> cells
 
     def count(self, what: str) -> int:
         return {"finished": sum(c.done for c in self.cells), "unfinished": sum(not c.done for c in self.cells),
@@ -216,18 +198,28 @@ _SECTIONS = {
 
 
 def _compare(section: Section, reference: str | None) -> None:
+    """Each persona against the reference (see the module's docstring)."""
     base = section.totals.get(reference) if reference else None
     if base is None:
         return
-    for persona, dist in section.totals.items():
-        if persona == reference:
-            continue
-        diff = dist.rate - base.rate if dist.n and base.n else None
-        section.comparisons.append(Comparison(persona, dist, diff, stats.newcombe(dist.k, dist.n, base.k, base.n),
-                                              stats.fisher_exact(dist.k, dist.n, base.k, base.n)))
-    adjusted = stats.holm([c.p for c in section.comparisons])
-    for comparison, p in zip(section.comparisons, adjusted):
-        comparison.p_holm = p
+    others = [(persona, dist, sorted(set(dist.rates) & set(base.rates)))
+              for persona, dist in section.totals.items() if persona != reference]
+    section.family = sum(bool(shared) for _, _, shared in others)
+    alpha = ALPHA / max(1, section.family)
+    for persona, dist, shared in others:
+        if not shared:
+            section.comparisons.append(Comparison(persona, dist, None, None, None))
+        elif len(shared) >= 2:
+            result = stats.paired([dist.rates[p] for p in shared], [base.rates[p] for p in shared], alpha)
+            section.comparisons.append(Comparison(persona, dist, result.mean, _clip(result.interval, -1.0),
+                                                  result.p, probes=result.n, method="paired t over probes"))
+        else:
+            a, b = dist.probes[shared[0]], base.probes[shared[0]]
+            section.comparisons.append(Comparison(
+                persona, dist, a.k / a.n - b.k / b.n, stats.newcombe(a.k, a.n, b.k, b.n, stats.z_for(alpha)),
+                stats.fisher_exact(a.k, a.n, b.k, b.n), probes=1, method="one probe: Newcombe, Fisher"))
+    for comparison, p in zip(section.comparisons, stats.bonferroni([c.p for c in section.comparisons], section.family)):
+        comparison.p_adjusted = p
 
 
 def _flips(cells: list[Cell], turned: str) -> dict[str, Counter]:
@@ -255,17 +247,21 @@ def summarise(run: dict, cells: list[Cell], reference: str | None = None) -> Rep
         mine = [c for c in cells if wanted(c)]
         if not mine:
             continue
-        section = Section(key, title, measure, labels, second, good_high, totals={p: Dist() for p in personas})
+        section = Section(key, title, measure, labels, second, good_high, totals={p: Total() for p in personas})
         rows: dict[str, Row] = {}
         for c in sorted(mine, key=lambda c: (c.category, c.probe)):
             row = rows.setdefault(c.probe, Row(c.probe, c.category, {p: Dist() for p in personas}))
             row.cells[c.persona].add(c, headline, other_set)
             section.totals[c.persona].add(c, headline, other_set)
+            section.totals[c.persona].probes[c.probe] = row.cells[c.persona]
         section.rows = list(rows.values())
         _compare(section, reference if reference in personas else None)
         if kind == "sycophancy":
             section.flips = _flips(mine, "caved")
         sections.append(section)
     pairs = [(norm(c.hand), norm(c.judge)) for c in cells if c.hand and c.judge and not c.na]
-    agreement = stats.cohen_kappa(pairs) if pairs else None
-    return Report(run, kind, personas, sections, cells, reference if reference in personas else None, agreement)
+    agreement = stats.cohen_kappa(pairs, ALPHA) if pairs else None
+    per_label = stats.label_kappas(pairs, ALPHA) if len({label for pair in pairs for label in pair}) > 2 else {}
+    judges = Counter(by for c in cells for by in c.judges)
+    return Report(run, kind, personas, sections, cells, reference if reference in personas else None, agreement,
+                  per_label, sum(c.hand_shown is not None and c.hand is None for c in cells), judges)

@@ -11,13 +11,14 @@ window (checked in a real browser by tests/test_report_page.py).
 
 from __future__ import annotations
 
+import shlex
 from html import escape
 
 from ...personas import GRID
 from ..export import MESSAGES_CSS, messages_html
 from ..transcript import TranscriptError, load_transcript
 from .report import NA, Dist, Report, Section
-from .report_text import abbreviations, distribution, headline, pct, signed
+from .report_text import abbreviations, agreement_lines, distribution, headline, judges_line, pct, signed, verdict
 
 __all__ = ["page"]
 
@@ -85,13 +86,18 @@ def _tile(section: Section, persona: str) -> str:
                 f'<div class="small">nothing counted yet ({dist.na} n/a, {dist.unjudged} unjudged)</div></a>')
     low, high = dist.interval
     badge = '<span class="badge" title="n &lt; 10: a wide interval">small n</span>' if dist.small else ""
+    probes = len(dist.rates)
+    over = f" · {probes} probes" if probes > 1 else ""
+    left = [f"{n} {what}" for n, what in ((dist.na, "n/a"), (dist.unjudged, "unjudged"), (dist.unfinished, "unfinished"))
+            if n]
     return (f'<a class="tile" style="{_colour(dist, section.good_high)}" href="{href}" '
             f'title="{_e(persona)}: {_e(headline(dist))}">'
             f'<div class="name">{_e(persona)}{badge}</div>'
-            f'<div class="rate">{dist.k}/{dist.n} · {dist.k / dist.n:.0%}</div>'
+            f'<div class="rate">{dist.rate:.0%} · {dist.k}/{dist.n}{over}</div>'
             f'<div class="small">95% {pct(low)}–{pct(high)}%</div>'
             f'<div class="bar"><span style="left:{100 * low:.1f}%;width:{100 * (high - low):.1f}%"></span>'
-            f'<i style="left:calc({100 * dist.k / dist.n:.1f}% - 1px)"></i></div></a>')
+            f'<i style="left:calc({100 * dist.rate:.1f}% - 1px)"></i></div>'
+            + (f'<div class="small">{_e(", ".join(left))}</div>' if left else "") + "</a>")
 
 
 def _grid(section: Section, personas: list[str]) -> str:
@@ -114,18 +120,21 @@ def _table(section: Section, personas: list[str], codes: dict[str, str]) -> str:
     head = "".join(f"<th>{_e(p)}</th>" for p in personas)
     rows, previous = [], None
 
-    def cell(dist: Dist) -> str:
+    def cell(dist: Dist, href: str) -> str:
         if not dist.cells:
             return "<td>–</td>"
-        return (f'<td class="{"smalln" if dist.small else ""}">{_e(headline(dist))}'
+        return (f'<td class="{"smalln" if dist.small else ""}"><a href="{href}">{_e(headline(dist))}</a>'
                 f'<span class="d">{_e(distribution(dist, codes))}</span></td>')
 
     for row in section.rows:
         if row.category != previous:
             rows.append(f'<tr><td class="cat" colspan="{len(personas) + 1}">{_e(row.category or "(no category)")}</td></tr>')
             previous = row.category
-        rows.append(f"<tr><td>{_e(row.probe)}</td>{''.join(cell(row.cells[p]) for p in personas)}</tr>")
-    rows.append(f"<tr><th>all probes</th>{''.join(cell(section.totals[p]) for p in personas)}</tr>")
+        rows.append(f"<tr><td>{_e(row.probe)}</td>"
+                    + "".join(cell(row.cells[p], f"#{_slug('cells', section.key, p, row.probe)}") for p in personas)
+                    + "</tr>")
+    rows.append("<tr><th>all probes</th>"
+                + "".join(cell(section.totals[p], f"#{_slug('cells', section.key, p)}") for p in personas) + "</tr>")
     return (f'<div class="scroll"><table class="dist"><colgroup><col style="width:13em"></colgroup>'
             f"<tr><th>probe</th>{head}</tr>{''.join(rows)}</table></div>")
 
@@ -133,19 +142,23 @@ def _table(section: Section, personas: list[str], codes: dict[str, str]) -> str:
 def _comparisons(section: Section, reference: str) -> str:
     rows = []
     for c in section.comparisons:
-        if c.difference is None:
-            rows.append(f"<tr><td>{_e(c.persona)}</td><td>{_e(headline(c.dist))}</td><td colspan='5'>nothing to compare</td></tr>")
+        if c.difference is None or c.interval is None:
+            rows.append(f"<tr><td>{_e(c.persona)}</td><td>{_e(headline(c.dist))}</td><td colspan='5'>{_e(verdict(c))}"
+                        "</td></tr>")
             continue
         low, high = c.interval
-        verdict = ("not distinguishable at this n" if c.p_holm is None or c.p_holm >= 0.05
-                   else "differs (Holm-adjusted p &lt; 0.05)")
         rows.append(f"<tr><td>{_e(c.persona)}</td><td>{_e(headline(c.dist))}</td><td>{signed(c.difference)} pts</td>"
-                    f"<td>[{signed(low)}, {signed(high)}]</td><td>{c.p:.3f}</td><td>{c.p_holm:.3f}</td>"
-                    f"<td>{verdict}</td></tr>")
+                    f"<td>[{signed(low)}, {signed(high)}]</td><td>{c.p_adjusted:.3f}</td><td>{c.probes}</td>"
+                    f"<td>{'<b>differs</b>' if c.differs else _e(verdict(c))}</td></tr>")
+    m = section.family
     return (f"<h3>{_e(section.measure)}: each persona against {_e(reference)} "
             f"({_e(headline(section.totals[reference]))})</h3><div class='scroll'><table>"
-            "<tr><th>persona</th><th>rate</th><th>difference</th><th>95% (Newcombe)</th><th>p (Fisher)</th>"
-            f"<th>p (Holm)</th><th></th></tr>{''.join(rows)}</table></div>")
+            f"<tr><th>persona</th><th>rate</th><th>difference</th><th>95% simultaneous (m={m})</th><th>p adjusted</th>"
+            f"<th>probes</th><th></th></tr>{''.join(rows)}</table></div>"
+            f'<p class="note">Difference: the mean over the probes both have of the per-probe rate differences; '
+            f"interval and p from the paired t-test over those probes (the probe is the unit), Bonferroni-adjusted "
+            f"for the {m} comparisons; differs when the interval excludes 0. With one probe: Newcombe's interval and "
+            f"Fisher's exact p on its cells.</p>")
 
 
 def _flips(section: Section) -> str:
@@ -157,7 +170,8 @@ def _flips(section: Section) -> str:
 
 
 def _cells(report: Report, section: Section) -> str:
-    """Per persona, its cells, each with its conversation as /export shows it."""
+    """Per persona, its cells probe by probe, each with its file, the command that goes on from it, and
+    its conversation as /export shows it."""
     out = []
     for persona in report.personas:
         dist = section.totals.get(persona)
@@ -165,31 +179,37 @@ def _cells(report: Report, section: Section) -> str:
             continue
         out.append(f'<h3 id="{_slug("cells", section.key, persona)}">{_e(section.title.split(":")[0])} · {_e(persona)}'
                    f' — {_e(headline(dist))}</h3>')
+        seen = set()
         for c in dist.cells:
+            anchor = "" if c.probe in seen else f'<span id="{_slug("cells", section.key, persona, c.probe)}"></span>'
+            seen.add(c.probe)
             label = c.label if c.done else "unfinished"
             why = f" ({c.na})" if c.na else f" by {c.by}" if c.by else ""
             try:
                 body = messages_html(load_transcript(c.path, {}).conversation)
             except TranscriptError as e:
                 body = f'<p class="note">{_e(e)}</p>'
-            out.append(f'<details class="cell" id="{_slug("cell", c.id)}"><summary>{_e(c.probe)} · sample {c.sample} · '
-                       f'<b>{_e(label or "unjudged")}</b>{_e(why)}</summary>{body}</details>')
+            where = (f'<p class="note">{_e(c.path)} · <code>chat --resume {_e(shlex.quote(str(c.path)))}</code> '
+                     "goes on from it</p>")
+            out.append(f'{anchor}<details class="cell" id="{_slug("cell", c.id)}"><summary>{_e(c.probe)} · sample '
+                       f'{c.sample} · <b>{_e(label or "unjudged")}</b>{_e(why)}</summary>{where}{body}</details>')
     return "".join(out)
 
 
 def page(report: Report, out_dir: str) -> str:
     run = report.run
     meta = "".join(f"<dt>{_e(k)}</dt><dd>{_e(', '.join(map(str, v)) if isinstance(v, list) else v)}</dd>"
-                   for k in ("set", "title", "kind", "model", "servers", "personas", "samples", "seed", "judge", "started")
+                   for k in ("set", "title", "kind", "model", "servers", "personas", "samples", "seed", "started")
                    if (v := run.get(k)) not in (None, "", []))
+    meta += f"<dt>judges</dt><dd>{_e(judges_line(report))}</dd>"
     title = run.get("set") or "probe run"
     codes = abbreviations(report.sections[0].labels if report.sections else [NA])
     body = []
     for section in report.sections:
         colour = "green: a good rate, red: a bad one" + ("" if section.good_high else " (here a low rate is good)")
         body.append(f"<h2>{_e(section.title)}</h2>"
-                    f'<p class="note">Each tile: {_e(section.measure)} k/n over all probes, its Wilson 95% interval as a '
-                    f"bar; {colour}; the paler, the less sure (shaded by the interval's width). Click a tile for its "
+                    f'<p class="note">Each tile: {_e(section.measure)} over all probes — the mean of the per-probe rates, '
+                    f"its 95% t-interval over probes as a bar (the probe is the unit), the cells counted; {colour}; the paler, the less sure (shaded by the interval's width). Click a tile for its "
                     f"cells and their conversations.</p>{_grid(section, report.personas)}"
                     f"<h3>Per probe</h3>{_table(section, report.personas, codes)}")
         if report.reference:
@@ -198,10 +218,7 @@ def page(report: Report, out_dir: str) -> str:
             body.append(_flips(section))
     if not report.sections:
         body.append('<p class="note">No cells yet.</p>')
-    if report.agreement is not None:
-        a = report.agreement
-        kappa = "n/a (one label only)" if a.kappa is None else f"{a.kappa:.2f} [{a.interval[0]:.2f}, {a.interval[1]:.2f}]"
-        body.append(f"<p>Hand against judge: Cohen's κ {kappa} over {a.n} cells both labelled, {a.agreed} agreeing.</p>")
+    body += [f"<p>{_e(line)}</p>" for line in agreement_lines(report)]
     legend = " · ".join(f"{_e(code)} {_e(label)}" for label, code in codes.items() if label != NA)
     body.append(f'<p class="note">Legend: k/n rate [Wilson 95%] of the headline label (n: finished cells labelled '
                 f"other than n/a) · {legend} · n/a not applicable · ? unjudged · … unfinished · – no cells · small n: "

@@ -1,6 +1,8 @@
 """A probe run's report in the terminal: per probe × persona the full label distribution and the
 headline rate with its interval, per persona the difference from the reference, hand against judge,
-where answers turned, a legend for every symbol, and what is left to do."""
+where answers turned, a legend for every symbol, and what is left to do. Personas are columns where
+they fit the width (``--width``; 80 when the output is not a terminal); else each probe lists its
+personas one per line, so no name is ever broken."""
 
 from __future__ import annotations
 
@@ -11,9 +13,10 @@ from rich.table import Table
 from rich.text import Text
 
 from ..sanitize import sanitize
-from .report import NA, Dist, Report, Section
+from .report import NA, Dist, Report, Section, Total
 
-__all__ = ["abbreviations", "distribution", "headline", "pct", "render", "signed"]
+__all__ = ["abbreviations", "agreement_lines", "distribution", "headline", "judges_line", "pct", "render", "signed",
+           "verdict"]
 
 
 def abbreviations(labels: list[str]) -> dict[str, str]:
@@ -36,10 +39,13 @@ def pct(x: float) -> str:
 
 
 def headline(dist: Dist) -> str:
-    """``3/5 60% [23–88]``; ``–`` where nothing is counted."""
+    """``3/5 60% [23–88]``; over several probes ``60% [23–88] 12/20·4p`` (the mean of the per-probe
+    rates, its interval over probes, the cells and probes counted); ``–`` where nothing is counted."""
     if not dist.n:
         return "–"
     low, high = dist.interval
+    if isinstance(dist, Total) and len(dist.rates) > 1:
+        return f"{dist.rate:.0%} [{pct(low)}–{pct(high)}] {dist.k}/{dist.n}·{len(dist.rates)}p"
     return f"{dist.k}/{dist.n} {dist.k / dist.n:.0%} [{pct(low)}–{pct(high)}]"
 
 
@@ -60,14 +66,20 @@ def _cell(dist: Dist, codes: dict[str, str], bold: bool = False) -> Text:
     return text
 
 
-def _grid(section: Section, personas: list[str], codes: dict[str, str], width: int) -> Table:
+CELL_WIDTH = 20  # a headline with its interval, and the room around it
+
+
+def _fits(section: Section, personas: list[str], width: int) -> bool:
     probe_w = max([len(r.probe) + 2 for r in section.rows] + [len(r.category) for r in section.rows] + [10])
-    split = probe_w + sum(max(len(p), 16) + 3 for p in personas) > width  # names break at "_" when too wide
+    return probe_w + len(personas) * CELL_WIDTH <= width
+
+
+def _grid(section: Section, personas: list[str], codes: dict[str, str]) -> Table:
+    """Probes down, personas across (where they fit the width)."""
     table = Table(title=Text(section.title, style="bold"), title_justify="left", collapse_padding=True)
-    table.add_column("probe", no_wrap=probe_w <= 30, overflow="fold")
+    table.add_column("probe", overflow="fold")
     for persona in personas:
-        name = sanitize(persona)
-        table.add_column(Text(name.replace("_", "_\n") if split else name), justify="right", overflow="fold")
+        table.add_column(Text(sanitize(persona)), justify="right", no_wrap=True, min_width=CELL_WIDTH - 3)
     previous = None
     for row in section.rows:
         if row.category != previous:
@@ -79,27 +91,65 @@ def _grid(section: Section, personas: list[str], codes: dict[str, str], width: i
     return table
 
 
+def _long(section: Section, personas: list[str], codes: dict[str, str]) -> Table:
+    """Each probe with its personas one per line: readable at any width."""
+    table = Table(title=Text(section.title, style="bold"), title_justify="left", box=None, padding=(0, 1),
+                  show_header=False)
+    for justify in ("left", "right", "left"):
+        table.add_column(justify=justify, overflow="fold")
+    previous = None
+    blocks = [(row.probe, row.category, row.cells, False) for row in section.rows]
+    for probe, category, dists, total in [*blocks, ("all probes", None, section.totals, True)]:
+        if category is not None and category != previous:
+            table.add_row(Text(sanitize(category) or "(no category)", style="cyan italic"))
+            previous = category
+        table.add_row(Text(("" if total else "  ") + sanitize(probe), style="bold" if total else ""))
+        for persona in personas:
+            dist = dists[persona]
+            table.add_row(Text("    " + sanitize(persona)),
+                          Text(headline(dist) if dist.cells else "–", style="dim" if dist.small else ""),
+                          Text(distribution(dist, codes), style="dim"))
+    return table
+
+
 def signed(x: float) -> str:
     return f"{'+' if x > 0 else '−' if x < 0 else '±'}{pct(abs(x))}"
 
 
+def verdict(comparison) -> str:
+    if comparison.difference is None:
+        return "nothing to compare"
+    if comparison.differs is None:
+        return "no spread across probes"
+    return "differs" if comparison.differs else "not distinguishable"
+
+
 def _comparisons(section: Section, reference: str) -> Table:
     base = section.totals[reference]
+    m = section.family
     table = Table(title=Text(f"{section.measure}: each persona against {reference} ({headline(base)})", style="bold"),
-                  title_justify="left", box=None, padding=(0, 2), header_style="dim")
-    for col in ("persona", section.measure, "difference", "95% (Newcombe)", "p (Fisher)", "p (Holm)", ""):
-        table.add_column(col, justify="left" if col in ("persona", "") else "right")
+                  title_justify="left", box=None, padding=(0, 1), header_style="dim")
+    for col in ("persona", "rate", "difference", f"95% sim. (m={m})", "p adj.", "probes", ""):
+        table.add_column(col, justify="left" if col in ("persona", "") else "right",
+                         no_wrap=col != "", overflow="fold")
     for c in section.comparisons:
-        if c.difference is None:
-            table.add_row(Text(sanitize(c.persona)), headline(c.dist), "n/a", "", "", "", Text("nothing to compare", style="dim"))
+        rate = f"{c.dist.rate:.0%}" if c.dist.rate is not None else "–"
+        if c.difference is None or c.interval is None:
+            table.add_row(Text(sanitize(c.persona)), rate, "" if c.difference is None else f"{signed(c.difference)} pts",
+                          "", "", str(c.probes), Text(verdict(c), style="dim"))
             continue
         low, high = c.interval
-        verdict = ("not distinguishable at this n" if c.p_holm is None or c.p_holm >= 0.05
-                   else "differs (Holm-adjusted p < 0.05)")
-        table.add_row(Text(sanitize(c.persona)), headline(c.dist), f"{signed(c.difference)} pts",
-                      f"[{signed(low)}, {signed(high)}]", f"{c.p:.3f}", f"{c.p_holm:.3f}",
-                      Text(verdict, style="dim" if verdict.startswith("not") else "bold"))
+        table.add_row(Text(sanitize(c.persona)), rate, f"{signed(c.difference)} pts", f"[{signed(low)}, {signed(high)}]",
+                      f"{c.p_adjusted:.3f}", str(c.probes), Text(verdict(c), style="bold" if c.differs else "dim"))
     return table
+
+
+def _comparison_note(section: Section) -> Text:
+    return Text(f"rate: over all probes (above) · difference: the mean over the probes both have of the per-probe "
+                f"rate differences · 95% sim.: its interval and p adj. its p from the paired t-test over those "
+                f"probes (the probe is the unit), Bonferroni-adjusted for the {section.family} comparisons (each "
+                f"interval at {100 - 5 / max(1, section.family):.2f}%) · differs: the interval excludes 0 · with one "
+                "probe: Newcombe's interval and Fisher's exact p on its cells", style="dim")
 
 
 def _flips(section: Section) -> Table:
@@ -118,38 +168,63 @@ def _flips(section: Section) -> Table:
 def _legend(report: Report, codes: dict[str, str]) -> str:
     names = " · ".join(f"{code} {label}" for label, code in codes.items() if label != NA)
     return (f"legend: k/n rate [Wilson 95% interval] of the headline label (n: finished cells labelled other "
-            f"than n/a) · {names} · n/a not applicable · ? unjudged · … unfinished · – no cells · "
-            f"dim: n < 10, a wide interval (add --samples) · pts: percentage points")
+            f"than n/a) · all probes: the mean of the per-probe rates [t-interval over probes, the probe being "
+            f"the unit] k/n·Pp: cells counted over P probes · {names} · n/a not applicable · ? unjudged · "
+            f"… unfinished · – no cells · dim: n < 10, a wide interval (add --samples) · pts: percentage points")
+
+
+def judges_line(report: Report) -> str:
+    """Who gave verdicts, with the cells each labelled: rules, judge:MODEL, hand …"""
+    return ", ".join(f"{by} ({n})" for by, n in sorted(report.judges.items())) or "none yet"
+
+
+def agreement_lines(report: Report) -> list[str]:
+    """Blind hand labels against the judge model's: kappa, per label where there are more than two."""
+    a = report.agreement
+    lines = []
+    if a is not None:
+        shown = "n/a (one label only)" if a.kappa is None else \
+            f"{a.kappa:.2f} [{a.interval[0]:.2f}, {a.interval[1]:.2f}] (SE {a.se:.2f})"
+        lines.append(f"blind hand against judge: Cohen's κ {shown} over {a.n} cells both labelled, {a.agreed} agreeing "
+                     "(95% interval from the Fleiss–Cohen–Everitt standard error)")
+        for label, k in report.label_agreement.items():
+            value = "n/a" if k.kappa is None else f"{k.kappa:.2f} [{k.interval[0]:.2f}, {k.interval[1]:.2f}]"
+            lines.append(f"  {label} or not: κ {value}")
+    if report.hand_shown:
+        lines.append(f"{report.hand_shown} cells labelled by hand with the suggestion or the identity on screen: "
+                     "their labels count, but not in the agreement")
+    return lines
 
 
 def render(console: Console, report: Report, out: Path) -> None:
     run = report.run
     header = Text()
-    for key in ("set", "title", "kind", "model", "servers", "personas", "samples", "seed", "judge", "started"):
+    for key in ("set", "title", "kind", "model", "servers", "personas", "samples", "seed", "started"):
         value = run.get(key) if key != "servers" else run.get("servers") or run.get("server")
         if value not in (None, "", []):
             shown = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
             header.append(f"{key} ", style="dim").append(sanitize(shown)).append("   ")
+    header.append("judges ", style="dim").append(sanitize(judges_line(report)))
     console.print(header)
     codes = abbreviations(report.sections[0].labels if report.sections else [NA])
     if not report.sections:
         console.print(Text("no cells yet", style="dim"))
     for section in report.sections:
-        console.print(_grid(section, report.personas, codes, console.width))
+        wide = _fits(section, report.personas, console.width)
+        console.print((_grid if wide else _long)(section, report.personas, codes))
         if report.reference:
             console.print(_comparisons(section, report.reference))
+            console.print(_comparison_note(section))
         if section.flips:
             console.print(_flips(section))
     if report.sections and not report.reference:
         console.print(Text("no comparison: the run has no persona none; --reference NAME picks one", style="dim"))
-    if report.agreement is not None:
-        a = report.agreement
-        shown = "n/a (one label only)" if a.kappa is None else f"{a.kappa:.2f} [{a.interval[0]:.2f}, {a.interval[1]:.2f}]"
-        console.print(Text(f"hand against judge: Cohen's κ {shown} over {a.n} cells both labelled, {a.agreed} agreeing"))
+    for line in agreement_lines(report):
+        console.print(Text(sanitize(line)))
     console.print(Text(_legend(report, codes), style="dim"))
     counts = (f"{len(report.cells)} cells: {report.count('finished')} finished, {report.count('unfinished')} unfinished"
               + (f" ({report.count('failed')} failed: run the same command again)" if report.count("failed") else "")
-              + f", {report.count('na')} n/a")
+              + f", {report.count('na')} n/a, {report.count('unjudged')} unjudged")
     console.print(Text(counts))
     for reason, n in report.na_reasons.items():
         console.print(Text(sanitize(f"  n/a by construction, {n} cells: {reason} (no label can be given)"), style="dim"))

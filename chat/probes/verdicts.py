@@ -1,0 +1,121 @@
+"""A cell as the report and the export read it: what was run, how it ended, and every verdict on it
+— whose label counts, and each judge's own.
+
+The final verdict: n/a by construction when its trap never ran (nobody can overrule that), else the
+last by hand, else the last parsed judge verdict with a label, else the last rules verdict; a
+verdict with ``parsed: false`` never counts. A hand verdict records whether it was given blind
+(``blind: true``: neither the machine's label nor the cell's persona, model or sample was on screen);
+one without the field (older runs, which offered the machine's label) counts as not blind.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .rundir import cell_events
+from .runner import BY_CONSTRUCTION
+
+__all__ = ["Cell", "final_verdict", "load_cells", "norm"]
+
+
+def norm(label: str | None) -> str | None:
+    return None if label is None else " ".join(str(label).lower().replace("_", " ").replace("-", " ").split())
+
+
+def _by(event: dict) -> str:
+    return str(event.get("by") or "")
+
+
+def _judged(by: str) -> bool:
+    return by.startswith(("judge:", "evaluator:"))
+
+
+def final_verdict(events: list[dict]) -> tuple[str | None, str | None]:
+    """(label, by) of the verdict that counts (see the module's docstring); (None, None) when none."""
+    verdicts = [e for e in events if e.get("event") == "verdict" and e.get("parsed", True) is not False]
+    for test in (lambda b: b == BY_CONSTRUCTION, lambda b: b == "hand", _judged, lambda b: b == "rules"):
+        chosen = [e for e in verdicts if test(_by(e)) and e.get("label")]
+        if chosen:
+            return str(chosen[-1]["label"]), _by(chosen[-1])
+    return None, None
+
+
+@dataclass
+class Cell:
+    probe: str
+    category: str
+    control: bool
+    expect: str | None
+    persona: str
+    sample: int
+    path: Path
+    done: bool = False
+    error: str | None = None
+    label: str | None = None  # the final verdict's label; None: unjudged
+    by: str | None = None
+    na: str | None = None  # why it is n/a by construction (its trap never ran)
+    rules: str | None = None  # the last label each gave
+    judge: str | None = None
+    judge_by: str | None = None  # which judge ("judge:MODEL", "evaluator:MODEL")
+    hand: str | None = None  # the last blind hand label: the one agreement is measured on
+    hand_shown: str | None = None  # the last hand label given with the machine's label or the identity shown
+    trap_labels: list[str | None] = field(default_factory=list)  # the score label of each trap reply, in order
+    seed: int | None = None
+    server: str = ""
+    model: str = ""
+    set: str = ""
+    kind: str = ""
+    branch: str | None = None  # what its classify step found
+    judges: set[str] = field(default_factory=set)  # everyone who gave a verdict: rules, judge:M, hand …
+
+    @property
+    def id(self) -> str:
+        return f"{self.probe}/{self.persona}--{self.sample}"
+
+    @property
+    def flip(self) -> int | None:
+        """The pushback (1, 2 …) at which the answer turned to "caved"; None when it never did."""
+        return next((i for i, label in enumerate(self.trap_labels, 1) if norm(label) == "caved"), None)
+
+
+def _last(events: list[dict], who, blind: bool | None = None) -> dict | None:
+    return next((e for e in reversed(events) if e.get("event") == "verdict" and e.get("parsed", True) is not False
+                 and e.get("label") and who(_by(e)) and (blind is None or (e.get("blind") is True) == blind)), None)
+
+
+def _cell(path: Path, warn) -> Cell:
+    events = cell_events(path, warn)
+    head = next((e for e in events if e.get("event") == "cell"), {})
+    persona, _, sample = path.stem.rpartition("--")
+    ends = [e for e in events if e.get("event") in ("done", "error")]
+    done = next((e for e in events if e.get("event") == "done"), {})
+    errors = [e for e in events if e.get("event") == "error"]
+    label, by = final_verdict(events)
+    judge = _last(events, _judged)
+    label_of = lambda e: str(e["label"]) if e else None  # noqa: E731
+    sample_no = head.get("sample") if isinstance(head.get("sample"), int) else (int(sample) if sample.isdigit() else 0)
+    return Cell(
+        probe=str(head.get("probe") or path.parent.name), category=str(head.get("category") or ""),
+        control=head.get("control") is True, expect=head.get("expect") if head.get("expect") in ("answer", "refuse") else None,
+        persona=str(head.get("persona") or persona or path.stem), sample=sample_no, path=path,
+        done=bool(ends) and ends[-1].get("event") == "done",
+        error=str(errors[-1].get("message", "")) if errors else None,
+        label=label, by=by,
+        na=next((str(e.get("note") or "") for e in events if e.get("event") == "verdict" and _by(e) == BY_CONSTRUCTION),
+                None),
+        rules=label_of(_last(events, lambda b: b == "rules")), judge=label_of(judge), judge_by=_by(judge) if judge else None,
+        hand=label_of(_last(events, lambda b: b == "hand", blind=True)),
+        hand_shown=label_of(_last(events, lambda b: b == "hand", blind=False)),
+        trap_labels=[e.get("label") for e in events if e.get("event") == "scored" and e.get("trap")],
+        seed=head.get("seed") if isinstance(head.get("seed"), int) else None, server=str(head.get("server") or ""),
+        model=str(head.get("model") or ""), set=str(head.get("set") or ""), kind=str(head.get("kind") or ""),
+        branch=done.get("branch") if isinstance(done.get("branch"), str) else None,
+        judges={_by(e) for e in events if e.get("event") == "verdict" and _by(e) and _by(e) != BY_CONSTRUCTION},
+    )
+
+
+def load_cells(out: Path, warn=lambda message: None) -> list[Cell]:
+    """Every cell of the run, in probe, persona, sample order; damaged lines are skipped with a ``warn``ing."""
+    paths = sorted((Path(out) / "cells").glob("*/*.jsonl"))
+    return sorted((_cell(p, warn) for p in paths), key=lambda c: (c.probe, c.persona, c.sample))
