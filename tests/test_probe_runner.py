@@ -311,6 +311,7 @@ def test_hand_judging_takes_no_keys_typed_ahead(fake, probe_set, term, tmp_path)
     asked(t)
     t.type("111")  # one verdict meant, two more typed ahead
     t.wait_for("cell 2/5")
+    asked(t)
     t.keys("q")
     assert t.wait_exit() == 0
     hand = [e for p in (out / "cells").glob("*/*.jsonl") for e in cell_events(p)
