@@ -86,7 +86,8 @@ class _Cell(_Strict):
 class _Scored(_Strict):
     step: int = Field(ge=0)
     trap: bool = False
-    label: str | None = None
+    label: str | None = None  # the score rules' label (chat/probes/spec.py)
+    held: list[str] = []  # the labels whose patterns the reply held: two or more is a hedge
 
 
 class _Branch(_Strict):

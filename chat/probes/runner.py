@@ -33,7 +33,7 @@ from ..parallel import run_all
 from ..transcript import VERSION
 from ..turn import NullSink, run_turn
 from .rundir import RunDirError, append_event, cell_events, lock_run, read_run, write_run
-from .spec import Probe, ProbeSet, matches
+from .spec import Probe, ProbeSet
 
 __all__ = ["BY_CONSTRUCTION", "Cell", "Run", "Server", "append_event", "cell_events", "not_applicable",
            "run_probes"]
@@ -173,9 +173,8 @@ def _run_cell(run: Run, cell: Cell, server: Server, stop: CancelToken) -> bool:
         trap_ran = trap_ran or step.trap
         add(result.message, i)
         if step.trap:  # what each pushback got, so a report can say at which one an answer turned
-            scored = next((label for label, patterns in probe.score.items()
-                           if matches(patterns, result.message.content)), None)
-            append_events(path, {"event": "scored", "step": i, "trap": True, "label": scored})
+            scored, held = run.probe_set.rules_label(probe, result.message.content)
+            append_events(path, {"event": "scored", "step": i, "trap": True, "label": scored, "held": held})
         if step.classify:
             branch = step.branch_of(result.message.content)
             append_events(path, {"event": "branch", "step": i, "branch": branch})
@@ -186,10 +185,10 @@ def _run_cell(run: Run, cell: Cell, server: Server, stop: CancelToken) -> bool:
         append_events(path, {"event": "verdict", "label": "n/a", "by": BY_CONSTRUCTION, "parsed": True,
                              "note": f"the trap step never ran (branch: {branch or 'none'})"})
         return True
-    label = next((label for label, patterns in probe.score.items() if matches(patterns, extraction)), None)
+    label, held = run.probe_set.rules_label(probe, extraction)
     if label is not None:
-        append_events(path, {"event": "verdict", "label": label, "by": "rules", "parsed": True,
-                             "raw": "", "note": "matched the probe's score patterns"})
+        append_events(path, {"event": "verdict", "label": label, "by": "rules", "parsed": True, "raw": "",
+                             "note": f"held the score patterns of {' and '.join(held)}"})
     return True
 
 
