@@ -74,7 +74,10 @@ def parser() -> argparse.ArgumentParser:
     judge = sub.add_parser("judge", help="judge a run's cells (blind by hand, a judge model, or the Karma evaluator)")
     judge.add_argument("dir")
     judge.add_argument("--judge", default="hand", help=JUDGES)
-    judge.add_argument("--unblind", action="store_true", help="hand judging: show persona, model and sample at once")
+    judge.add_argument("--unblind", action="store_true",
+                       help="hand judging: show persona, model and sample at once (the verdicts are not blind)")
+    judge.add_argument("--show-suggestion", action="store_true",
+                       help="hand judging: offer the judge's (else the rules') label, Enter takes it (not blind)")
     report = sub.add_parser("report", help="the numbers of a run: distributions, intervals, persona differences")
     report.add_argument("dir")
     report.add_argument("--html", metavar="FILE", help="also write an HTML page (the grid, every cell's conversation)")
@@ -128,7 +131,8 @@ def _dispatch(args, console, warn) -> int:
         return _run(args, console, warn)
     if args.what == "judge":
         run = _load_run_header(Path(args.dir))
-        return _judge(Path(args.dir), run["labels"], args.judge, console, warn, unblind=args.unblind)
+        return _judge(Path(args.dir), run["labels"], args.judge, console, warn, unblind=args.unblind,
+                      show_suggestion=args.show_suggestion)
     if args.what == "export":
         return _export(args, console, warn)
     if args.what == "import":
@@ -297,8 +301,10 @@ def _import(args, console, warn) -> int:
     return 0
 
 
-def _judge(out: Path, labels: dict, spec: str, console, warn, unblind: bool = False) -> int:
-    """Run the judges ``spec`` names, in order: a model first, then hand (judge-then-hand)."""
+def _judge(out: Path, labels: dict, spec: str, console, warn, unblind: bool = False,
+           show_suggestion: bool = False) -> int:
+    """Run the judges ``spec`` names, in order: a model first, then hand (judge-then-hand; blind unless
+    ``unblind`` or ``show_suggestion`` says otherwise)."""
     then_hand = spec == "hand" or spec.endswith("+hand")
     url = spec.removesuffix("+hand") if spec not in ("hand", "none") else ""
     if url:
@@ -306,7 +312,8 @@ def _judge(out: Path, labels: dict, spec: str, console, warn, unblind: bool = Fa
     if then_hand:
         from .hand_judging import hand_judge
 
-        judged, disagreements = hand_judge(out, labels, console, unblind=unblind, warn=warn)
+        judged, disagreements = hand_judge(out, labels, console, unblind=unblind,
+                                           show_suggestion=show_suggestion, warn=warn)
         console.print(f"{judged} verdicts by hand", markup=False)
         if url or _a_judge_ran(out, warn):  # only where a judge model gave verdicts to disagree with
             console.print(f"{len(disagreements)} disagreements with the judge", markup=False)

@@ -112,6 +112,7 @@ class _Verdict(_Strict):
     parsed: bool = True
     note: str = ""
     raw: str = ""
+    blind: bool | None = None  # hand verdicts: given before any machine label or the cell's identity was shown
 
 
 CELL_SCHEMAS = {**SCHEMAS, "message": _CellMessage, "cell": _Cell, "scored": _Scored, "branch": _Branch,
