@@ -44,6 +44,7 @@ class RunHeader(_Strict):
     kind: Literal["sycophancy", "refusal"] = "sycophancy"
     labels: dict[str, str] = {}
     source: str = ""
+    probes: list[str] = []  # the probes run (--probes, --limit): the set's, or some of them
     model: str = ""
     servers: list[str] = []
     api: str = "chat"

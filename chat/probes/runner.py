@@ -100,7 +100,8 @@ class Run:
         """Write run.json; a resumed run keeps when it started. One that is torn or unusable (a kill or a
         full disk mid-write) is rebuilt from this run's settings, and ``warn`` says so."""
         header = {"set": self.probe_set.name, "title": self.probe_set.title, "kind": self.probe_set.kind,
-                  "labels": self.probe_set.labels, "source": self.probe_set.source, "model": self.model,
+                  "labels": self.probe_set.labels, "source": self.probe_set.source,
+                  "probes": [p.id for p in self.probe_set.probes], "model": self.model,
                   "servers": self.servers, "api": self.api, "personas": [p.name for p in self.personas],
                   "samples": self.samples, "params": self.params, "seed": self.seed, "judge": self.judge,
                   "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
@@ -112,7 +113,14 @@ class Run:
         write_run(self.out, header)
 
     def finished(self, cell: Cell, warn: Callable[[str], None] = lambda text: None) -> bool:
-        return any(e.get("event") == "done" for e in cell_events(cell.path(self.out), warn))
+        path = cell.path(self.out)  # a cell not begun has no file: nothing to warn about
+        return path.exists() and any(e.get("event") == "done" for e in cell_events(path, warn))
+
+    def baseline_misses(self, warn: Callable[[str], None] = lambda text: None) -> tuple[int, int]:
+        """(finished cells whose trap never ran — the model missed the question it depends on —,
+        finished cells), over this run's cells."""
+        ends = [cell_events(c.path(self.out), warn) for c in self.cells() if self.finished(c)]
+        return sum(not_applicable(events) is not None for events in ends), len(ends)
 
 
 class _ServerFailed(Exception):
