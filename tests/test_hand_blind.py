@@ -75,10 +75,10 @@ def test_each_verdict_says_whether_it_was_blind(fake, probe_set, tmp_path):
     hand_judge(out, probe_set.labels, quiet, read)
     assert [v["blind"] for v in hand_verdicts(out)] == [True, True]
     assert all("enter" not in choices and "Enter" not in q for q, choices in questions)
-    for option in ({"unblind": True}, {"show_suggestion": True}):
+    for given, option in enumerate(({"unblind": True}, {"show_suggestion": True}), 1):
         read, _ = keys("1")
         hand_judge(out, probe_set.labels, quiet, read, **option)
-        assert hand_verdicts(out)[-1]["blind"] is False, option
+        assert sorted(v["blind"] for v in hand_verdicts(out)) == [False] * given + [True, True], option
 
 
 def test_a_verdict_changed_after_the_identity_was_shown_is_not_blind(fake, probe_set, tmp_path):

@@ -156,3 +156,13 @@ def test_local_and_a_base_url_are_one_or_the_other(fake, tmp_path):
     r, header, _ = probe(tmp_path, answering(fake), "--local")
     assert r.returncode == 1 and header is None
     assert r.stderr.strip() == "chat probe: error: --local starts its own server: give --local or --base-url, not both"
+
+
+def test_the_pace_reads_as_a_person_would_say_it():
+    from gridchat.chat.probes.progress import pace
+
+    assert pace(0, 40, 5.0) == "0/40 cells · ETA …"  # nothing finished yet: no rate to go by
+    assert pace(12, 40, 240.0) == "12/40 cells · 3.0 cells/min · ETA 9 min"
+    assert pace(30, 90, 10.0) == "30/90 cells · 3.0 cells/s · ETA 20 s"
+    assert pace(1, 200, 40.0) == "1/200 cells · 1.5 cells/min · ETA 2 h 13 min"
+    assert pace(5, 5, 3.0) == "5/5 cells · 1.7 cells/s · done"
