@@ -35,8 +35,8 @@ from .session import Session
 from .transcript import recorded_persona
 from .turn import TurnResult
 
-__all__ = ["MAX_LANES", "Lane", "Panel", "ask", "close_panel", "lanes_for", "mark_lane", "open_panel", "pick",
-           "reopen_panel", "replay", "restore", "retry"]
+__all__ = ["MAX_LANES", "Lane", "Panel", "ask", "classify_lanes", "close_panel", "lanes_for", "mark_lane",
+           "open_panel", "pick", "reopen_panel", "replay", "restore", "retry"]
 
 MAX_LANES = 32
 
@@ -70,9 +70,10 @@ class Panel:
     lanes: list[Lane]
     start: int | None  # where the conversation was when the panel opened: /panel end goes back there
     turns: int = 0
+    origin: int | None = None  # where its lanes branch from: the start (/compare), the root (/replay)
 
     def record(self) -> dict:
-        return {"event": "panel", "start": self.start, "turns": self.turns,
+        return {"event": "panel", "start": self.start, "origin": self.origin, "turns": self.turns,
                 "lanes": [{"persona": lane.persona.name, "system": lane.persona.system, "model": lane.model,
                            "server": lane.server, "head": lane.head, "reply": lane.reply, "missed": lane.missed,
                            "answer": lane.answer}
@@ -141,7 +142,7 @@ def lanes_for(session: Session, spec: str) -> list[Lane]:
 
 def open_panel(session: Session, lanes: list[Lane]) -> Panel:
     close_panel(session)
-    session.panel = Panel(lanes, session.conversation.head)
+    session.panel = Panel(lanes, session.conversation.head, origin=lanes[0].head)
     return session.panel
 
 
@@ -156,7 +157,7 @@ def restore(session: Session, record: dict) -> Panel:
         backend, server = session.server_at(item.get("server") or home.base_url, typed=False)  # read from the file
         lanes.append(Lane(persona, item.get("model") or session.model or "", server.base_url, backend, item.get("head"),
                           item.get("reply"), item.get("missed"), answer=item.get("answer")))
-    panel = Panel(lanes, record.get("start"), record.get("turns", 0))
+    panel = Panel(lanes, record.get("start"), record.get("turns", 0), record.get("origin", record.get("start")))
     conversation = session.conversation
     heads = {lane.head for lane in lanes}
     newest = max((n for lane in lanes for n in (lane.head, lane.missed) if n is not None), default=-1)
@@ -211,6 +212,27 @@ def pick(session: Session, n: int) -> Lane:
 
 def _classify(session: Session, text: str) -> str | None:
     return next((label for label, patterns in session.classify.items() if matches(patterns, text)), None)
+
+
+def _take_class(session: Session, lane: Lane, text: str) -> None:
+    """``text``, the lane's newest reply, classified: its label, and a flip where its answer changed."""
+    lane.label = _classify(session, text)
+    changed = lane.label and lane.answer and lane.label != lane.answer
+    lane.flipped = f"{lane.answer} → {lane.label}" if changed else None
+    lane.answer = lane.label or lane.answer
+
+
+def classify_lanes(session: Session, panel: Panel) -> None:
+    """The replies already in ``panel`` labelled by the classify patterns now set, as if they had been
+    set when it opened: each lane's last reply named, the answer a flip is measured from, and a flip
+    its last reply made (no patterns: the labels go). Recorded, as a turn's labels are."""
+    for lane in panel.lanes:
+        lane.label = lane.flipped = lane.answer = None
+        for m in session.conversation.path_to(lane.head) if session.classify else ():
+            if m.role == "assistant" and (panel.origin is None or m.id > panel.origin):
+                _take_class(session, lane, m.content)
+    if session.transcript is not None:
+        session.transcript.write(panel.record())
 
 
 FLIP_LABELS = {"same": "The FINAL reply gives the same answer as the assistant's reply just before it (in other "
@@ -283,10 +305,7 @@ def _run(session: Session, panel: Panel, lanes: list[Lane], users: list[Message]
     for lane in lanes:
         lane.flipped, lane.label = None, None
         if session.classify and lane.result is not None and lane.result.kept:
-            lane.label = _classify(session, lane.result.message.content)
-            if lane.label and lane.answer and lane.label != lane.answer:
-                lane.flipped = f"{lane.answer} → {lane.label}"
-            lane.answer = lane.label or lane.answer
+            _take_class(session, lane, lane.result.message.content)
     if session.flip_judge is not None and not session.classify and not token.cancelled:  # stopped: no judging
         _judge_flips(session, lanes, progress, token)
     conversation.move(panel.lanes[0].head)

@@ -7,7 +7,7 @@ import os
 from ..personas import Persona, custom
 from ..tools import TOOLS, Workspace
 from .backends import Backend, Request, ToolSpec, make_backend, make_client
-from .backends.chat_completions import to_chat_messages
+from .backends.chat_completions import chat_tools, to_chat_messages
 from .cancel import CancelToken, new_token, stoppable
 from .config import Settings, check
 from .credentials import Credentials
@@ -282,11 +282,18 @@ class Session:
         return {"method": "POST", "url": self.server.base_url + path, "headers": headers, "json": body}
 
     def rendered_prompt(self) -> tuple[str, str]:
-        """The prompt as the server renders it from this branch (where the persona's system message
-        landed), and how it was found: llama-server's /apply-template, or vLLM's /tokenize then
-        /detokenize. ConfigError where the server can't say."""
+        """The prompt as the server renders it from the last request sent — its system message,
+        messages and tools exactly (where did the persona's system message land?) — and how it was
+        found: llama-server's /apply-template, or vLLM's /tokenize then /detokenize (both render a
+        chat request's messages and tools with the model's template, whichever API sent them).
+        UsageError before any request, or where the server can't say."""
         server = self.connect()
-        messages = to_chat_messages(self.conversation.system, self.conversation.messages)
+        backend = self._backends.get(self.api[0])
+        request = backend.last_request if backend is not None else None
+        if request is None:
+            raise UsageError("nothing sent yet: /prompt renders the last request")
+        chat = {"messages": to_chat_messages(request.system, request.messages),
+                **({"tools": chat_tools(request.tools)} if request.tools else {})}
         root = root_url(server.base_url)
         key = self.credentials.key_for(server.base_url)
 
@@ -295,12 +302,11 @@ class Session:
                 return obj(stoppable(lambda: post_json(f"{root}{path}", body, key)), path)
 
         if server.flavor == LLAMA:
-            prompt = post("/apply-template", {"messages": messages}).get("prompt")
+            prompt = post("/apply-template", chat).get("prompt")
             return text(prompt, "the rendered prompt"), "llama-server's /apply-template"
         if server.flavor == VLLM:
-            tokens = post("/tokenize", {"model": self.model, "messages": messages,
-                                        "add_generation_prompt": True}).get("tokens")
-            prompt = post("/detokenize", {"model": self.model, "tokens": tokens}).get("prompt")
+            tokens = post("/tokenize", {"model": request.model, **chat, "add_generation_prompt": True}).get("tokens")
+            prompt = post("/detokenize", {"model": request.model, "tokens": tokens}).get("prompt")
             return text(prompt, "the rendered prompt"), "vLLM's /tokenize and /detokenize"
         raise UsageError(f"this server ({server.flavor}) has no way to show the prompt it renders; "
                           "llama-server and vLLM do")

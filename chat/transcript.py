@@ -16,8 +16,10 @@ order, parents and heads that exist) and skips, with a reason, what does not. Ev
     reset     from                             /load replaced the conversation (a snapshot follows)
     fork      id, name                         a bookmarked branch point
     mark      message, label, note, persona    /mark on a reply
-    panel     lanes, start, turns              a panel's lanes (persona, system, model, server, head) after
-                                               each of its turns, and where it opened; no lanes: it closed
+    panel     lanes, start, origin, turns      a panel's lanes (persona, system, model, server, head) after
+                                               each of its turns, where it opened and where its lanes branch
+                                               from (origin: its start, or the root for /replay; older files
+                                               lack it: their start); no lanes: it closed
 """
 
 from __future__ import annotations
@@ -119,6 +121,7 @@ class _Lane(BaseModel):
 class _Panel(_Event):
     lanes: list[_Lane]
     start: int | None = Field(default=None, ge=0)
+    origin: int | None = Field(default=None, ge=0)
     turns: int = Field(default=0, ge=0)
 
 
@@ -259,18 +262,19 @@ def recorded_persona(personas: dict[str, Persona], name: str, system: str | None
 
 def _panel_misfit(conversation: Conversation, event: dict) -> str:
     """Why a panel event can't be reopened on this tree ("" if it can): each lane's head must be on a
-    branch through the panel's start, its reply an assistant message on that branch, its missed
-    message a user message right after its head."""
+    branch through the panel's origin (where its lanes began: the root for /replay), its reply an
+    assistant message on that branch, its missed message a user message right after its head."""
     nodes = conversation.nodes
     start = event.get("start")
-    if not (start is None or start < len(nodes)):
+    origin = event.get("origin", start)  # older files: the lanes began where the panel opened
+    if not all(i is None or i < len(nodes) for i in (start, origin)):
         return "start is not a message"
     for n, lane in enumerate(event["lanes"], 1):
         head, reply, missed = lane.get("head"), lane.get("reply"), lane.get("missed")
         if any(i is not None and i >= len(nodes) for i in (head, reply, missed)):
             return f"lane {n} points past the tree"
         path = {m.id for m in conversation.path_to(head)} if head is not None else set()
-        if start is not None and start not in path:
+        if origin is not None and origin not in path:
             return f"lane {n} is not on a branch from where the panel started"
         if reply is not None and (reply not in path or nodes[reply].role != "assistant"):
             return f"lane {n}'s reply is not an assistant message on its branch"

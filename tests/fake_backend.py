@@ -159,11 +159,13 @@ def prompt_tokens(body: dict) -> int:
     return n // 4 + 10
 
 
-def render_template(messages: list) -> str:
-    """The fake model's chat template (ChatML-like), as /apply-template and vLLM's /tokenize use it."""
+def render_template(messages: list, tools: list | None = None) -> str:
+    """The fake model's chat template (ChatML-like), as /apply-template and vLLM's /tokenize use it;
+    the tools offered come first, as real templates put them in the prompt."""
+    head = f"<|im_start|>tools\n{_dumps(tools)}<|im_end|>\n" if tools else ""
     turns = "".join(f"<|im_start|>{m.get('role')}\n{_text_of(m.get('content'))}<|im_end|>\n"
                     for m in messages if isinstance(m, dict))
-    return turns + "<|im_start|>assistant\n"
+    return head + turns + "<|im_start|>assistant\n"
 
 
 def _last_user_text(body: dict) -> str:
@@ -681,7 +683,8 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/detokenize" and vllm:  # the fake's tokens for a chat are its characters
             return self._send_json(200, {"prompt": "".join(chr(i) for i in (body or {}).get("tokens", []))})
         if path == "/apply-template" and not vllm:
-            return self._send_json(200, {"prompt": render_template((body or {}).get("messages") or [])})
+            body = body or {}  # the chat request's own parser: its tools are rendered too
+            return self._send_json(200, {"prompt": render_template(body.get("messages") or [], body.get("tools"))})
         api = {"/v1/chat/completions": "chat", "/v1/responses": "responses"}.get(path)
         if api is None or (api == "responses" and not b.responses_api):
             return self._not_found()
@@ -761,7 +764,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _tokenize(self, b: FakeBackend, body: dict) -> None:
         if b.flavor == "vllm" and "messages" in body:  # a chat: its template rendered, a token per character
-            tokens = [ord(c) for c in render_template(body["messages"])]
+            tokens = [ord(c) for c in render_template(body["messages"], body.get("tools"))]
             return self._send_json(200, {"count": len(tokens), "max_model_len": b.context_window, "tokens": tokens,
                                          "token_strs": None})
         if b.flavor == "vllm":

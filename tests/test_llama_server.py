@@ -130,6 +130,17 @@ def test_persona_none_sends_no_system_message(llama):
     assert "Persona:" not in rendered_prompt(llama, "Hello there, no persona.")
 
 
+def test_slash_prompt_is_what_the_server_rendered_for_the_last_request(llama):
+    """/prompt against the real server: llama-server's /apply-template on the last request, tools
+    included, is the prompt its verbose log says it built for that request."""
+    s = session(llama, persona="lawful_evil", max_tokens=8)
+    result = s.send("What rhymes with moon?", NullSink())
+    assert result.error is None and s.backend.last_request.tools  # the tools went with it
+    shown, how = s.rendered_prompt()
+    assert how == "llama-server's /apply-template"
+    assert shown == rendered_prompt(llama, "What rhymes with moon?")
+
+
 def test_a_real_context_overflow_reports_the_sizes(llama):
     s = session(llama)
     result = s.send("word " * 3000, NullSink())

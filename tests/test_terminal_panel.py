@@ -180,8 +180,9 @@ def test_replay_then_probe_save_then_chat_probe_run(fake, term, isolated_env):
         events = cell_events(path)
         persona = next(e for e in events if e["event"] == "cell")["persona"]
         verdicts[persona] = final_verdict(events)[0]
-    # the evil personas cave to the saved pushback, the rest hold: the rules from /classify decided
-    assert verdicts == {p: "caved" if p.endswith("evil") else "resisted" for p in GRID}, verdicts
+    # the evil personas cave to the saved pushback, the rest hold (none, the reference, too): the rules
+    # from /classify decided
+    assert verdicts == {p: "caved" if p.endswith("evil") else "resisted" for p in [*GRID, "none"]}, verdicts
 
 
 def test_three_quick_ctrl_c_in_a_panel_round_keep_and_show_what_came(fake, term, isolated_env):

@@ -39,6 +39,7 @@ class Backend(Protocol):
     api: str  # "chat" | "responses"
     unsupported: set[str]  # optional sampling parameters the server rejected: left out of later requests
     last_sent: tuple[str, dict] | None  # (API path, the JSON) of the last request it made
+    last_request: Request | None  # that request, before its API's shaping (/prompt renders it)
 
     def stream(self, request: Request) -> Iterator[Event]:
         """Yield events until the reply is complete; raise a ``chat.errors.ChatError`` on failure.

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 from ..conversation import Message
 from ..errors import StreamCut
 from ..events import Event, Finish, ReasoningDelta, TextDelta, ToolCall, Usage
 from ..wire import count, load_object, obj, seq, text
-from .base import Request, as_sent, in_band_error, open_sse
+from .base import Request, ToolSpec, as_sent, in_band_error, open_sse
 from .think import ThinkSplitter
 
-__all__ = ["ChatCompletionsBackend", "ChatStreamParser", "to_chat_messages"]
+__all__ = ["ChatCompletionsBackend", "ChatStreamParser", "chat_tools", "to_chat_messages"]
 
 # Fields the SDK's create() takes as arguments; anything else travels in extra_body.
 _SDK_FIELDS = {"temperature", "top_p", "max_tokens", "seed", "presence_penalty", "frequency_penalty"}
@@ -34,6 +35,12 @@ def to_chat_messages(system: str | None, messages: list[Message]) -> list[dict]:
         else:  # reasoning is never sent back
             out.append({"role": m.role, "content": m.content})
     return out
+
+
+def chat_tools(tools: list[ToolSpec]) -> list[dict]:
+    """Tools in the Chat Completions shape (also what a chat template renders from)."""
+    return [{"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}
+            for t in tools]
 
 
 class ChatStreamParser:
@@ -112,6 +119,7 @@ class ChatCompletionsBackend:
         self._client = client  # an openai.OpenAI
         self.unsupported: set[str] = set()  # sampling parameters the server rejected: no longer sent
         self.last_sent: tuple[str, dict] | None = None  # (path, JSON) of the last request, for /raw
+        self.last_request: Request | None = None  # and the request itself, for /prompt
 
     def body(self, request: Request) -> dict:
         body = {"model": request.model, "messages": [], "stream": True, "stream_options": {"include_usage": True}}
@@ -122,10 +130,7 @@ class ChatCompletionsBackend:
             if key not in self.unsupported:
                 (body if key in _SDK_FIELDS else extra)[key] = value
         if request.tools:
-            body["tools"] = [
-                {"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}
-                for t in request.tools
-            ]
+            body["tools"] = chat_tools(request.tools)
         if extra:
             body["extra_body"] = extra
         return body
@@ -136,6 +141,7 @@ class ChatCompletionsBackend:
         create = self._client.chat.completions.with_streaming_response.create
         body = self.body(request)
         self.last_sent = ("/chat/completions", as_sent(body))
+        self.last_request = replace(request, messages=list(request.messages))  # the branch as sent: it grows
         for _, data in open_sse(create, **body):
             if data == "[DONE]":
                 done = True

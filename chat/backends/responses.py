@@ -8,6 +8,7 @@ way the gpt-oss persona models were used.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 from ..conversation import Message
 from ..errors import StreamCut, StreamError
@@ -136,6 +137,7 @@ class ResponsesBackend:
         self._client = client
         self.unsupported: set[str] = set()  # sampling parameters the server rejected: no longer sent
         self.last_sent: tuple[str, dict] | None = None  # (path, JSON) of the last request, for /raw
+        self.last_request: Request | None = None  # and the request itself, for /prompt
 
     def body(self, request: Request) -> dict:
         body = {"model": request.model, "input": [], "stream": True}
@@ -160,6 +162,7 @@ class ResponsesBackend:
         create = self._client.responses.with_streaming_response.create
         body = self.body(request)
         self.last_sent = ("/responses", as_sent(body))
+        self.last_request = replace(request, messages=list(request.messages))  # the branch as sent: it grows
         for event, data in open_sse(create, **body):
             if data == "[DONE]":
                 break

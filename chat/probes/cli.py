@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
-from ...personas import GRID
 from .. import interrupts
 from ..cancel import stopped
 from ..errors import ChatError
@@ -16,7 +14,6 @@ __all__ = ["SETS_DIR", "main", "user_sets_dir"]
 
 SETS_DIR = Path(__file__).with_name("sets")
 JUDGES = "none | hand | URL | URL+hand | karma:URL"
-MAX_CELLS = 100_000  # a run bigger than this is a typo, not an experiment
 
 
 def _positive(text: str) -> int:
@@ -49,6 +46,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="chat probe", description="Scripted probes across the persona grid.",
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="examples:\n  chat probe run sycophancy --personas all --samples 5 --seed 1\n"
+                                       "  chat probe run sycophancy --local --limit 3 --personas lawful_evil,none\n"
                                        "  chat probe run refusal --base-url http://gpu1:8000/v1 --base-url http://gpu2:8000/v1\n"
                                        "  chat probe judge RUN_DIR --judge hand        blind, shuffled, resumable\n"
                                        "  chat probe report RUN_DIR --html r.html --reference none\n"
@@ -62,7 +60,13 @@ def parser() -> argparse.ArgumentParser:
                      help="the server; repeat it for replicas of one model (cells are spread over them)")
     run.add_argument("--model")
     run.add_argument("--api", choices=["auto", "chat", "responses"])
-    run.add_argument("--personas", default="all", help="all | none | p1,p2,... (default all nine)")
+    run.add_argument("--personas", default="all", metavar="LIST",
+                     help="a comma list of names, grid (the nine), none (no system message: the reference) and all "
+                          "(the nine and none); default all")
+    run.add_argument("--probes", metavar="ID,…", help="only these probes of the set, in this order")
+    run.add_argument("--limit", type=_positive, metavar="N", help="only the first N probes (of --probes, else of the set)")
+    run.add_argument("--local", action="store_true",
+                     help="start the small local model (as chat --local), run on it, stop it at the end")
     run.add_argument("--samples", type=_positive, default=1, metavar="N", help="conversations per persona and probe")
     run.add_argument("--seed", metavar="N", help="the run's seed: each cell's is derived from it and the cell (recorded)")
     for flag in ("temperature", "top-p", "max-tokens", "top-k", "min-p", "presence-penalty", "frequency-penalty"):
@@ -74,7 +78,10 @@ def parser() -> argparse.ArgumentParser:
     judge = sub.add_parser("judge", help="judge a run's cells (blind by hand, a judge model, or the Karma evaluator)")
     judge.add_argument("dir")
     judge.add_argument("--judge", default="hand", help=JUDGES)
-    judge.add_argument("--unblind", action="store_true", help="hand judging: show persona, model and sample at once")
+    judge.add_argument("--unblind", action="store_true",
+                       help="hand judging: show persona, model and sample at once (the verdicts are not blind)")
+    judge.add_argument("--show-suggestion", action="store_true",
+                       help="hand judging: offer the judge's (else the rules') label, Enter takes it (not blind)")
     report = sub.add_parser("report", help="the numbers of a run: distributions, intervals, persona differences")
     report.add_argument("dir")
     report.add_argument("--html", metavar="FILE", help="also write an HTML page (the grid, every cell's conversation)")
@@ -131,7 +138,8 @@ def _dispatch(args, console, warn) -> int:
         return _run(args, console, warn)
     if args.what == "judge":
         run = _load_run_header(Path(args.dir))
-        return _judge(Path(args.dir), run["labels"], args.judge, console, warn, unblind=args.unblind)
+        return _judge(Path(args.dir), run["labels"], args.judge, console, warn, unblind=args.unblind,
+                      show_suggestion=args.show_suggestion)
     if args.what == "export":
         return _export(args, console, warn)
     if args.what == "import":
@@ -172,86 +180,20 @@ def _load_run_header(out: Path) -> dict:
         raise
 
 
-def _personas(spec: str, known: dict):
-    names = GRID if spec == "all" else ["none"] if spec == "none" else [n.strip() for n in spec.split(",") if n]
-    unknown = [n for n in names if n not in known]
-    if unknown:
-        raise ChatError(f"unknown persona {', '.join(unknown)}; known: all, none, {', '.join(known)}")
-    return [known[n] for n in names]
-
-
 def _run(args, console, warn) -> int:
-    import random
+    from .run_command import start_run
 
-    from ...personas import load_personas
-    from ..config import SAMPLING, check, config_dir, data_dir, load_settings
-    from ..detect import detect
-    from ..files import make_dir
-    from ..session import Session
-    from .runner import Run, Server, run_probes
-
-    probe_set = _find_set(args.set)
-    urls = args.base_url or [None]
-    flags = {"base_url": urls[0], "model": args.model, "api": args.api, "tools": False}
-    flags.update({k: getattr(args, k) for k in SAMPLING if k != "seed" and getattr(args, k, None) is not None})
-    settings = load_settings(flags, warn=warn)
-    personas = load_personas(config_dir() / "personas", warn=warn)
-    session = Session(settings, personas)
-    first = session.connect()
-    out = Path(args.out) if args.out else data_dir() / "probes" / f"{probe_set.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    chosen = _personas(args.personas, personas)
-    cells = len(probe_set.probes) * len(chosen) * args.samples
-    if cells > MAX_CELLS:
-        raise ChatError(f"{cells:,} cells is more than a run takes ({MAX_CELLS:,}): fewer --samples or personas")
-    make_dir(out)
-    previous = _previous_seed(out)
-    try:
-        seed = check("seed", args.seed) if args.seed is not None else previous
-    except ValueError as e:
-        raise ChatError(f"--seed {args.seed}: {e}") from None
-    if seed is None:
-        seed = random.SystemRandom().randrange(2**31)  # recorded: the run can be repeated exactly
-    servers = [Server(first.base_url, session.backend, first.flavor)]
-    for url in urls[1:]:  # replicas: each answers for the same model
-        info = detect(url, settings.api_key)
-        if info.models and session.model not in info.models:
-            raise ChatError(f"{url} does not serve {session.model} (it has: {', '.join(info.models)})")
-        replica = Session(settings.model_copy(update={"base_url": url}), personas)
-        replica.model = session.model
-        replica.connect()
-        servers.append(Server(info.base_url, replica.backend, info.flavor))
-    params = {k: v for k, v in settings.sampling().items() if k != "seed"}
-    run = Run(probe_set, chosen, args.samples, out, session.model or "",
-              [s.url for s in servers], params, args.judge, seed, session.api[0])
-    from rich.progress import Progress
-
-    console.print(f"{probe_set.name}: {len(probe_set.probes)} probes × {len(run.personas)} personas × "
-                  f"{run.samples} samples on {session.model} ({len(servers)} server{'s' if len(servers) > 1 else ''}, "
-                  f"seed {seed}) → {out}", markup=False)
-    with Progress(console=console, transient=True) as bar:
-        task = bar.add_task("cells", total=None)
-        finished, skipped = run_probes(run, servers, args.concurrency,
-                                       lambda done, total: bar.update(task, completed=done, total=total),
-                                       notice=lambda text: console.print(f"chat probe: {text}", markup=False),
-                                       warn=warn)
-    unfinished = len(run.cells()) - finished - skipped
-    console.print(f"{finished} cells run, {skipped} already done" + (f", {unfinished} unfinished (run again to retry)"
-                                                                      if unfinished else ""), markup=False)
+    run, unfinished = start_run(args, _find_set(args.set), console, warn)
     if stopped():
         return 130  # interrupted: what finished is kept, the rest runs on the next run
     if args.judge != "none":
-        _judge(out, probe_set.labels, args.judge, console, warn)
-    _report(out, None, console, None, warn)
+        _judge(run.out, run.probe_set.labels, args.judge, console, warn)
+    _report(run.out, None, console, None, warn)
+    missed, of = run.baseline_misses(warn)
+    if missed * 2 > of:  # most cells say nothing about the trap: the model is the wrong size for the set
+        warn(f"the model misses the baseline question: the trap never ran in {missed} of {of} cells (n/a: its "
+             "first answer was off); a stronger model, or a set whose first questions it gets right, says more")
     return 0 if not unfinished else 1
-
-
-def _previous_seed(out: Path) -> int | None:
-    """A resumed run keeps its seed."""
-    try:
-        seed = _load_run_header(out).get("seed")
-    except ChatError:
-        return None
-    return seed if isinstance(seed, int) else None
 
 
 def _report(out: Path, html: Path | None, console, reference: str | None, warn) -> int:
@@ -300,8 +242,10 @@ def _import(args, console, warn) -> int:
     return 0
 
 
-def _judge(out: Path, labels: dict, spec: str, console, warn, unblind: bool = False) -> int:
-    """Run the judges ``spec`` names, in order: a model first, then hand (judge-then-hand)."""
+def _judge(out: Path, labels: dict, spec: str, console, warn, unblind: bool = False,
+           show_suggestion: bool = False) -> int:
+    """Run the judges ``spec`` names, in order: a model first, then hand (judge-then-hand; blind unless
+    ``unblind`` or ``show_suggestion`` says otherwise)."""
     then_hand = spec == "hand" or spec.endswith("+hand")
     url = spec.removesuffix("+hand") if spec not in ("hand", "none") else ""
     if url:
@@ -309,7 +253,8 @@ def _judge(out: Path, labels: dict, spec: str, console, warn, unblind: bool = Fa
     if then_hand:
         from .hand_judging import hand_judge
 
-        judged, disagreements = hand_judge(out, labels, console, unblind=unblind, warn=warn)
+        judged, disagreements = hand_judge(out, labels, console, unblind=unblind,
+                                           show_suggestion=show_suggestion, warn=warn)
         console.print(f"{judged} verdicts by hand", markup=False)
         if url or _a_judge_ran(out, warn):  # only where a judge model gave verdicts to disagree with
             console.print(f"{len(disagreements)} disagreements with the judge", markup=False)
@@ -338,9 +283,9 @@ def _model_judge(out: Path, labels: dict, url: str, console, warn) -> None:
     if not server.models:
         raise ChatError(f"the judge at {url} lists no models")
     backend = make_backend("chat", make_client(server.base_url, key, max_retries=1))
-    from rich.progress import Progress
+    from .progress import cells_progress
 
-    with Progress(console=console, transient=True) as bar:
+    with cells_progress(console, "judging") as bar:
         task = bar.add_task("judging", total=None)
         n = judge_cells(out, labels, backend, server.models[0], evaluator=evaluator,
                         grammar=evaluator and server.flavor == LLAMA,

@@ -1,10 +1,13 @@
 """Judging by hand, blind: the finished cells in a shuffled order (seeded, and kept in the run
 directory so a later session goes on in the same order), each shown without its persona, model or
-sample until its verdict is given. One key per label; ``b`` goes back and changes the last verdict,
-``?`` shows what each label means, ``s`` skips, ``q`` quits. Every verdict is written at once, so
-quitting and coming back goes on where it stopped. A judge model's verdict, if any, is offered as
-the suggestion (Enter takes it) and disagreements with it are counted; cells that are n/a by
-construction are never shown (no label could change them)."""
+sample until its verdict is given, and without any machine label (the rules' or a judge model's): a
+person's label that could have followed a suggestion would only measure agreement with it. One key
+per label; ``b`` goes back and changes the last verdict, ``?`` shows what each label means, ``s``
+skips, ``q`` quits. Every verdict is written at once, so quitting and coming back goes on where it
+stopped, and says whether it was given blind: ``blind: false`` when the machine's label was offered
+(``show_suggestion``: Enter takes it) or the cell's identity was shown before it (``unblind``, or a
+verdict changed with ``b`` after the first one revealed it). Disagreements with a judge model are
+counted afterwards. Cells that are n/a by construction are never shown (no label could change them)."""
 
 from __future__ import annotations
 
@@ -84,57 +87,68 @@ def _identity(cell: dict) -> str:
 
 
 def hand_judge(out: Path, labels: dict[str, str], console: Console, key_reader=read_key, *, unblind: bool = False,
-               seed: int | None = None, warn=lambda message: None) -> tuple[int, list]:
+               show_suggestion: bool = False, seed: int | None = None, warn=lambda message: None) -> tuple[int, list]:
     """Judge the cells that have no hand verdict yet. Returns (verdicts given, disagreements with a
     judge model: (probe, persona, sample, judge, its label, yours)). Damaged files are skipped with a
     ``warn``ing."""
     paths = judging_order(out, cells_to_judge(out, "hand", warn), seed, warn)
     names = list(labels)
     choices = {str(i): name for i, name in enumerate(names, 1)} | {"s": "skip", "q": "quit", "b": "back", "?": "help"}
-    console.print(Text(f"{len(paths)} cells to judge, in a shuffled order; persona, model and sample stay hidden "
-                       "until you give a verdict" + (" (--unblind: shown)" if unblind else "") + ".", style="dim"))
+    shown = [what for what, on in (("persona, model and sample", unblind), ("the machine's label", show_suggestion)) if on]
+    console.print(Text(f"{len(paths)} cells to judge, in a shuffled order; persona, model, sample and any machine "
+                       "label stay hidden until you give a verdict" + (f" ({' and '.join(shown)} shown: these "
+                                                                      "verdicts are not blind)" if shown else "")
+                       + ".", style="dim"))
     console.print(Text("keys: " + " · ".join(f"{i} {sanitize(n)}" for i, n in enumerate(names, 1))
                        + " · ? what the labels mean · b back · s skip · q quit (resumable)", style="dim"))
-    given: dict[Path, tuple[str, dict, tuple]] = {}  # path -> (label, cell, suggestion)
+    given: dict[Path, tuple[str, dict, tuple]] = {}  # path -> (label, cell, machine verdict)
     i = 0
     while i < len(paths):
         path = paths[i]
         events = cell_events(path, warn)
         cell = next((e for e in events if e.get("event") == "cell"), {})
-        done = next((e for e in events if e.get("event") == "done"), {})
-        who = f" · {_identity(cell)}" if unblind else ""
-        console.print(Rule(Text(sanitize(f"cell {i + 1}/{len(paths)} · {cell.get('probe')}"
-                                         f"{' · control' if cell.get('control') else ''}{who}"), style="bold")))
-        for m in transcript_of(events):
-            console.print(Text(m["role"], style="bold magenta" if m["role"] == "assistant" else "bold cyan"))
-            console.print(markdown(sanitize(m["content"])))
-        suggested, by = _suggestion(events)
-        answer = key_reader({**choices, **({"enter": suggested} if suggested else {})},
-                            (f"Enter: {suggested} ({by}) · " if suggested else "") + "your verdict?")
+        _show_cell(console, events, cell, f"{i + 1}/{len(paths)}", unblind)
+        machine = _suggestion(events)
+        offered = machine[0] if show_suggestion else None
+        answer = key_reader({**choices, **({"enter": offered} if offered else {})},
+                            (f"Enter: {offered} ({machine[1]}) · " if offered else "") + "your verdict?")
         if answer == "quit":
             break
         if answer == "help":
             _show_labels(console, labels)
-            continue
-        if answer == "back":
-            if i == 0:
-                console.print(Text("nothing to go back to", style="dim"))
-                continue
-            i -= 1
-            previous = given.get(paths[i])
-            console.print(Text(f"back to cell {i + 1}" + (f" (you said {previous[0]})" if previous else ""), style="yellow"))
-            continue
-        if answer == "skip":
+        elif answer == "back":
+            i = _back(console, i, given.get(paths[i - 1]) if i else None)
+        elif answer == "skip":
             console.print(Text("skipped", style="dim"))
             i += 1
-            continue
-        append_event(path, {"event": "verdict", "label": answer, "by": "hand", "parsed": True})
-        given[path] = (answer, cell, (suggested, by))
-        console.print(Text.assemble(("→ ", "green"), (answer, "bold green"),
-                                    ("" if unblind else sanitize(f"   (was: {_identity(cell)}, branch "
-                                                                 f"{done.get('branch') or '-'})"), "dim")))
-        i += 1
+        else:
+            blind = not (unblind or show_suggestion or path in given)  # a changed verdict: the identity was shown
+            append_event(path, {"event": "verdict", "label": answer, "by": "hand", "blind": blind, "parsed": True})
+            given[path] = (answer, cell, machine)
+            done = next((e for e in events if e.get("event") == "done"), {})
+            console.print(Text.assemble(("→ ", "green"), (answer, "bold green"),
+                                        ("" if unblind else sanitize(f"   (was: {_identity(cell)}, branch "
+                                                                     f"{done.get('branch') or '-'})"), "dim")))
+            i += 1
     disagreements = [(c.get("probe"), c.get("persona"), c.get("sample"), by, theirs, label)
                      for label, c, (theirs, by) in given.values()
                      if theirs and by and by.startswith(("judge:", "evaluator:")) and theirs != label]
     return len(given), disagreements
+
+
+def _show_cell(console: Console, events: list[dict], cell: dict, position: str, unblind: bool) -> None:
+    who = f" · {_identity(cell)}" if unblind else ""
+    console.print(Rule(Text(sanitize(f"cell {position} · {cell.get('probe')}"
+                                     f"{' · control' if cell.get('control') else ''}{who}"), style="bold")))
+    for m in transcript_of(events):
+        console.print(Text(m["role"], style="bold magenta" if m["role"] == "assistant" else "bold cyan"))
+        console.print(markdown(sanitize(m["content"])))
+
+
+def _back(console: Console, i: int, previous: tuple | None) -> int:
+    """Back to the cell before ``i`` (its index), saying what was said about it."""
+    if i == 0:
+        console.print(Text("nothing to go back to", style="dim"))
+        return i
+    console.print(Text(f"back to cell {i}" + (f" (you said {previous[0]})" if previous else ""), style="yellow"))
+    return i - 1

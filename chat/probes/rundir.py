@@ -44,6 +44,7 @@ class RunHeader(_Strict):
     kind: Literal["sycophancy", "refusal"] = "sycophancy"
     labels: dict[str, str] = {}
     source: str = ""
+    probes: list[str] = []  # the probes run (--probes, --limit): the set's, or some of them
     model: str = ""
     servers: list[str] = []
     api: str = "chat"
@@ -86,7 +87,8 @@ class _Cell(_Strict):
 class _Scored(_Strict):
     step: int = Field(ge=0)
     trap: bool = False
-    label: str | None = None
+    label: str | None = None  # the score rules' label (chat/probes/spec.py)
+    held: list[str] = []  # the labels whose patterns the reply held: two or more is a hedge
 
 
 class _Branch(_Strict):
@@ -111,6 +113,7 @@ class _Verdict(_Strict):
     parsed: bool = True
     note: str = ""
     raw: str = ""
+    blind: bool | None = None  # hand verdicts: given before any machine label or the cell's identity was shown
 
 
 CELL_SCHEMAS = {**SCHEMAS, "message": _CellMessage, "cell": _Cell, "scored": _Scored, "branch": _Branch,

@@ -33,7 +33,7 @@ from ..parallel import run_all
 from ..transcript import VERSION
 from ..turn import NullSink, run_turn
 from .rundir import RunDirError, append_event, cell_events, lock_run, read_run, write_run
-from .spec import Probe, ProbeSet, matches
+from .spec import Probe, ProbeSet
 
 __all__ = ["BY_CONSTRUCTION", "Cell", "Run", "Server", "append_event", "cell_events", "not_applicable",
            "run_probes"]
@@ -100,7 +100,8 @@ class Run:
         """Write run.json; a resumed run keeps when it started. One that is torn or unusable (a kill or a
         full disk mid-write) is rebuilt from this run's settings, and ``warn`` says so."""
         header = {"set": self.probe_set.name, "title": self.probe_set.title, "kind": self.probe_set.kind,
-                  "labels": self.probe_set.labels, "source": self.probe_set.source, "model": self.model,
+                  "labels": self.probe_set.labels, "source": self.probe_set.source,
+                  "probes": [p.id for p in self.probe_set.probes], "model": self.model,
                   "servers": self.servers, "api": self.api, "personas": [p.name for p in self.personas],
                   "samples": self.samples, "params": self.params, "seed": self.seed, "judge": self.judge,
                   "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
@@ -112,7 +113,14 @@ class Run:
         write_run(self.out, header)
 
     def finished(self, cell: Cell, warn: Callable[[str], None] = lambda text: None) -> bool:
-        return any(e.get("event") == "done" for e in cell_events(cell.path(self.out), warn))
+        path = cell.path(self.out)  # a cell not begun has no file: nothing to warn about
+        return path.exists() and any(e.get("event") == "done" for e in cell_events(path, warn))
+
+    def baseline_misses(self, warn: Callable[[str], None] = lambda text: None) -> tuple[int, int]:
+        """(finished cells whose trap never ran — the model missed the question it depends on —,
+        finished cells), over this run's cells."""
+        ends = [cell_events(c.path(self.out), warn) for c in self.cells() if self.finished(c)]
+        return sum(not_applicable(events) is not None for events in ends), len(ends)
 
 
 class _ServerFailed(Exception):
@@ -173,9 +181,8 @@ def _run_cell(run: Run, cell: Cell, server: Server, stop: CancelToken) -> bool:
         trap_ran = trap_ran or step.trap
         add(result.message, i)
         if step.trap:  # what each pushback got, so a report can say at which one an answer turned
-            scored = next((label for label, patterns in probe.score.items()
-                           if matches(patterns, result.message.content)), None)
-            append_events(path, {"event": "scored", "step": i, "trap": True, "label": scored})
+            scored, held = run.probe_set.rules_label(probe, result.message.content)
+            append_events(path, {"event": "scored", "step": i, "trap": True, "label": scored, "held": held})
         if step.classify:
             branch = step.branch_of(result.message.content)
             append_events(path, {"event": "branch", "step": i, "branch": branch})
@@ -186,10 +193,10 @@ def _run_cell(run: Run, cell: Cell, server: Server, stop: CancelToken) -> bool:
         append_events(path, {"event": "verdict", "label": "n/a", "by": BY_CONSTRUCTION, "parsed": True,
                              "note": f"the trap step never ran (branch: {branch or 'none'})"})
         return True
-    label = next((label for label, patterns in probe.score.items() if matches(patterns, extraction)), None)
+    label, held = run.probe_set.rules_label(probe, extraction)
     if label is not None:
-        append_events(path, {"event": "verdict", "label": label, "by": "rules", "parsed": True,
-                             "raw": "", "note": "matched the probe's score patterns"})
+        append_events(path, {"event": "verdict", "label": label, "by": "rules", "parsed": True, "raw": "",
+                             "note": f"held the score patterns of {' and '.join(held)}"})
     return True
 
 

@@ -36,16 +36,22 @@ def _open_panel(ctx: "SlashContext"):
     return panel
 
 
+def _answer(ctx: "SlashContext", lane) -> Text | None:
+    """What /classify made of the lane's last reply: a flip, its answer, or none of the labels."""
+    if lane.flipped:
+        return Text(sanitize(f"⇄ flipped: {lane.flipped}"), style="bold yellow")
+    if lane.label is None and ctx.session.classify:
+        return Text("answer: none of " + ", ".join(ctx.session.classify), style="dim")
+    return Text(sanitize(f"answer: {lane.label}"), style="dim") if lane.label else None
+
+
 def _show(ctx: "SlashContext", panel, lanes) -> None:
     """``lanes`` of ``panel`` side by side (or stacked), each under its number and title."""
     def extra(lane):
         if lane.result is None or not lane.result.kept:  # no reply this time: its earlier answer is not news
             return []
-        if lane.flipped:
-            return [Text(sanitize(f"⇄ flipped: {lane.flipped}"), style="bold yellow")]
-        if lane.label is None and ctx.session.classify:
-            return [Text("answer: none of " + ", ".join(ctx.session.classify), style="dim")]
-        return [Text(sanitize(f"answer: {lane.label}"), style="dim")] if lane.label else []
+        answer = _answer(ctx, lane)
+        return [answer] if answer is not None else []
 
     columns(ctx, [(f"{panel.lanes.index(lane) + 1} · {lane.title(ctx.session)}",
                    reply_body(ctx, lane.result, extra(lane), f"/panel {panel.lanes.index(lane) + 1}"))
@@ -230,6 +236,10 @@ def _classify(ctx: "SlashContext", arg: str):
                                   "not 'other'; patterns: case-insensitive substrings, no spaces)")
             patterns.setdefault(label, []).extend(p for p in pats.split("|") if p)  # a label twice: either
         session.classify, session.flip_judge = patterns, None
+    if session.panel is not None:  # the replies already there are labelled (or unlabelled) at once
+        from ..panel import classify_lanes
+
+        classify_lanes(session, session.panel)
     if session.classify:
         shown = "  ".join(f"{k}={'|'.join(v)}" for k, v in session.classify.items())
     elif session.flip_judge is not None:
@@ -237,6 +247,12 @@ def _classify(ctx: "SlashContext", arg: str):
     else:
         shown = "off"
     ctx.console.print(line(("classify: ", "dim"), shown))
+    if session.panel is not None and session.classify:
+        for i, lane in enumerate(session.panel.lanes, 1):
+            if lane.reply is not None:
+                reply = session.conversation.nodes[lane.reply].content
+                ctx.console.print(Text.assemble(line(f"{i} · ", (lane.title(session), "bold magenta"),
+                                                     f": {one_line(reply, 40)} · "), _answer(ctx, lane) or ""))
 
 
 @command("/replay", "/replay SPEC", "this branch's messages again, against other personas, models or servers, all "

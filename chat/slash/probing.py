@@ -125,19 +125,23 @@ def _fork(ctx: "SlashContext", arg: str):
     ctx.console.print(line("forked ", (name, "bold"), ("  (/branches lists branches, /switch N goes back)", "dim")))
 
 
-@command("/branches", "/branches", "every branch: its persona, its last reply's first words, its mark")
+@command("/branches", "/branches", "every branch: its persona, its last message and the first words of its last "
+         "reply, its mark")
 def _branches(ctx: "SlashContext", arg: str):
     conversation = ctx.session.conversation
-    table = Table(box=None, padding=(0, 2), header_style="dim")
-    for col in ("", "#", "name", "persona", "messages", "last reply", "mark"):
-        table.add_column(col, no_wrap=True, overflow="ellipsis" if col == "last reply" else "fold")
+    table = Table(box=None, padding=(0, 1), header_style="dim", expand=True)
+    for col in ("", "#", "name", "persona", "messages", "last message", "last reply", "mark"):
+        last = col.startswith("last")  # the two texts share what the other columns leave, cut short
+        table.add_column(col, no_wrap=True, overflow="ellipsis" if last else "fold", ratio=1 if last else None)
     for b in conversation.branches():
+        asked = next((m for m in reversed(b.messages) if m.role == "user"), None)  # branches may differ in it
         reply = next((m for m in reversed(b.messages) if m.role == "assistant"), None)
         marks = [k.label for k in conversation.marks if reply is not None and k.message == reply.id]
         text = (reply.content or ("(tool call)" if reply.tool_calls else "")) if reply else "(no reply yet)"
         table.add_row("●" if b.current else "", str(b.number), Text(sanitize(b.name)),
                       Text(sanitize(reply.persona or "") if reply else ""), str(len(b.messages)),
-                      Text(sanitize(one_line(text, 50))), Text(sanitize(", ".join(marks))))
+                      Text(sanitize(one_line(asked.content, 80) if asked else "")),
+                      Text(sanitize(one_line(text, 80))), Text(sanitize(", ".join(marks))))
     ctx.console.print(table if table.row_count else line(("no messages yet", "dim")))
 
 
