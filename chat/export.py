@@ -19,6 +19,7 @@ from .conversation import Conversation, Message
 from .errors import ChatError
 from .files import write_whole
 from .sanitize import sanitize
+from .turn import shortfall
 
 __all__ = ["MESSAGES_CSS", "ExportError", "export", "messages_html", "to_html", "to_markdown"]
 
@@ -89,6 +90,8 @@ def _stats(message: Message) -> str:
         parts.append(f"{stats['time_to_first_token']:.2f} s to first token")
     if stats.get("tokens_per_second"):
         parts.append(f"{stats['tokens_per_second']:.1f} tok/s")
+    if shortfall(message):
+        parts.append(f"✂ {shortfall(message)}")
     return " · ".join(parts)
 
 

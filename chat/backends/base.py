@@ -13,7 +13,7 @@ from ..errors import ChatError, HTTPError, StreamError, from_error_body, transla
 from ..events import Event
 from .sse import iter_lines, iter_sse
 
-__all__ = ["Backend", "Request", "ToolSpec", "as_sent", "in_band_error", "open_sse"]
+__all__ = ["Backend", "MODES", "Request", "ToolSpec", "as_sent", "in_band_error", "open_sse", "tool_choice"]
 
 
 @dataclass(slots=True)
@@ -46,6 +46,16 @@ class Backend(Protocol):
         Closing the iterator early (Ctrl-C) must close the connection.
         """
         ...
+
+
+MODES = ("auto", "required", "none")  # tool_choice's values other than a tool's name
+
+
+def tool_choice(request: Request, unsupported: set[str]) -> str | None:
+    """The tool_choice setting to send with the request's tools (None: the server's default, auto).
+    Each API wraps a tool's name in its own shape."""
+    choice = request.params.get("tool_choice")
+    return None if "tool_choice" in unsupported else choice
 
 
 def as_sent(body: dict) -> dict:
