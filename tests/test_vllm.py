@@ -26,6 +26,7 @@ from gridchat.chat.session import Session
 from gridchat.chat.sinks import PlainSink
 from gridchat.personas import load_personas
 from vllm_env import MAX_MODEL_LEN
+from vllm_record import DATA, ask, differences, load, shape
 
 pytestmark = pytest.mark.vllm
 
@@ -291,3 +292,17 @@ def test_a_probe_run_of_two_probes_by_two_personas(vllm, tmp_path):
         replies = [e for e in events if e.get("event") == "message" and e["role"] == "assistant"]
         assert len(replies) == 2 and all(e["stats"]["finish_reason"] in ("stop", "length") for e in replies)
         assert any(e.get("event") == "done" for e in events)
+
+
+# -- the recordings the fake is checked against still hold ------------------------------------------------
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in DATA.glob("*.json")))
+def test_vllm_still_answers_in_the_recorded_shape(vllm, name):
+    """tests/data/vllm/ as the server answers now: when vLLM's format changes, this says where
+    (then python tests/vllm_record.py records it again, and test_vllm_fidelity.py says what the
+    fake must change)."""
+    recorded = load(name)
+    live = ask(vllm.base_url, recorded["request"]["path"], recorded["request"]["body"])
+    problems = differences(shape(recorded), shape(live))
+    assert not problems, f"{name}: vLLM now answers differently from its {recorded['vllm']} recording:\n" + \
+        "\n".join(problems)
