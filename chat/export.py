@@ -90,8 +90,9 @@ def _stats(message: Message) -> str:
         parts.append(f"{stats['time_to_first_token']:.2f} s to first token")
     if stats.get("tokens_per_second"):
         parts.append(f"{stats['tokens_per_second']:.1f} tok/s")
-    if shortfall(message):
-        parts.append(f"✂ {shortfall(message)}")
+    short = shortfall(message)
+    if short:
+        parts.append(f"✂ {_line(short)}")
     return " · ".join(parts)
 
 

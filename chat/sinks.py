@@ -122,7 +122,7 @@ class TerminalSink:
             self.console.print(Text(format_stats(result.stats, self.window), style="dim"))
         short = result.shortfall
         if short:  # a cut reply is dim news; no answer at all is a warning
-            self.console.print(Text(f"✂ {short}", style="dim" if result.message.content.strip() else "yellow"))
+            self.console.print(Text(sanitize(f"✂ {short}"), style="dim" if result.message.content.strip() else "yellow"))
 
 
 def show_lines(console: Console, lines: list[str], language: str) -> None:
@@ -231,4 +231,4 @@ class PlainSink:
         if result.error is not None:
             self.err.write(sanitize(f"chat: error: {worded(result.error, interactive=False)}") + "\n")
         if result.shortfall:
-            self.err.write(f"chat: {result.shortfall}\n")
+            self.err.write(sanitize(f"chat: {result.shortfall}") + "\n")

@@ -13,7 +13,7 @@ from ..conversation import Message
 from ..errors import StreamCut, StreamError
 from ..events import Event, Finish, ReasoningDelta, TextDelta, ToolCall, Usage
 from ..wire import count, load_object, obj, seq, text
-from .base import MODES, Request, as_sent, in_band_error, open_sse, tool_choice
+from .base import Request, as_sent, in_band_error, open_sse, tool_choice
 from .think import ThinkSplitter
 
 __all__ = ["ResponsesBackend", "ResponsesStreamParser", "to_input_items"]
@@ -151,9 +151,9 @@ class ResponsesBackend:
                 {"type": "function", "name": t.name, "description": t.description, "parameters": t.parameters}
                 for t in request.tools
             ]
-            choice = tool_choice(request, self.unsupported)
+            choice = tool_choice(request, self.unsupported, lambda name: {"type": "function", "name": name})
             if choice is not None:
-                body["tool_choice"] = choice if choice in MODES else {"type": "function", "name": choice}
+                body["tool_choice"] = choice
         if extra:
             body["extra_body"] = extra
         return body

@@ -60,7 +60,7 @@ def reply_body(ctx: "SlashContext", result: "TurnResult | None", extra: list[Ren
     if result.interrupted:
         parts.append(Text("✂ cut short (interrupted)", style="bold yellow"))
     elif result.shortfall:
-        parts.append(Text(f"✂ {result.shortfall}", style="bold yellow"))
+        parts.append(Text(sanitize(f"✂ {result.shortfall}"), style="bold yellow"))
     parts += list(extra)
     if result.started:
         parts.append(Text(f"{format_stats(result.stats, None)} · finish: {finish or '—'}", style="dim"))
