@@ -175,6 +175,14 @@ def test_a_forced_tool_call_runs_and_the_model_answers_after_it(vllm, api, tmp_p
     assert "chat: bash: ran (exit 0)" in r.stderr and r.stdout.strip()
 
 
+@pytest.mark.parametrize("api", ["chat", "responses"])
+def test_vllm_takes_a_named_tool_choice_in_each_apis_shape(vllm, api, tmp_path, shell_persona):
+    r = chat(vllm, "--api", api, *TOOL_CALL[:2], "--tool-choice", "bash", "--max-tokens", "40", "--temperature", "0",
+             "--workspace", str(tmp_path), "-p", ASK_FOR_A_CALL)
+    # vLLM took the request (a wrong shape is a 400: "chat: error: …") and the model called bash
+    assert r.returncode == 0 and "chat: error" not in r.stderr and "chat: tool call bash: " in r.stderr, r.stderr
+
+
 def test_a_tool_call_in_the_terminal_asks_runs_and_goes_on(vllm, term, shell_persona):
     t = term(vllm, *TOOL_CALL)
     t.wait_prompt("shell", timeout=30)
