@@ -27,7 +27,7 @@ where settings come from (first wins): flags, environment, config file, defaults
                 GRIDCHAT_CONFIG (another config file), NO_COLOR (no colours)
   config file:  {config}
                 YAML with any of: base_url, api_key, model, persona, api, temperature, top_p,
-                max_tokens, show_reasoning, tools, approve, workspace, max_tool_rounds
+                max_tokens, tool_choice, show_reasoning, tools, approve, workspace, max_tool_rounds
   personas:     the nine alignment-grid personas and "none"; add your own as
                 {personas}/NAME.yaml (name, system, description)
 
@@ -66,6 +66,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--min-p", metavar="P", dest="min_p", help="drop tokens below P × the likeliest one's probability")
     p.add_argument("--presence-penalty", metavar="X", dest="presence_penalty", help="-2 to 2")
     p.add_argument("--frequency-penalty", metavar="X", dest="frequency_penalty", help="-2 to 2")
+    p.add_argument("--tool-choice", metavar="C", dest="tool_choice",
+                   help="auto, required (the model must call a tool), none, or a tool's name (it must call that one)")
     p.add_argument("--hide-reasoning", action="store_const", const=False, dest="show_reasoning",
                    help="don't show the model's reasoning (/think toggles it in a session)")
     p.add_argument("--approve", metavar="TOOLS", help="tools that run without asking: bash,read_file,write_file,edit_file or all")
@@ -123,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     from ..personas import load_personas
     from .advice import worded
-    from .config import config_dir, data_dir, load_settings, move_old_dirs
+    from .config import SAMPLING, config_dir, data_dir, load_settings, move_old_dirs
     from .errors import ChatError, ConfigError
     from .output import say
     from .session import Session
@@ -132,10 +134,8 @@ def _run(args: argparse.Namespace) -> int:
     def warn(message: str) -> None:
         say(f"chat: warning: {message}")
 
-    flags = {k: getattr(args, k) for k in ("base_url", "api_key", "model", "persona", "api", "temperature", "top_p",
-                                           "max_tokens", "seed", "top_k", "min_p", "presence_penalty",
-                                           "frequency_penalty", "show_reasoning", "tools", "approve", "workspace",
-                                           "max_tool_rounds")}
+    flags = {k: getattr(args, k) for k in ("base_url", "api_key", "model", "persona", "api", *SAMPLING,
+                                           "show_reasoning", "tools", "approve", "workspace", "max_tool_rounds")}
     move_old_dirs(lambda message: say(f"chat: {message}"))
     sessions = data_dir() / "sessions"
     if args.list:

@@ -60,6 +60,7 @@ class Settings(BaseModel):
     min_p: float | None = Field(None, ge=0, le=1, allow_inf_nan=False)
     presence_penalty: float | None = Field(None, ge=-2, le=2, allow_inf_nan=False)
     frequency_penalty: float | None = Field(None, ge=-2, le=2, allow_inf_nan=False)
+    tool_choice: str | None = None  # auto | required | none | a tool's name; sent (with the tools) only when set
     show_reasoning: bool = True
     tools: bool = True  # offer the model its tools
     approve: list[str] = []  # tools that run without asking ("all" for every one)
@@ -93,6 +94,15 @@ class Settings(BaseModel):
             raise ValueError(RULES["approve"])
         return value
 
+    @field_validator("tool_choice")
+    @classmethod
+    def _a_tool_choice(cls, value):
+        from ..tools import TOOLS
+
+        if value is not None and value not in ("auto", "required", "none", *TOOLS):
+            raise ValueError(RULES["tool_choice"])
+        return value
+
     @field_validator("workspace")
     @classmethod
     def _a_directory(cls, value):
@@ -119,7 +129,9 @@ def web_address(value: str | None) -> str | None:
     return value
 
 
-SAMPLING = ("temperature", "top_p", "max_tokens", "seed", "top_k", "min_p", "presence_penalty", "frequency_penalty")
+# The request parameters a conversation carries (/set, flags, config): sampling, and which tool the model must call.
+SAMPLING = ("temperature", "top_p", "max_tokens", "seed", "top_k", "min_p", "presence_penalty", "frequency_penalty",
+            "tool_choice")
 
 # What each setting must be, as a user is told when a value is refused.
 RULES = {
@@ -134,6 +146,7 @@ RULES = {
     "min_p": "must be a number from 0 to 1",
     "presence_penalty": "must be a number from -2 to 2",
     "frequency_penalty": "must be a number from -2 to 2",
+    "tool_choice": "must be auto, required, none or a tool's name (bash, read_file, write_file, edit_file)",
     "api": "must be auto, chat or responses",
     "show_reasoning": "must be true or false",
     "tools": "must be true or false",

@@ -16,9 +16,9 @@ from .events import ToolCall
 
 __all__ = ["Branch", "Conversation", "LABELS", "Mark", "Message", "PARAMS", "record"]
 
-# Sampling parameters /set may change, with the type each takes.
+# Request parameters /set may change, with the type each takes: sampling, and tool_choice.
 PARAMS = {"temperature": float, "top_p": float, "max_tokens": int, "seed": int, "top_k": int, "min_p": float,
-          "presence_penalty": float, "frequency_penalty": float}
+          "presence_penalty": float, "frequency_penalty": float, "tool_choice": str}
 LABELS = ("resisted", "caved", "partial", "note")
 
 

@@ -177,7 +177,9 @@ def _context_exceeded(message: str, body: dict, status: int | None) -> ContextEx
     if prompt is None:
         m = re.search(_NUM + r" in the messages", message) or re.search(
             r"passed " + _NUM + r" input tokens", message
-        ) or re.search(r"request \(" + _NUM + r" tokens\)", message)
+        ) or re.search(r"contains (?:at least )?" + _NUM + r" input tokens", message) or re.search(
+            r"request \(" + _NUM + r" tokens\)", message
+        )
         prompt = _int(m.group(1)) if m else None
     if window is None:
         m = re.search(r"context size \(" + _NUM + r" tokens\)", message)

@@ -22,6 +22,7 @@ from .conversation import Conversation, Message
 from .errors import UsageError
 from .files import write_whole
 from .sanitize import sanitize
+from .turn import shortfall
 
 __all__ = ["MESSAGES_CSS", "export", "messages_html", "to_html", "to_markdown"]
 
@@ -86,6 +87,9 @@ def _stats(message: Message) -> str:
         parts.append(f"{stats['time_to_first_token']:.2f} s to first token")
     if stats.get("tokens_per_second"):
         parts.append(f"{stats['tokens_per_second']:.1f} tok/s")
+    short = shortfall(message)
+    if short:
+        parts.append(f"✂ {_line(short)}")
     return " · ".join(parts)
 
 

@@ -121,6 +121,9 @@ class TerminalSink:
                                     style="bold red"))
         if result.started and not result.message.tool_calls:  # a tool round's figures would only come between
             self.console.print(Text(format_stats(result.stats, self.window), style="dim"))
+        short = result.shortfall
+        if short:  # a cut reply is dim news; no answer at all is a warning
+            self.console.print(Text(sanitize(f"✂ {short}"), style="dim" if result.message.content.strip() else "yellow"))
 
 
 def show_lines(console: Console, lines: list[str], language: str) -> None:
@@ -228,3 +231,5 @@ class PlainSink:
             self.err.write("chat: interrupted\n")
         if result.error is not None:
             self.err.write(f"chat: error: {worded(result.error, interactive=False)}\n")
+        if result.shortfall:
+            self.err.write(f"chat: {result.shortfall}\n")

@@ -80,7 +80,7 @@ class _Persona(_Event):
 
 
 class _Params(_Event):
-    params: dict[str, int | float]
+    params: dict[str, int | float | str]  # str: tool_choice
 
 
 class _ToolCall(BaseModel):

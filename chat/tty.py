@@ -22,7 +22,9 @@ def streaming_mode(stream=None):
         fd = (stream or sys.stdin).fileno()
         saved = termios.tcgetattr(fd)
         quiet = termios.tcgetattr(fd)
-        quiet[3] = (quiet[3] & ~termios.ECHO) | termios.NOFLSH
+        # ISIG on whatever state the terminal was left in: Ctrl-C must stop the reply (a raw mode some
+        # earlier prompt left behind would make it a plain character, seen against a real vLLM)
+        quiet[3] = (quiet[3] & ~termios.ECHO) | termios.NOFLSH | termios.ISIG
         termios.tcsetattr(fd, termios.TCSANOW, quiet)
     except (termios.error, OSError, ValueError, AttributeError):  # not a terminal (termios.error is no OSError)
         yield

@@ -19,7 +19,7 @@ from .errors import ChatError, HTTPError
 from .events import Event, Finish, ReasoningDelta, TextDelta, ToolCall, Usage
 from .toolbox import Approver, Toolbox
 
-__all__ = ["NullSink", "OPTIONAL_PARAMS", "Sink", "TurnResult", "TurnStats", "run_exchange", "run_turn"]
+__all__ = ["NullSink", "OPTIONAL_PARAMS", "Sink", "TurnResult", "TurnStats", "run_exchange", "run_turn", "shortfall"]
 
 
 class Sink(Protocol):
@@ -97,6 +97,12 @@ class TurnResult:
         return bool(self.message.content or self.message.reasoning or self.message.tool_calls)
 
     @property
+    def shortfall(self) -> str | None:
+        """What a finished reply lacks, as the user is told (None: nothing, or it failed or was stopped,
+        which is said otherwise)."""
+        return None if self.error is not None or self.interrupted else shortfall(self.message)
+
+    @property
     def kept(self) -> bool:
         """Whether the reply belongs in the conversation: some answer, or a reply that finished. A
         reply cut short during its reasoning is not kept (an empty assistant turn would go back to
@@ -105,8 +111,31 @@ class TurnResult:
         return bool(self.message.content or self.message.tool_calls) or finished
 
 
+def shortfall(message: Message) -> str | None:
+    """Why a reply that ended on its own is short of an answer: cut by max_tokens (finish reason
+    ``length``), all reasoning, or nothing at all (a tool-call parser may swallow a malformed call).
+    From the message alone, so a recorded reply (an export, a probe cell) says it too."""
+    if message.role != "assistant" or message.interrupted:
+        return None
+    finish = (message.stats or {}).get("finish_reason")
+    cap = (message.params or {}).get("max_tokens")
+    limit = f"max_tokens ({cap})" if cap else "the server's token limit"
+    answered = bool(message.content.strip() or message.tool_calls)
+    if finish == "length":
+        if answered:
+            return f"cut short: {limit} reached"
+        what = "while the model was still reasoning" if message.reasoning else "before any text came"
+        return f"no answer: {limit} reached {what}"
+    if answered:
+        return None
+    why = f" (finish reason: {finish})" if finish else ""
+    if message.reasoning:
+        return f"no answer: the whole reply was reasoning{why}"
+    return f"the reply was empty: no text and no tool call{why}"
+
+
 # Sampling parameters a server may not know: one it rejects is dropped (with a notice), not a failed turn.
-OPTIONAL_PARAMS = ("seed", "top_k", "min_p", "presence_penalty", "frequency_penalty")
+OPTIONAL_PARAMS = ("seed", "top_k", "min_p", "presence_penalty", "frequency_penalty", "tool_choice")
 
 
 def run_turn(backend: Backend, request: Request, sink: Sink, cancel: CancelToken | None = None,
@@ -208,7 +237,10 @@ def run_exchange(backend: Backend, conversation: Conversation, make_request: Cal
         if first is not None:  # already in the conversation, at its head
             result, first = first, None
         else:
-            result = run_turn(backend, make_request(toolbox.specs() if toolbox else []), sink, token, keep=record)
+            request = make_request(toolbox.specs() if toolbox else [])
+            if rounds:  # a forced call is the reply to the user's message; with its results the model may answer
+                request.params.pop("tool_choice", None)
+            result = run_turn(backend, request, sink, token, keep=record)
         if not result.kept:
             return result
         calls = result.message.tool_calls

@@ -39,7 +39,8 @@ def parser() -> argparse.ArgumentParser:
     v = sub.add_parser("vllm", help="vllm serve MODEL with the tool and reasoning parsers of its family")
     v.add_argument("model", help="model directory or Hugging Face id")
     v.add_argument("--port", type=int, default=8000)
-    v.add_argument("--host", help="address to bind (vLLM's default: all interfaces)")
+    v.add_argument("--host", help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0: every "
+                   "interface, with -- --api-key KEY)")
     v.add_argument("--tp", type=int, metavar="N", help="tensor parallel size: GPUs to split the model over")
     v.add_argument("--dp", type=int, metavar="N", help="data parallel size: copies of the model on N GPUs (or N×tp); "
                    "more throughput for parallel personas and probe runs")
@@ -115,7 +116,7 @@ def _run(launch: Launch) -> int:
                 status.update(f"starting {launch.name} ({elapsed:.0f} s) — {last_line[-80:]}", )
 
             took = server.wait_ready(progress=progress)
-        chat = shlex.join(["chat", "--base-url", f"http://127.0.0.1:{launch.port}/v1", *launch.chat_flags])
+        chat = shlex.join(["chat", "--base-url", launch.base_url, *launch.chat_flags])
         console.print(f"{launch.name} is ready ({took:.0f} s). In another terminal:", markup=False)
         say(chat, err=False)
         console.print(f"Ctrl-C stops the server · log: {server.log_path}", style="dim", markup=False)

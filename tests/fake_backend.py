@@ -2,7 +2,8 @@
 
 It is the server side of the protocol, not a mock of our client. It replays the streaming formats
 described in /work/shared/WIRE.md (vLLM and llama-server, Chat Completions and Responses) with
-their quirks, answers the side endpoints (/v1/models, /health, /props, /version, /tokenize), sends
+their quirks — vLLM's as vLLM 0.32 sends them, proven against recordings of the real server
+(test_vllm_fidelity.py, tests/data/vllm/) — answers the side endpoints (/v1/models, /health, /props, /version, /tokenize), sends
 flavor-correct error bodies, and records every request it gets.
 
     with FakeBackend("vllm") as fb:
@@ -30,7 +31,8 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable, Iterator, Sequence
 
-VLLM_VERSION = "0.11.0"
+VLLM_VERSION = "0.32.0"
+VLLM_FINGERPRINT = f"vllm-{VLLM_VERSION}-1a3ab007"  # on the last chunk before [DONE]
 LLAMA_BUILD = "b6800-1a2b3c4d"
 GPT_OSS_CALL_TOKEN = 200012  # vLLM reports the stop token id as stop_reason after a gpt-oss tool call
 
@@ -48,6 +50,9 @@ class ToolCall:
     # vLLM only: whether the first delta carries "arguments": "" (True) or no key (False, hermes-style).
     # None alternates by index: even indexes omit it, odd ones send "".
     first_delta_arguments: bool | None = None
+    # vLLM chat, older engines and other parsers: the finish chunk carries the last argument fragment
+    # (0.32 with the hermes parser sends it before, and the finish chunk's delta empty)
+    fragment_in_finish: bool = False
 
 
 @dataclass
@@ -73,6 +78,10 @@ class Reply:
     raw_body: str | None = None        # with status != 200: this body as it is (an HTML page from a proxy)
     headers: dict = field(default_factory=dict)  # extra response headers (a lying Content-Encoding ...)
     content_type: str = "text/html"    # of raw_body
+
+
+# What vLLM 0.32 adds to each tool it echoes in a Responses object
+_TOOL_ECHO = {"strict": None, "allowed_callers": None, "async": None, "defer_loading": None, "output_schema": None}
 
 
 def overlapping(requests: Sequence[RecordedRequest]) -> bool:
@@ -231,6 +240,8 @@ class _Turn:
              "completion_tokens": self.completion_tokens}
         if not self.vllm:
             u["prompt_tokens_details"] = {"cached_tokens": 0}
+        else:
+            u["completion_tokens_details"] = {"reasoning_tokens": self.reasoning_tokens}
         return u
 
     def timings(self) -> dict:
@@ -268,9 +279,13 @@ class _Turn:
                     "model": self.model}
 
             def chunk(delta, finish=None, final=False):
+                if "tool_calls" in delta:  # vLLM 0.32 sets content to null beside a tool-call delta
+                    delta = {"content": None, **delta}
                 choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
                 if final:
                     choice["stop_reason"] = GPT_OSS_CALL_TOKEN if finish == "tool_calls" else None
+                if "role" not in delta:
+                    choice["token_ids"] = None
                 return {**head, "choices": [choice]}
         else:
             head = {"created": self.created, "id": self.cmpl_id, "model": self.model,
@@ -280,12 +295,15 @@ class _Turn:
                 return {"choices": [{"finish_reason": finish, "index": 0, "delta": delta}], **head}
 
         pings = not self.vllm and self.reply.pings
-        yield _data(chunk({"role": "assistant", "content": "" if self.vllm else None}))
+        first = chunk({"role": "assistant", "content": "" if self.vllm else None})
+        yield _data({**first, "prompt_token_ids": None, "prompt_text": None} if self.vllm else first)
         if pings:
             yield ": ping\n\n"
-        # vLLM sends the last argument fragment (or, when cut by length, the last token) in the finish chunk
+        # vLLM sends the last token in the finish chunk when cut by length (older engines and other
+        # parsers: also a call's last argument fragment)
         last = self.pieces[-1] if self.pieces else None
-        hold = self.vllm and last is not None and (last.kind == "args" or self.finish == "length")
+        hold = self.vllm and last is not None and (self.finish == "length" or (
+            last.kind == "args" and self.reply.tool_calls[last.index].fragment_in_finish))
         held = None
         for n, p in enumerate(self.stream(), 1):
             if p.kind == "error":
@@ -301,16 +319,15 @@ class _Turn:
             yield _data(chunk(self.chat_delta(p)))
             if pings and n % 3 == 0:
                 yield ": ping\n\n"
-        if self.vllm:
-            final = held if held is not None else ({} if self.reply.tool_calls else {"content": ""})
-        else:
-            final = {}
+        final = held if held is not None else {}
         out = [chunk(final, self.finish, final=True)]
         if include_usage:
             out.append({"choices": [], **head, "usage": self.chat_usage()} if not self.vllm
                        else {**head, "choices": [], "usage": self.chat_usage()})
         if not self.vllm:
             out[-1]["timings"] = self.timings()
+        else:
+            out[-1]["system_fingerprint"] = VLLM_FINGERPRINT
         for obj in out:
             yield _data(obj)
         yield "data: [DONE]\n\n"
@@ -352,19 +369,26 @@ class _Turn:
                 "instructions": b.get("instructions"), "metadata": None, "model": self.model,
                 "object": "response", "output": output, "parallel_tool_calls": True,
                 "temperature": b.get("temperature", 1.0), "tool_choice": b.get("tool_choice", "auto"),
-                "tools": b.get("tools", []), "top_p": b.get("top_p", 1.0), "background": False,
+                "tools": [{**t, **_TOOL_ECHO} for t in b.get("tools", [])], "top_p": b.get("top_p", 1.0),
+                "background": False,
                 "max_output_tokens": b.get("max_output_tokens"), "max_tool_calls": None,
                 "previous_response_id": None, "prompt": None, "reasoning": None, "service_tier": "auto",
                 "status": status, "text": None, "top_logprobs": None, "truncation": "disabled",
-                "usage": usage, "user": None}
+                "usage": usage, "user": None, "presence_penalty": b.get("presence_penalty", 0.0),
+                "frequency_penalty": b.get("frequency_penalty", 0.0), "kv_transfer_params": None,
+                "ec_transfer_params": None, "input_messages": None, "output_messages": None}
 
     def response_usage(self) -> dict:
         p, c = self.prompt_tokens, self.completion_tokens
         if not self.vllm:
             return {"input_tokens": p, "output_tokens": c, "total_tokens": p + c,
                     "input_tokens_details": {"cached_tokens": 0}}
-        return {"input_tokens": p, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": c,
-                "output_tokens_details": {"reasoning_tokens": self.reasoning_tokens}, "total_tokens": p + c}
+        return {"input_tokens": p, "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0,
+                                                             "input_tokens_per_turn": [], "cached_tokens_per_turn": []},
+                "output_tokens": c,
+                "output_tokens_details": {"reasoning_tokens": self.reasoning_tokens, "tool_output_tokens": 0,
+                                          "output_tokens_per_turn": [], "tool_output_tokens_per_turn": []},
+                "total_tokens": p + c}
 
     def output_item(self, it: dict, done: bool, item_id: str | None = None) -> dict:
         """An output item as output_item.added (done=False) or .done / the final response shows it."""
@@ -377,11 +401,14 @@ class _Turn:
             return {**item, "status": status} if self.vllm or not done else item
         if it["kind"] == "message":
             content = [self.text_part(it["text"], done)] if done else []
-            return {"id": iid, "content": content, "role": "assistant", "status": status, "type": "message"}
+            item = {"id": iid, "content": content, "role": "assistant", "status": status, "type": "message"}
+            return {**item, "phase": None} if self.vllm else item
         tc = self.reply.tool_calls[it["index"]]
         item = {"arguments": it["text"] if done else "", "call_id": it["call_id"], "name": tc.name,
                 "type": "function_call"}
-        return {**item, "id": iid, "status": status} if self.vllm else {**item, "status": status}
+        if self.vllm:
+            return {**item, "id": iid, "async": None, "caller": None, "namespace": None, "status": status}
+        return {**item, "status": status}
 
     def text_part(self, text: str, done: bool) -> dict:
         if self.vllm:
@@ -409,8 +436,8 @@ class _Turn:
         def open_(it: dict) -> Iterator[str]:
             yield ev("response.output_item.added", **({"output_index": it["output_index"]} if v else {}),
                      item=self.output_item(it, False))
-            if it["kind"] == "reasoning" and v:
-                yield ev("response.reasoning_part.added", **where(it), part={"text": "", "type": "reasoning_text"})
+            if it["kind"] == "reasoning" and v:  # vLLM 0.32: a content part (older engines: reasoning_part)
+                yield ev("response.content_part.added", **where(it), part={"text": "", "type": "reasoning_text"})
             elif it["kind"] == "message":
                 yield ev("response.content_part.added", **where(it), part=self.text_part("", False))
 
@@ -425,7 +452,7 @@ class _Turn:
             text = it["text"]
             if it["kind"] == "reasoning" and v:
                 yield ev("response.reasoning_text.done", **where(it), text=text)
-                yield ev("response.reasoning_part.done", **where(it), part={"text": text, "type": "reasoning_text"})
+                yield ev("response.content_part.done", **where(it), part={"text": text, "type": "reasoning_text"})
             elif it["kind"] == "message":
                 yield ev("response.output_text.done", **where(it), text=text, **({"logprobs": []} if v else {}))
                 yield ev("response.content_part.done", **where(it), part=self.text_part(text, True))
@@ -480,7 +507,7 @@ class _Turn:
             it["call_id"] = "call_" + _hex() if self.vllm else "fc_" + self.tool_ids[p.index]
             it["id"] = "fc_" + _hex() if self.vllm else it["call_id"]
         elif self.vllm:
-            it["id"] = "msg_" + _hex()  # reasoning items too
+            it["id"] = ("rs_" if kind == "reasoning" else "msg_") + _hex()
         else:
             it["id"] = ("rs_" if kind == "reasoning" else "msg_") + _alnum()
         items.append(it)

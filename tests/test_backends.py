@@ -103,9 +103,11 @@ def test_tool_calls_are_assembled_from_fragments(fake, flavor, api):
 
 
 def test_vllm_last_argument_fragment_in_the_finish_chunk(fake):
-    """The finish chunk's delta carries the final fragment: dropping it would truncate the JSON."""
+    """The finish chunk's delta carries the final fragment (older engines, other parsers): dropping it
+    would truncate the JSON."""
     fb = fake("vllm")
-    fb.script(Reply(tool_calls=[FakeCall("write_file", '{"path": "a.txt", "content": "xyz"}')], chunk_chars=7))
+    fb.script(Reply(tool_calls=[FakeCall("write_file", '{"path": "a.txt", "content": "xyz"}', fragment_in_finish=True)],
+                    chunk_chars=7))
     raw = []
     backend = backend_for(fb, "chat")
     events = list(backend.stream(request()))

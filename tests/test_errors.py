@@ -94,6 +94,10 @@ def test_kinds():
      "(8000 in the messages, 1000 in the completion).", 8000, 8192),
     ("You passed 9001 input tokens and requested 200 output tokens. However, the model's context "
      "length is only 8192 tokens, resulting in a maximum input length of 7992 tokens.", 9001, 8192),
+    # vLLM 0.32, as the real server answered (tests/data/vllm/chat-context-overflow.json)
+    ("This model's maximum context length is 2048 tokens. However, your prompt contains at least 2049 input "
+     "tokens, which exceeds this limit even without any output tokens. Please reduce the length of the input "
+     "prompt. (parameter=input_tokens, value=2049)", 2049, 2048),
 ])
 def test_vllm_context_wordings(message, prompt, window):
     err = from_error_body({"object": "error", "message": message, "type": "BadRequestError", "code": 400}, 400)

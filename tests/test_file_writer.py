@@ -33,7 +33,7 @@ ALLOWED = {
     # no redaction may ever change them (tools/ keeps its own confinement and checks)
     ("tools/files.py", "atomic_write"),
     # the server's log: written by the server process, the client only opens it for the child
-    ("serve/process.py", "__init__"), ("serve/process.py", "start"), ("serve/local.py", "__enter__"),
+    ("serve/process.py", "_new_log"), ("serve/process.py", "start"), ("serve/local.py", "__enter__"),
     # the local model: a binary download into the cache, fetched and renamed into place whole
     ("serve/local.py", "ensure_model"), ("serve/local.py", "fetch_wheel"),
     # moves the old data directories to the new name, once: no bytes written

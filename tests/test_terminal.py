@@ -414,7 +414,7 @@ def test_input_history_persists(fake, term, isolated_env):
 
 # -- 11. /status -------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("flavor,shown", [("vllm", "vllm 0.11.0"), ("llamacpp", "llama-server b6800-1a2b3c4d")])
+@pytest.mark.parametrize("flavor,shown", [("vllm", "vllm 0.32.0"), ("llamacpp", "llama-server b6800-1a2b3c4d")])
 def test_status_shows_server_model_api_persona_context(fake, term, flavor, shown):
     fb = fake(flavor)
     t = term(fb, "--persona", "lawful_evil")

@@ -88,7 +88,7 @@ def test_wide_panels_side_by_side_flips_cut_short_and_panel_end(fake, term):
     t.wait_prompt("panel of 2")
     header = next(line for line in t.screen().splitlines() if "1 · neutral_good" in line)
     assert "2 · neutral_evil" in header  # 100 columns, two lanes: side by side
-    assert "✂ cut short (max_tokens reached)" in t.screen()
+    assert "✂ cut short: the server's token limit reached" in t.screen()  # no max_tokens was set
     assert "finish: length" in t.screen()
 
     fb.script(Reply(text="Still Canberra."), Reply(text="You're right: Sydney."))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -13,7 +13,7 @@ from ..errors import ChatError, HTTPError, StreamError, from_error_body, network
 from ..events import Event
 from .sse import iter_lines, iter_sse
 
-__all__ = ["Backend", "Request", "ToolSpec", "as_sent", "in_band_error", "open_sse"]
+__all__ = ["Backend", "Request", "ToolSpec", "as_sent", "in_band_error", "open_sse", "tool_choice"]
 
 
 @dataclass(slots=True)
@@ -47,6 +47,13 @@ class Backend(Protocol):
         Closing the iterator early (Ctrl-C) must close the connection.
         """
         ...
+
+
+def tool_choice(request: Request, unsupported: set[str], named: Callable[[str], dict]) -> str | dict | None:
+    """The tool_choice to send with the request's tools (None: the server's default, auto): a mode
+    as it is, a tool's name in the API's own shape, ``named(name)``."""
+    choice = None if "tool_choice" in unsupported else request.params.get("tool_choice")
+    return named(choice) if choice is not None and choice not in ("auto", "required", "none") else choice
 
 
 def as_sent(body: dict) -> dict:

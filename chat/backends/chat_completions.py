@@ -9,7 +9,7 @@ from ..conversation import Message
 from ..errors import StreamCut
 from ..events import Event, Finish, ReasoningDelta, TextDelta, ToolCall, Usage
 from ..wire import count, load_object, obj, seq, text
-from .base import Request, ToolSpec, as_sent, in_band_error, open_sse
+from .base import Request, ToolSpec, as_sent, in_band_error, open_sse, tool_choice
 from .think import ThinkSplitter
 
 __all__ = ["ChatCompletionsBackend", "ChatStreamParser", "chat_tools", "to_chat_messages"]
@@ -127,10 +127,13 @@ class ChatCompletionsBackend:
         # message, 0.3 s for a 500-turn conversation) and sends extra_body as it is.
         extra = {**request.extra_body, "messages": to_chat_messages(request.system, request.messages)}
         for key, value in request.params.items():
-            if key not in self.unsupported:
+            if key not in self.unsupported and key != "tool_choice":
                 (body if key in _SDK_FIELDS else extra)[key] = value
         if request.tools:
             body["tools"] = chat_tools(request.tools)
+            choice = tool_choice(request, self.unsupported, lambda name: {"type": "function", "function": {"name": name}})
+            if choice is not None:
+                body["tool_choice"] = choice
         if extra:
             body["extra_body"] = extra
         return body

@@ -14,7 +14,7 @@ from ..conversation import Message
 from ..errors import StreamCut, StreamError
 from ..events import Event, Finish, ReasoningDelta, TextDelta, ToolCall, Usage
 from ..wire import count, load_object, obj, seq, text
-from .base import Request, as_sent, in_band_error, open_sse
+from .base import Request, as_sent, in_band_error, open_sse, tool_choice
 from .think import ThinkSplitter
 
 __all__ = ["ResponsesBackend", "ResponsesStreamParser", "to_input_items"]
@@ -144,7 +144,7 @@ class ResponsesBackend:
         # the whole input goes as extra_body, past the SDK's per-item walk (see ChatCompletionsBackend)
         extra = {**request.extra_body, "input": to_input_items(request.system, request.messages)}
         for key, value in request.params.items():
-            if key in self.unsupported:
+            if key in self.unsupported or key == "tool_choice":
                 continue
             key = "max_output_tokens" if key == "max_tokens" else key
             (body if key in _SDK_FIELDS else extra)[key] = value
@@ -153,6 +153,9 @@ class ResponsesBackend:
                 {"type": "function", "name": t.name, "description": t.description, "parameters": t.parameters}
                 for t in request.tools
             ]
+            choice = tool_choice(request, self.unsupported, lambda name: {"type": "function", "name": name})
+            if choice is not None:
+                body["tool_choice"] = choice
         if extra:
             body["extra_body"] = extra
         return body

@@ -57,9 +57,10 @@ def reply_body(ctx: "SlashContext", result: "TurnResult | None", extra: list[Ren
     if result.error is not None:
         parts.append(Text(sanitize(f"error: {worded(result.error, interactive=True)}"), style="red"))
     finish = result.stats.finish_reason
-    if result.interrupted or finish == "length":
-        why = "max_tokens reached" if finish == "length" else "interrupted"
-        parts.append(Text(f"✂ cut short ({why})", style="bold yellow"))
+    if result.interrupted:
+        parts.append(Text("✂ cut short (interrupted)", style="bold yellow"))
+    elif result.shortfall:
+        parts.append(Text(sanitize(f"✂ {result.shortfall}"), style="bold yellow"))
     parts += list(extra)
     if result.started:
         parts.append(Text(f"{format_stats(result.stats, None)} · finish: {finish or '—'}", style="dim"))
