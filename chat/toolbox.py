@@ -99,6 +99,6 @@ class Toolbox:
                 self.policy.always.add(call.name)
         started = time.monotonic()
         with sink.tool_running(call):
-            content = execute(tool, args, self.workspace)
+            content = execute(tool, args, self.workspace, preview)
         code = tool.exit_code(content) if tool.exit_code else None
         return Outcome(content, "error" if content.startswith("error: ") else "ran", code, time.monotonic() - started)

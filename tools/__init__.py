@@ -72,9 +72,10 @@ def prepare(name: str, arguments: str, ws: Workspace) -> tuple[Tool, Args, Previ
         raise _described(e) from e
 
 
-def execute(tool: Tool, args, ws: Workspace) -> str:
-    """Run a parsed call. Any failure becomes an error result; KeyboardInterrupt propagates."""
+def execute(tool: Tool, args, ws: Workspace, approved: Preview | None = None) -> str:
+    """Run a parsed call, as ``approved`` showed it (None: nobody was asked). Any failure becomes an
+    error result; KeyboardInterrupt propagates."""
     try:
-        return tool.run(args, ws)
+        return tool.run(args, ws, approved)
     except Exception as e:  # noqa: BLE001 - the one boundary: a failed tool is the model's result, not the session's end
         return f"error: {_described(e)}"

@@ -95,8 +95,8 @@ def _status(result: Exit | Ended) -> str:
     return status
 
 
-def run(args: BashArgs, ws: Workspace) -> str:
-    """Ctrl-C (KeyboardInterrupt) kills the command and everything it started, and propagates."""
+def run(args: BashArgs, ws: Workspace, approved: Preview | None = None) -> str:
+    """The command approved is the command run (its preview is its arguments). Ctrl-C (KeyboardInterrupt) kills the command and everything it started, and propagates."""
     timeout = args.timeout or DEFAULT_TIMEOUT
     job = start(args.command, ws.root, environment(ws.secrets))
     capture = _Capture(job.output)
