@@ -41,10 +41,12 @@ class TerminalApprover:
         self.console = console
 
     def ask(self, call: ToolCall, preview: Preview) -> Decision:
-        pages = PreviewPages(preview, self.console.size.height - 4)
+        pages = PreviewPages(preview, self.console.size.height)
+        # a command's length is said beside the question: all of it is what runs
+        count = f"({pages.lines:,} lines) " if preview.language == "bash" and pages.lines > 1 else ""
         while True:
-            more = f"/m(ore: {len(pages.rest):,} lines not shown yet)" if pages.rest else ""
-            question = FormattedText([("bold", f"Run {sanitize(call.name)}? "), ("", f"[y/n/a(lways){more}] ")])
+            more = f"/m(ore: {pages.not_shown:,} lines not shown yet)" if pages.rest else ""
+            question = FormattedText([("bold", f"Run {sanitize(call.name)}? "), ("", f"{count}[y/n/a(lways){more}] ")])
             answer = _fresh_answer(question, default="n").lower()
             if answer in ("y", "yes"):
                 return Decision(True)
