@@ -323,10 +323,11 @@ def replay(events: list[dict], personas: dict[str, Persona], path: Path | str = 
         elif kind == "panel":  # its lanes' personas answered without a switch: keep their system messages
             for lane in event["lanes"]:
                 conversation.systems.setdefault(lane["persona"], lane.get("system"))
-            why = _panel_misfit(conversation, event)
-            if why:
-                problems.append(f"{path}: a panel whose {why}: not opened again")
-            panel = event if event["lanes"] and not why else None
+            panel = event if event["lanes"] else None  # checked once, at the end: only the last one reopens
+    why = _panel_misfit(conversation, panel) if panel is not None else ""
+    if why:
+        problems.append(f"{path}: a panel whose {why}: not opened again")
+        panel = None
     return Restored(conversation, events[0].get("id", "") if events else "", server, problems, panel)
 
 
