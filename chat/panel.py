@@ -28,6 +28,7 @@ from .backends import Backend, Request
 from .cancel import CancelToken, interrupts_cancel
 from .conversation import Mark, Message
 from .errors import ChatError, ConfigError
+from .limits import listed
 from .parallel import run_parallel
 from .probes.label_judge import judge_request, parse_verdict
 from .probes.spec import matches
@@ -134,7 +135,7 @@ def lanes_for(session: Session, spec: str) -> list[Lane]:
         default = session.model if server is home else next(iter(server.models), "")
         model = combo.get("model") or default or ""
         if server.models and model not in server.models:
-            raise ConfigError(f"{server.base_url} has no model {model!r}; it has: {', '.join(server.models)}")
+            raise ConfigError(f"{server.base_url} has no model {model!r}; it has: {listed(server.models)}")
         lanes.append(Lane(combo.get("persona", session.conversation.persona), model, server.base_url, backend, start))
     return lanes
 

@@ -12,7 +12,8 @@ from .cancel import terminated
 from .config import Settings, check
 from .conversation import PARAMS, Conversation, Message
 from .detect import LLAMA, LOCAL_CANDIDATES, VLLM, ServerInfo, detect, find_local, post_json, root_url
-from .errors import ChatError, ConfigError, NoServerFound, ServerUnreachable, ToolsNotEnabled, translate
+from .errors import ChatError, ConfigError, HTTPError, NoServerFound, ServerUnreachable, ToolsNotEnabled, translate
+from .limits import listed
 from .toolbox import ApprovalPolicy, Approver, DeclineAll, Toolbox
 from .transcript import Restored, Transcript, snapshot_events
 from .turn import Sink, TurnResult, TurnStats, run_exchange
@@ -125,7 +126,7 @@ class Session:
                 raise ServerUnreachable(f"{server.base_url} lists no models")
             self.model = server.models[0]
         elif server.models and self.model not in server.models:
-            self.notes.append(f"model {self.model!r} is not listed by the server (it has: {', '.join(server.models)})")
+            self.notes.append(f"model {self.model!r} is not listed by the server (it has: {listed(server.models)})")
         self.server = server
         self._record_server()
         return server
@@ -203,7 +204,7 @@ class Session:
     def set_model(self, name: str) -> None:
         server = self.connect()
         if server.models and name not in server.models:
-            raise ConfigError(f"the server has no model {name!r}; it has: {', '.join(server.models)}")
+            raise ConfigError(f"the server has no model {name!r}; it has: {listed(server.models)}")
         self.model = name
         self._record_server()
 
@@ -291,6 +292,8 @@ class Session:
                 prompt = obj(post_json(f"{root}/detokenize", {"model": self.model, "tokens": tokens},
                                        self.settings.api_key), "/detokenize").get("prompt")
                 return text(prompt, "the rendered prompt"), "vLLM's /tokenize and /detokenize"
+        except HTTPError as err:  # it has no such endpoint, or refused
+            raise ConfigError(f"the server could not render the prompt: {err}") from None
         except ChatError:
             raise
         except Exception as exc:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ...personas import GRID
 from ..errors import ChatError
+from ..limits import listed, read_file
 
 __all__ = ["SETS_DIR", "main", "user_sets_dir"]
 
@@ -140,7 +141,7 @@ def _load_run_header(out: Path) -> dict:
     import json
 
     try:
-        return json.loads((out / "run.json").read_text(encoding="utf-8"))
+        return json.loads(read_file(out / "run.json"))
     except (OSError, ValueError):
         raise ChatError(f"{out}: not a probe run directory (no run.json)") from None
 
@@ -195,7 +196,7 @@ def _run(args, console) -> int:
     for url in urls[1:]:  # replicas: each answers for the same model
         info = detect(url, settings.api_key)
         if info.models and session.model not in info.models:
-            raise ChatError(f"{url} does not serve {session.model} (it has: {', '.join(info.models)})")
+            raise ChatError(f"{url} does not serve {session.model} (it has: {listed(info.models)})")
         replica = Session(settings.model_copy(update={"base_url": url}), personas)
         replica.model = session.model
         replica.connect()
@@ -308,7 +309,7 @@ def _a_judge_ran(out: Path) -> bool:
 
 
 def _model_judge(out: Path, labels: dict, url: str, console) -> None:
-    from ..backends import make_backend
+    from ..backends import make_backend, make_client
     from ..detect import LLAMA, detect
     from .model_judging import judge_cells
 
@@ -317,9 +318,7 @@ def _model_judge(out: Path, labels: dict, url: str, console) -> None:
     server = detect(url)
     if not server.models:
         raise ChatError(f"the judge at {url} lists no models")
-    import openai
-
-    backend = make_backend("chat", openai.OpenAI(base_url=server.base_url, api_key="not-needed", max_retries=1))
+    backend = make_backend("chat", make_client(server.base_url, max_retries=1))
     from rich.progress import Progress
 
     with Progress(console=console, transient=True) as bar:

@@ -20,7 +20,7 @@ __all__: list[str] = []
 @command("/judge", "/judge [URL]", "score the last reply with the Karma Electric evaluator (at URL, the judge_url setting, "
          "or this server)", "/judge http://127.0.0.1:8081/v1")
 def _judge(ctx: "SlashContext", arg: str):
-    from ..backends import make_backend
+    from ..backends import make_backend, make_client
     from ..detect import LLAMA, detect
     from ..probes.karma_evaluator import DIMENSIONS, evaluation_request, parse_evaluation
     from ..turn import NullSink, run_turn
@@ -31,12 +31,9 @@ def _judge(ctx: "SlashContext", arg: str):
         raise ConfigError("no reply to judge yet")
     url = arg or session.settings.judge_url
     if url:
-        import openai
-
         server = detect(url, session.settings.api_key)
         model = server.models[0] if server.models else ""
-        backend = make_backend("chat", openai.OpenAI(base_url=server.base_url, api_key=session.settings.api_key
-                                                     or "not-needed", max_retries=0))
+        backend = make_backend("chat", make_client(server.base_url, session.settings.api_key))
     else:
         server, model, backend = session.connect(), session.model or "", make_backend("chat", session._openai_client())
     request = evaluation_request(user.content, reply.content, model, grammar=server.flavor == LLAMA)
