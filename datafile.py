@@ -14,6 +14,8 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
+from .chat.limits import read_file
+
 __all__ = ["DataFileError", "Lines", "load_yaml", "problem"]
 
 
@@ -98,7 +100,7 @@ def load_yaml(path: Path) -> tuple[object, Lines]:
     try:
         if not stat.S_ISREG(path.stat().st_mode):  # a FIFO would block the read for ever
             raise DataFileError(f"{path}: not a regular file")
-        text = path.read_text(encoding="utf-8")
+        text = read_file(path).decode("utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise DataFileError(f"{path}: cannot read: {getattr(e, 'strerror', None) or e}") from None
     lines = Lines()

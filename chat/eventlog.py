@@ -28,6 +28,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
+from .limits import MAX_LOG_FILE, read_file
+
 __all__ = ["EventLog", "LogRead", "append_events", "encode_log", "read_log"]
 
 
@@ -49,7 +51,7 @@ def read_log(path: Path, schemas: Mapping[str, type[BaseModel]] = {}) -> LogRead
     of other names pass as they are). OSError if the file can't be read at all."""
     if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO would block the read for ever
         raise IsADirectoryError(errno.EISDIR if Path(path).is_dir() else errno.EINVAL, "not a regular file", str(path))
-    data = Path(path).read_bytes().removeprefix(b"\xef\xbb\xbf")  # a byte order mark an editor added
+    data = read_file(path, MAX_LOG_FILE).removeprefix(b"\xef\xbb\xbf")  # a byte order mark an editor added
     out = LogRead()
     lines = data.split(b"\n")
     last = len(lines) - 1  # the part after the final newline: empty, or a torn line

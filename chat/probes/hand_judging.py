@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.rule import Rule
 from rich.text import Text
 
+from ..limits import read_file
 from ..render import markdown
 from ..sanitize import sanitize
 from .model_judging import cells_to_judge, transcript_of
@@ -50,7 +51,7 @@ def judging_order(out: Path, paths: list[Path], seed: int | None = None) -> list
     OUT/hand-order.json; cells that appear later (a resumed run) are shuffled in after them."""
     record = out / "hand-order.json"
     try:
-        saved = json.loads(record.read_text(encoding="utf-8"))
+        saved = json.loads(read_file(record))
         order, seed = list(saved["order"]), saved["seed"]
     except (OSError, ValueError, KeyError, TypeError):
         order, seed = [], seed if seed is not None else random.SystemRandom().randrange(2**31)

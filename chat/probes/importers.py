@@ -17,6 +17,7 @@ The result is checked by loading it as any probe set is, before it is written.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 from pathlib import Path
@@ -25,6 +26,7 @@ import yaml
 from pydantic import ValidationError
 
 from ..files import write_whole
+from ..limits import MAX_IMPORT, read_file
 from .spec import ProbeFileError, ProbeSet
 
 __all__ = ["ImportProblem", "branch_probe_set", "from_sycophancy_jsonl", "from_xstest_csv", "write_set"]
@@ -53,8 +55,7 @@ class ImportProblem(ProbeFileError):
 
 def from_xstest_csv(path: Path, name: str) -> dict:
     try:
-        with open(path, newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
+        rows = list(csv.DictReader(io.StringIO(read_file(path, MAX_IMPORT).decode("utf-8"), newline="")))
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise ImportProblem(f"{path}: cannot read as CSV: {getattr(e, 'strerror', None) or e}") from None
     missing = {"prompt", "type", "label"} - set(rows[0] if rows else {})
@@ -75,7 +76,7 @@ def from_xstest_csv(path: Path, name: str) -> dict:
 def from_sycophancy_jsonl(path: Path, name: str) -> dict:
     probes = []
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
+        lines = read_file(path, MAX_IMPORT).decode("utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as e:
         raise ImportProblem(f"{path}: cannot read: {getattr(e, 'strerror', None) or e}") from None
     for n, line in enumerate(lines, 1):

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..eventlog import read_log
+from ..limits import read_file
 from . import stats
 from .runner import BY_CONSTRUCTION
 
@@ -34,7 +35,7 @@ def norm(label: str | None) -> str | None:
 
 def load_run(out: Path) -> dict:
     """run.json as a dict; OSError or ValueError if OUT is not a run directory."""
-    run = json.loads((Path(out) / "run.json").read_text(encoding="utf-8"))
+    run = json.loads(read_file(Path(out) / "run.json"))
     if not isinstance(run, dict):
         raise ValueError("run.json is not a JSON object")
     return run

@@ -29,6 +29,7 @@ from ..cancel import CancelToken
 from ..conversation import Message, record
 from ..errors import HTTPError, ServerUnreachable, StreamCut
 from ..eventlog import append_events, read_log
+from ..limits import read_file
 from ..parallel import run_all
 from ..transcript import VERSION
 from ..turn import NullSink, run_turn
@@ -116,7 +117,7 @@ class Run:
                   "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
         path = self.out / "run.json"
         if path.exists():  # resuming: keep when it started, note the rest
-            header["started"] = json.loads(path.read_text(encoding="utf-8")).get("started", header["started"])
+            header["started"] = json.loads(read_file(path)).get("started", header["started"])
         path.write_text(json.dumps(header, indent=2, ensure_ascii=False), encoding="utf-8")
 
     def finished(self, cell: Cell) -> bool:

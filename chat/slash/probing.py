@@ -16,6 +16,7 @@ from rich.text import Text
 from .. import branching
 from ..conversation import LABELS
 from ..errors import ConfigError
+from ..limits import read_file
 from ..sanitize import sanitize
 from .registry import command, line, number, one_line
 from .show import columns, progress, reply_body
@@ -105,7 +106,7 @@ def _edit_in(editor: str, content: str) -> str:
         except ValueError as e:
             raise ConfigError(f"cannot read the editor command {editor!r}: {e}") from None
         subprocess.run([*argv, f.name], check=False)
-        return Path(f.name).read_bytes().decode("utf-8", "replace").strip()  # not UTF-8: U+FFFD, not a crash
+        return read_file(f.name).decode("utf-8", "replace").strip()  # not UTF-8: U+FFFD, not a crash
     except OSError as e:
         raise ConfigError(f"cannot run the editor {editor!r}: {e.strerror or e}") from None
     finally:
