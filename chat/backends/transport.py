@@ -114,7 +114,8 @@ class _Capped(httpx2.SyncByteStream):
     def __init__(self, response: httpx2.Response):
         encoding = [(k, v) for k, v in response.headers.multi_items() if k.lower() == "content-encoding"]
         self._raw = response.stream
-        self._decoded = httpx2.Response(response.status_code, headers=encoding, stream=self._raw).iter_bytes()
+        self._decoded = httpx2.Response(response.status_code, headers=encoding, stream=self._raw).iter_bytes() \
+            if encoding else self._raw  # the plain case pays for no decoding layer
         self._error = response.status_code >= 400
 
     def __iter__(self):
