@@ -276,3 +276,28 @@ def test_probe_files_past_the_cap_are_one_line(tmp_path, what):
     err = r.stderr.decode()
     assert r.returncode == 1 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
     assert what == "run.json" or "bigger than the 256 MiB chat reads" in err, err
+
+
+@pytest.mark.parametrize("api", ["chat", "responses"])
+def test_a_tool_call_in_many_small_fragments_is_assembled_in_linear_time(api):
+    from gridchat.chat.backends.chat_completions import ChatStreamParser
+    from gridchat.chat.backends.responses import ResponsesStreamParser
+
+    n = 200_000
+    started = time.perf_counter()
+    if api == "chat":
+        parser = ChatStreamParser()
+        parser.feed({"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "id": "c", "function": {
+            "name": "bash", "arguments": ""}}]}}]})
+        fragment = {"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": "x" * 10}}]}}]}
+        for _ in range(n):
+            parser.feed(fragment)
+        (call,) = [e for e in parser.close() if type(e).__name__ == "ToolCall"]
+    else:
+        parser = ResponsesStreamParser()
+        parser.feed("response.output_item.added", {"output_index": 0, "item": {
+            "type": "function_call", "call_id": "c", "name": "bash", "arguments": ""}})
+        for _ in range(n):
+            parser.feed("response.function_call_arguments.delta", {"output_index": 0, "delta": "x" * 10})
+        (call,) = parser.feed("response.output_item.done", {"output_index": 0, "item": {"type": "function_call"}})
+    assert len(call.arguments) == 10 * n and time.perf_counter() - started < 10

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from fake_backend import Reply, ToolCall
+from terminal import page_through
 
 FORMATS = [("vllm", "chat"), ("llamacpp", "chat"), ("vllm", "responses"), ("llamacpp", "responses")]
 ASK = "[y/n/a(lways)]"
@@ -182,12 +183,7 @@ def test_a_long_command_is_paged_like_a_write_preview(fake, term, workspace):
     visible = "\n".join(t.visible())
     assert "echo step 1\n" in visible + "\n" and "PAYLOAD" not in t.screen(), visible
     assert "Run bash? (100 lines)" in t.cursor_line() and "lines not shown yet)" in t.cursor_line()
-    for _ in range(6):
-        if "m(ore" not in t.cursor_line():
-            break
-        shown = t.screen().count("Run bash?")
-        t.line("m")
-        t.wait(lambda: t.screen().count("Run bash?") > shown, "the next page")
+    page_through(t, "Run bash?")
     assert "PAYLOAD" in t.screen() and "echo step 100" in t.screen()
     t.wait(lambda: t.cursor_line() == "Run bash? (100 lines) [y/n/a(lways)]", "the question without more")
     t.line("n")

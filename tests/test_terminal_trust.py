@@ -10,6 +10,7 @@ import time
 
 import pytest
 from fake_backend import Reply
+from terminal import page_through
 from test_terminal_panel import persona_of
 
 
@@ -164,12 +165,7 @@ def test_a_long_new_file_can_be_paged_through_before_approving(fake, term, tmp_p
     screen = t.wait_for("Run write_file?")
     assert "PAYLOAD" not in screen
     t.wait_for("lines not shown yet)")  # the first page fits the screen (30 rows here)
-    for _ in range(5):
-        if "m(ore" not in t.cursor_line():
-            break
-        shown = t.screen().count("Run write_file?")
-        t.line("m")
-        t.wait(lambda: t.screen().count("Run write_file?") > shown, "the next page")
+    page_through(t, "Run write_file?")
     assert "PAYLOAD" in t.screen() and "harmless line 100" in t.screen()
     t.wait(lambda: t.cursor_line() == "Run write_file? [y/n/a(lways)]", "the question without more")
     t.line("n")
