@@ -29,6 +29,8 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from .chat.limits import MAX_IMPORT, MAX_SMALL_FILE, size
+
 __all__ = ["DataFileError", "Lines", "Rows", "load_json", "load_yaml", "problem", "read_bytes", "read_csv", "read_jsonl",
            "reason"]
 
@@ -60,27 +62,33 @@ def reason(error: BaseException) -> str:
     return (str(error).splitlines() or [type(error).__name__])[0][:120]
 
 
-def read_bytes(path: Path) -> bytes:
+def read_bytes(path: Path, cap: int = MAX_SMALL_FILE) -> bytes:
     """A regular file's bytes, a byte order mark an editor added left out; DataFileError if it can't
-    be read at all."""
+    be read at all, or is bigger than ``cap`` (checked before reading: chat/limits.py has the caps)."""
     path = Path(path)
     try:  # non-blocking: a FIFO put where a file was expected must not hang the read
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         with os.fdopen(fd, "rb") as f:
-            data = f.read() if stat.S_ISREG(os.fstat(fd).st_mode) else None
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise DataFileError(f"{path}: not a regular file")
+            if st.st_size > cap:  # a sparse terabyte is never read
+                raise DataFileError(f"{path}: cannot read: bigger than the {size(cap)} chat reads")
+            data = f.read(cap + 1)
     except (OSError, ValueError) as e:  # ValueError: a NUL in the name
         raise DataFileError(f"{path}: cannot read: {getattr(e, 'strerror', None) or e}") from None
-    if data is None:
-        raise DataFileError(f"{path}: not a regular file")
+    if len(data) > cap:  # it grew while being read
+        raise DataFileError(f"{path}: cannot read: bigger than the {size(cap)} chat reads")
     return data.removeprefix(b"\xef\xbb\xbf")
 
 
-def read_jsonl(path: Path, check: Callable[[object], object], torn_tail: bool = False) -> Rows:
+def read_jsonl(path: Path, check: Callable[[object], object], torn_tail: bool = False,
+               cap: int = MAX_SMALL_FILE) -> Rows:
     """The lines of a JSON Lines file that ``check`` takes (it returns the row, or raises ValueError —
     a pydantic ValidationError is one — saying why not). ``torn_tail``: a last line that is not JSON,
     what a kill mid-append leaves, is skipped silently (``torn``), not reported."""
     rows = Rows()
-    lines = read_bytes(path).split(b"\n")
+    lines = read_bytes(path, cap).split(b"\n")
     for number, raw in enumerate(lines, 1):
         if not raw.strip():
             continue
@@ -100,11 +108,11 @@ def read_jsonl(path: Path, check: Callable[[object], object], torn_tail: bool = 
     return rows
 
 
-def read_csv(path: Path, columns: tuple[str, ...], check: Callable[[dict], object]) -> Rows:
+def read_csv(path: Path, columns: tuple[str, ...], check: Callable[[dict], object], cap: int = MAX_IMPORT) -> Rows:
     """The rows of a CSV file with a header naming at least ``columns`` that ``check`` takes (as for
     read_jsonl); a file without those columns is a DataFileError."""
     try:
-        text = read_bytes(path).decode("utf-8")
+        text = read_bytes(path, cap).decode("utf-8")
     except UnicodeDecodeError as e:
         raise DataFileError(f"{path}: not UTF-8 text (at byte {e.start:,})") from None
     reader = csv.DictReader(io.StringIO(text, newline=""))

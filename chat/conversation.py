@@ -58,8 +58,13 @@ class Branch:
     number: int  # 1-based, as /branches shows and /switch takes
     head: int
     name: str  # a fork's name, or "" for a plain leaf
-    messages: list[Message]
     current: bool
+    conversation: "Conversation" = field(repr=False)
+
+    @property
+    def messages(self) -> list[Message]:
+        """Root to head, walked when asked: listing a bushy tree's branches walks none of them."""
+        return self.conversation.path_to(self.head)
 
 
 @dataclass
@@ -72,7 +77,7 @@ class Conversation:
     marks: list[Mark] = field(default_factory=list)
     systems: dict[str, str | None] = field(default_factory=dict)  # every persona used: its system message
     listener: Callable[[dict], None] | None = field(default=None, repr=False)  # gets every change (transcripts)
-    _path: list[Message] = field(default_factory=list, repr=False)
+    _path: list[Message] | None = field(default_factory=list, repr=False)  # None: rebuilt when next used
 
     def _emit(self, event: dict) -> None:
         if self.listener is not None:
@@ -84,7 +89,10 @@ class Conversation:
 
     @property
     def messages(self) -> list[Message]:
-        """The current branch, root to head: what is sent. Kept up to date, not rebuilt per turn."""
+        """The current branch, root to head: what is sent. Kept up to date as it grows, not rebuilt per
+        turn; after a move it is rebuilt once, when next used (replaying a transcript moves often)."""
+        if self._path is None:
+            self._path = self.path_to(self.head)
         return self._path
 
     # -- growing -------------------------------------------------------------------------------
@@ -94,17 +102,22 @@ class Conversation:
         message.parent = self.head
         if message.persona is None:
             message.persona = self.persona.name
+        path = self.messages
         self.nodes.append(message)
         self.head = message.id
-        self._path.append(message)
+        path.append(message)
         self._emit({"event": "message", **record(message)})
         return message
 
     def attach(self, message: Message) -> Message:
         """Add a message that already has its id and parent (replaying a transcript)."""
         assert message.id == len(self.nodes), "messages are replayed in id order"
+        path = self._path if message.parent == self.head else None
         self.nodes.append(message)
-        self._go(message.id)
+        self.head = message.id
+        self._path = path
+        if path is not None:  # the common case, a branch growing: no walk back to the root per message
+            path.append(message)
         return message
 
     def withdraw(self, message: Message) -> None:
@@ -126,7 +139,7 @@ class Conversation:
         if node is not None and not 0 <= node < len(self.nodes):
             raise IndexError(node)
         self.head = node
-        self._path = self.path_to(node)
+        self._path = None
 
     def path_to(self, node: int | None) -> list[Message]:
         """The branch from the root to ``node`` (what a request for it carries)."""
@@ -141,11 +154,11 @@ class Conversation:
 
     def last(self, role: str) -> Message | None:
         """The last message with ``role`` on the current branch."""
-        return next((m for m in reversed(self._path) if m.role == role), None)
+        return next((m for m in reversed(self.messages) if m.role == role), None)
 
     def unanswered_calls(self) -> list[ToolCall]:
         """The last reply's tool calls that have no result on this branch (a run killed mid-tools)."""
-        path = self._path
+        path = self.messages
         for i in range(len(path) - 1, -1, -1):
             if path[i].role == "assistant":
                 answered = {m.tool_call_id for m in path[i + 1:] if m.role == "tool"}
@@ -187,5 +200,5 @@ class Conversation:
         heads = sorted({m.id for m in self.nodes if m.id not in parents} | set(self.forks))
         out = []
         for number, head in enumerate(heads, 1):
-            out.append(Branch(number, head, self.forks.get(head, ""), self.path_to(head), head == self.head))
+            out.append(Branch(number, head, self.forks.get(head, ""), head == self.head, self))
         return out

@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import http.client
 import json
-import time
-import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from . import redact
 from .config import check
-from .errors import ChatError, NoServerFound, ServerUnreachable, StreamCut, StreamError, UsageError, network
+from .errors import ChatError, NoServerFound, ServerUnreachable, StreamCut, UsageError, from_error_body, network
+from .limits import MAX_JSON, MAX_MODEL_ID, read_capped
 from .wire import load_json, obj, seq, text
 
 __all__ = ["LOCAL_CANDIDATES", "ServerInfo", "detect", "find_local", "post_json", "root_url"]
@@ -49,34 +48,42 @@ def root_url(base_url: str) -> str:
     return base[:-3] if base.endswith("/v1") else base
 
 
-MAX_BODY = 8 * 1024 * 1024  # a model list or /props bigger than this is not one
+class _AsItIs(urllib.request.HTTPErrorProcessor):
+    """Every answer comes back as it came, to be read (capped) here: urllib would raise on an error and
+    leave its body to be read whole, and would follow a redirect — carrying the API key to another host."""
+
+    def http_response(self, request, response):
+        return response
+
+    https_response = http_response
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    """A redirect is an error here: following one would send the API key to another host."""
-
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        raise urllib.error.HTTPError(req.full_url, code, f"the server redirects to {newurl}: use that address",
-                                     headers, fp)
+_OPENER = urllib.request.build_opener(_AsItIs)
 
 
-_OPENER = urllib.request.build_opener(_NoRedirects)
+def _json_at(request: urllib.request.Request, timeout: float):
+    """The JSON a request is answered with; the whole answer must come within ``timeout`` and be at
+    most MAX_JSON. An error status is the server's error; a redirect is one too."""
+    url = request.full_url
+    with _OPENER.open(request, timeout=timeout) as response:
+        body = read_capped(response, MAX_JSON, url, timeout)
+        status, location = response.status, response.headers.get("Location")
+    if 300 <= status < 400:
+        raise from_error_body({"message": f"the server redirects to {location}: use that address"}, status)
+    if status >= 400:
+        try:
+            error = json.loads(body) if body.lstrip()[:1] in (b"{", b"[") else body.decode("utf-8", "replace")
+        except (ValueError, RecursionError):
+            error = body
+        raise from_error_body(error or {"message": response.reason}, status)
+    return load_json(body or b"null", url)
 
 
 def _get_json(url: str, api_key: str | None, timeout: float):
-    """The JSON at ``url``; the whole answer must come within ``timeout`` (a server dripping one byte
-    at a time would otherwise never time out: the socket's timeout is per read)."""
     request = urllib.request.Request(url, headers={"Accept": "application/json"})
     if api_key:
         request.add_header("Authorization", f"Bearer {api_key}")
-    deadline = time.monotonic() + timeout
-    with _OPENER.open(request, timeout=timeout) as response:
-        body = b""
-        while chunk := response.read1(65536):
-            body += chunk
-            if time.monotonic() > deadline or len(body) > MAX_BODY:
-                raise TimeoutError(f"{url} did not answer in time")
-    return load_json(body or b"null", url)
+    return _json_at(request, timeout)
 
 
 def post_json(url: str, body: dict, api_key: str | None, timeout: float = 10.0):
@@ -85,15 +92,14 @@ def post_json(url: str, body: dict, api_key: str | None, timeout: float = 10.0):
                                      headers={"Content-Type": "application/json", "Accept": "application/json"})
     if api_key:
         request.add_header("Authorization", f"Bearer {api_key}")
-    with _OPENER.open(request, timeout=timeout) as response:
-        return load_json(response.read(MAX_BODY) or b"null", url)
+    return _json_at(request, timeout)
 
 
 def _try_json(url: str, api_key: str | None, timeout: float) -> dict:
     """A best-effort extra look (/props, /version): {} when the server lacks it or says nonsense."""
     try:
         value = _get_json(url, api_key, timeout)
-    except (OSError, http.client.HTTPException, StreamError):
+    except (OSError, http.client.HTTPException, ChatError):  # ChatError: an error status, or nonsense
         return {}
     return value if isinstance(value, dict) else {}
 
@@ -118,7 +124,7 @@ def detect(base_url: str, api_key: str | None = None, timeout: float = 5.0) -> S
     except (ServerUnreachable, StreamCut) as err:
         raise ServerUnreachable(f"cannot reach a server at {base} ({err})") from None
     data = seq(obj(listing, f"{base}/models").get("data"), f"{base}/models' data")
-    entries = [e for e in data if isinstance(e, dict) and isinstance(e.get("id"), str) and e["id"]]
+    entries = [e for e in data if isinstance(e, dict) and isinstance(e.get("id"), str) and 0 < len(e["id"]) <= MAX_MODEL_ID]
     info = ServerInfo(base_url=base, flavor=OTHER, models=[text(e["id"], "a model id") for e in entries])
 
     if any(e.get("owned_by") == "vllm" or "max_model_len" in e for e in entries):

@@ -153,7 +153,7 @@ class StreamCut(StreamError):
 
 
 _VLLM_TOOL_FLAGS = "--enable-auto-tool-choice"
-_NUM = r"([\d,]+)"
+_NUM = r"([\d,]{1,20})"  # bounded: a search over a long run of digits stays linear
 
 
 def _int(text: str | None) -> int | None:
@@ -197,16 +197,40 @@ def _context_exceeded(message: str, body: dict, status: int | None) -> ContextEx
     )
 
 
+_PAGE_LOOKED_AT = 64 << 10  # characters of an error page read for its title or text
+_SHOWN = 300  # characters of it shown
+
+
 def _page_text(body: str | bytes) -> str:
-    """A text or HTML error body (a proxy's page) as one line: its title, else its first text."""
-    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    """A text or HTML error body (a proxy's page) as one line: its title, else its first text. Only the
+    start of it is looked at, with plain searches (no regex that could backtrack over hostile text)."""
+    text = body[:_PAGE_LOOKED_AT]
+    text = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
     if "<" not in text:
         return text
-    title = re.search(r"<title[^>]*>(.*?)</title>", text, re.I | re.S)
-    if title and title.group(1).strip():
-        return " ".join(html.unescape(title.group(1)).split())
-    text = re.sub(r"<(script|style)\b.*?</\1>", " ", text, flags=re.I | re.S)
-    return " ".join(html.unescape(re.sub(r"<[^>]*>", " ", text)).split())
+    lowered = text.lower()
+    start = lowered.find(">", lowered.find("<title") + 1) if "<title" in lowered else -1
+    end = lowered.find("</title", start) if start != -1 else -1
+    title = " ".join(html.unescape(text[start + 1:end]).split()) if end != -1 else ""
+    return (title or " ".join(html.unescape(_without_tags(text, lowered)).split()))[:_SHOWN]
+
+
+def _without_tags(text: str, lowered: str) -> str:
+    """The text outside tags (and outside script and style elements), in one pass."""
+    out, at = [], 0
+    while (tag := text.find("<", at)) != -1:
+        out.append(text[at:tag])
+        close = text.find(">", tag)
+        if close == -1:
+            return " ".join(out)
+        name = lowered[tag + 1:tag + 7]
+        at = close + 1
+        if name.startswith(("script", "style")):  # skip to its end tag, content and all
+            end = lowered.find("</" + ("script" if name.startswith("script") else "style"), at)
+            at = len(text) if end == -1 else (lowered.find(">", end) + 1 or len(text))
+        out.append(" ")
+    out.append(text[at:])
+    return "".join(out)
 
 
 def from_error_body(body: object, status: int | None = None) -> BackendError:
@@ -221,7 +245,7 @@ def from_error_body(body: object, status: int | None = None) -> BackendError:
     kind = str(body.get("type") or "")
     if status is None and isinstance(body.get("code"), int):
         status = body["code"]
-    first_line = message.splitlines()[0] if message else (kind or "no message")
+    first_line = message[:_PAGE_LOOKED_AT].splitlines()[0][:_SHOWN] if message else (kind or "no message")[:_SHOWN]
     lowered = message.lower()
 
     if kind == "exceed_context_size_error" or "context length" in lowered or "context size" in lowered:

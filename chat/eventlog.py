@@ -26,6 +26,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from ..datafile import read_jsonl, reason
+from .limits import MAX_LOG_FILE
 from .files import AppendFile, FileError, Lock, Locked, hold_lock
 
 __all__ = ["EventLog", "LogRead", "append_events", "encode_log", "lock_path", "read_log"]
@@ -56,7 +57,7 @@ def _checker(schemas: Mapping[str, type[BaseModel]]):
 def read_log(path: Path, schemas: Mapping[str, type[BaseModel]] = {}) -> LogRead:
     """Every readable event of the file, validated against ``schemas`` (event name → model; events
     of other names pass as they are). DataFileError if the file can't be read at all."""
-    rows = read_jsonl(path, _checker(schemas), torn_tail=True)
+    rows = read_jsonl(path, _checker(schemas), torn_tail=True, cap=MAX_LOG_FILE)
     return LogRead(rows.items, rows.problems, rows.torn, rows.lines)
 
 

@@ -28,6 +28,7 @@ from .backends import Backend, Request
 from .cancel import CancelToken, new_token
 from .conversation import Mark, Message
 from .errors import ChatError, UsageError
+from .limits import listed
 from .parallel import run_parallel
 from .probes.label_judge import judge_request, parse_verdict
 from .probes.spec import matches
@@ -135,7 +136,7 @@ def lanes_for(session: Session, spec: str) -> list[Lane]:
         default = session.model if server is home else next(iter(server.models), "")
         model = combo.get("model") or default or ""
         if server.models and model not in server.models:
-            raise UsageError(f"{server.base_url} has no model {model!r}; it has: {', '.join(server.models)}")
+            raise UsageError(f"{server.base_url} has no model {model!r}; it has: {listed(server.models)}")
         lanes.append(Lane(combo.get("persona", session.conversation.persona), model, server.base_url, backend, start))
     return lanes
 

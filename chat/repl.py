@@ -16,7 +16,7 @@ from .. import __version__
 from ..tools import Preview
 from . import interrupts
 from .advice import worded
-from .cancel import Cancelled
+from .cancel import Cancelled, stopped
 from .completion import SlashCompleter
 from .errors import ChatError
 from .events import ToolCall
@@ -51,10 +51,12 @@ class TerminalApprover:
             return Decision(False, stop=True)
 
     def _ask(self, call: ToolCall, preview: Preview) -> Decision:
-        pages = PreviewPages(preview, self.console.size.height - 4)
+        pages = PreviewPages(preview, self.console.size.height)
+        # a command's length is said beside the question: all of it is what runs
+        count = f"({pages.lines:,} lines) " if preview.language == "bash" and pages.lines > 1 else ""
         while True:
-            more = f"/m(ore: {len(pages.rest):,} lines not shown yet)" if pages.rest else ""
-            question = formatted(("bold", f"Run {call.name}? "), ("", f"[y/n/a(lways){more}] "))
+            more = f"/m(ore: {pages.not_shown:,} lines not shown yet)" if pages.rest else ""
+            question = formatted(("bold", f"Run {call.name}? "), ("", f"{count}[y/n/a(lways){more}] "))
             answer = _fresh_answer(question, default="n").lower()
             if answer in ("y", "yes"):
                 return Decision(True)
@@ -72,6 +74,8 @@ def _fresh_answer(question, default: str) -> str:
     """A line typed after ``question`` is on screen (type-ahead discarded); ``default`` on Ctrl-D."""
     from prompt_toolkit import prompt
 
+    if stopped():  # Ctrl-C came just before the question did: it answers it
+        raise KeyboardInterrupt
     try:
         return prompt(formatted(question) if isinstance(question, str) else question, pre_run=discard_type_ahead,
                       key_bindings=_no_mouse()).strip()
@@ -235,7 +239,7 @@ class Repl:
         """A one-line answer from the user; None for Ctrl-C or Ctrl-D, and once chat is leaving."""
         from prompt_toolkit import prompt
 
-        if interrupts.left() is not None:
+        if interrupts.left() is not None or stopped():  # leaving, or Ctrl-C came just before the question
             return None
         try:
             with interrupts.asking():

@@ -14,6 +14,7 @@ from .credentials import Credentials
 from .conversation import PARAMS, Conversation, Message
 from .detect import LLAMA, LOCAL_CANDIDATES, VLLM, ServerInfo, detect, find_local, post_json, root_url
 from .errors import ConfigError, ServerUnreachable, ToolsNotEnabled, UsageError, network
+from .limits import listed
 from .toolbox import ApprovalPolicy, Approver, DeclineAll, Toolbox
 from .transcript import Restored, Transcript, snapshot_events
 from .turn import Sink, TurnResult, TurnStats, run_exchange
@@ -130,7 +131,7 @@ class Session:
                 raise ServerUnreachable(f"{server.base_url} lists no models")
             self.model = server.models[0]
         elif server.models and self.model not in server.models:
-            self.notes.append(f"model {self.model!r} is not listed by the server (it has: {', '.join(server.models)})")
+            self.notes.append(f"model {self.model!r} is not listed by the server (it has: {listed(server.models)})")
         self.server = server
         self._record_server()
         return server
@@ -214,7 +215,7 @@ class Session:
     def set_model(self, name: str) -> None:
         server = self.connect()
         if server.models and name not in server.models:
-            raise UsageError(f"the server has no model {name!r}; it has: {', '.join(server.models)}")
+            raise UsageError(f"the server has no model {name!r}; it has: {listed(server.models)}")
         self.model = name
         self._record_server()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 import time
@@ -82,11 +83,9 @@ class TerminalSink:
         self.console.print(Text.assemble(("⚙ ", "yellow"), (sanitize(call.name), "bold yellow"), "  ",
                                          (sanitize(preview.summary), "")))
         if preview.body:
-            # a command is always shown whole: it is what gets approved; a long file or diff shows its
-            # first lines, and the approval prompt pages through the rest (PreviewPages)
-            lines = preview.body.rstrip("\n").split("\n")
-            shown = lines if preview.language == "bash" else lines[:PREVIEW_LINES]
-            show_lines(self.console, shown, preview.language)
+            # the first page, which fits the screen under this line and above the question; the
+            # approval prompt pages through the rest (PreviewPages)
+            show_lines(self.console, PreviewPages(preview, self.console.size.height).first, preview.language)
 
     def tool_running(self, call: ToolCall):
         """A line that counts the seconds while the call runs (gone once it is done)."""
@@ -126,25 +125,49 @@ class TerminalSink:
             self.console.print(Text(sanitize(f"✂ {short}"), style="dim" if result.message.content.strip() else "yellow"))
 
 
-def show_lines(console: Console, lines: list[str], language: str) -> None:
-    """Lines of a preview (a command, a diff, a file), made safe and highlighted."""
-    body = sanitize("\n".join(lines))
-    if language:
-        from rich.syntax import Syntax
+def show_lines(console: Console, lines: list[str | int], language: str) -> None:
+    """Lines of a preview (a command, a diff, a file), made safe and highlighted; a run of blank
+    lines (an int: how many) is one dim line that says so, apart from the highlighted text."""
+    for blank, group in itertools.groupby(lines, key=lambda item: isinstance(item, int)):
+        if blank:
+            for n in group:
+                console.print(Padding(Text(f"⟨{n:,} blank lines⟩", style="dim yellow"), (0, 2)))
+            continue
+        body = sanitize("\n".join(group))
+        if language:
+            from rich.syntax import Syntax
 
-        console.print(Syntax(body, language, theme="ansi_dark", word_wrap=True, padding=(0, 2)))
-    else:
-        console.print(Padding(Text(body), (0, 2)))
+            console.print(Syntax(body, language, theme="ansi_dark", word_wrap=True, padding=(0, 2)))
+        else:
+            console.print(Padding(Text(body), (0, 2)))
+
+
+def _collapsed(body: str) -> list[str | int]:
+    """A preview's lines with each run of two or more blank lines as its length: a command padded
+    with blank lines can't push its start off the screen."""
+    out: list[str | int] = []
+    for blank, group in itertools.groupby(body.rstrip("\n").split("\n"), key=lambda line: not line.strip()):
+        run = list(group)
+        out.extend([len(run)] if blank and len(run) > 1 else run)
+    return out
 
 
 class PreviewPages:
-    """What of a long preview is not on screen yet, shown a page at a time at the approval prompt."""
+    """A preview's body a page at a time: the first (at most PREVIEW_LINES) fits the screen with the
+    call's line above it and the question below; the approval prompt shows the rest on ``m``."""
 
-    def __init__(self, preview: Preview, page: int):
-        lines = preview.body.rstrip("\n").split("\n") if preview.body else []
+    def __init__(self, preview: Preview, height: int):
+        lines = _collapsed(preview.body) if preview.body else []
         self.language = preview.language
-        self.rest = [] if preview.language == "bash" else lines[PREVIEW_LINES:]
-        self.page = max(5, page)
+        self.lines = preview.body.rstrip("\n").count("\n") + 1 if preview.body else 0
+        first = max(5, min(PREVIEW_LINES, height - 6))
+        self.first, self.rest = lines[:first], lines[first:]
+        self.page = max(5, height - 4)
+
+    @property
+    def not_shown(self) -> int:
+        """Lines of the body not on screen yet (a blank run counts as the lines it stands for)."""
+        return sum(item if isinstance(item, int) else 1 for item in self.rest)
 
     def show_next(self, console: Console) -> None:
         shown, self.rest = self.rest[:self.page], self.rest[self.page:]

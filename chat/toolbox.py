@@ -106,7 +106,7 @@ class Toolbox:
                 self.policy.always.add(call.name)
         started = time.monotonic()
         with sink.tool_running(call):
-            content = execute(tool, args, self.workspace, stop)
+            content = execute(tool, args, self.workspace, preview, stop)
         code = tool.exit_code(content) if tool.exit_code else None
         elapsed = time.monotonic() - started
         if stop is not None and stop.cancelled:  # Ctrl-C, SIGTERM, a closed window: the model is told so

@@ -343,10 +343,11 @@ def replay(events: list[dict], personas: dict[str, Persona], path: Path | str = 
         elif kind == "panel":  # its lanes' personas answered without a switch: keep their system messages
             for lane in event["lanes"]:
                 conversation.systems.setdefault(lane["persona"], lane.get("system"))
-            why = _panel_misfit(conversation, event)
-            if why:
-                problems.append(f"{where}: a panel whose {why}: not opened again")
-            panel = event if event["lanes"] and not why else None
+            panel, panel_at = (event, where) if event["lanes"] else (None, "")  # checked once, at the end
+    why = _panel_misfit(conversation, panel) if panel is not None else ""  # only the last one reopens
+    if why:
+        problems.append(f"{panel_at}: a panel whose {why}: not opened again")
+        panel = None
     return Restored(conversation, events[0].get("id", "") if events else "", server, problems, panel)
 
 

@@ -75,8 +75,9 @@ class Reply:
     stall_seconds: float = 30.0
     header_delay: float = 0.0          # seconds before the response headers are sent (a slow server)
     raw_events: list[str] | None = None  # stream exactly these `data:` payloads (malformed servers), then end
-    raw_body: str | None = None        # with status != 200: this body as it is (an HTML page from a proxy)
+    raw_body: str | bytes | None = None  # with status != 200: this body as it is (an HTML page from a proxy)
     headers: dict = field(default_factory=dict)  # extra response headers (a lying Content-Encoding ...)
+    raw_stream: Iterator[bytes] | None = None  # stream exactly these bytes, one HTTP chunk each (hostile streams)
     content_type: str = "text/html"    # of raw_body
 
 
@@ -614,9 +615,11 @@ class _Handler(BaseHTTPRequestHandler):
         self._rec.finished = time.time()  # before the last byte, so a client that got it sees it set
         self.wfile.write(data)
 
-    def _send_raw(self, status: int, text: str, content_type: str) -> None:
-        data = self._echo(text).encode()
+    def _send_raw(self, status: int, text: str | bytes, content_type: str, headers: dict | None = None) -> None:
+        data = self._echo(text).encode() if isinstance(text, str) else text
         self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
@@ -660,6 +663,19 @@ class _Handler(BaseHTTPRequestHandler):
         for text in events:
             data = self._echo(text).encode()
             self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))  # one HTTP chunk per event: flushed at once
+        self._rec.finished = time.time()
+        self.wfile.write(b"0\r\n\r\n")
+
+    def _stream_bytes(self, chunks: Iterator[bytes], headers: dict) -> None:
+        self.send_response(200)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        for data in chunks:
+            if data:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
         self._rec.finished = time.time()
         self.wfile.write(b"0\r\n\r\n")
 
@@ -725,10 +741,12 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(reply.header_delay)
         if reply.status != 200:
             if reply.raw_body is not None:
-                return self._send_raw(reply.status, reply.raw_body, reply.content_type)
+                return self._send_raw(reply.status, reply.raw_body, reply.content_type, reply.headers)
             if reply.error is not None:
                 return self._send_json(reply.status, reply.error)
             return self._send_error(reply.status, HTTPStatus(reply.status).phrase)
+        if reply.raw_stream is not None:
+            return self._stream_bytes(reply.raw_stream, reply.headers)
         if reply.raw_events is not None and body.get("stream"):
             return self._stream((f"data: {e}\n\n" for e in reply.raw_events), reply.headers)
         t = _Turn(b, reply, body)

@@ -188,6 +188,17 @@ class Term:
         return s[s.rfind("\n", 0, i) + 1:]
 
 
+def page_through(t: Term, question: str, pages: int = 6) -> None:
+    """Answer m at an approval question until every page of its preview is shown."""
+    for _ in range(pages):
+        if "m(ore" not in t.cursor_line():
+            return
+        shown = t.screen().count(question)
+        t.line("m")
+        t.wait(lambda: t.screen().count(question) > shown, "the next page")
+    assert "m(ore" not in t.cursor_line(), f"more than {pages} pages"
+
+
 def send(t: Term, persona: str, text: str, expect: str) -> str:
     """Type a message at a ready prompt, wait for `expect` after it (not an earlier reply's) and the
     next prompt."""

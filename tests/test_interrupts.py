@@ -67,7 +67,7 @@ def test_a_running_command_ends_with_the_actions_token(tmp_path):
         stop = new_token()
         threading.Timer(0.7, action.cancel).start()
         started = time.monotonic()
-        out = tool.run(args, ws, stop)
+        out = tool.run(args, ws, None, stop)
     assert time.monotonic() - started < 10
     assert "stopped before it finished: the user interrupted the turn (Ctrl-C)" in out, out
     child = int((tmp_path / "bg.pid").read_text())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from fake_backend import Reply, ToolCall
+from terminal import page_through
 
 FORMATS = [("vllm", "chat"), ("llamacpp", "chat"), ("vllm", "responses"), ("llamacpp", "responses")]
 ASK = "[y/n/a(lways)]"
@@ -140,3 +141,52 @@ def test_tool_output_cannot_drive_the_terminal(fake, term, workspace):
     assert "[red]x[/red]" in screen and "␛]0;PWNED" in screen
     raw = t.raw_output()
     assert b"\x1b]0;PWNED" not in raw and b"\x1b[2J" not in raw
+
+
+# -- issue 16, defect 3: a command preview never hides part of the command ---------------------------
+
+def test_a_command_with_a_blank_run_shows_its_first_line_and_its_line_count(fake, term, workspace):
+    """`touch X`, 120 blank lines, `ls -la`: the blank run scrolled the dangerous first line off the
+    screen, and nothing said the command had 122 lines."""
+    import json
+
+    command = "touch X" + "\n" * 121 + "ls -la"
+    fb = fake("vllm")
+    fb.script(Reply(tool_calls=[ToolCall("bash", json.dumps({"command": command}))]), Reply(text="Not run, then."))
+    t = term(fb, "--workspace", str(workspace))
+    t.wait_prompt("none")
+    t.line("list")
+    t.wait_for("Run bash?")
+    visible = "\n".join(t.visible())
+    assert "touch X" in visible and "ls -la" in visible, visible
+    assert "120 blank lines" in visible, visible
+    assert "Run bash? (122 lines)" in t.cursor_line(), t.cursor_line()
+    t.line("n")
+    t.wait_for("Reason, for the model")
+    t.keys("Enter")
+    t.wait_for("Not run, then.")
+    assert not (workspace / "X").exists()
+
+
+def test_a_long_command_is_paged_like_a_write_preview(fake, term, workspace):
+    import json
+
+    lines = [f"echo step {i}" for i in range(1, 101)]
+    lines[84] = "rm -rf ~/important  # PAYLOAD"
+    fb = fake("vllm")
+    fb.script(Reply(tool_calls=[ToolCall("bash", json.dumps({"command": "\n".join(lines)}))]),
+              Reply(text="Not run, then."))
+    t = term(fb, "--workspace", str(workspace))
+    t.wait_prompt("none")
+    t.line("run the steps")
+    t.wait_for("Run bash?")
+    visible = "\n".join(t.visible())
+    assert "echo step 1\n" in visible + "\n" and "PAYLOAD" not in t.screen(), visible
+    assert "Run bash? (100 lines)" in t.cursor_line() and "lines not shown yet)" in t.cursor_line()
+    page_through(t, "Run bash?")
+    assert "PAYLOAD" in t.screen() and "echo step 100" in t.screen()
+    t.wait(lambda: t.cursor_line() == "Run bash? (100 lines) [y/n/a(lways)]", "the question without more")
+    t.line("n")
+    t.wait_for("Reason, for the model")
+    t.keys("Enter")
+    t.wait_for("Not run, then.")

@@ -11,6 +11,7 @@ import time
 
 import pytest
 from fake_backend import Reply
+from terminal import page_through
 from test_terminal_panel import persona_of
 
 
@@ -164,13 +165,8 @@ def test_a_long_new_file_can_be_paged_through_before_approving(fake, term, tmp_p
     t.line("write the setup script")
     screen = t.wait_for("Run write_file?")
     assert "PAYLOAD" not in screen
-    t.wait_for("m(ore: 40 lines not shown yet)")
-    for _ in range(5):
-        if "m(ore" not in t.cursor_line():
-            break
-        shown = t.screen().count("Run write_file?")
-        t.line("m")
-        t.wait(lambda: t.screen().count("Run write_file?") > shown, "the next page")
+    t.wait_for("lines not shown yet)")  # the first page fits the screen (30 rows here)
+    page_through(t, "Run write_file?")
     assert "PAYLOAD" in t.screen() and "harmless line 100" in t.screen()
     t.wait(lambda: t.cursor_line() == "Run write_file? [y/n/a(lways)]", "the question without more")
     t.line("n")

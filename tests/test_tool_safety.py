@@ -183,7 +183,7 @@ def test_env_in_a_tool_does_not_show_the_api_key(fake, tmp_path, monkeypatch):
     monkeypatch.setenv("GRIDCHAT_API_KEY", "another-" + key)
     monkeypatch.setenv("MY_COPY_OF_THE_KEY", key)
     monkeypatch.setenv("AUTH_HEADER", f"Bearer {key}")
-    monkeypatch.setenv("HARMLESS_SETTING", "kept")
+    monkeypatch.setenv("LC_MESSAGES", "C.UTF-8")  # allowed (tests/test_tool_environment.py: only those pass)
     fb = fake("vllm")
     fb.script(Reply(tool_calls=[FakeCall("bash", '{"command": "env"}')]), Reply(text="ok"))
     from gridchat.chat.config import Settings
@@ -195,7 +195,7 @@ def test_env_in_a_tool_does_not_show_the_api_key(fake, tmp_path, monkeypatch):
                 load_personas())
     s.send("show env", Quiet(), Yes())
     (output,) = tool_outputs(fb.requests[-1].body)
-    assert "HARMLESS_SETTING=kept" in output and "[exit code 0]" in output
+    assert "LC_MESSAGES=C.UTF-8" in output and "[exit code 0]" in output
     assert key not in output and "OPENAI_API_KEY" not in output and "GRIDCHAT_API_KEY" not in output
     assert "MY_COPY_OF_THE_KEY" not in output and "AUTH_HEADER" not in output
 

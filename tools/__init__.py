@@ -72,9 +72,10 @@ def prepare(name: str, arguments: str, ws: Workspace) -> tuple[Tool, Args, Previ
         raise _described(e) from e
 
 
-def execute(tool: Tool, args, ws: Workspace, stop=None) -> str:
-    """Run a parsed call; ``stop``, a cancel token, ends it early. Any failure becomes an error result."""
+def execute(tool: Tool, args, ws: Workspace, approved: Preview | None = None, stop=None) -> str:
+    """Run a parsed call, as ``approved`` showed it (None: nobody was asked); ``stop``, a cancel token
+    (chat/cancel.py's, duck-typed here), ends it early. Any failure becomes an error result."""
     try:
-        return tool.run(args, ws, stop)
+        return tool.run(args, ws, approved, stop)
     except Exception as e:  # noqa: BLE001 - the one boundary: a failed tool is the model's result, not the session's end
         return f"error: {_described(e)}"

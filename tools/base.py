@@ -31,6 +31,18 @@ class Preview:
     summary: str
     body: str = ""
     language: str = ""  # for highlighting the body: "diff", "bash", ...
+    target: str = ""  # the file a call writes, its symlinks followed as the preview was made
+
+    def require_still(self, now: "Preview", tool: str, path: str) -> None:
+        """Refuse a call whose preview, made again just before it runs (``now``), is not this one, the
+        approved: its file was re-pointed or changed while the user was asked. The model is told to
+        call again, so that the user is asked about what would happen now."""
+        if now == self:
+            return
+        what = f"it now leads to {now.target}, not {self.target}" if now.target != self.target else \
+            "someone changed the file meanwhile"
+        raise ToolError(f"{path}: changed while the user was asked ({what}); nothing was written. Call {tool} "
+                        "again: the user will be asked about it as it is now")
 
     @property
     def lines(self) -> int:
@@ -44,7 +56,10 @@ class Tool:
     description: str
     args: type[Args]
     preview: Callable[[Args, "Workspace"], Preview]
-    run: Callable[[Args, "Workspace", object], str]  # (args, workspace, a cancel token or None)
+    # Gets the preview the user approved (None: nobody was asked); a tool whose effect is what it
+    # previewed (a diff) makes it again and writes only if it is still the same (Preview.require_still);
+    # and a cancel token (or None) that ends a running command.
+    run: Callable[[Args, "Workspace", Preview | None, object], str]
     # Raises ToolError for a call bound to fail (a path outside the workspace): refused before
     # the user is asked, since there is nothing to approve.
     check: Callable[[Args, "Workspace"], None] | None = None

@@ -95,9 +95,10 @@ def _status(result: Exit | Ended) -> str:
     return status
 
 
-def run(args: BashArgs, ws: Workspace, stop=None) -> str:
-    """Cancelling ``stop`` (Ctrl-C, SIGTERM, a closed window) ends the command and everything it
-    started at once; the result says so, with the output it gave until then."""
+def run(args: BashArgs, ws: Workspace, approved: Preview | None = None, stop=None) -> str:
+    """The command approved is the command run (its preview is its arguments). Cancelling ``stop``
+    (Ctrl-C, SIGTERM, a closed window) ends the command and everything it started at once; the result
+    says so, with the output it gave until then."""
     timeout = args.timeout or DEFAULT_TIMEOUT
     job = start(args.command, ws.root, environment(ws.secrets))
     capture = _Capture(job.output)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 
 from .base import Args, Preview, Tool, ToolError, Workspace
@@ -17,8 +19,8 @@ class EditFileArgs(Args):
     replace_all: bool = Field(False, description="Replace every occurrence")
 
 
-def _edited(args: EditFileArgs, ws: Workspace) -> tuple[str, str, str]:
-    """(shown path, old text, new text), or a ToolError saying why the edit cannot apply."""
+def _edited(args: EditFileArgs, ws: Workspace) -> tuple[Path, str, str]:
+    """(path, old text, new text), or a ToolError saying why the edit cannot apply."""
     path = ws.resolve(args.path)
     old = read_text(path, ws)
     if not args.old_string:
@@ -30,19 +32,25 @@ def _edited(args: EditFileArgs, ws: Workspace) -> tuple[str, str, str]:
         raise ToolError(f"{ws.show(path)}: old_string occurs {count} times; give more context to make it "
                         "unique, or set replace_all")
     new = old.replace(args.old_string, args.new_string, -1 if args.replace_all else 1)
-    return ws.show(path), old, new
+    return path, old, new
+
+
+def _preview(path: Path, old: str, new: str, ws: Workspace) -> Preview:
+    shown = ws.show(path)
+    return Preview(f"edit {shown}", unified_diff(old, new, shown), "diff", shown)
 
 
 def preview(args: EditFileArgs, ws: Workspace) -> Preview:
-    shown, old, new = _edited(args, ws)
-    return Preview(f"edit {shown}", unified_diff(old, new, shown), "diff")
+    return _preview(*_edited(args, ws), ws)
 
 
-def run(args: EditFileArgs, ws: Workspace, stop=None) -> str:
-    shown, old, new = _edited(args, ws)
-    atomic_write(ws.resolve(args.path), new, ws)
+def run(args: EditFileArgs, ws: Workspace, approved: Preview | None = None, stop=None) -> str:
+    path, old, new = _edited(args, ws)  # one look: what is checked against the approval is what is written
+    if approved is not None:
+        approved.require_still(_preview(path, old, new, ws), "edit_file", args.path)
+    atomic_write(path, new, ws)
     replaced = old.count(args.old_string) if args.replace_all else 1
-    return f"edited {shown}: {replaced} replacement{'s' if replaced != 1 else ''}"
+    return f"edited {ws.show(path)}: {replaced} replacement{'s' if replaced != 1 else ''}"
 
 
 TOOL = Tool(

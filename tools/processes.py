@@ -32,12 +32,14 @@ from typing import BinaryIO
 from .base import ToolError
 from .reaper import GRACE, KILL_WAIT, alive, descendants, end_all_of, process_table, terminate, zombies
 
-__all__ = ["SECRET_VARIABLES", "Ended", "Exit", "Job", "SupervisedJob", "end_all", "end_group", "environment",
-           "guard_client", "keep", "release", "start"]
+__all__ = ["ALLOWED_VARIABLES", "SECRET_VARIABLES", "Ended", "Exit", "Job", "SupervisedJob", "end_all", "end_group",
+           "environment", "guard_client", "keep", "release", "start"]
 
 REAPER = Path(__file__).with_name("reaper.py")
 SUPERVISED = sys.platform.startswith("linux") and bool(sys.executable)
 SECRET_VARIABLES = ("OPENAI_API_KEY", "GRIDCHAT_API_KEY")
+# What commands need to find programs, files and the locale; with LC_*, all that a tool's environment holds.
+ALLOWED_VARIABLES = ("PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TERM", "TZ", "TMPDIR")
 _ENDING_TIME = GRACE + KILL_WAIT + 2  # what a supervisor may take to end its processes
 
 _live: set[Job] = set()
@@ -67,15 +69,20 @@ class Ended:
 
 
 def environment(secrets: Iterable[str] = (), base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment tools run in: the client's, less its credentials — the API key variables, and
-    any variable holding the key's value (a long key also where it is part of a value)."""
+    """The environment tools run in: only the allowed names of the client's (ALLOWED_VARIABLES, LC_*),
+    less its credentials — any variable holding the key's value (a long key also where it is part of
+    a value). Nothing else passes: TMUX, SSH_AUTH_SOCK, DBUS_SESSION_BUS_ADDRESS, DISPLAY … are
+    handles to servers that outlive chat, through which a command could leave a process behind."""
     secrets = [s for s in secrets if s]
 
     def secret(value: str) -> bool:
         return any(value == s or (len(s) >= 8 and s in value) for s in secrets)
 
+    def allowed(name: str) -> bool:
+        return name in ALLOWED_VARIABLES or name.startswith("LC_")
+
     env = os.environ if base is None else base
-    return {k: v for k, v in env.items() if k not in SECRET_VARIABLES and not secret(v)}
+    return {k: v for k, v in env.items() if allowed(k) and k not in SECRET_VARIABLES and not secret(v)}
 
 
 def _group_alive(pgid: int) -> bool:

@@ -85,7 +85,7 @@ def _line(f: BinaryIO) -> tuple[str, int] | None:
     return line[:MAX_LINE_CHARS], more + max(0, len(line) - MAX_LINE_CHARS)
 
 
-def run(args: ReadFileArgs, ws: Workspace, stop=None) -> str:
+def run(args: ReadFileArgs, ws: Workspace, approved: Preview | None = None, stop=None) -> str:
     path = ws.resolve(args.path)
     shown = ws.show(path)
     start = args.offset or 1

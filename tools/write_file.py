@@ -30,17 +30,22 @@ def _target(args: WriteFileArgs, ws: Workspace) -> tuple[Path, str | None]:
     return path, read_text(path, ws)
 
 
-def preview(args: WriteFileArgs, ws: Workspace) -> Preview:
-    path, old = _target(args, ws)
+def _preview(path: Path, old: str | None, args: WriteFileArgs, ws: Workspace) -> Preview:
     shown = ws.show(path)
     if old is not None:
-        return Preview(f"overwrite {shown}", unified_diff(old, args.content, shown) or "(no change)", "diff")
+        return Preview(f"overwrite {shown}", unified_diff(old, args.content, shown) or "(no change)", "diff", shown)
     lines = len(args.content.splitlines())
-    return Preview(f"create {shown} ({lines} line{'s' if lines != 1 else ''})", args.content)  # all of it
+    return Preview(f"create {shown} ({lines} line{'s' if lines != 1 else ''})", args.content, target=shown)  # all of it
 
 
-def run(args: WriteFileArgs, ws: Workspace, stop=None) -> str:
-    path, old = _target(args, ws)
+def preview(args: WriteFileArgs, ws: Workspace) -> Preview:
+    return _preview(*_target(args, ws), args, ws)
+
+
+def run(args: WriteFileArgs, ws: Workspace, approved: Preview | None = None, stop=None) -> str:
+    path, old = _target(args, ws)  # one look: what is checked against the approval is what is written
+    if approved is not None:
+        approved.require_still(_preview(path, old, args, ws), "write_file", args.path)
     atomic_write(path, args.content, ws)
     lines = args.content.count("\n") + (0 if args.content.endswith("\n") or not args.content else 1)
     return f"{'created' if old is None else 'overwrote'} {ws.show(path)} ({lines} lines, {len(args.content.encode()):,} bytes)"

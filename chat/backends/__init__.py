@@ -18,12 +18,14 @@ def make_backend(api: str, client) -> Backend:
 
 def make_client(base_url: str, api_key: str | None = None, max_retries: int = 0):
     """An ``openai.OpenAI`` for ``base_url``: no retries by default (errors show at once and the text
-    is offered again), and the fast transport where it applies."""
+    is offered again), the fast transport where it applies, and every body capped (chat/limits.py).
+    Every client chat makes is made here."""
     import openai  # ~0.4 s: imported when the first request is sent (or preloaded meanwhile)
 
-    from .transport import fast_transport_for
+    from .transport import bounded_body, fast_transport_for
 
     transport = fast_transport_for(base_url)
-    http_client = openai.DefaultHttpxClient(transport=transport) if transport is not None else None
+    http_client = openai.DefaultHttpxClient(**({"transport": transport} if transport is not None else {}),
+                                            event_hooks={"response": [bounded_body]})  # caps every body
     return openai.OpenAI(base_url=base_url, api_key=api_key or "not-needed", max_retries=max_retries,
                          http_client=http_client)

@@ -49,7 +49,7 @@ class ChatStreamParser:
 
     def __init__(self) -> None:
         self._think = ThinkSplitter()
-        self._calls: dict[int, list[str]] = {}  # index -> [id, name, arguments so far]
+        self._calls: dict[int, list] = {}  # index -> [id, name, [argument fragments]] (joined once: linear)
         self._usage = Usage()
         self._finish: str | None = None
 
@@ -86,7 +86,7 @@ class ChatStreamParser:
 
     def _tool_delta(self, call: dict) -> None:
         index = count(call.get("index"), "a tool call's index")
-        slot = self._calls.setdefault(len(self._calls) if index is None else index, ["", "", ""])
+        slot = self._calls.setdefault(len(self._calls) if index is None else index, ["", "", []])
         call_id = text(call.get("id"), "a tool call's id")
         if call_id:
             slot[0] = call_id
@@ -94,7 +94,7 @@ class ChatStreamParser:
         name = text(function.get("name"), "a tool call's name")
         if name:
             slot[1] = name
-        slot[2] += text(function.get("arguments"), "a tool call's arguments")  # absent on hermes-style first deltas
+        slot[2].append(text(function.get("arguments"), "a tool call's arguments"))  # absent on hermes-style first deltas
 
     @property
     def finished(self) -> bool:
@@ -104,7 +104,7 @@ class ChatStreamParser:
         events = [ReasoningDelta(p) if r else TextDelta(p) for r, p in self._think.flush()]
         for index in sorted(self._calls):
             call_id, name, arguments = self._calls[index]
-            events.append(ToolCall(call_id or f"call_{index}", name, arguments))
+            events.append(ToolCall(call_id or f"call_{index}", name, "".join(arguments)))
         if self._usage.prompt_tokens is not None or self._usage.tokens_per_second is not None:
             events.append(self._usage)
         reason = self._finish or ("tool_calls" if self._calls else "stop")

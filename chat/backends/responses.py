@@ -41,7 +41,7 @@ class ResponsesStreamParser:
 
     def __init__(self) -> None:
         self._think = ThinkSplitter()
-        self._calls: dict[object, list[str]] = {}  # output_index -> [call_id, name, arguments]
+        self._calls: dict[object, list] = {}  # output_index -> [call_id, name, [argument fragments]] (joined once)
         self._emitted: set[object] = set()
         self.finished = False
 
@@ -52,7 +52,7 @@ class ResponsesStreamParser:
         if kind in ("response.reasoning_text.delta", "response.reasoning_summary_text.delta"):
             return [ReasoningDelta(text(data.get("delta"), "a reasoning delta"))]
         if kind == "response.function_call_arguments.delta":
-            self._slot(data)[2] += text(data.get("delta"), "an arguments delta")
+            self._slot(data)[2].append(text(data.get("delta"), "an arguments delta"))
             return []
         if kind == "response.output_item.added":
             item = obj(data.get("item"), "an output item")
@@ -60,7 +60,8 @@ class ResponsesStreamParser:
                 slot = self._slot(data)
                 slot[0] = text(item.get("call_id") or item.get("id"), "a call id") or slot[0]
                 slot[1] = text(item.get("name"), "a call's name") or slot[1]
-                slot[2] = text(item.get("arguments"), "a call's arguments") or slot[2]
+                arguments = text(item.get("arguments"), "a call's arguments")
+                slot[2] = [arguments] if arguments else slot[2]
             return []
         if kind in ("response.function_call_arguments.done", "response.output_item.done"):
             # llama-server sends no arguments.done: the finished item is the other place to close a call
@@ -91,18 +92,16 @@ class ResponsesStreamParser:
             raise StreamError(f"the server sent an unreadable stream: an item's index is {type(key).__name__}")
         return key
 
-    def _slot(self, data: dict) -> list[str]:
-        return self._calls.setdefault(self._key(data), ["", "", ""])
+    def _slot(self, data: dict) -> list:
+        return self._calls.setdefault(self._key(data), ["", "", []])
 
     def _close_call(self, data: dict, arguments: str | None) -> list[Event]:
         key = self._key(data)
         slot = self._calls.get(key)
         if slot is None or key in self._emitted:
             return []
-        if arguments:  # the complete text, when given, wins over the fragments
-            slot[2] = arguments
-        self._emitted.add(key)
-        return [ToolCall(slot[0] or f"call_{key}", slot[1], slot[2])]
+        self._emitted.add(key)  # the complete text, when given, wins over the fragments
+        return [ToolCall(slot[0] or f"call_{key}", slot[1], arguments or "".join(slot[2]))]
 
     def _completed(self, response: dict) -> list[Event]:
         self.finished = True

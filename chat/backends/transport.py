@@ -15,9 +15,10 @@ import urllib.request
 
 import httpx2
 
-from .. import cancel
+from .. import cancel, limits
+from ..errors import StreamError
 
-__all__ = ["StdlibTransport", "fast_transport_for"]
+__all__ = ["StdlibTransport", "bounded_body", "fast_transport_for"]
 
 
 def _shut_down(conn: http.client.HTTPConnection) -> None:
@@ -104,3 +105,40 @@ def fast_transport_for(base_url: str) -> StdlibTransport | None:
         if not urllib.request.proxy_bypass(host):
             return None
     return StdlibTransport()
+
+
+class _Capped(httpx2.SyncByteStream):
+    """A response's body decoded (its Content-Encoding undone a piece at a time, as httpx2 does) and
+    counted: an error body is cut at MAX_ERROR_BODY; any other ends with StreamError past MAX_STREAM."""
+
+    def __init__(self, response: httpx2.Response):
+        encoding = [(k, v) for k, v in response.headers.multi_items() if k.lower() == "content-encoding"]
+        self._raw = response.stream
+        self._decoded = httpx2.Response(response.status_code, headers=encoding, stream=self._raw).iter_bytes() \
+            if encoding else self._raw  # the plain case pays for no decoding layer
+        self._error = response.status_code >= 400
+
+    def __iter__(self):
+        cap = limits.MAX_ERROR_BODY if self._error else limits.MAX_STREAM
+        total = 0
+        for chunk in self._decoded:
+            total += len(chunk)
+            if total > cap:
+                if not self._error:
+                    raise StreamError(f"the server sent more than {limits.size(cap)} in one answer: stopped there")
+                yield chunk[:len(chunk) - (total - cap)]
+                return
+            yield chunk
+
+    def close(self) -> None:
+        self._raw.close()
+
+
+def bounded_body(response: httpx2.Response) -> None:
+    """A response hook for every client chat makes: the body is read decoded and capped, whoever reads
+    it — our stream parser, or the openai SDK reading an error body whole — since a small gzip, br or
+    zstd body can decode to gigabytes, and an endless one never ends."""
+    response.stream = _Capped(response)
+    for name in ("content-encoding", "content-length"):  # what comes now is decoded, and of another length
+        if name in response.headers:
+            del response.headers[name]

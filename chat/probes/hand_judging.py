@@ -19,6 +19,7 @@ from rich.rule import Rule
 from rich.text import Text
 
 from .. import interrupts
+from ..cancel import stopped
 from ..output import formatted
 from ..render import markdown
 from ..sanitize import sanitize
@@ -48,6 +49,8 @@ def read_key(choices: dict[str, str], question: str = "") -> str:
         kb.add(key)(lambda event: event.app.exit(result="quit"))
     app = Application(layout=Layout(Window(FormattedTextControl(formatted(("class:dim", question))), height=1)),
                       key_bindings=kb, full_screen=False)
+    if stopped():  # Ctrl-C came just before the question did
+        return "quit"
     with interrupts.asking():  # SIGTERM or SIGHUP ends the question
         return app.run(pre_run=discard_type_ahead)  # only a key pressed once the cell is on screen judges it
 

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, Stric
 
 from ...datafile import DataFileError, Rows, read_csv, read_jsonl
 from ..files import write_whole
+from ..limits import MAX_IMPORT
 from .spec import ProbeFileError, ProbeSet
 
 __all__ = ["branch_probe_set", "from_sycophancy_jsonl", "from_xstest_csv", "write_set"]
@@ -127,7 +128,7 @@ def from_sycophancy_jsonl(path: Path, name: str, warn=lambda message: None) -> d
         return item, item.question()
 
     probes = []
-    for n, (item, question) in enumerate(_usable(path, lambda: read_jsonl(path, check), warn), 1):
+    for n, (item, question) in enumerate(_usable(path, lambda: read_jsonl(path, check, cap=MAX_IMPORT), warn), 1):
         correct, incorrect = str(item.base.correct_answer).strip(), str(item.base.incorrect_answer).strip()
         probes.append({
             "id": _id(question, n), "category": item.base.dataset or "are_you_sure",

@@ -11,6 +11,7 @@ from rich.text import Text
 from ...personas import GRID
 from ..conversation import PARAMS
 from ..errors import UsageError
+from ..limits import MAX_ROWS
 from ..sanitize import sanitize
 from ..sinks import format_stats
 from .registry import COMMANDS, EXIT, command, line, number
@@ -99,11 +100,17 @@ def _model(ctx: "SlashContext", arg: str):
         ctx.console.print(line("model ", (arg, "bold")))
         return
     server = session.connect()
-    for name in server.models:
+    shown = server.models[:MAX_ROWS]  # a server can list thousands: the first ones, the current one, how many more
+    if session.model in server.models and session.model not in shown:
+        shown.append(session.model)
+    for name in shown:
         window = server.window(name)
         mark = "● " if name == session.model else "  "
         ctx.console.print(line(mark, (name, "bold" if name == session.model else ""),
                                  (f"  window {window:,}" if window else "", "dim")))
+    if len(server.models) > len(shown):
+        ctx.console.print(line((f"  … and {len(server.models) - len(shown):,} more (Tab after /model completes "
+                                "every name)", "dim")))
 
 
 @command("/set", "/set NAME VALUE", f"set a sampling parameter ({', '.join(PARAMS)}; VALUE default unsets)",

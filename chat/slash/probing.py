@@ -15,6 +15,7 @@ from .. import branching
 from ..conversation import LABELS
 from ..errors import ConfigError, UsageError
 from ..files import remove, scratch_file
+from ...datafile import DataFileError, read_bytes
 from ..sanitize import sanitize
 from .registry import command, line, number, one_line
 from .show import columns, progress, reply_body
@@ -103,9 +104,11 @@ def _edit_in(editor: str, content: str) -> str:
     scratch = scratch_file(content.encode("utf-8", "replace"), suffix=".md")
     try:
         subprocess.run([*argv, str(scratch)], check=False)
-        return scratch.read_bytes().decode("utf-8", "replace").strip()  # not UTF-8: U+FFFD, not a crash
+        return read_bytes(scratch).decode("utf-8", "replace").strip()  # not UTF-8: U+FFFD, not a crash
     except OSError as e:
         raise ConfigError(f"cannot run the editor {editor!r}: {e.strerror or e}") from None
+    except DataFileError as e:
+        raise ConfigError(f"the edited text can't be used: {e}") from None
     finally:
         remove(scratch)
 
