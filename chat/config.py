@@ -189,7 +189,7 @@ def _from_file(path: Path, warn, where: dict, named: bool) -> dict:
         return {}
     if not path.is_file():
         raise ConfigError(f"{path}: cannot read: {'is a directory' if path.is_dir() else 'no such file'}")
-    from ..datafile import DataFileError, load_yaml  # only when there is a file to read
+    from .datafile import DataFileError, load_yaml  # only when there is a file to read
 
     try:
         data, lines = load_yaml(path)

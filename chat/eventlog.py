@@ -25,7 +25,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from ..datafile import read_jsonl, reason
+from .datafile import read_jsonl, reason
 from .limits import MAX_LOG_FILE
 from .files import AppendFile, FileError, Lock, Locked, hold_lock
 

@@ -33,7 +33,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ..datafile import DataFileError
+from .datafile import DataFileError
 from ..personas import Persona, custom
 from .config import check, web_address
 from .conversation import Conversation, Mark, Message, record

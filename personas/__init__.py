@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from ..datafile import DataFileError, load_yaml, problem
+from ..chat.datafile import DataFileError, load_yaml, problem
 
 __all__ = [
     "GRID",

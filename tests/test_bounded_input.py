@@ -247,7 +247,7 @@ def test_a_transcript_past_the_cap_is_one_line_and_listed_as_unreadable(tmp_path
 
 
 def test_a_yaml_file_past_the_cap_is_one_line(tmp_path):
-    from gridchat.datafile import DataFileError, load_yaml
+    from gridchat.chat.datafile import DataFileError, load_yaml
 
     with pytest.raises(DataFileError, match="bigger than the 16 MiB chat reads"):
         load_yaml(sparse(tmp_path / "persona.yaml", (16 << 20) + 1))

@@ -31,10 +31,50 @@ def _requirement_name(spec: str) -> str:
 
 
 def _sources() -> list[Path]:
-    files = [REPO / "__init__.py", REPO / "__main__.py"]
+    files = sorted((REPO / "gridchat").glob("*.py"))
     for package in PACKAGES:
         files += sorted((REPO / package).rglob("*.py"))
     return files
+
+
+def test_every_folder_of_the_package_is_listed():
+    """A folder left off pyproject's list still imports in a checkout (its parent's folder is on the
+    path) but is missing from the wheel: every folder holding code or data must be listed."""
+    setuptools = _pyproject()["tool"]["setuptools"]
+    listed = set(setuptools["packages"])
+    mapped = {folder: name for name, folder in setuptools["package-dir"].items()}
+    found = set()
+    for folder, name in mapped.items():
+        for path in (REPO / folder).rglob("*"):
+            if path.is_file() and path.suffix in (".py", ".yaml", ".jinja") and "__pycache__" not in path.parts:
+                relative = path.parent.relative_to(REPO / folder).parts
+                found.add(".".join((name, *relative)))
+    assert found - listed == set(), f"folders missing from pyproject's packages: {sorted(found - listed)}"
+
+
+def test_the_checkout_imports_what_the_wheel_holds_and_nothing_else(tmp_path):
+    """An editable install maps the four folders: the checkout's tests/, bench/ and build/ are not parts
+    of gridchat, and the package imports the same under any folder name the checkout has."""
+    for name in ("gridchat.tests", "gridchat.bench", "gridchat.build"):
+        r = subprocess.run([sys.executable, "-c", f"import {name}"], cwd=tmp_path, capture_output=True, text=True,
+                           timeout=60)
+        assert r.returncode != 0 and "No module named" in r.stderr, (name, r.stderr)
+
+
+def test_the_sdist_holds_the_tests_it_can_run(tmp_path):
+    out = tmp_path / "sdist"
+    subprocess.run([sys.executable, "-c", "import setuptools.build_meta as b, sys; b.build_sdist(sys.argv[1])", str(out)],
+                   cwd=REPO, check=True, capture_output=True, text=True, timeout=300)
+    import tarfile
+
+    (sdist,) = out.glob("gridchat-*.tar.gz")
+    with tarfile.open(sdist) as tar:
+        names = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
+    for needed in ("pyproject.toml", "README.md", "gridchat/__init__.py", "chat/cli.py", "personas/builtin/none.yaml"
+                   if (REPO / "personas/builtin/none.yaml").exists() else "personas/builtin/lawful_evil.yaml",
+                   "tests/conftest.py", "tests/fake_backend.py", "bench/__main__.py"):
+        assert needed in names, needed
+    assert not any(n.startswith((".venv/", "build/")) or "__pycache__" in n for n in names)
 
 
 def _imports(path: Path) -> set[str]:

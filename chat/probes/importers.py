@@ -25,7 +25,7 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, ValidationError, field_validator
 
-from ...datafile import DataFileError, Rows, read_csv, read_jsonl
+from ..datafile import DataFileError, Rows, read_csv, read_jsonl
 from ..files import write_whole
 from ..limits import MAX_IMPORT
 from .spec import ProbeFileError, ProbeSet

@@ -19,7 +19,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ...datafile import DataFileError, load_json
+from ..datafile import DataFileError, load_json
 from ..errors import RunDirError
 from ..eventlog import append_events, read_log
 from ..files import Lock, hold_lock, write_whole

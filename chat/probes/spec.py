@@ -43,7 +43,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ...datafile import DataFileError, load_yaml, problem
+from ..datafile import DataFileError, load_yaml, problem
 from ..errors import ProbeFileError
 
 __all__ = ["PARTIAL", "Probe", "ProbeFileError", "ProbeSet", "Step", "load_probe_set", "matches"]

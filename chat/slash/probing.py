@@ -15,7 +15,7 @@ from .. import branching
 from ..conversation import LABELS
 from ..errors import ConfigError, UsageError
 from ..files import remove, scratch_file
-from ...datafile import DataFileError, read_bytes
+from ..datafile import DataFileError, read_bytes
 from ..sanitize import sanitize
 from .registry import command, line, number, one_line
 from .show import columns, progress, reply_body

@@ -29,7 +29,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from .chat.limits import MAX_IMPORT, MAX_SMALL_FILE, size
+from .limits import MAX_IMPORT, MAX_SMALL_FILE, size
 
 __all__ = ["DataFileError", "Lines", "Rows", "load_json", "load_yaml", "problem", "read_bytes", "read_csv", "read_jsonl",
            "reason"]
