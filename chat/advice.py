@@ -4,6 +4,7 @@ commands) or at the shell (flags). Errors carry the facts; only the UI gives adv
 from __future__ import annotations
 
 from .errors import ChatError, ContextExceeded, ModelNotFound, NoServerFound, ToolsNotEnabled
+from .flavors import flavor_named
 
 __all__ = ["advice", "worded"]
 
@@ -20,9 +21,7 @@ def advice(err: ChatError, *, interactive: bool) -> str:
     if isinstance(err, ModelNotFound):
         return "/model lists what the server has" if interactive else "--model NAME picks one the server has"
     if isinstance(err, ToolsNotEnabled):
-        fix = ("--enable-auto-tool-choice --tool-call-parser P (openai for gpt-oss models)" if err.server == "vllm"
-               else "--jinja")
-        return f"restart the server with {fix}, or run chat with --no-tools"
+        return f"{flavor_named(err.server).tools_advice}, or run chat with --no-tools"
     if isinstance(err, NoServerFound):
         return _START_ONE
     return ""

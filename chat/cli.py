@@ -14,7 +14,7 @@ __all__ = ["main", "parser"]
 
 EPILOG = """\
 examples:
-  chat                                     find a local server (vLLM :8000, llama-server :8080) and chat
+  chat                                     find a local server (vLLM :8000, llama-server :8080, Ollama :11434)
   chat --base-url http://gpu-box:8000/v1 --persona lawful_evil
   chat --persona chaotic_good -p "Should I return the extra change?"
   git diff | chat -p "Review this patch"   stdin is appended to -p (or is the prompt alone)

@@ -15,27 +15,28 @@ from dataclasses import dataclass, field
 from . import redact
 from .config import check
 from .errors import ChatError, NoServerFound, ServerUnreachable, StreamCut, UsageError, from_error_body, network
+from .flavors import FLAVORS, Flavor, flavor_named
 from .limits import MAX_JSON, MAX_MODEL_ID, read_capped
 from .wire import load_json, obj, seq, text
 
 __all__ = ["LOCAL_CANDIDATES", "ServerInfo", "detect", "find_local", "post_json", "root_url"]
 
-# The usual local addresses, in the order they are reported.
-LOCAL_CANDIDATES = [
-    ("http://127.0.0.1:8000/v1", "vLLM's default port"),
-    ("http://127.0.0.1:8080/v1", "llama-server's default port"),
-]
-
-VLLM, LLAMA, OTHER = "vllm", "llama-server", "openai-compatible"
+# The usual local addresses (each flavor's default), in the order they are reported.
+LOCAL_CANDIDATES = [(f.local_url, f"{f.title}'s default port") for f in FLAVORS if f.local_url]
 
 
 @dataclass
 class ServerInfo:
     base_url: str
-    flavor: str  # vllm | llama-server | openai-compatible
+    flavor: str  # a flavor's name (chat/flavors.py): vllm | llama-server | ollama | openai-compatible
     models: list[str]
-    windows: dict[str, int] = field(default_factory=dict)  # model -> serving context window
+    windows: dict[str, int] = field(default_factory=dict)  # model -> serving context window ("*": every one)
     version: str | None = None
+
+    @property
+    def kind(self) -> Flavor:
+        """What this flavor of server does differently."""
+        return flavor_named(self.flavor)
 
     def window(self, model: str | None) -> int | None:
         if model in self.windows:
@@ -104,11 +105,6 @@ def _try_json(url: str, api_key: str | None, timeout: float) -> dict:
     return value if isinstance(value, dict) else {}
 
 
-def _window(value) -> int | None:
-    """A context window as a server states it, if it is a believable one."""
-    return value if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 10**9 else None
-
-
 def detect(base_url: str, api_key: str | None = None, timeout: float = 5.0) -> ServerInfo:
     """Ask the server what it is. Raises a ChatError (ServerUnreachable, HTTPError, StreamError) on
     failure; fields of the wrong shape are left out rather than trusted."""
@@ -125,27 +121,14 @@ def detect(base_url: str, api_key: str | None = None, timeout: float = 5.0) -> S
         raise ServerUnreachable(f"cannot reach a server at {base} ({err})") from None
     data = seq(obj(listing, f"{base}/models").get("data"), f"{base}/models' data")
     entries = [e for e in data if isinstance(e, dict) and isinstance(e.get("id"), str) and 0 < len(e["id"]) <= MAX_MODEL_ID]
-    info = ServerInfo(base_url=base, flavor=OTHER, models=[text(e["id"], "a model id") for e in entries])
-
-    if any(e.get("owned_by") == "vllm" or "max_model_len" in e for e in entries):
-        info.flavor = VLLM
-        info.windows = {text(e["id"], "a model id"): w for e in entries if (w := _window(e.get("max_model_len")))}
-        version = _try_json(f"{root_url(base)}/version", api_key, timeout).get("version")
-        info.version = text(version, "a version") if isinstance(version, str) else None
-        return info
-
-    props = _try_json(f"{root_url(base)}/props", api_key, timeout)
-    if "default_generation_settings" in props:
-        info.flavor = LLAMA
-        settings = props.get("default_generation_settings")
-        window = _window(settings.get("n_ctx")) if isinstance(settings, dict) else None
-        if window:  # the serving window; /v1/models' n_ctx_train is the training one
-            info.windows["*"] = window
-        build = props.get("build_info")
-        info.version = text(build, "a build") if isinstance(build, str) else None
-    elif any(e.get("owned_by") == "llamacpp" or "meta" in e for e in entries):
-        info.flavor = LLAMA
-    return info
+    for e in entries:
+        e["id"] = text(e["id"], "a model id")
+    look = lambda path: _try_json(f"{root_url(base)}{path}", api_key, timeout)  # noqa: E731
+    for flavor in FLAVORS:  # the first to recognise it; the last, the generic one, takes any
+        facts = flavor.recognise(entries, look)
+        if facts is not None:
+            return ServerInfo(base, flavor.name, [e["id"] for e in entries], facts.windows, facts.version)
+    raise AssertionError("the generic flavor recognises every server")
 
 
 def find_local(timeout: float = 1.0) -> ServerInfo:
@@ -167,4 +150,5 @@ def find_local(timeout: float = 1.0) -> ServerInfo:
     if locked:
         raise ServerUnreachable(f"the server at {locked[0]} wants an API key, and chat sends yours only to a "
                                 f"server you name: --base-url {locked[0]}")
-    raise NoServerFound(["127.0.0.1:8000 (vLLM)", "127.0.0.1:8080 (llama-server)"])
+    raise NoServerFound([f"{f.local_url.removeprefix('http://').removesuffix('/v1')} ({f.title})"
+                         for f in FLAVORS if f.local_url])

@@ -139,9 +139,11 @@ class ContextExceeded(HTTPError):
 
 
 class ToolsNotEnabled(HTTPError):
+    """Made from a server's own error by chat/flavors.py, which knows each flavor's wording."""
+
     def __init__(self, message: str, status: int | None = None, *, server: str = "vllm"):
         super().__init__(message, status)
-        self.server = server  # "vllm" | "llama-server": which flags it needs
+        self.server = server  # the flavor's name: its advice says which flags it needs
 
 
 class StreamError(BackendError):
@@ -152,7 +154,6 @@ class StreamCut(StreamError):
     pass
 
 
-_VLLM_TOOL_FLAGS = "--enable-auto-tool-choice"
 _NUM = r"([\d,]{1,20})"  # bounded: a search over a long run of digits stays linear
 
 
@@ -250,12 +251,6 @@ def from_error_body(body: object, status: int | None = None) -> BackendError:
 
     if kind == "exceed_context_size_error" or "context length" in lowered or "context size" in lowered:
         return _context_exceeded(message, body, status)
-    if _VLLM_TOOL_FLAGS in message:
-        return ToolsNotEnabled("the server has tool calling off (vLLM was started without --enable-auto-tool-choice "
-                               "--tool-call-parser)", status, server="vllm")
-    if "requires --jinja" in message:
-        return ToolsNotEnabled("the server has tool calling off (llama-server was started without --jinja)", status,
-                               server="llama-server")
     if status == 404 and "model" in lowered:
         return ModelNotFound(f"model not found: {first_line}", status)
     prefix = f"server error {status}" if status else "server error"

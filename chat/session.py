@@ -12,13 +12,13 @@ from .cancel import CancelToken, new_token, stoppable
 from .config import Settings, check
 from .credentials import Credentials
 from .conversation import PARAMS, Conversation, Message
-from .detect import LLAMA, LOCAL_CANDIDATES, VLLM, ServerInfo, detect, find_local, post_json, root_url
+from .detect import LOCAL_CANDIDATES, ServerInfo, detect, find_local, post_json, root_url
 from .errors import ConfigError, ServerUnreachable, ToolsNotEnabled, UsageError, network
 from .limits import listed
 from .toolbox import ApprovalPolicy, Approver, DeclineAll, Toolbox
 from .transcript import Restored, Transcript, snapshot_events
 from .turn import Sink, TurnResult, TurnStats, run_exchange
-from .wire import obj, text
+from .wire import obj
 
 __all__ = ["Session", "choose_api"]
 
@@ -26,15 +26,13 @@ CONTEXT_WARNING = 0.8  # of the window: past this, say so after each reply
 
 
 def choose_api(setting: str, server: ServerInfo | None, model: str | None) -> tuple[str, str]:
-    """The API to use and why. ``auto`` picks Responses only where it is the natural fit: gpt-oss
-    models (the persona series' base) on vLLM, which serves their native format there; Chat
-    Completions everywhere else, as every OpenAI-compatible server speaks it."""
+    """The API to use and why: ``auto`` is the flavor's choice for the model (chat/flavors.py: Responses
+    for gpt-oss models on vLLM, Chat Completions everywhere else)."""
     if setting != "auto":
         return setting, f"--api {setting}"
-    if server is not None and server.flavor == VLLM and model and "gpt-oss" in model.lower():
-        return "responses", "auto: a gpt-oss model on vLLM, used through the Responses API as its card shows"
-    where = server.flavor if server else "the server"
-    return "chat", f"auto: Chat Completions, which {where} speaks for every model"
+    if server is None:
+        return "chat", "auto: Chat Completions, which the server speaks for every model"
+    return server.kind.api(model)
 
 
 class Session:
@@ -285,9 +283,9 @@ class Session:
     def rendered_prompt(self) -> tuple[str, str]:
         """The prompt as the server renders it from the last request sent — its system message,
         messages and tools exactly (where did the persona's system message land?) — and how it was
-        found: llama-server's /apply-template, or vLLM's /tokenize then /detokenize (both render a
-        chat request's messages and tools with the model's template, whichever API sent them).
-        UsageError before any request, or where the server can't say."""
+        found (the flavor's way: llama-server's /apply-template, vLLM's /tokenize then /detokenize, both
+        rendering a chat request's messages and tools with the model's template, whichever API sent
+        them). UsageError before any request, or where the server can't say."""
         server = self.connect()
         backend = self._backends.get(self.api[0])
         request = backend.last_request if backend is not None else None
@@ -302,15 +300,7 @@ class Session:
             with network():
                 return obj(stoppable(lambda: post_json(f"{root}{path}", body, key)), path)
 
-        if server.flavor == LLAMA:
-            prompt = post("/apply-template", chat).get("prompt")
-            return text(prompt, "the rendered prompt"), "llama-server's /apply-template"
-        if server.flavor == VLLM:
-            tokens = post("/tokenize", {"model": request.model, **chat, "add_generation_prompt": True}).get("tokens")
-            prompt = post("/detokenize", {"model": request.model, "tokens": tokens}).get("prompt")
-            return text(prompt, "the rendered prompt"), "vLLM's /tokenize and /detokenize"
-        raise UsageError(f"this server ({server.flavor}) has no way to show the prompt it renders; "
-                          "llama-server and vLLM do")
+        return server.kind.render_prompt(post, request.model, chat)
 
     def context_filling(self) -> tuple[int, int] | None:
         """(tokens used, window) when the last reply took the conversation past CONTEXT_WARNING."""

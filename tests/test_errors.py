@@ -113,10 +113,13 @@ def test_llama_context_fields():
 
 
 def test_tool_flag_errors_say_what_to_do():
-    vllm = from_error_body({"message": '"auto" tool choice requires --enable-auto-tool-choice and '
-                                       '--tool-call-parser to be set', "type": "BadRequestError"}, 400)
-    llama = from_error_body({"error": {"code": 500, "message": "tools param requires --jinja flag",
-                                       "type": "server_error"}})
+    """Each flavor knows how it says its tool calling is off (chat/flavors.py) and how to turn it on."""
+    from gridchat.chat.flavors import refine
+
+    vllm = refine(from_error_body({"message": '"auto" tool choice requires --enable-auto-tool-choice and '
+                                              '--tool-call-parser to be set', "type": "BadRequestError"}, 400))
+    llama = refine(from_error_body({"error": {"code": 500, "message": "tools param requires --jinja flag",
+                                              "type": "server_error"}}))
     assert isinstance(vllm, ToolsNotEnabled) and "--tool-call-parser" in worded(vllm, interactive=False)
     assert isinstance(llama, ToolsNotEnabled) and "--jinja" in worded(llama, interactive=True)
 

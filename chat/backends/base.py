@@ -10,6 +10,7 @@ from typing import Protocol
 from .. import cancel
 from ..conversation import Message
 from ..errors import ChatError, HTTPError, StreamError, from_error_body, network
+from ..flavors import refine
 from ..events import Event
 from .sse import iter_lines, iter_sse
 
@@ -72,9 +73,11 @@ def open_sse(create, **kwargs) -> Iterator[tuple[str | None, str]]:
         with network(), create(**kwargs) as response:
             with token.closing(response.close) if token is not None else nullcontext():
                 yield from iter_sse(iter_lines(response.http_response.iter_bytes()))
-    except Exception:
+    except Exception as exc:
         if token is not None and token.cancelled:  # the connection was shut down under it: a stop
             raise cancel.Cancelled from None
+        if isinstance(exc, ChatError) and refine(exc) is not exc:  # tool calling off: the flavor says so
+            raise refine(exc) from None
         raise
 
 

@@ -273,7 +273,7 @@ def _a_judge_ran(out: Path, warn) -> bool:
 def _model_judge(out: Path, labels: dict, url: str, console, warn) -> None:
     from ..backends import make_backend, make_client
     from ..config import load_settings
-    from ..detect import LLAMA, detect
+    from ..detect import detect
     from .model_judging import judge_cells
 
     evaluator = url.startswith("karma:")
@@ -288,6 +288,6 @@ def _model_judge(out: Path, labels: dict, url: str, console, warn) -> None:
     with cells_progress(console, "judging") as bar:
         task = bar.add_task("judging", total=None)
         n = judge_cells(out, labels, backend, server.models[0], evaluator=evaluator,
-                        grammar=evaluator and server.flavor == LLAMA,
+                        grammar=evaluator and server.kind.grammar,
                         progress=lambda done, total: bar.update(task, completed=done, total=total), warn=warn)
     console.print(f"{'evaluated' if evaluator else 'judged'} {n} cells with {server.models[0]}", markup=False)

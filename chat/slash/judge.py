@@ -22,7 +22,6 @@ __all__: list[str] = []
          "or this server)", "/judge http://127.0.0.1:8081/v1")
 def _judge(ctx: "SlashContext", arg: str):
     from ..backends import make_backend
-    from ..detect import LLAMA
     from ..probes.karma_evaluator import DIMENSIONS, evaluation_request, parse_evaluation
     from ..turn import NullSink, run_turn
 
@@ -36,7 +35,7 @@ def _judge(ctx: "SlashContext", arg: str):
         model = server.models[0] if server.models else ""
     else:
         server, model, backend = session.connect(), session.model or "", make_backend("chat", session._openai_client())
-    request = evaluation_request(user.content, reply.content, model, grammar=server.flavor == LLAMA)
+    request = evaluation_request(user.content, reply.content, model, grammar=server.kind.grammar)
     with ctx.console.status(f"evaluating with {model} …"):
         result = run_turn(backend, request, NullSink())
     if result.error is not None:  # a server's error keeps its kind and advice

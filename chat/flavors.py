@@ -1,0 +1,157 @@
+"""What differs between the servers chat speaks to: one small class per flavor.
+
+Each flavor knows how to recognise itself from what a server answers (its /v1/models entries, and a
+look at one of its own endpoints), its serving context window and version, the API a model is best
+spoken to in, how to show the prompt it renders from a request (/prompt), whether it takes a GBNF
+grammar, and how it says that tool calling is off and how to turn it on. Adding a flavor is a class
+here, in FLAVORS, and its tests.
+
+Nothing here talks to the network itself: ``recognise`` gets a ``look(path)`` that returns the JSON
+object at one of the server's root paths (or {}), ``render_prompt`` a ``post(path, body)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .errors import ChatError, HTTPError, ToolsNotEnabled, UsageError
+from .wire import text
+
+__all__ = ["FLAVORS", "Facts", "Flavor", "Generic", "LlamaServer", "Ollama", "VLLM", "flavor_named", "refine"]
+
+Look = Callable[[str], dict]
+Post = Callable[[str, dict], dict]
+
+
+@dataclass
+class Facts:
+    """What a flavor read off a server: windows by model ("*": every model) and its version."""
+
+    windows: dict[str, int] = field(default_factory=dict)
+    version: str | None = None
+
+
+def _window(value) -> int | None:
+    """A context window as a server states it, if it is a believable one."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 10**9 else None
+
+
+def _version(value) -> str | None:
+    return text(value, "a version") if isinstance(value, str) else None
+
+
+class Flavor:
+    """A generic OpenAI-compatible server: Chat Completions, nothing else assumed."""
+
+    name = "openai-compatible"
+    title = "an OpenAI-compatible server"  # as the user is told
+    local_url: str | None = None  # where it listens when started with its defaults: chat looks there
+    grammar = False  # takes a GBNF grammar in the request body
+    tools_marker: str | None = None  # what its error says when tool calling is off
+    tools_missing = ""  # what it was started without, then
+    tools_advice = "restart it with tool calling on"
+
+    def recognise(self, entries: list[dict], look: Look) -> Facts | None:
+        return Facts()
+
+    def api(self, model: str | None) -> tuple[str, str]:
+        """The API ``--api auto`` picks for ``model``, and why."""
+        return "chat", f"auto: Chat Completions, which {self.name} speaks for every model"
+
+    def render_prompt(self, post: Post, model: str, chat: dict) -> tuple[str, str]:
+        """The prompt the server renders from a chat request (messages, tools), and how it was found."""
+        raise UsageError(f"this server ({self.name}) has no way to show the prompt it renders; "
+                         "llama-server and vLLM do")
+
+    def tools_off(self, err: ChatError | None) -> bool:
+        return (self.tools_marker is not None and isinstance(err, HTTPError) and not isinstance(err, ToolsNotEnabled)
+                and self.tools_marker in str(err))
+
+
+class VLLM(Flavor):
+    name = "vllm"
+    title = "vLLM"
+    local_url = "http://127.0.0.1:8000/v1"
+    tools_marker = "--enable-auto-tool-choice"
+    tools_missing = "vLLM was started without --enable-auto-tool-choice --tool-call-parser"
+    tools_advice = "restart the server with --enable-auto-tool-choice --tool-call-parser P (openai for gpt-oss models)"
+
+    def recognise(self, entries, look):
+        if not any(e.get("owned_by") == "vllm" or "max_model_len" in e for e in entries):
+            return None
+        windows = {e["id"]: w for e in entries if (w := _window(e.get("max_model_len")))}
+        return Facts(windows, _version(look("/version").get("version")))
+
+    def api(self, model):
+        if model and "gpt-oss" in model.lower():  # the persona series' base: its native format
+            return "responses", "auto: a gpt-oss model on vLLM, used through the Responses API as its card shows"
+        return super().api(model)
+
+    def render_prompt(self, post, model, chat):
+        tokens = post("/tokenize", {"model": model, **chat, "add_generation_prompt": True}).get("tokens")
+        prompt = post("/detokenize", {"model": model, "tokens": tokens}).get("prompt")
+        return text(prompt, "the rendered prompt"), "vLLM's /tokenize and /detokenize"
+
+
+class LlamaServer(Flavor):
+    name = "llama-server"
+    title = "llama-server"
+    local_url = "http://127.0.0.1:8080/v1"
+    grammar = True
+    tools_marker = "requires --jinja"
+    tools_missing = "llama-server was started without --jinja"
+    tools_advice = "restart the server with --jinja"
+
+    def recognise(self, entries, look):
+        props = look("/props")
+        if "default_generation_settings" in props:
+            settings = props.get("default_generation_settings")
+            window = _window(settings.get("n_ctx")) if isinstance(settings, dict) else None
+            # the serving window; /v1/models' n_ctx_train is the training one
+            return Facts({"*": window} if window else {}, _version(props.get("build_info")))
+        if any(e.get("owned_by") == "llamacpp" or "meta" in e for e in entries):
+            return Facts()
+        return None
+
+    def render_prompt(self, post, model, chat):
+        prompt = post("/apply-template", chat).get("prompt")
+        return text(prompt, "the rendered prompt"), "llama-server's /apply-template"
+
+
+class Ollama(Flavor):
+    """Ollama's OpenAI-compatible API (WIRE.md): its window only through its own /api/show (and then
+    the model's trained length, not what a request gets by default), no grammar; a prompt beyond the
+    window is cut silently rather than refused."""
+
+    name = "ollama"
+    title = "Ollama"
+    local_url = "http://127.0.0.1:11434/v1"
+
+    def recognise(self, entries, look):
+        version = look("/api/version").get("version")
+        if not isinstance(version, str) and not any(e.get("owned_by") in ("library", "ollama") for e in entries):
+            return None
+        return Facts(version=_version(version))
+
+
+class Generic(Flavor):
+    """Any other OpenAI-compatible server (the last resort: it recognises every one)."""
+
+
+FLAVORS: tuple[Flavor, ...] = (VLLM(), LlamaServer(), Ollama(), Generic())  # the first to recognise a server wins
+
+
+def flavor_named(name: str | None) -> Flavor:
+    """The flavor recorded by ``name`` (a transcript's), the generic one if none matches."""
+    return next((f for f in FLAVORS if f.name == name), FLAVORS[-1])
+
+
+def refine(err: ChatError) -> ChatError:
+    """A server's error that says its tool calling is off, as ToolsNotEnabled naming the flavor (the
+    advice on how to turn it on is the flavor's)."""
+    flavor = next((f for f in FLAVORS if f.tools_off(err)), None)
+    if flavor is None:
+        return err
+    return ToolsNotEnabled(f"the server has tool calling off ({flavor.tools_missing})", getattr(err, "status", None),
+                           server=flavor.name)
