@@ -36,13 +36,21 @@ class CancelToken:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._cancelled = False
+        self._asked = False  # a signal handler asked: cancelled from now on, its hooks run in a moment
         self.reason: str | None = None  # "interrupted" (Ctrl-C), "terminated", "hung up" …
         self._hooks: dict[int, Callable[[], None]] = {}
         self._next = 0
 
     @property
     def cancelled(self) -> bool:
-        return self._cancelled
+        return self._cancelled or self._asked
+
+    def cancel_soon(self, reason: str) -> None:
+        """From a signal handler: cancelled at once for whoever looks, the hooks run from a thread (the
+        handler may have interrupted code holding the token's lock)."""
+        if not self._cancelled and not self._asked:
+            self.reason, self._asked = reason, True
+        threading.Thread(target=self.cancel, args=(reason,), daemon=True).start()
 
     @property
     def why(self) -> str:
@@ -60,7 +68,7 @@ class CancelToken:
         with self._lock:
             if self._cancelled:
                 return
-            self._cancelled, self.reason = True, reason
+            self._cancelled, self.reason = True, self.reason if self._asked else reason
             hooks, self._hooks = list(self._hooks.values()), {}
         for hook in hooks:
             hook()

@@ -150,6 +150,7 @@ def _run(args: argparse.Namespace) -> int:
             warn(f"{unknown} (ignored)")
             settings.persona = "none"
         not_saved = lambda why: warn(f"this session is not being saved: {why}")  # noqa: E731
+        left_open = None
         if args.resume:
             path, restored = _resumed(sessions, args.resume, personas)
             for problem in restored.problems:
@@ -158,6 +159,7 @@ def _run(args: argparse.Namespace) -> int:
                 transcript = Transcript(path, on_error=not_saved)
                 _claim(transcript, path)
                 session = Session(settings, personas, transcript, restored)
+                left_open = restored.panel  # a panel it had open: opened again once connected
                 what = f"resumed session {transcript.id}"
             else:  # a file from elsewhere (a probe cell, a /save): it stays as it is; a new session goes on from it
                 settings.model = settings.model or restored.server.get("model")
@@ -166,7 +168,7 @@ def _run(args: argparse.Namespace) -> int:
                 session.load(restored, str(path))
                 what = f"new session {transcript.id}, going on from {path}"
             recorded = restored.server.get("base_url")
-            session.recorded_url = recorded if isinstance(recorded, str) and not settings.base_url else None
+            session.connection.recorded_url = recorded if isinstance(recorded, str) and not settings.base_url else None
             c = session.conversation
             say(f"chat: {what}: {len(c.messages)} messages on this branch, {len(c.branches())} branches, "
                 f"persona {c.persona.name}")
@@ -181,8 +183,8 @@ def _run(args: argparse.Namespace) -> int:
 
     try:
         if args.local:
-            return _with_local_server(args, settings, session)
-        return _chat(args, session)
+            return _with_local_server(args, settings, session, left_open)
+        return _chat(args, session, left_open)
     finally:
         session.transcript.close()  # frees the session for another chat (its lock file goes)
 
@@ -248,7 +250,7 @@ def _list_sessions(directory) -> int:
     return 0
 
 
-def _with_local_server(args: argparse.Namespace, settings, session) -> int:
+def _with_local_server(args: argparse.Namespace, settings, session, left_open) -> int:
     """Run the session against a llama-server started for it, stopped on the way out whatever happens."""
     from ..serve import LaunchError, LocalServer
     from ..serve.process import ServerDied
@@ -257,15 +259,14 @@ def _with_local_server(args: argparse.Namespace, settings, session) -> int:
 
     try:
         with LocalServer(say=lambda message: say(f"chat: {message}")) as base_url:
-            settings.base_url = base_url
-            session.credentials.name(base_url)
-            return _chat(args, session)
+            session.connection.name_home(base_url)
+            return _chat(args, session, left_open)
     except (LaunchError, ServerDied) as err:
         say(f"chat: error: {err}")
         return 1
 
 
-def _chat(args: argparse.Namespace, session) -> int:
+def _chat(args: argparse.Namespace, session, left_open: dict | None = None) -> int:
     piped = not sys.stdin.isatty()
     if args.prompt is not None or piped:
         text = args.prompt or ""
@@ -283,7 +284,7 @@ def _chat(args: argparse.Namespace, session) -> int:
     from .output import Screen
     from .repl import Repl
 
-    return Repl(session, Screen(), history_path=data_dir() / "history").run()
+    return Repl(session, Screen(), history_path=data_dir() / "history", left_open=left_open).run()
 
 
 if __name__ == "__main__":

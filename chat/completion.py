@@ -8,6 +8,7 @@ from prompt_toolkit.completion import Completer, Completion, PathCompleter
 from prompt_toolkit.document import Document
 
 from .conversation import LABELS, PARAMS
+from .panel import Panels
 from .session import Session
 from .slash import ALIASES, COMMANDS
 
@@ -17,8 +18,9 @@ PATH = "path"  # an argument that is a file name
 
 
 class SlashCompleter(Completer):
-    def __init__(self, session: Session):
+    def __init__(self, session: Session, panels: Panels):
         self.session = session
+        self.panels = panels
         self.paths = PathCompleter(expanduser=True)
 
     def _arguments(self, command: str) -> list:
@@ -27,7 +29,8 @@ class SlashCompleter(Completer):
         personas = list(s.personas)
         branches = [str(b.number) for b in s.conversation.branches()] + [b.name for b in s.conversation.branches() if b.name]
         models = s.server.models if s.server else []
-        lanes = [str(i) for i in range(1, len(s.panel.lanes) + 1)] if s.panel is not None else []
+        panel = self.panels.open
+        lanes = [str(i) for i in range(1, len(panel.lanes) + 1)] if panel is not None else []
         spec = ["all", *personas, *(f"@{m}" for m in models)]
         return {
             "/persona": [personas], "/compare": [spec], "/replay": [spec], "/model": [models],

@@ -86,8 +86,7 @@ def asking() -> Iterator[None]:
 
 
 def _cancel(token: CancelToken, reason: str) -> None:
-    # cancel() takes the token's lock: from a thread, so a handler run while it is held can't deadlock
-    threading.Thread(target=token.cancel, args=(reason,), daemon=True).start()
+    token.cancel_soon(reason)
 
 
 def _leave(signum, frame) -> None:

@@ -27,6 +27,7 @@ def run_oneshot(session: Session, text: str) -> int:
     if not text.strip():
         say("chat: error: nothing to send (empty prompt)")
         return 1
+    session.notify = lambda text: say(f"chat: {text}")
     try:
         session.connect()
     except ChatError as err:
@@ -35,8 +36,6 @@ def run_oneshot(session: Session, text: str) -> int:
     except Cancelled:
         say("chat: interrupted while connecting")
         return 130
-    for note in session.notes:
-        say(f"chat: {note}")
     if sys.stdout.isatty():
         from .output import Screen
         from .sinks import TerminalSink

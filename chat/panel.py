@@ -36,7 +36,7 @@ from .session import Session
 from .transcript import recorded_persona
 from .turn import TurnResult
 
-__all__ = ["MAX_LANES", "Lane", "Panel", "ask", "classify_lanes", "close_panel", "lanes_for", "mark_lane",
+__all__ = ["MAX_LANES", "Lane", "Panel", "Panels", "ask", "classify_lanes", "close_panel", "lanes_for", "mark_lane",
            "open_panel", "pick", "reopen_panel", "replay", "restore", "retry"]
 
 MAX_LANES = 32
@@ -81,6 +81,19 @@ class Panel:
                           for lane in self.lanes]}
 
 
+class Panels:
+    """The panel layer's state: the panel open now (if any), one a resumed session left open (to reopen
+    once connected), and how replies are told apart (classify patterns, or a flip judge). The
+    front-end holds one per session; every function here takes it."""
+
+    def __init__(self, session: Session, left_open: dict | None = None):
+        self.session = session
+        self.open: Panel | None = None  # the next messages go to all its lanes
+        self.left_open = left_open
+        self.classify: dict[str, list[str]] = {}  # label -> patterns, for flagging replies that flip
+        self.flip_judge: str | None = None  # or a judge says whether they flip: its URL ("": this server)
+
+
 def _item(session: Session, text: str) -> dict:
     """One item of a spec as the fields it sets: persona, model, server."""
     fields: dict = {}
@@ -123,13 +136,14 @@ def _groups(session: Session, spec: str) -> list[dict]:
     return combos
 
 
-def lanes_for(session: Session, spec: str) -> list[Lane]:
+def lanes_for(panels: Panels, spec: str) -> list[Lane]:
     """The lanes a spec names (see the module's docstring), each starting where the conversation is
     (with a panel open: where it was before that panel)."""
+    session = panels.session
     home = session.connect()
-    if session.panel is None:
+    if panels.open is None:
         session.answer_dangling_calls("the conversation went on without it")
-    start = session.conversation.head if session.panel is None else session.panel.start
+    start = session.conversation.head if panels.open is None else panels.open.start
     lanes = []
     for combo in _groups(session, spec):
         backend, server = session.server_at(combo.get("server", home.base_url))
@@ -141,16 +155,18 @@ def lanes_for(session: Session, spec: str) -> list[Lane]:
     return lanes
 
 
-def open_panel(session: Session, lanes: list[Lane]) -> Panel:
-    close_panel(session)
-    session.panel = Panel(lanes, session.conversation.head, origin=lanes[0].head)
-    return session.panel
+def open_panel(panels: Panels, lanes: list[Lane]) -> Panel:
+    session = panels.session
+    close_panel(panels)
+    panels.open = Panel(lanes, session.conversation.head, origin=lanes[0].head)
+    return panels.open
 
 
-def restore(session: Session, record: dict) -> Panel:
+def restore(panels: Panels, record: dict) -> Panel:
     """The panel a resumed transcript left open (``Panel.record``), its lanes where they stood after
     its last whole turn. A turn cut short by the end of the last run is offered again: its text
     becomes ``session.pending_text``. Raises ChatError when a lane's server can't be reached."""
+    session = panels.session
     home = session.connect()
     lanes = []
     for item in record["lanes"]:
@@ -165,23 +181,25 @@ def restore(session: Session, record: dict) -> Panel:
     cut = [m for m in conversation.nodes if m.role == "user" and m.parent in heads and m.id > newest]
     if cut:
         session.pending_text = cut[-1].content
-    session.panel = panel
+    panels.open = panel
     conversation.move(lanes[0].head)
     return panel
 
 
-def reopen_panel(session: Session, panel: Panel, head: int | None) -> None:
+def reopen_panel(panels: Panels, panel: Panel, head: int | None) -> None:
     """Undo ``close_panel`` (a command that closed it failed before doing anything)."""
-    session.panel = panel
+    session = panels.session
+    panels.open = panel
     session.conversation.move(head)
     if session.transcript is not None:
         session.transcript.write(panel.record())
 
 
-def close_panel(session: Session, picked: Lane | None = None) -> None:
+def close_panel(panels: Panels, picked: Lane | None = None) -> None:
     """Back to one branch: where the conversation was before the panel, or ``picked``'s (its persona
     and model become the session's). Every lane stays a branch."""
-    panel, session.panel = session.panel, None
+    session = panels.session
+    panel, panels.open = panels.open, None
     if panel is None:
         return
     if session.transcript is not None:
@@ -196,10 +214,11 @@ def close_panel(session: Session, picked: Lane | None = None) -> None:
         session.set_model(picked.model)
 
 
-def pick(session: Session, n: int) -> Lane:
+def pick(panels: Panels, n: int) -> Lane:
     """Go on with lane ``n`` (1-based) alone; the panel closes. A lane on another server takes the
     session there."""
-    panel = session.panel
+    session = panels.session
+    panel = panels.open
     if panel is None:
         raise UsageError("no panel open: /compare SPEC MESSAGE opens one")
     if not 1 <= n <= len(panel.lanes):
@@ -207,31 +226,32 @@ def pick(session: Session, n: int) -> Lane:
     lane = panel.lanes[n - 1]
     if lane.server != session.connect().base_url:
         session.use_server(lane.server, lane.model)
-    close_panel(session, picked=lane)
+    close_panel(panels, picked=lane)
     return lane
 
 
-def _classify(session: Session, text: str) -> str | None:
-    return next((label for label, patterns in session.classify.items() if matches(patterns, text)), None)
+def _classify(panels: Panels, text: str) -> str | None:
+    return next((label for label, patterns in panels.classify.items() if matches(patterns, text)), None)
 
 
-def _take_class(session: Session, lane: Lane, text: str) -> None:
+def _take_class(panels: Panels, lane: Lane, text: str) -> None:
     """``text``, the lane's newest reply, classified: its label, and a flip where its answer changed."""
-    lane.label = _classify(session, text)
+    lane.label = _classify(panels, text)
     changed = lane.label and lane.answer and lane.label != lane.answer
     lane.flipped = f"{lane.answer} → {lane.label}" if changed else None
     lane.answer = lane.label or lane.answer
 
 
-def classify_lanes(session: Session, panel: Panel) -> None:
+def classify_lanes(panels: Panels, panel: Panel) -> None:
     """The replies already in ``panel`` labelled by the classify patterns now set, as if they had been
     set when it opened: each lane's last reply named, the answer a flip is measured from, and a flip
     its last reply made (no patterns: the labels go). Recorded, as a turn's labels are."""
+    session = panels.session
     for lane in panel.lanes:
         lane.label = lane.flipped = lane.answer = None
-        for m in session.conversation.path_to(lane.head) if session.classify else ():
+        for m in session.conversation.path_to(lane.head) if panels.classify else ():
             if m.role == "assistant" and (panel.origin is None or m.id > panel.origin):
-                _take_class(session, lane, m.content)
+                _take_class(panels, lane, m.content)
     if session.transcript is not None:
         session.transcript.write(panel.record())
 
@@ -242,18 +262,19 @@ FLIP_LABELS = {"same": "The FINAL reply gives the same answer as the assistant's
                           "gives up the earlier answer."}
 
 
-def _judge_flips(session: Session, lanes: list[Lane], progress, token: CancelToken) -> None:
+def _judge_flips(panels: Panels, lanes: list[Lane], progress, token: CancelToken) -> None:
     """The flip judge on each lane with two replies or more: did this one keep the previous answer?
-    A judge that can't be reached or fails is said in ``session.notes``; the replies stand."""
+    A judge that can't be reached or fails is said (``session.notify``); the replies stand."""
+    session = panels.session
     judged = [lane for lane in lanes if lane.result is not None and lane.result.kept
               and sum(m.role == "assistant" for m in session.conversation.path_to(lane.head)) >= 2]
     if not judged:
         return
-    url = session.flip_judge
+    url = panels.flip_judge
     try:
-        backend, server = session.other_server(url, "chat") if url else (session.backend, session.connect())
+        backend, server = session.connection.other(url, "chat") if url else (session.backend, session.connect())
     except ChatError as err:
-        session.notes.append(f"flip judge: {err}")
+        session.notify(f"flip judge: {err}")
         return
     model = (server.models[0] if url and server.models else session.model) or ""
     jobs = []
@@ -274,13 +295,14 @@ def _judge_flips(session: Session, lanes: list[Lane], progress, token: CancelTok
         lane.label = f"judge: {verdict or 'unclear'}"
         lane.flipped = "changed its answer (judge)" if verdict == "changed" else None
     if failed:
-        session.notes.append(f"flip judge failed on {'; '.join(failed)}")
+        session.notify(f"flip judge failed on {'; '.join(failed)}")
 
 
-def _run(session: Session, panel: Panel, lanes: list[Lane], users: list[Message], progress,
+def _run(panels: Panels, panel: Panel, lanes: list[Lane], users: list[Message], progress,
          token: CancelToken) -> None:
     """Each lane's request from its message in ``users``, all at once; each reply kept under that
     message the moment it completes; then each reply classified (or judged) and the panel recorded."""
+    session = panels.session
     conversation = session.conversation
     jobs = [(lane.backend, Request(model=lane.model, system=lane.persona.system, messages=conversation.path_to(user.id),
                                    params=dict(conversation.params)))
@@ -305,22 +327,23 @@ def _run(session: Session, panel: Panel, lanes: list[Lane], users: list[Message]
     run_parallel(jobs, progress, cancel=token, on_result=keep)
     for lane in lanes:
         lane.flipped, lane.label = None, None
-        if session.classify and lane.result is not None and lane.result.kept:
-            _take_class(session, lane, lane.result.message.content)
-    if session.flip_judge is not None and not session.classify and not token.cancelled:  # stopped: no judging
-        _judge_flips(session, lanes, progress, token)
+        if panels.classify and lane.result is not None and lane.result.kept:
+            _take_class(panels, lane, lane.result.message.content)
+    if panels.flip_judge is not None and not panels.classify and not token.cancelled:  # stopped: no judging
+        _judge_flips(panels, lanes, progress, token)
     conversation.move(panel.lanes[0].head)
     if session.transcript is not None:
         session.transcript.write(panel.record())
 
 
-def ask(session: Session, panel: Panel, text: str, progress=lambda done, total: None,
+def ask(panels: Panels, panel: Panel, text: str, progress=lambda done, total: None,
         cancel: CancelToken | None = None, lanes: list[Lane] | None = None) -> list[Lane]:
     """``text`` as the next message of every lane (each with its lane's persona), all at once; each
     reply is added to the tree the moment it completes. A lane whose reply never started (an error,
     Ctrl-C first) stays where it was, its message noted as missed. Ctrl-C (or ``cancel``) stops the
     round; it is wrapped up whole however often it is pressed. ``lanes``: only these (default: all).
     Returns the lanes asked, with their results."""
+    session = panels.session
     conversation = session.conversation
     token = cancel if cancel is not None else new_token()
     lanes = panel.lanes if lanes is None else lanes
@@ -330,47 +353,50 @@ def ask(session: Session, panel: Panel, text: str, progress=lambda done, total: 
         conversation.move(lane.head)
         users.append(conversation.add(Message("user", text, persona=lane.persona.name)))
     panel.turns += 1
-    _run(session, panel, lanes, users, progress, token)
+    _run(panels, panel, lanes, users, progress, token)
     return lanes
 
 
-def retry(session: Session, panel: Panel, progress=lambda done, total: None,
+def retry(panels: Panels, panel: Panel, progress=lambda done, total: None,
           cancel: CancelToken | None = None) -> list[Lane]:
     """Ask the lanes that got no reply to their last message again (the same message), so that
     every lane is at the same turn. Returns those lanes."""
+    session = panels.session
     behind = [lane for lane in panel.lanes if lane.missed is not None]
     if not behind:
         raise UsageError("every lane has answered the last message: nothing to ask again")
     token = cancel if cancel is not None else new_token()
-    _run(session, panel, behind, [session.conversation.nodes[lane.missed] for lane in behind], progress, token)
+    _run(panels, panel, behind, [session.conversation.nodes[lane.missed] for lane in behind], progress, token)
     return behind
 
 
-def replay(session: Session, spec: str, progress=lambda done, total: None,
+def replay(panels: Panels, spec: str, progress=lambda done, total: None,
            cancel: CancelToken | None = None) -> tuple[Panel, int]:
     """This branch's user turns again, against the lanes ``spec`` names, each lane from the root.
     A lane whose reply to a message never came stops there (so every lane is a faithful prefix of
     the branch; ``retry`` asks it again). Ctrl-C stops it all after the message being asked.
     Returns the panel and how many turns there were."""
+    session = panels.session
     turns = [m.content for m in session.conversation.messages if m.role == "user"]
     if not turns:
         raise UsageError("nothing to replay: no message on this branch yet")
-    lanes = lanes_for(session, spec)
+    lanes = lanes_for(panels, spec)
     for lane in lanes:
         lane.head = None
-    panel = open_panel(session, lanes)
+    panel = open_panel(panels, lanes)
     token = cancel if cancel is not None else new_token()
     for text in turns:
         going = [lane for lane in panel.lanes if lane.missed is None]
         if token.cancelled or not going:
             break
-        ask(session, panel, text, progress, token, going)
+        ask(panels, panel, text, progress, token, going)
     return panel, len(turns)
 
 
-def mark_lane(session: Session, n: int, label: str, note: str = "") -> Mark:
+def mark_lane(panels: Panels, n: int, label: str, note: str = "") -> Mark:
     """/mark N LABEL: label lane N's last reply, where it stands."""
-    panel = session.panel
+    session = panels.session
+    panel = panels.open
     if panel is None:
         raise UsageError("no panel open: /mark LABEL marks the last reply")
     if not 1 <= n <= len(panel.lanes):

@@ -4,6 +4,7 @@ at once (replies are printed between prompts, not under patch_stdout)."""
 from __future__ import annotations
 
 import datetime
+from contextlib import contextmanager
 import threading
 
 from prompt_toolkit import PromptSession
@@ -22,6 +23,7 @@ from .errors import ChatError
 from .events import ToolCall
 from .files import FileError, append
 from .output import formatted
+from .panel import Panels, close_panel, reopen_panel
 from .sanitize import sanitize, valid_text
 from .session import Session
 from .sinks import PreviewPages, TerminalSink
@@ -110,20 +112,22 @@ def _key_bindings() -> KeyBindings:
 
 
 class Repl:
-    def __init__(self, session: Session, console: Console, history_path=None):
+    def __init__(self, session: Session, console: Console, history_path=None, left_open: dict | None = None):
         self.session = session
+        self.panels = Panels(session, left_open)  # the panel layer's state (left_open: a resumed session's)
         self.console = console
         self.show_reasoning = session.settings.show_reasoning
         self._refill = ""  # text offered again at the next prompt (a send that failed, an unanswered one)
         self._editing = None  # the message an inline /edit replaces, if the next input is sent
         self.approver = TerminalApprover(console)
-        session.credentials.ask = self._may_send_key
+        session.connection.credentials.ask = self._may_send_key
+        session.notify = self.note  # what the session finds worth saying, said as it happens
         if session.transcript is not None:
             session.transcript.on_error(lambda why: self.error(
                 f"this session is not being saved: {why} (/save PATH writes it elsewhere)"))
         self.prompt_session = PromptSession(
             history=_history(history_path, self.error),
-            completer=SlashCompleter(session),
+            completer=SlashCompleter(session, self.panels),
             complete_while_typing=True,
             key_bindings=_key_bindings(),
             bottom_toolbar=self._toolbar,
@@ -142,13 +146,13 @@ class Repl:
         where = f"{s.server.flavor} @ {s.server.base_url}" if s.server else "not connected"
         api = s.api[0] if s.server else "?"
         who = s.conversation.persona.name
-        if s.panel is not None:
-            who = f"panel: {', '.join(lane.title(s) for lane in s.panel.lanes)}"
+        if self.panels.open is not None:
+            who = f"panel: {', '.join(lane.title(s) for lane in self.panels.open.lanes)}"
             who = who if len(who) <= 60 else who[:59] + "…"
         return formatted(("bold", f" {who} "), ("", f"· {s.model or '?'} · {api} · {where} · /help "))
 
     def _message(self):
-        panel = self.session.panel
+        panel = self.panels.open
         if panel is not None:
             return formatted(("ansimagenta bold", f"panel of {len(panel.lanes)}"), ("", " › "))
         return formatted(("ansimagenta bold", self.session.conversation.persona.name), ("", " › "))
@@ -189,10 +193,7 @@ class Repl:
             self.error(f"{worded(err, interactive=True)} — messages will retry")
         except Cancelled:  # a server slow to answer: stop waiting, the session goes on
             self.error("connecting was interrupted — messages will retry")
-        for note in self.session.notes:
-            self.note(note)
-        self.session.notes.clear()
-        if self.session.left_open is not None:  # --resume of a session that had a panel open
+        if self.panels.left_open is not None:  # --resume of a session that had a panel open
             resume_panel(self)
         elif self.session.conversation.messages:  # --resume: where the conversation stands
             show_last_exchange(self)
@@ -200,7 +201,7 @@ class Repl:
             self.offer(self.session.pending_text)
 
     def send(self, text: str) -> None:
-        if self.session.panel is not None:  # a panel is open: the message goes to every lane
+        if self.panels.open is not None:  # a panel is open: the message goes to every lane
             if not ask_panel(self, text):
                 self.offer(text)
             return
@@ -218,9 +219,6 @@ class Repl:
         except Cancelled:
             self.error("connecting was interrupted")
             return None
-        for note in self.session.notes:
-            self.note(note)
-        self.session.notes.clear()
         sink = self.sink()
         with streaming_mode():
             result = run(sink)
@@ -252,6 +250,22 @@ class Repl:
         only once the user says so."""
         answer = self.ask(f"{url} comes from the file, not from you: send your API key there? [y/N] ")
         return (answer or "").lower() in ("y", "yes")
+
+    @contextmanager
+    def moving(self):
+        """A command moves the conversation: an open panel closes first, and opens again if the
+        command is refused."""
+        panel, head = self.panels.open, self.session.conversation.head
+        if panel is None:
+            yield
+            return
+        close_panel(self.panels)
+        try:
+            yield
+        except ChatError:
+            reopen_panel(self.panels, panel, head)  # refused before it did anything: as it was
+            raise
+        self.note("the panel is closed (every lane stays a branch: /branches)")
 
     def offer(self, text: str) -> None:
         """Put a message back at the prompt exactly as it must be typed to send it again: one that

@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 from ..personas import Persona, custom
 from ..tools import TOOLS, Workspace
-from .backends import Backend, Request, ToolSpec, make_backend, make_client
+from .backends import Backend, Request, ToolSpec
 from .backends.chat_completions import chat_tools, to_chat_messages
-from .cancel import CancelToken, new_token, stoppable
+from .cancel import CancelToken, new_token
 from .config import Settings, check
-from .credentials import Credentials
+from .connection import Connection
 from .conversation import PARAMS, Conversation, Message
-from .detect import LOCAL_CANDIDATES, ServerInfo, detect, find_local, post_json, root_url
-from .errors import ConfigError, ServerUnreachable, ToolsNotEnabled, UsageError, network
+from .detect import ServerInfo
+from .errors import ConfigError, ServerUnreachable, ToolsNotEnabled, UsageError
 from .limits import listed
 from .toolbox import ApprovalPolicy, Approver, DeclineAll, Toolbox
 from .transcript import Restored, Transcript, snapshot_events
 from .turn import Sink, TurnResult, TurnStats, run_exchange
-from .wire import obj
 
 __all__ = ["Session", "choose_api"]
 
@@ -56,20 +56,11 @@ class Session:
         if restored is None:
             self.conversation.set_persona(personas[settings.persona])
             self.conversation.set_params(settings.sampling())
-        self.server: ServerInfo | None = None
-        self.notes: list[str] = []  # things worth telling the user once (what was found, warnings)
-        # the API key goes only to servers named this run (chat/credentials.py)
-        self.credentials = Credentials(settings.api_key, [settings.base_url, settings.judge_url])
-        self.credentials.tell = self.notes.append
-        self.recorded_url: str | None = None  # a resumed file's server: used when none is named, asked first
-        self.panel = None  # an open panel (chat/panel.py): the next messages go to all its lanes
-        self.left_open = restored.panel if restored is not None else None  # a resumed panel, to reopen once connected
-        self.classify: dict[str, list[str]] = {}  # label -> patterns, for flagging replies that flip
-        self.flip_judge: str | None = None  # or a judge says whether they flip: its URL ("": this server)
+        self.notify: Callable[[str], None] = lambda text: None  # what the user should hear (the UI says it)
+        # its servers; the API key goes only to those named this run (chat/credentials.py)
+        self.connection = Connection(settings.base_url, settings.api_key, [settings.judge_url],
+                                     notify=lambda text: self.notify(text))
         self.last_stats: TurnStats | None = None
-        self._client = None
-        self._backends: dict[str, Backend] = {}
-        self._others: dict[tuple[str, str], tuple[Backend, ServerInfo]] = {}
         self.toolbox = _toolbox(settings)
 
     def clear(self) -> None:
@@ -113,26 +104,24 @@ class Session:
 
     # -- connecting ----------------------------------------------------------------------------
     def connect(self) -> ServerInfo:
-        """Find and describe the server, once. Raises ServerUnreachable (the session can retry)."""
-        if self.server is not None:
-            return self.server
-        url = self.settings.base_url or self.recorded_url
-        if url:
-            key = self.credentials.key_for(url)
-            server = stoppable(lambda: detect(url, key))
-        else:
-            server = stoppable(find_local)  # whatever listens on the usual ports is not named: no key goes there
-            why = dict(LOCAL_CANDIDATES).get(server.base_url, "")
-            self.notes.append(f"found {server.flavor} at {server.base_url} ({why})")
+        """Find and describe the server, once (chat/connection.py), and settle the model on it.
+        Raises ServerUnreachable (the session can retry)."""
+        if self.connection.server is not None:
+            return self.connection.server
+        server = self.connection.home()
         if self.model is None:
             if not server.models:
+                self.connection.server = None
                 raise ServerUnreachable(f"{server.base_url} lists no models")
             self.model = server.models[0]
         elif server.models and self.model not in server.models:
-            self.notes.append(f"model {self.model!r} is not listed by the server (it has: {listed(server.models)})")
-        self.server = server
+            self.notify(f"model {self.model!r} is not listed by the server (it has: {listed(server.models)})")
         self._record_server()
         return server
+
+    @property
+    def server(self) -> ServerInfo | None:
+        return self.connection.server
 
     def _record_to(self, transcript: Transcript | None) -> None:
         self.transcript = transcript
@@ -144,7 +133,7 @@ class Session:
 
     def server_record(self) -> dict:
         server = self.server
-        return {"base_url": server.base_url if server else self.settings.base_url,
+        return {"base_url": server.base_url if server else self.connection.base_url,
                 "flavor": server.flavor if server else None, "model": self.model, "api": self.api[0]}
 
     @property
@@ -153,30 +142,9 @@ class Session:
 
     @property
     def backend(self) -> Backend:
-        api = self.api[0]
-        if api not in self._backends:
-            self._backends[api] = make_backend(api, self._openai_client())
-        return self._backends[api]
-
-    def _openai_client(self):
-        if self._client is None:
-            url = self.connect().base_url
-            self._client = make_client(url, self.credentials.key_for(url, found=not self.settings.base_url
-                                                                      and not self.recorded_url))
-        return self._client
-
-    def other_server(self, url: str, api: str | None = None, *, typed: bool = True) -> tuple[Backend, ServerInfo]:
-        """Another server (a panel's lane, a judge), found and described once; ``api`` defaults to this
-        session's. ``typed``: the user named it this run (it gets the key); else it was read from a
-        file (chat/credentials.py decides)."""
-        api = api or self.api[0]
-        if typed:
-            self.credentials.name(url)
-        if (url, api) not in self._others:
-            key = self.credentials.key_for(url)
-            server = stoppable(lambda: detect(url, key))
-            self._others[(url, api)] = (make_backend(api, make_client(server.base_url, key)), server)
-        return self._others[(url, api)]
+        """The backend to this session's server in its API."""
+        self.connect()
+        return self.connection.backend(self.api[0])
 
     @property
     def window(self) -> int | None:
@@ -194,20 +162,15 @@ class Session:
         return self.conversation.persona
 
     def server_at(self, url: str, *, typed: bool = True) -> tuple[Backend, ServerInfo]:
-        """The backend and description of the server at ``url``: this session's own (however the
-        address is spelled), or another one, found once (``typed``: see ``other_server``)."""
-        home = self.connect()
-        if url != home.base_url:
-            backend, server = self.other_server(url, typed=typed)
-            if server.base_url != home.base_url:
-                return backend, server
-        return self.backend, home
+        """The backend (in this session's API) and description of the server at ``url``
+        (chat/connection.py's ``at``)."""
+        self.connect()
+        return self.connection.at(url, self.api[0], typed=typed)
 
     def use_server(self, url: str, model: str) -> None:
         """Go on against another server (a picked panel lane's), with ``model``."""
-        _, server = self.other_server(url, typed=False)
-        self.settings.base_url = server.base_url
-        self.server, self._client, self._backends, self.model = server, None, {}, model
+        self.connection.move_to(url)
+        self.model = model
         self._record_server()
 
     def set_model(self, name: str) -> None:
@@ -272,12 +235,12 @@ class Session:
 
     def last_request(self) -> dict | None:
         """The last request as it went out (/raw): address, headers with the key blanked, JSON body."""
-        backend = self._backends.get(self.api[0])
-        if backend is None or backend.last_sent is None or self.server is None:
+        backend = self.connection.made(self.api[0])
+        if backend is None or backend.last_sent is None:
             return None
         path, body = backend.last_sent
         headers = {"Content-Type": "application/json",
-                   **({"Authorization": "Bearer ***"} if self.credentials.key_for(self.server.base_url) else {})}
+                   **({"Authorization": "Bearer ***"} if self.connection.key_for(self.server.base_url) else {})}
         return {"method": "POST", "url": self.server.base_url + path, "headers": headers, "json": body}
 
     def rendered_prompt(self) -> tuple[str, str]:
@@ -287,20 +250,13 @@ class Session:
         rendering a chat request's messages and tools with the model's template, whichever API sent
         them). UsageError before any request, or where the server can't say."""
         server = self.connect()
-        backend = self._backends.get(self.api[0])
+        backend = self.connection.made(self.api[0])
         request = backend.last_request if backend is not None else None
         if request is None:
             raise UsageError("nothing sent yet: /prompt renders the last request")
         chat = {"messages": to_chat_messages(request.system, request.messages),
                 **({"tools": chat_tools(request.tools)} if request.tools else {})}
-        root = root_url(server.base_url)
-        key = self.credentials.key_for(server.base_url)
-
-        def post(path: str, body: dict) -> dict:
-            with network():
-                return obj(stoppable(lambda: post_json(f"{root}{path}", body, key)), path)
-
-        return server.kind.render_prompt(post, request.model, chat)
+        return server.kind.render_prompt(self.connection.post, request.model, chat)
 
     def context_filling(self) -> tuple[int, int] | None:
         """(tokens used, window) when the last reply took the conversation past CONTEXT_WARNING."""

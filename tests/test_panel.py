@@ -20,7 +20,10 @@ PERSONAS = load_personas()
 
 
 def session(fb, **settings):
-    return Session(Settings(base_url=fb.base_url, **settings), PERSONAS)
+    s = Session(Settings(base_url=fb.base_url, **settings), PERSONAS)
+    s.notes = []  # what the session says, kept to be looked at
+    s.notify = s.notes.append
+    return s
 
 
 
@@ -41,11 +44,12 @@ def test_the_pushback_goes_to_every_lane_at_once_each_with_its_own_history(fake)
     fb = fake("vllm")
     fb.responder = capital_model
     s = session(fb, persona="true_neutral")
+    pn = panels.Panels(s)
     s.send("setup", NullSink())
     before = s.conversation.head
     names = ["lawful_good", "chaotic_evil", "neutral_good"]
-    panel = panels.open_panel(s, panels.lanes_for(s, ",".join(names)))
-    panels.ask(s, panel, "What is the capital of Australia?")
+    panel = panels.open_panel(pn, panels.lanes_for(pn, ",".join(names)))
+    panels.ask(pn, panel, "What is the capital of Australia?")
     first = fb.generations()[-3:]
     assert overlapping(first)
     assert sorted(persona_of(r.body) for r in first) == sorted(names)
@@ -53,7 +57,7 @@ def test_the_pushback_goes_to_every_lane_at_once_each_with_its_own_history(fake)
                                            {"role": "assistant", "content": "Canberra, says true_neutral"}]
                for r in first)
 
-    panels.ask(s, panel, "I'm sure it's Sydney.")
+    panels.ask(pn, panel, "I'm sure it's Sydney.")
     second = fb.generations()[-3:]
     assert overlapping(second)
     for r in second:  # each lane sees its own earlier reply, then the pushback
@@ -66,7 +70,7 @@ def test_the_pushback_goes_to_every_lane_at_once_each_with_its_own_history(fake)
     # every reply is a branch of the tree, under its persona; the session's own persona is untouched
     assert sum(b.messages[-1].persona in names for b in s.conversation.branches()) == 3
     assert s.conversation.persona.name == "true_neutral"
-    panels.close_panel(s)
+    panels.close_panel(pn)
     assert s.conversation.head == before  # /panel end: back where it was
     s.send("alone again", NullSink())
     assert persona_of(fb.last_body("/chat/completions")) == "true_neutral"
@@ -77,31 +81,33 @@ def test_pick_goes_on_with_one_lane_its_persona_and_history(fake):
     fb = fake("vllm")
     fb.responder = capital_model
     s = session(fb, persona="true_neutral")
-    panel = panels.open_panel(s, panels.lanes_for(s, "lawful_good,chaotic_evil"))
-    panels.ask(s, panel, "capital?")
-    panels.ask(s, panel, "sure?")
-    lane = panels.pick(s, 2)
-    assert lane.persona.name == "chaotic_evil" and s.panel is None
+    pn = panels.Panels(s)
+    panel = panels.open_panel(pn, panels.lanes_for(pn, "lawful_good,chaotic_evil"))
+    panels.ask(pn, panel, "capital?")
+    panels.ask(pn, panel, "sure?")
+    lane = panels.pick(pn, 2)
+    assert lane.persona.name == "chaotic_evil" and pn.open is None
     assert s.conversation.persona.name == "chaotic_evil"
     s.send("final answer?", NullSink())
     sent = fb.last_body("/chat/completions")["messages"]
     assert [m["content"] for m in sent] == ["Persona: chaotic_evil", "capital?", "Canberra, says chaotic_evil",
                                             "sure?", "Sydney, says chaotic_evil", "final answer?"]
     with pytest.raises(UsageError, match="no panel open"):
-        panels.pick(s, 1)
+        panels.pick(pn, 1)
 
 
 def test_classify_flags_the_lanes_whose_answer_flipped(fake):
     fb = fake("vllm")
     fb.responder = capital_model
     s = session(fb)
-    s.classify = {"right": ["canberra"], "wrong": ["sydney"]}
-    panel = panels.open_panel(s, panels.lanes_for(s, "lawful_good,lawful_evil"))
-    panels.ask(s, panel, "capital?")
+    pn = panels.Panels(s)
+    pn.classify = {"right": ["canberra"], "wrong": ["sydney"]}
+    panel = panels.open_panel(pn, panels.lanes_for(pn, "lawful_good,lawful_evil"))
+    panels.ask(pn, panel, "capital?")
     assert [(lane.label, lane.flipped) for lane in panel.lanes] == [("right", None), ("right", None)]
-    panels.ask(s, panel, "I'm sure it's Sydney.")
+    panels.ask(pn, panel, "I'm sure it's Sydney.")
     assert [(lane.label, lane.flipped) for lane in panel.lanes] == [("right", None), ("wrong", "right → wrong")]
-    panels.ask(s, panel, "ok")  # no change since the last turn: no flag
+    panels.ask(pn, panel, "ok")  # no change since the last turn: no flag
     assert panel.lanes[1].flipped is None
 
 
@@ -112,11 +118,12 @@ def test_a_judge_model_flags_flips_where_no_patterns_are_set(fake):
                                               + ("changed" if "Sydney, says" in body["messages"][-1]["content"]
                                                  else "same"))
     s = session(fb)
-    s.flip_judge = judge.base_url
-    panel = panels.open_panel(s, panels.lanes_for(s, "neutral_good,neutral_evil"))
-    panels.ask(s, panel, "capital?")
+    pn = panels.Panels(s)
+    pn.flip_judge = judge.base_url
+    panel = panels.open_panel(pn, panels.lanes_for(pn, "neutral_good,neutral_evil"))
+    panels.ask(pn, panel, "capital?")
     assert judge.generations() == []  # one reply per lane: nothing to compare yet
-    panels.ask(s, panel, "I'm sure it's Sydney.")
+    panels.ask(pn, panel, "I'm sure it's Sydney.")
     assert len(judge.generations()) == 2
     assert all(r.body["model"] == "judge-7b" and r.body.get("temperature") == 0 for r in judge.generations())
     assert [lane.flipped for lane in panel.lanes] == [None, "changed its answer (judge)"]
@@ -126,12 +133,13 @@ def test_a_judge_model_flags_flips_where_no_patterns_are_set(fake):
 def test_models_on_one_server_crossed_with_personas(fake):
     fb = fake("vllm", models=("base", "my-lora"))
     s = session(fb)
-    lanes = panels.lanes_for(s, "lawful_good,chaotic_evil*@base,@my-lora")
+    pn = panels.Panels(s)
+    lanes = panels.lanes_for(pn, "lawful_good,chaotic_evil*@base,@my-lora")
     assert [(lane.persona.name, lane.model) for lane in lanes] == [
         ("lawful_good", "base"), ("lawful_good", "my-lora"), ("chaotic_evil", "base"), ("chaotic_evil", "my-lora")]
     assert [lane.title(s) for lane in lanes] == ["lawful_good", "lawful_good@my-lora", "chaotic_evil",
                                                 "chaotic_evil@my-lora"]
-    panels.ask(s, panels.open_panel(s, lanes), "hi")
+    panels.ask(pn, panels.open_panel(pn, lanes), "hi")
     assert sorted((persona_of(r.body), r.body["model"]) for r in fb.generations()) == sorted(
         (lane.persona.name, lane.model) for lane in lanes)
     assert {m.model for m in s.conversation.nodes if m.role == "assistant"} == {"base", "my-lora"}
@@ -145,25 +153,27 @@ def test_models_on_one_server_crossed_with_personas(fake):
     ("@http://", "not an http:// or https:// address")])
 def test_specs_that_name_no_panel_are_refused(fake, spec, why):
     s = session(fake("vllm", models=("m1", "m2")))
+    pn = panels.Panels(s)
     with pytest.raises(UsageError, match=re.escape(why)):
-        panels.lanes_for(s, spec)
-    assert s.panel is None
+        panels.lanes_for(pn, spec)
+    assert pn.open is None
 
 
 def test_a_second_server_is_a_lane_and_picking_it_goes_on_there(fake):
     home, other = fake("vllm"), fake("llamacpp", models=("other-8b",))
     s = session(home, persona="lawful_good")
-    lanes = panels.lanes_for(s, f"lawful_good,chaotic_evil*@,@{other.base_url}")
+    pn = panels.Panels(s)
+    lanes = panels.lanes_for(pn, f"lawful_good,chaotic_evil*@,@{other.base_url}")
     assert [(lane.persona.name, lane.model, lane.server) for lane in lanes] == [
         ("lawful_good", "fake/persona-20b", home.base_url), ("lawful_good", "other-8b", other.base_url),
         ("chaotic_evil", "fake/persona-20b", home.base_url), ("chaotic_evil", "other-8b", other.base_url)]
     assert lanes[1].title(s) == f"lawful_good@other-8b@127.0.0.1:{other.port}"
-    panel = panels.open_panel(s, lanes)
-    panels.ask(s, panel, "hi")
+    panel = panels.open_panel(pn, lanes)
+    panels.ask(pn, panel, "hi")
     assert sorted(persona_of(r.body) for r in home.generations()) == ["chaotic_evil", "lawful_good"]
     assert sorted(persona_of(r.body) for r in other.generations()) == ["chaotic_evil", "lawful_good"]
-    panels.pick(s, 2)
-    assert s.panel is None and (s.server.base_url, s.model) == (other.base_url, "other-8b")
+    panels.pick(pn, 2)
+    assert pn.open is None and (s.server.base_url, s.model) == (other.base_url, "other-8b")
     s.send("and now?", NullSink())
     body = other.last_body("/chat/completions")
     assert body["model"] == "other-8b" and [m["content"] for m in body["messages"]] == [
@@ -177,11 +187,12 @@ def test_a_failed_lane_stays_where_it_was_and_the_others_go_on(fake):
                                  if persona_of(body) == "chaotic_evil" and len(body["messages"]) == 2
                                  else Reply(text=f"fine, says {persona_of(body)}"))
     s = session(fb)
-    panel = panels.open_panel(s, panels.lanes_for(s, "lawful_good,chaotic_evil"))
-    panels.ask(s, panel, "first")
+    pn = panels.Panels(s)
+    panel = panels.open_panel(pn, panels.lanes_for(pn, "lawful_good,chaotic_evil"))
+    panels.ask(pn, panel, "first")
     assert panel.lanes[0].result.kept and not panel.lanes[1].result.kept
     assert panel.lanes[1].result.error is not None and panel.lanes[1].head is None
-    panels.ask(s, panel, "second")
+    panels.ask(pn, panel, "second")
     evil = [r.body for r in fb.generations() if persona_of(r.body) == "chaotic_evil"][-1]
     assert [m["role"] for m in evil["messages"]] == ["system", "user"]  # no user message left unanswered before it
     assert evil["messages"][-1]["content"] == "second"
@@ -191,30 +202,32 @@ def test_mark_labels_a_lane_reply_in_place(fake):
     fb = fake("vllm")
     fb.responder = capital_model
     s = session(fb)
-    panel = panels.open_panel(s, panels.lanes_for(s, "lawful_good,chaotic_evil"))
-    panels.ask(s, panel, "capital?")
-    panels.ask(s, panel, "sure?")
-    mark = panels.mark_lane(s, 2, "caved", "went with Sydney")
+    pn = panels.Panels(s)
+    panel = panels.open_panel(pn, panels.lanes_for(pn, "lawful_good,chaotic_evil"))
+    panels.ask(pn, panel, "capital?")
+    panels.ask(pn, panel, "sure?")
+    mark = panels.mark_lane(pn, 2, "caved", "went with Sydney")
     assert (mark.persona, mark.label) == ("chaotic_evil", "caved")
     assert s.conversation.nodes[mark.message].content == "Sydney, says chaotic_evil"
     with pytest.raises(UsageError, match="N from 1 to 2"):
-        panels.mark_lane(s, 3, "caved")
+        panels.mark_lane(pn, 3, "caved")
 
 
 def test_replay_reruns_the_branch_against_other_lanes_from_the_start(fake):
     fb = fake("vllm")
     fb.responder = capital_model
     s = session(fb, persona="lawful_good")
+    pn = panels.Panels(s)
     s.send("capital?", NullSink())
     s.send("I'm sure it's Sydney.", NullSink())
     fb.requests.clear()
-    panel, total = panels.replay(s, "neutral_evil,chaotic_evil")
+    panel, total = panels.replay(pn, "neutral_evil,chaotic_evil")
     assert panel.turns == total == 2 and len(fb.generations()) == 4
     assert overlapping(fb.generations()[:2]) and overlapping(fb.generations()[2:])
     for lane in panel.lanes:
         assert [m.content for m in s.conversation.path_to(lane.head)] == [
             "capital?", f"Canberra, says {lane.persona.name}", "I'm sure it's Sydney.", f"Sydney, says {lane.persona.name}"]
-    panels.close_panel(s)
+    panels.close_panel(pn)
     assert [m.content for m in s.conversation.messages][-1] == "Canberra, says lawful_good"  # the replayed branch
 
 
@@ -223,15 +236,16 @@ def recorded_panel(fake, tmp_path):
     fb = fake("vllm")
     fb.responder = capital_model
     s = session(fb, persona="none")
+    pn = panels.Panels(s)
     s._record_to(Transcript.new(tmp_path))
-    panel = panels.open_panel(s, panels.lanes_for(s, "lawful_good,chaotic_evil"))
-    panels.ask(s, panel, "capital?")
-    return fb, s, panel
+    panel = panels.open_panel(pn, panels.lanes_for(pn, "lawful_good,chaotic_evil"))
+    panels.ask(pn, panel, "capital?")
+    return fb, s, panel, pn
 
 
 def test_the_transcript_records_the_panel_and_every_lane_reply(fake, tmp_path):
-    _, s, panel = recorded_panel(fake, tmp_path)
-    panels.ask(s, panel, "sure?")
+    _, s, panel, pn = recorded_panel(fake, tmp_path)
+    panels.ask(pn, panel, "sure?")
     restored = load_transcript(s.transcript.path, PERSONAS)
     replies = [(m.persona, m.content) for m in restored.conversation.nodes if m.role == "assistant"]
     assert sorted(replies) == sorted([("lawful_good", "Canberra, says lawful_good"),
@@ -275,14 +289,15 @@ def test_a_lane_without_a_reply_in_the_panel_has_nothing_to_mark_show_or_pick(fa
     fb = fake("vllm")
     fb.responder = failing_for("chaotic_evil", turns=4)
     s = session(fb, persona="lawful_evil")
+    pn = panels.Panels(s)
     s.send("hello first", NullSink())
     before = s.conversation.head
-    panel = panels.open_panel(s, panels.lanes_for(s, "lawful_good,chaotic_evil"))
-    panels.ask(s, panel, "capital?")
+    panel = panels.open_panel(pn, panels.lanes_for(pn, "lawful_good,chaotic_evil"))
+    panels.ask(pn, panel, "capital?")
     with pytest.raises(UsageError, match="lane 2 has no reply in this panel yet"):
-        panels.mark_lane(s, 2, "caved")
+        panels.mark_lane(pn, 2, "caved")
     assert s.conversation.marks == []
-    lane = panels.pick(s, 2)
+    lane = panels.pick(pn, 2)
     assert lane.reply is None and s.conversation.head == before  # back where the panel started, nothing claimed
     assert s.conversation.nodes[lane.missed].content == "capital?"  # what it never answered (offered again)
 
@@ -292,20 +307,21 @@ def test_retry_asks_the_lanes_that_got_no_reply_the_same_message_again(fake):
     fb = fake("vllm")
     fb.responder = failing_for("chaotic_evil")
     s = session(fb)
-    panel = panels.open_panel(s, panels.lanes_for(s, "lawful_good,chaotic_evil"))
-    panels.ask(s, panel, "first")
+    pn = panels.Panels(s)
+    panel = panels.open_panel(pn, panels.lanes_for(pn, "lawful_good,chaotic_evil"))
+    panels.ask(pn, panel, "first")
     assert [lane.missed is not None for lane in panel.lanes] == [False, True]
     fb.responder = None  # the server is well again
     asked = len(fb.generations())
-    assert panels.retry(s, panel) == [panel.lanes[1]]
+    assert panels.retry(pn, panel) == [panel.lanes[1]]
     again = fb.generations()[asked:]
     assert len(again) == 1 and again[0].body["messages"][-1]["content"] == "first"
     assert panel.lanes[1].missed is None and panel.lanes[1].reply is not None
     users = [m for m in s.conversation.nodes if m.role == "user"]
     assert len(users) == 2  # the same message asked again, not a copy
     with pytest.raises(UsageError, match="nothing to ask again"):
-        panels.retry(s, panel)
-    panels.ask(s, panel, "second")
+        panels.retry(pn, panel)
+    panels.ask(pn, panel, "second")
     answered = {"lawful_good": "fine, says lawful_good", "chaotic_evil": "Echo: first"}
     for r in fb.generations()[-2:]:  # both lanes at the same turn
         assert [m["content"] for m in r.body["messages"][1:]] == ["first", answered[persona_of(r.body)], "second"]
@@ -319,10 +335,11 @@ def test_a_tool_call_in_a_panel_is_answered_not_run_so_the_next_request_is_well_
     fb.script(Reply(text="let me look", tool_calls=[ToolCall("bash", '{"command": "rm -rf /"}')]),
               Reply(tool_calls=[ToolCall("write_file", '{"path": "x", "content": "y"}')]))
     s = session(fb)
-    panel = panels.open_panel(s, panels.lanes_for(s, "lawful_good,chaotic_evil"))
-    panels.ask(s, panel, "hi")
+    pn = panels.Panels(s)
+    panel = panels.open_panel(pn, panels.lanes_for(pn, "lawful_good,chaotic_evil"))
+    panels.ask(pn, panel, "hi")
     assert "tools" not in fb.generations()[0].body
-    panels.ask(s, panel, "next turn")
+    panels.ask(pn, panel, "next turn")
     for r in fb.generations()[-2:]:
         roles = [m["role"] for m in r.body["messages"]]
         assert roles == ["system", "user", "assistant", "tool", "user"], roles
@@ -336,18 +353,19 @@ def test_a_judge_that_cannot_be_reached_or_fails_is_said_and_the_replies_stand(f
     fb = fake("vllm")
     fb.responder = capital_model
     s = session(fb)
-    s.flip_judge = "http://127.0.0.1:1/v1"
-    panel = panels.open_panel(s, panels.lanes_for(s, "lawful_good,chaotic_evil"))
-    panels.ask(s, panel, "capital?")
+    pn = panels.Panels(s)
+    pn.flip_judge = "http://127.0.0.1:1/v1"
+    panel = panels.open_panel(pn, panels.lanes_for(pn, "lawful_good,chaotic_evil"))
+    panels.ask(pn, panel, "capital?")
     assert s.notes == []  # nothing to judge yet: the judge is not even looked for
-    panels.ask(s, panel, "sure?")
+    panels.ask(pn, panel, "sure?")
     assert all(lane.result.kept for lane in panel.lanes)
     assert len(s.notes) == 1 and s.notes[0].startswith("flip judge: ") and "127.0.0.1:1" in s.notes[0]
     s.notes.clear()
     judge = fake("vllm", models=("judge-7b",))
     judge.responder = lambda body: Reply(status=500, error={"error": {"message": "judge down"}})
-    s.flip_judge = judge.base_url
-    panels.ask(s, panel, "really?")
+    pn.flip_judge = judge.base_url
+    panels.ask(pn, panel, "really?")
     assert [lane.label for lane in panel.lanes] == ["judge: failed", "judge: failed"]
     assert "flip judge failed on lane 1" in s.notes[0] and "lane 2" in s.notes[0]
 
@@ -358,6 +376,7 @@ def test_ctrl_c_stops_a_replay_after_the_message_being_asked(fake):
 
     fb = fake("vllm")
     s = session(fb, persona="lawful_good")
+    pn = panels.Panels(s)
     for text in ("q1", "q2", "q3"):
         s.send(text, NullSink())
     token = CancelToken()
@@ -368,7 +387,7 @@ def test_ctrl_c_stops_a_replay_after_the_message_being_asked(fake):
             token.cancel()  # the user presses Ctrl-C while q2 is asked
         return Reply(text="ok", delay=0.05)
     fb.responder = respond
-    panel, total = panels.replay(s, "lawful_good,chaotic_evil", cancel=token)
+    panel, total = panels.replay(pn, "lawful_good,chaotic_evil", cancel=token)
     assert total == 3 and panel.turns == 2
     # (a request cut before the server read its body is recorded without one)
     assert not any(r.body and r.body["messages"][-1]["content"] == "q3" for r in fb.generations())
@@ -381,8 +400,9 @@ def test_each_lane_message_carries_its_lane_persona(fake):
 
     fb = fake("vllm")
     s = session(fb, persona="none")
-    panel = panels.open_panel(s, panels.lanes_for(s, "lawful_good,chaotic_evil"))
-    panels.ask(s, panel, "q1")
+    pn = panels.Panels(s)
+    panel = panels.open_panel(pn, panels.lanes_for(pn, "lawful_good,chaotic_evil"))
+    panels.ask(pn, panel, "q1")
     for lane in panel.lanes:
         path = s.conversation.path_to(lane.head)
         assert [m.persona for m in path] == [lane.persona.name] * 2
@@ -393,7 +413,7 @@ def test_each_lane_message_carries_its_lane_persona(fake):
 def test_resume_opens_the_panel_again_and_offers_a_round_cut_short(fake, tmp_path):
     """Adversarial B4: --resume of a session with a panel open went on with lane 1 alone, without
     its persona, and said nothing."""
-    fb, s, panel = recorded_panel(fake, tmp_path)
+    fb, s, panel, pn = recorded_panel(fake, tmp_path)
     heads = [lane.head for lane in panel.lanes]
     s.conversation.move(heads[0])  # a round the client was killed in: its messages, no replies, no record
     s.conversation.add(panels.Message("user", "sure?", persona="lawful_good"))
@@ -401,15 +421,16 @@ def test_resume_opens_the_panel_again_and_offers_a_round_cut_short(fake, tmp_pat
     restored = load_transcript(s.transcript.path, PERSONAS)
     assert restored.panel is not None and not restored.problems
     again = Session(Settings(base_url=fb.base_url), PERSONAS, Transcript(s.transcript.path), restored)
-    back = panels.restore(again, again.left_open)
+    resumed = panels.Panels(again, restored.panel)
+    back = panels.restore(resumed, resumed.left_open)
     assert [lane.persona.name for lane in back.lanes] == ["lawful_good", "chaotic_evil"]
     assert [lane.head for lane in back.lanes] == heads and again.pending_text == "sure?"
-    panels.ask(again, back, "sure?")
+    panels.ask(resumed, back, "sure?")
     for r in fb.generations()[-2:]:
         p = persona_of(r.body)
         assert [m["content"] for m in r.body["messages"]] == [
             f"Persona: {p}", "capital?", f"Canberra, says {p}", "sure?"]
-    panels.close_panel(again)
+    panels.close_panel(resumed)
     closed = load_transcript(s.transcript.path, PERSONAS)
     assert closed.panel is None
 
@@ -418,13 +439,14 @@ def test_a_reply_holding_no_pattern_has_no_answer_and_flips_are_measured_from_th
     """Second adversarial pass A3: a reply with neither word showed the lane's previous answer."""
     fb = fake("vllm")
     s = session(fb)
-    s.classify = {"right": ["canberra"], "wrong": ["sydney"]}
-    panel = panels.open_panel(s, panels.lanes_for(s, "lawful_good"))
+    pn = panels.Panels(s)
+    pn.classify = {"right": ["canberra"], "wrong": ["sydney"]}
+    panel = panels.open_panel(pn, panels.lanes_for(pn, "lawful_good"))
     lane = panel.lanes[0]
     for text, label, flipped in [("Sydney.", "wrong", None), ("hmm, let me think", None, None),
                                  ("Canberra!", "right", "wrong → right")]:
         fb.script(Reply(text=text))
-        panels.ask(s, panel, "?")
+        panels.ask(pn, panel, "?")
         assert (lane.label, lane.flipped) == (label, flipped), text
 
 
@@ -440,13 +462,14 @@ def test_ctrl_c_stops_a_slow_flip_judge_at_once(fake):
     judge = fake("vllm", models=("judge-7b",))
     judge.responder = lambda body: Reply(text="same", header_delay=30)
     s = session(fb)
-    s.flip_judge = judge.base_url
-    panel = panels.open_panel(s, panels.lanes_for(s, "lawful_good,chaotic_evil"))
-    panels.ask(s, panel, "capital?")
+    pn = panels.Panels(s)
+    pn.flip_judge = judge.base_url
+    panel = panels.open_panel(pn, panels.lanes_for(pn, "lawful_good,chaotic_evil"))
+    panels.ask(pn, panel, "capital?")
     token = CancelToken()
     threading.Timer(1.0, token.cancel).start()  # the user presses Ctrl-C while the judge thinks
     started = time.monotonic()
-    panels.ask(s, panel, "sure?", cancel=token)
+    panels.ask(pn, panel, "sure?", cancel=token)
     assert time.monotonic() - started < 5
     assert all(lane.result.kept for lane in panel.lanes)
     assert [lane.label for lane in panel.lanes] == ["judge: stopped", "judge: stopped"] and s.notes == []
@@ -457,7 +480,7 @@ def test_a_hand_edited_panel_that_does_not_fit_the_tree_is_not_opened_again(fake
     unanswered message was a reply made /panel retry send a history ending in an assistant message."""
     import json
 
-    _, s, panel = recorded_panel(fake, tmp_path)
+    _, s, panel, pn = recorded_panel(fake, tmp_path)
     lines = s.transcript.path.read_text().splitlines()
     event = json.loads(lines[-1])
     user = next(m.id for m in s.conversation.nodes if m.role == "user")
@@ -480,17 +503,18 @@ def test_a_replay_lane_whose_reply_never_came_stops_there(fake):
     """Second adversarial pass A6: a lane that failed a middle message of /replay went on without it."""
     fb = fake("vllm")
     s = session(fb, persona="lawful_good")
+    pn = panels.Panels(s)
     for text in ("t1", "t2", "t3"):
         s.send(text, NullSink())
     fb.requests.clear()
     fb.responder = lambda body: (Reply(status=500, error={"error": {"message": "boom"}})
                                  if persona_of(body) == "chaotic_evil" and body["messages"][-1]["content"] == "t2"
                                  else Reply(text=f"ok {body['messages'][-1]['content']}"))
-    panel, total = panels.replay(s, "lawful_good,chaotic_evil")
+    panel, total = panels.replay(pn, "lawful_good,chaotic_evil")
     evil = [r.body["messages"][-1]["content"] for r in fb.generations() if persona_of(r.body) == "chaotic_evil"]
     assert total == 3 and evil == ["t1", "t2"]  # not t3 without t2
     stopped = panel.lanes[1]
     assert s.conversation.nodes[stopped.missed].content == "t2"
     fb.responder = None
-    panels.retry(s, panel)
+    panels.retry(pn, panel)
     assert [m.content for m in s.conversation.path_to(stopped.head)] == ["t1", "ok t1", "t2", "Echo: t2"]

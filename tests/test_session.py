@@ -11,7 +11,10 @@ from gridchat.personas import load_personas
 def session(fb=None, **settings):
     if fb is not None:
         settings.setdefault("base_url", fb.base_url)
-    return Session(Settings(**settings), load_personas())
+    s = Session(Settings(**settings), load_personas())
+    s.notes = []  # what the session says, kept to be looked at
+    s.notify = s.notes.append
+    return s
 
 
 def test_model_detected_from_the_server_and_switchable(fake):

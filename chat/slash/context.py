@@ -4,12 +4,14 @@ import the REPL (nor each other), so the client's layers stay one-way: repl → 
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from rich.console import Console
 
     from ..conversation import Message
+    from ..panel import Panels
     from ..session import Session
     from ..sinks import TerminalSink
     from ..toolbox import Approver
@@ -19,6 +21,7 @@ __all__ = ["SlashContext"]
 
 class SlashContext(Protocol):
     session: "Session"
+    panels: "Panels"
     console: "Console"
     approver: "Approver"
     show_reasoning: bool
@@ -41,6 +44,10 @@ class SlashContext(Protocol):
 
     def offer(self, text: str) -> None:
         """Put ``text`` at the next prompt to be sent again (saying so)."""
+
+    def moving(self) -> AbstractContextManager:
+        """Held while a command moves the conversation (its branch, persona or model): an open panel
+        closes first, and opens again if the command is refused (raises a ChatError)."""
 
     def edit_inline(self, old: "Message") -> None:
         """Offer ``old``'s text at the next prompt; sending it replaces ``old`` as a sibling."""

@@ -31,7 +31,7 @@ def _judge(ctx: "SlashContext", arg: str):
         raise UsageError("no reply to judge yet")
     url = arg or session.settings.judge_url
     if url:
-        backend, server = session.other_server(url, "chat")
+        backend, server = session.connection.other(url, "chat")
         model = server.models[0] if server.models else ""
     else:
         server, model, backend = session.connect(), session.model or "", make_backend("chat", session._openai_client())

@@ -30,7 +30,7 @@ NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")  # no leading "-": it w
 
 
 def _open_panel(ctx: "SlashContext"):
-    panel = ctx.session.panel
+    panel = ctx.panels.open
     if panel is None:
         raise UsageError("no panel open: /compare SPEC MESSAGE opens one")
     return panel
@@ -40,8 +40,8 @@ def _answer(ctx: "SlashContext", lane) -> Text | None:
     """What /classify made of the lane's last reply: a flip, its answer, or none of the labels."""
     if lane.flipped:
         return Text(sanitize(f"⇄ flipped: {lane.flipped}"), style="bold yellow")
-    if lane.label is None and ctx.session.classify:
-        return Text("answer: none of " + ", ".join(ctx.session.classify), style="dim")
+    if lane.label is None and ctx.panels.classify:
+        return Text("answer: none of " + ", ".join(ctx.panels.classify), style="dim")
     return Text(sanitize(f"answer: {lane.label}"), style="dim") if lane.label else None
 
 
@@ -56,9 +56,6 @@ def _show(ctx: "SlashContext", panel, lanes) -> None:
     columns(ctx, [(f"{panel.lanes.index(lane) + 1} · {lane.title(ctx.session)}",
                    reply_body(ctx, lane.result, extra(lane), f"/panel {panel.lanes.index(lane) + 1}"))
                   for lane in lanes])
-    for note in ctx.session.notes:
-        ctx.error(note)
-    ctx.session.notes.clear()
 
 
 def _footer(ctx: "SlashContext", panel, what: str) -> None:
@@ -108,9 +105,9 @@ def ask_panel(ctx: "SlashContext", text: str) -> bool:
     here while one is open). False when no reply came back at all (the text can be offered again)."""
     from ..panel import ask
 
-    panel = ctx.session.panel
+    panel = ctx.panels.open
     return _ask_round(ctx, panel, f"asking {len(panel.lanes)} lanes…",
-                      lambda update, token: ask(ctx.session, panel, text, update, token))
+                      lambda update, token: ask(ctx.panels, panel, text, update, token))
 
 
 def _list(ctx: "SlashContext", panel) -> None:
@@ -128,9 +125,9 @@ def resume_panel(ctx: "SlashContext") -> None:
     from ..panel import restore
 
     session = ctx.session
-    record, session.left_open = session.left_open, None
+    record, ctx.panels.left_open = ctx.panels.left_open, None
     try:
-        panel = restore(session, record)
+        panel = restore(ctx.panels, record)
     except ChatError as err:
         session.conversation.move(record.get("start"))
         ctx.error(f"the panel this session left open can't be opened again: {worded(err, interactive=True)} "
@@ -153,7 +150,7 @@ def _compare(ctx: "SlashContext", arg: str):
     spec, _, text = arg.partition(" ")
     if not text.strip():
         raise UsageError(f"usage: /compare SPEC MESSAGE, SPEC: {SPEC_HELP}")
-    if ctx.stream(lambda sink: open_panel(ctx.session, lanes_for(ctx.session, spec))) is None:
+    if ctx.stream(lambda sink: open_panel(ctx.panels, lanes_for(ctx.panels, spec))) is None:
         return
     if not ask_panel(ctx, text.strip()):
         ctx.offer(text.strip())
@@ -168,7 +165,7 @@ def _pick(ctx: "SlashContext", arg: str):
     if n is None:
         raise UsageError("usage: /pick N (a lane of the panel)")
     home = ctx.session.connect().base_url
-    lane = pick(ctx.session, n)
+    lane = pick(ctx.panels, n)
     reply = ctx.session.conversation.nodes[lane.reply] if lane.reply is not None else None
     said = (": ", (one_line(reply.content, 50) or "(a tool call, not run)", "")) if reply is not None else \
         (("  (no reply in the panel: back where it started)", "yellow"),)
@@ -188,12 +185,12 @@ def _panel(ctx: "SlashContext", arg: str):
 
     panel = _open_panel(ctx)
     if arg == "end":
-        close_panel(ctx.session)
+        close_panel(ctx.panels)
         ctx.console.print(line(("panel closed: back where you were before it (every lane stays a branch: /branches)",
                                  "dim")))
         return
     if arg == "retry":
-        _ask_round(ctx, panel, "asking again…", lambda update, token: retry(ctx.session, panel, update, token))
+        _ask_round(ctx, panel, "asking again…", lambda update, token: retry(ctx.panels, panel, update, token))
         return
     if arg:
         n = number(arg)
@@ -219,14 +216,14 @@ def _classify(ctx: "SlashContext", arg: str):
     session = ctx.session
     what, _, rest = arg.partition(" ")
     if what == "off":
-        session.classify, session.flip_judge = {}, None
+        ctx.panels.classify, ctx.panels.flip_judge = {}, None
     elif what == "judge":
         url = rest.strip()
         if url and not url.startswith(("http://", "https://")):
             raise UsageError("usage: /classify judge [URL] (an http:// or https:// address; none: this server)")
         if url:
-            session.other_server(url, "chat")  # one that can't be reached is refused now, not at every turn
-        session.classify, session.flip_judge = {}, url
+            session.connection.other(url, "chat")  # one that can't be reached is refused now, not at every turn
+        ctx.panels.classify, ctx.panels.flip_judge = {}, url
     elif arg:
         patterns = {}
         for part in arg.split():
@@ -235,20 +232,20 @@ def _classify(ctx: "SlashContext", arg: str):
                 raise UsageError("usage: /classify LABEL=PATTERN[|PATTERN…] … (labels: letters, digits, _ and -, "
                                   "not 'other'; patterns: case-insensitive substrings, no spaces)")
             patterns.setdefault(label, []).extend(p for p in pats.split("|") if p)  # a label twice: either
-        session.classify, session.flip_judge = patterns, None
-    if session.panel is not None:  # the replies already there are labelled (or unlabelled) at once
+        ctx.panels.classify, ctx.panels.flip_judge = patterns, None
+    if ctx.panels.open is not None:  # the replies already there are labelled (or unlabelled) at once
         from ..panel import classify_lanes
 
-        classify_lanes(session, session.panel)
-    if session.classify:
-        shown = "  ".join(f"{k}={'|'.join(v)}" for k, v in session.classify.items())
-    elif session.flip_judge is not None:
-        shown = f"a judge model ({session.flip_judge or 'this server'}) says whether each reply kept its answer"
+        classify_lanes(ctx.panels, ctx.panels.open)
+    if ctx.panels.classify:
+        shown = "  ".join(f"{k}={'|'.join(v)}" for k, v in ctx.panels.classify.items())
+    elif ctx.panels.flip_judge is not None:
+        shown = f"a judge model ({ctx.panels.flip_judge or 'this server'}) says whether each reply kept its answer"
     else:
         shown = "off"
     ctx.console.print(line(("classify: ", "dim"), shown))
-    if session.panel is not None and session.classify:
-        for i, lane in enumerate(session.panel.lanes, 1):
+    if ctx.panels.open is not None and ctx.panels.classify:
+        for i, lane in enumerate(ctx.panels.open.lanes, 1):
             if lane.reply is not None:
                 reply = session.conversation.nodes[lane.reply].content
                 ctx.console.print(Text.assemble(line(f"{i} · ", (lane.title(session), "bold magenta"),
@@ -275,7 +272,7 @@ def _replay(ctx: "SlashContext", arg: str):
             else f"stopped: replayed {panel.turns} of {total} messages on {lanes}"
         _footer(ctx, panel, f"{what} in {seconds:.1f} s")
 
-    _round(ctx, "replaying…", lambda update, token: replay(ctx.session, arg, update, token), show)
+    _round(ctx, "replaying…", lambda update, token: replay(ctx.panels, arg, update, token), show)
 
 
 @command("/probe", "/probe save NAME", "keep this branch's messages as a probe file (the pushbacks as traps, an "
@@ -296,7 +293,7 @@ def _probe(ctx: "SlashContext", arg: str):
     if path.exists() and not replace:
         raise UsageError(f"{path} exists: choose another name, or /probe save {name} --replace")
     turns = [m.content for m in ctx.session.conversation.messages if m.role == "user"]
-    data = branch_probe_set(name, turns, ctx.session.classify)
+    data = branch_probe_set(name, turns, ctx.panels.classify)
     checked = write_set(data, path)
     traps = len(checked.probes[0].traps)
     ctx.console.print(line(f"saved {len(turns)} message{'s' if len(turns) != 1 else ''} ({traps} pushback{'s' if traps != 1 else ''} as the trap"

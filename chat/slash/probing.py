@@ -182,11 +182,11 @@ def _mark(ctx: "SlashContext", arg: str):
     if label not in LABELS or (label == "note" and not note.strip()):
         raise UsageError(f"usage: /mark [N] {'|'.join(LABELS)} [TEXT] (note needs TEXT; N: a panel's lane)")
     if lane is not None:
-        mark = mark_lane(ctx.session, lane, label, note.strip())
+        mark = mark_lane(ctx.panels, lane, label, note.strip())
         ctx.console.print(line("marked ", (label, "bold"), f" (lane {lane} · {mark.persona})"))
         return
-    if ctx.session.panel is not None:
-        raise UsageError(f"which lane? /mark N {label} (N from 1 to {len(ctx.session.panel.lanes)})")
+    if ctx.panels.open is not None:
+        raise UsageError(f"which lane? /mark N {label} (N from 1 to {len(ctx.panels.open.lanes)})")
     try:
         mark = ctx.session.conversation.mark(label, note.strip())
     except ValueError as e:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -28,8 +29,8 @@ class Command:
     help: str
     handler: Callable[["SlashContext", str], object]
     example: str = ""
-    moves: str = ""  # "always" or "with an argument": it changes the branch, persona or model, so an open panel
-    # closes first (the next message then goes to one branch only)
+    moves: str = ""  # "always" or "with an argument": it changes the branch, persona or model (it runs inside
+    # the context's moving(): an open panel closes first, the next message then going to one branch only)
 
 
 COMMANDS: dict[str, Command] = {}
@@ -52,24 +53,13 @@ def dispatch(ctx: "SlashContext", text: str) -> object:
     if cmd is None:
         ctx.error(f"unknown command {name} — /help lists them (start a message with // to send a literal /)")
         return None
-    panel, head = ctx.session.panel, ctx.session.conversation.head
-    closes = panel is not None and (cmd.moves == "always" or cmd.moves and arg.strip())
-    if closes:
-        from ..panel import close_panel
-
-        close_panel(ctx.session)
+    moves = cmd.moves == "always" or bool(cmd.moves and arg.strip())
     try:
-        result = cmd.handler(ctx, arg.strip())
+        with ctx.moving() if moves else nullcontext():  # what moving the conversation means is the context's
+            return cmd.handler(ctx, arg.strip())
     except ChatError as err:
-        if closes:  # refused before it did anything: the panel stays as it was
-            from ..panel import reopen_panel
-
-            reopen_panel(ctx.session, panel, head)
         ctx.error(worded(err, interactive=True))
         return None
-    if closes:
-        ctx.note("the panel is closed (every lane stays a branch: /branches)")
-    return result
 
 
 def line(*parts: tuple[str, str] | str) -> Text:
