@@ -271,18 +271,17 @@ def _a_judge_ran(out: Path, warn) -> bool:
 
 
 def _model_judge(out: Path, labels: dict, url: str, console, warn) -> None:
-    from ..backends import make_backend, make_client
     from ..config import load_settings
-    from ..detect import detect
+    from ..connection import Connection
     from .model_judging import judge_cells
 
     evaluator = url.startswith("karma:")
     url = url.removeprefix("karma:")
-    key = load_settings(warn=warn).api_key  # named on the command line: the judge gets the key
-    server = detect(url, key)
+    settings = load_settings(warn=warn)
+    # named on the command line: the judge gets the key, as any server chat reaches does (chat/connection.py)
+    backend, server = Connection(settings.base_url, settings.api_key, notify=warn).other(url, "chat")
     if not server.models:
         raise ChatError(f"the judge at {url} lists no models")
-    backend = make_backend("chat", make_client(server.base_url, key, max_retries=1))
     from .progress import cells_progress
 
     with cells_progress(console, "judging") as bar:
