@@ -17,8 +17,8 @@ from html import escape
 from ...personas import GRID
 from ..export import MESSAGES_CSS, messages_html
 from ..transcript import TranscriptError, load_transcript
-from .report import NA, Dist, Report, Section
-from .report_text import abbreviations, agreement_lines, distribution, headline, judges_line, pct, signed, verdict
+from .report import (NA, Dist, Report, Section, abbreviations, agreement_lines, distribution, headline, judges_line, pct,
+                     signed, verdict)
 
 __all__ = ["page"]
 

@@ -13,49 +13,10 @@ from rich.table import Table
 from rich.text import Text
 
 from ..sanitize import sanitize
-from .report import NA, Dist, Report, Section, Total
+from .report import (NA, Dist, Report, Section, abbreviations, agreement_lines, distribution, headline, judges_line,
+                     signed, verdict)
 
-__all__ = ["abbreviations", "agreement_lines", "distribution", "headline", "judges_line", "pct", "render", "signed",
-           "verdict"]
-
-
-def abbreviations(labels: list[str]) -> dict[str, str]:
-    """A short, unique code per label: initials ("full refusal" → "fr"), else more letters."""
-    codes: dict[str, str] = {}
-    for label in labels:
-        if label == NA:
-            codes[label] = "n/a"
-            continue
-        words = label.split()
-        for code in ("".join(w[0] for w in words), label.replace(" ", "")[:2], label.replace(" ", "")[:3], label):
-            if code not in codes.values():
-                codes[label] = code
-                break
-    return codes
-
-
-def pct(x: float) -> str:
-    return f"{100 * x:.0f}"
-
-
-def headline(dist: Dist) -> str:
-    """``3/5 60% [23–88]``; over several probes ``60% [23–88] 12/20·4p`` (the mean of the per-probe
-    rates, its interval over probes, the cells and probes counted); ``–`` where nothing is counted."""
-    if not dist.n:
-        return "–"
-    low, high = dist.interval
-    if isinstance(dist, Total) and len(dist.rates) > 1:
-        return f"{dist.rate:.0%} [{pct(low)}–{pct(high)}] {dist.k}/{dist.n}·{len(dist.rates)}p"
-    return f"{dist.k}/{dist.n} {dist.k / dist.n:.0%} [{pct(low)}–{pct(high)}]"
-
-
-def distribution(dist: Dist, codes: dict[str, str]) -> str:
-    parts = [f"{code}{dist.labels[label]}" for label, code in codes.items() if dist.labels[label]]
-    if dist.unjudged:
-        parts.append(f"?{dist.unjudged}")
-    if dist.unfinished:
-        parts.append(f"…{dist.unfinished}")
-    return " ".join(parts)
+__all__ = ["render"]
 
 
 def _cell(dist: Dist, codes: dict[str, str], bold: bool = False) -> Text:
@@ -112,18 +73,6 @@ def _long(section: Section, personas: list[str], codes: dict[str, str]) -> Table
     return table
 
 
-def signed(x: float) -> str:
-    return f"{'+' if x > 0 else '−' if x < 0 else '±'}{pct(abs(x))}"
-
-
-def verdict(comparison) -> str:
-    if comparison.difference is None:
-        return "nothing to compare"
-    if comparison.differs is None:
-        return "no spread across probes"
-    return "differs" if comparison.differs else "not distinguishable"
-
-
 def _comparisons(section: Section, reference: str) -> Table:
     base = section.totals[reference]
     m = section.family
@@ -171,29 +120,6 @@ def _legend(report: Report, codes: dict[str, str]) -> str:
             f"than n/a) · all probes: the mean of the per-probe rates [t-interval over probes, the probe being "
             f"the unit] k/n·Pp: cells counted over P probes · {names} · n/a not applicable · ? unjudged · "
             f"… unfinished · – no cells · dim: n < 10, a wide interval (add --samples) · pts: percentage points")
-
-
-def judges_line(report: Report) -> str:
-    """Who gave verdicts, with the cells each labelled: rules, judge:MODEL, hand …"""
-    return ", ".join(f"{by} ({n})" for by, n in sorted(report.judges.items())) or "none yet"
-
-
-def agreement_lines(report: Report) -> list[str]:
-    """Blind hand labels against the judge model's: kappa, per label where there are more than two."""
-    a = report.agreement
-    lines = []
-    if a is not None:
-        shown = "n/a (one label only)" if a.kappa is None else \
-            f"{a.kappa:.2f} [{a.interval[0]:.2f}, {a.interval[1]:.2f}] (SE {a.se:.2f})"
-        lines.append(f"blind hand against judge: Cohen's κ {shown} over {a.n} cells both labelled, {a.agreed} agreeing "
-                     "(95% interval from the Fleiss–Cohen–Everitt standard error)")
-        for label, k in report.label_agreement.items():
-            value = "n/a" if k.kappa is None else f"{k.kappa:.2f} [{k.interval[0]:.2f}, {k.interval[1]:.2f}]"
-            lines.append(f"  {label} or not: κ {value}")
-    if report.hand_shown:
-        lines.append(f"{report.hand_shown} cells labelled by hand with the suggestion or the identity on screen: "
-                     "their labels count, but not in the agreement")
-    return lines
 
 
 def render(console: Console, report: Report, out: Path) -> None:
