@@ -177,7 +177,7 @@ def _run(args: argparse.Namespace) -> int:
     except ChatError as err:
         say(f"chat: error: {worded(err, interactive=False)}")
         return 1
-    from ..tools.processes import guard_client
+    from ..supervise.processes import guard_client
 
     guard_client([settings.api_key])  # tools' orphans come back to us; our /proc files stay ours
 

@@ -90,7 +90,7 @@ def _cancel(token: CancelToken, reason: str) -> None:
 
 
 def _leave(signum, frame) -> None:
-    from ..tools.processes import end_all
+    from ..supervise.processes import end_all
 
     end_all()
     if _state.left is not None:  # asked twice: go now

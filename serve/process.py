@@ -66,7 +66,7 @@ class ServerProcess:
             raise ServerDied(f"cannot start {self.launch.argv[0]}: {e.strerror or e}") from None
         finally:
             log.close()
-        from ..tools.processes import keep  # here, like stop's: only a started server pays for the import
+        from ..supervise.processes import keep  # here, like stop's: only a started server pays for the import
 
         keep(self.proc)  # a child on purpose: a client sweeping for strays its tools left spares it
         return self
@@ -108,7 +108,7 @@ class ServerProcess:
         """SIGTERM to its process group, then SIGKILL after ``grace`` seconds; its exit status."""
         if self.proc is None:
             return None
-        from ..tools.processes import end_group, release  # here, not at the top: serve starts faster
+        from ..supervise.processes import end_group, release  # here, not at the top: serve starts faster
 
         code = end_group(self.proc, grace)
         release(self.proc)

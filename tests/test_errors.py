@@ -149,7 +149,7 @@ def all_modules():
     pkg = importlib.import_module("gridchat")
     yield pkg
     for info in pkgutil.walk_packages(pkg.__path__, "gridchat."):
-        if info.name.split(".")[1] in ("chat", "personas", "tools", "serve") and not info.name.endswith("__main__"):
+        if info.name.split(".")[1] in ("chat", "personas", "tools", "serve", "supervise") and not info.name.endswith("__main__"):
             yield importlib.import_module(info.name)
 
 

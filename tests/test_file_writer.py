@@ -39,7 +39,7 @@ ALLOWED = {
     # moves the old data directories to the new name, once: no bytes written
     ("chat/config.py", "move_old_dirs"),
     # a pipe back to the client, not a file
-    ("tools/reaper.py", "_report"),
+    ("supervise/reaper.py", "_report"),
 }
 _MODE = re.compile(r"[rwxabtU+]{1,4}")  # what an open mode looks like (a zip member's name does not)
 _WRITE_FLAGS = {"O_WRONLY", "O_RDWR", "O_CREAT", "O_APPEND", "O_TRUNC"}
@@ -87,8 +87,8 @@ def _writes(call: ast.Call) -> bool:
 
 def bypasses() -> list[str]:
     found = []
-    paths = [REPO / "__init__.py", REPO / "__main__.py", REPO / "datafile.py"]
-    for package in ("chat", "personas", "tools", "serve"):
+    paths = sorted((REPO / "gridchat").glob("*.py"))
+    for package in ("chat", "personas", "tools", "serve", "supervise"):
         paths += sorted((REPO / package).rglob("*.py"))
     for path in paths:
         if path == WRITER:

@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parent.parent
 FRONT_ENDS = {"chat/interrupts.py", "chat/cli.py", "chat/repl.py", "chat/oneshot.py", "chat/probes/cli.py",
               "chat/probes/hand_judging.py", "serve/cli.py", "serve/engine.py", "serve/process.py"}
 # processes of their own (the supervisor of a tool's command) and the leaf that ends commands
-OWN = {"tools/reaper.py", "tools/processes.py", "tools/bash.py"}
+OWN = {"supervise/reaper.py", "supervise/processes.py", "tools/bash.py"}
 
 
 def _core_files():

@@ -17,7 +17,7 @@ PACKAGE = [p for p in REPO.rglob("*.py")
 BOUNDARY = REPO / "chat" / "output.py"
 # Processes of their own whose output never reaches the user's terminal: the supervisor's status lines
 # go to a pipe the client reads, the built-in engine's to its log file.
-OWN_PROCESSES = {REPO / "tools" / "reaper.py", REPO / "serve" / "engine.py"}
+OWN_PROCESSES = {REPO / "supervise" / "reaper.py", REPO / "serve" / "engine.py"}
 
 
 def _bypasses(path: Path) -> list[str]:

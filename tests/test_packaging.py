@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-PACKAGES = ("chat", "personas", "tools", "serve")
+PACKAGES = ("chat", "personas", "tools", "serve", "supervise")
 
 
 def _pyproject() -> dict:

@@ -9,8 +9,8 @@ import time
 
 from fake_backend import Reply, ToolCall
 from gridchat.tools import Workspace, execute, parse_call
-from gridchat.tools.processes import environment
-from gridchat.tools.reaper import process_table
+from gridchat.tools.environment import environment
+from gridchat.supervise.reaper import process_table
 
 HANDLES = {"TMUX": "/tmp/tmux-0/default,1,0", "TMUX_PANE": "%0", "SSH_AUTH_SOCK": "/tmp/ssh-x/agent.1",
            "SSH_AGENT_PID": "4", "DBUS_SESSION_BUS_ADDRESS": "unix:path=/run/user/0/bus", "DISPLAY": ":0",

@@ -265,7 +265,7 @@ def test_ctrl_c_kills_detached_children(ws):
 
 
 def test_background_processes_are_reported_and_ended_by_end_all(ws):
-    from gridchat.tools import processes
+    from gridchat.supervise import processes
 
     out = run_tool(ws, "bash", command="sleep 1014 & echo $! > bg.pid; echo started")
     assert "started" in out and "[exit code 0]" in out
@@ -324,7 +324,7 @@ def test_the_servers_stop_is_the_shared_killer(tmp_path):
 
 def test_without_a_supervisor_the_process_group_is_ended(ws, monkeypatch):
     """The fallback where there is no subreaper (not Linux): a group of its own, killed as one."""
-    from gridchat.tools import processes
+    from gridchat.supervise import processes
 
     monkeypatch.setattr(processes, "SUPERVISED", False)
     out = run_tool(ws, "bash", command="sleep 1019 & echo $! > bg.pid; sleep 1020", timeout=1)
@@ -340,7 +340,7 @@ def test_without_a_supervisor_the_process_group_is_ended(ws, monkeypatch):
 
 def test_a_call_from_a_thread_that_ends_keeps_its_background_processes(ws):
     """The parent-death signal also comes when the starting thread exits: not a reason to kill."""
-    from gridchat.tools import processes
+    from gridchat.supervise import processes
 
     worker = threading.Thread(target=run_tool, args=(ws, "bash"), kwargs={"command": "sleep 1022 & echo $! > t.pid"})
     worker.start()
@@ -360,7 +360,7 @@ def test_a_command_that_ends_its_supervisor_is_reported_as_ended(ws):
 @pytest.mark.parametrize("how", ["SIGTERM", "terminal closed"])
 def test_what_chat_started_ends_with_it(fake, term, tmp_path, how):
     """In a real terminal: an approved bash call runs, then chat is sent SIGTERM or its terminal goes away."""
-    from gridchat.tools.reaper import process_table
+    from gridchat.supervise.reaper import process_table
 
     ws = tmp_path / "ws"
     ws.mkdir()
@@ -388,7 +388,8 @@ GUARDED = textwrap.dedent("""
     import json, os, signal, site, sys, time
     if os.environ.get("GRIDCHAT_SITE"):  # a system interpreter, given this environment's packages
         site.addsitedir(os.environ["GRIDCHAT_SITE"])
-    from gridchat.tools import Workspace, execute, parse_call, processes
+    from gridchat.supervise import processes
+    from gridchat.tools import Workspace, execute, parse_call
 
     processes.guard_client(sys.argv[3:])  # what chat/cli.py does at start-up
     ws = Workspace(sys.argv[1])
@@ -527,7 +528,7 @@ def test_a_tool_cannot_read_the_key_from_the_clients_proc_files(tmp_path):
 def test_the_key_is_blanked_out_of_the_command_line_even_for_root():
     """/proc/PID/cmdline is everyone's to read, dumpable or not: the client blanks the key there."""
     key = "sk-argv-0123456789abcdef"
-    script = ("import sys; from gridchat.tools.processes import guard_client; guard_client([sys.argv[2]]); "
+    script = ("import sys; from gridchat.supervise.processes import guard_client; guard_client([sys.argv[2]]); "
               "print(open('/proc/self/cmdline', 'rb').read().split(b'\\0')[3:5], sys.argv[1:])")
     r = subprocess.run([sys.executable, "-c", script, f"--api-key={key}", key], capture_output=True, text=True,
                        timeout=30)

@@ -6,8 +6,9 @@ import threading
 
 from pydantic import Field
 
+from ..supervise.processes import CannotStart, Ended, Exit, start
 from .base import Args, Preview, Tool, ToolError, Workspace
-from .processes import Ended, Exit, environment, start
+from .environment import environment
 
 __all__ = ["BashArgs", "TOOL", "capped"]
 
@@ -105,6 +106,8 @@ def run(args: BashArgs, ws: Workspace, approved: Preview | None = None, stop=Non
     release = stop.on_cancel(job.signal_end) if stop is not None else (lambda: None)  # safe from any thread
     try:
         result = job.wait(timeout)
+    except CannotStart as e:
+        raise ToolError(f"the command could not be started: {e}") from None
     except BaseException:
         job.end()
         raise

@@ -1,6 +1,6 @@
 """The processes tools start, and ending them: at a timeout, on Ctrl-C, and when the client exits.
 
-On Linux each bash command runs under a supervisor (tools/reaper.py) that keeps every process it
+On Linux each bash command runs under a supervisor (supervise/reaper.py) that keeps every process it
 starts below it, whatever it does to detach, and ends them all when told or when the client dies
 (even by SIGKILL). Elsewhere the command gets a process group of its own, ended as one.
 
@@ -29,17 +29,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from .base import ToolError
 from .reaper import GRACE, KILL_WAIT, alive, descendants, end_all_of, process_table, terminate, zombies
 
-__all__ = ["ALLOWED_VARIABLES", "SECRET_VARIABLES", "Ended", "Exit", "Job", "SupervisedJob", "end_all", "end_group",
-           "environment", "guard_client", "keep", "release", "start"]
+__all__ = ["CannotStart", "Ended", "Exit", "Job", "SupervisedJob", "end_all", "end_group", "guard_client", "keep",
+           "release", "start"]
 
 REAPER = Path(__file__).with_name("reaper.py")
 SUPERVISED = sys.platform.startswith("linux") and bool(sys.executable)
-SECRET_VARIABLES = ("OPENAI_API_KEY", "GRIDCHAT_API_KEY")
-# What commands need to find programs, files and the locale; with LC_*, all that a tool's environment holds.
-ALLOWED_VARIABLES = ("PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TERM", "TZ", "TMPDIR")
 _ENDING_TIME = GRACE + KILL_WAIT + 2  # what a supervisor may take to end its processes
 
 _live: set[Job] = set()
@@ -47,6 +43,10 @@ _kept: set[subprocess.Popen] = set()  # the client's children on purpose, until 
 _guarded = False  # the client is a subreaper: what a supervisor leaves comes to it
 PR_SET_DUMPABLE = 4
 PR_SET_CHILD_SUBREAPER = 36
+
+
+class CannotStart(Exception):
+    """The command could not be started (the supervisor says why)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,23 +66,6 @@ class Ended:
     left: int | None = None  # processes that could not be killed
     group_only: bool = False  # no supervisor: its process group was killed, strays may have escaped it
     lost: str | None = None  # what became of a supervisor that did not report ("was killed by signal 9")
-
-
-def environment(secrets: Iterable[str] = (), base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment tools run in: only the allowed names of the client's (ALLOWED_VARIABLES, LC_*),
-    less its credentials — any variable holding the key's value (a long key also where it is part of
-    a value). Nothing else passes: TMUX, SSH_AUTH_SOCK, DBUS_SESSION_BUS_ADDRESS, DISPLAY … are
-    handles to servers that outlive chat, through which a command could leave a process behind."""
-    secrets = [s for s in secrets if s]
-
-    def secret(value: str) -> bool:
-        return any(value == s or (len(s) >= 8 and s in value) for s in secrets)
-
-    def allowed(name: str) -> bool:
-        return name in ALLOWED_VARIABLES or name.startswith("LC_")
-
-    env = os.environ if base is None else base
-    return {k: v for k, v in env.items() if allowed(k) and k not in SECRET_VARIABLES and not secret(v)}
 
 
 def _group_alive(pgid: int) -> bool:
@@ -192,7 +175,7 @@ class Job:
 
 
 class SupervisedJob(Job):
-    """The command under its supervisor (tools/reaper.py), which reports on a status pipe."""
+    """The command under its supervisor (supervise/reaper.py), which reports on a status pipe."""
 
     def __init__(self, command: str, cwd: str | os.PathLike, env: Mapping[str, str]):
         out_r, out_w = os.pipe()
@@ -230,7 +213,7 @@ class SupervisedJob(Job):
             return self._ended_by(rest)
         if word == "error":
             self._release()
-            raise ToolError(rest)
+            raise CannotStart(rest)
         return self._lost()  # gone without a word: the command killed it
 
     def end(self) -> Ended:
