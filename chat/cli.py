@@ -46,6 +46,7 @@ In a session, /help lists the slash commands. Exit status: 0 ok, 1 error, 130 in
 
 def parser() -> argparse.ArgumentParser:
     from .config import config_dir, config_path
+    from .params import add_flags
 
     p = argparse.ArgumentParser(
         prog="chat",
@@ -58,16 +59,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--model", metavar="NAME", help="model to use (default: the server's first)")
     p.add_argument("--persona", metavar="NAME", help="persona to start with: lawful_good … chaotic_evil, none, or your own")
     p.add_argument("--api", choices=["auto", "chat", "responses"], help="wire API (default: auto)")
-    p.add_argument("--temperature", metavar="T", help="sampling temperature (default: the server's)")
-    p.add_argument("--top-p", metavar="P", dest="top_p", help="nucleus sampling (default: the server's)")
-    p.add_argument("--max-tokens", metavar="N", dest="max_tokens", help="cap on reply length")
-    p.add_argument("--seed", metavar="N", help="sampling seed, for replies that can be reproduced (where the server honours it)")
-    p.add_argument("--top-k", metavar="K", dest="top_k", help="sample from the K likeliest tokens (0: off)")
-    p.add_argument("--min-p", metavar="P", dest="min_p", help="drop tokens below P × the likeliest one's probability")
-    p.add_argument("--presence-penalty", metavar="X", dest="presence_penalty", help="-2 to 2")
-    p.add_argument("--frequency-penalty", metavar="X", dest="frequency_penalty", help="-2 to 2")
-    p.add_argument("--tool-choice", metavar="C", dest="tool_choice",
-                   help="auto, required (the model must call a tool), none, or a tool's name (it must call that one)")
+    add_flags(p)  # --temperature, --top-p, --max-tokens, --seed … (chat/params.py)
     p.add_argument("--hide-reasoning", action="store_const", const=False, dest="show_reasoning",
                    help="don't show the model's reasoning (/think toggles it in a session)")
     p.add_argument("--approve", metavar="TOOLS", help="tools that run without asking: bash,read_file,write_file,edit_file or all")

@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, create_model, field_validator
 
 from . import redact
 from .errors import ConfigError
+from .params import PARAMS
 
 __all__ = ["APP", "RULES", "SAMPLING", "Settings", "check", "config_dir", "config_path", "data_dir", "load_settings",
            "move_old_dirs", "web_address"]
@@ -44,7 +45,9 @@ def config_path() -> Path:
     return Path(os.environ.get("GRIDCHAT_CONFIG") or config_dir() / "config.yaml")
 
 
-class Settings(BaseModel):
+class _Settings(BaseModel):
+    """The settings but the request parameters, which chat/params.py declares (Settings adds them)."""
+
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     base_url: str | None = None
@@ -52,15 +55,6 @@ class Settings(BaseModel):
     model: str | None = None
     persona: str = "none"
     api: Literal["auto", "chat", "responses"] = "auto"
-    temperature: float | None = Field(None, ge=0, allow_inf_nan=False)
-    top_p: float | None = Field(None, gt=0, le=1, allow_inf_nan=False)
-    max_tokens: int | None = Field(None, ge=1)
-    seed: int | None = Field(None, ge=0, lt=2**63)  # reproducible sampling, where the server honours it
-    top_k: int | None = Field(None, ge=0)  # 0: off (llama-server); vLLM takes -1 for off too, so >= 0 here
-    min_p: float | None = Field(None, ge=0, le=1, allow_inf_nan=False)
-    presence_penalty: float | None = Field(None, ge=-2, le=2, allow_inf_nan=False)
-    frequency_penalty: float | None = Field(None, ge=-2, le=2, allow_inf_nan=False)
-    tool_choice: str | None = None  # auto | required | none | a tool's name; sent (with the tools) only when set
     show_reasoning: bool = True
     tools: bool = True  # offer the model its tools
     approve: list[str] = []  # tools that run without asking ("all" for every one)
@@ -94,7 +88,7 @@ class Settings(BaseModel):
             raise ValueError(RULES["approve"])
         return value
 
-    @field_validator("tool_choice")
+    @field_validator("tool_choice", check_fields=False)  # a request parameter: declared in chat/params.py
     @classmethod
     def _a_tool_choice(cls, value):
         from ..tools import TOOLS
@@ -129,24 +123,19 @@ def web_address(value: str | None) -> str | None:
     return value
 
 
+# The settings: the ones above, and a field per request parameter (each None unless set: the server's default).
+Settings = create_model("Settings", __base__=_Settings, __module__=__name__,
+                        **{name: (p.kind | None, Field(None, **p.limits)) for name, p in PARAMS.items()})
+
 # The request parameters a conversation carries (/set, flags, config): sampling, and which tool the model must call.
-SAMPLING = ("temperature", "top_p", "max_tokens", "seed", "top_k", "min_p", "presence_penalty", "frequency_penalty",
-            "tool_choice")
+SAMPLING = tuple(PARAMS)
 
 # What each setting must be, as a user is told when a value is refused.
 RULES = {
     "base_url": "not an http:// or https:// address",
     "judge_url": "not an http:// or https:// address",
-    "temperature": "must be a finite number, 0 or more",
-    "top_p": "must be a number above 0, at most 1",
-    "max_tokens": "must be a whole number, 1 or more",
+    **{name: p.rule for name, p in PARAMS.items()},
     "max_tool_rounds": "must be a whole number, 1 or more",
-    "seed": "must be a whole number, 0 or more",
-    "top_k": "must be a whole number, 0 (off) or more",
-    "min_p": "must be a number from 0 to 1",
-    "presence_penalty": "must be a number from -2 to 2",
-    "frequency_penalty": "must be a number from -2 to 2",
-    "tool_choice": "must be auto, required, none or a tool's name (bash, read_file, write_file, edit_file)",
     "api": "must be auto, chat or responses",
     "show_reasoning": "must be true or false",
     "tools": "must be true or false",

@@ -13,12 +13,12 @@ from dataclasses import asdict, dataclass, field
 
 from ..personas import NONE, Persona
 from .events import ToolCall
+from .params import PARAMS as _PARAMS
 
 __all__ = ["Branch", "Conversation", "LABELS", "Mark", "Message", "PARAMS", "record"]
 
 # Request parameters /set may change, with the type each takes: sampling, and tool_choice.
-PARAMS = {"temperature": float, "top_p": float, "max_tokens": int, "seed": int, "top_k": int, "min_p": float,
-          "presence_penalty": float, "frequency_penalty": float, "tool_choice": str}
+PARAMS = {name: p.kind for name, p in _PARAMS.items()}  # declared once, in chat/params.py
 LABELS = ("resisted", "caved", "partial", "note")
 
 

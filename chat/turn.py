@@ -17,6 +17,7 @@ from .cancel import Cancelled, CancelToken, new_token
 from .conversation import Conversation, Message
 from .errors import ChatError, HTTPError
 from .events import Event, Finish, ReasoningDelta, TextDelta, ToolCall, Usage
+from .params import OPTIONAL
 from .toolbox import Approver, Toolbox
 
 __all__ = ["NullSink", "OPTIONAL_PARAMS", "Sink", "TurnResult", "TurnStats", "run_exchange", "run_turn", "shortfall"]
@@ -135,7 +136,7 @@ def shortfall(message: Message) -> str | None:
 
 
 # Sampling parameters a server may not know: one it rejects is dropped (with a notice), not a failed turn.
-OPTIONAL_PARAMS = ("seed", "top_k", "min_p", "presence_penalty", "frequency_penalty", "tool_choice")
+OPTIONAL_PARAMS = OPTIONAL  # chat/params.py says which
 
 
 def run_turn(backend: Backend, request: Request, sink: Sink, cancel: CancelToken | None = None,

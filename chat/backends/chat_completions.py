@@ -9,13 +9,12 @@ from ..conversation import Message
 from ..errors import StreamCut
 from ..events import Event, Finish, ReasoningDelta, TextDelta, ToolCall, Usage
 from ..wire import count, load_object, obj, seq, text
+from ..params import split
 from .base import Request, ToolSpec, as_sent, in_band_error, open_sse, tool_choice
 from .think import ThinkSplitter
 
 __all__ = ["ChatCompletionsBackend", "ChatStreamParser", "chat_tools", "to_chat_messages"]
 
-# Fields the SDK's create() takes as arguments; anything else travels in extra_body.
-_SDK_FIELDS = {"temperature", "top_p", "max_tokens", "seed", "presence_penalty", "frequency_penalty"}
 
 
 def to_chat_messages(system: str | None, messages: list[Message]) -> list[dict]:
@@ -125,10 +124,9 @@ class ChatCompletionsBackend:
         body = {"model": request.model, "messages": [], "stream": True, "stream_options": {"include_usage": True}}
         # The history travels in extra_body: the SDK walks typed arguments item by item (~0.3 ms a
         # message, 0.3 s for a 500-turn conversation) and sends extra_body as it is.
-        extra = {**request.extra_body, "messages": to_chat_messages(request.system, request.messages)}
-        for key, value in request.params.items():
-            if key not in self.unsupported and key != "tool_choice":
-                (body if key in _SDK_FIELDS else extra)[key] = value
+        arguments, extra = split("chat", request.params, self.unsupported)
+        body.update(arguments)
+        extra = {**request.extra_body, "messages": to_chat_messages(request.system, request.messages), **extra}
         if request.tools:
             body["tools"] = chat_tools(request.tools)
             choice = tool_choice(request, self.unsupported, lambda name: {"type": "function", "function": {"name": name}})

@@ -14,12 +14,12 @@ from ..conversation import Message
 from ..errors import StreamCut, StreamError
 from ..events import Event, Finish, ReasoningDelta, TextDelta, ToolCall, Usage
 from ..wire import count, load_object, obj, seq, text
+from ..params import split
 from .base import Request, as_sent, in_band_error, open_sse, tool_choice
 from .think import ThinkSplitter
 
 __all__ = ["ResponsesBackend", "ResponsesStreamParser", "to_input_items"]
 
-_SDK_FIELDS = {"temperature", "top_p", "max_output_tokens"}
 
 
 def to_input_items(system: str | None, messages: list[Message]) -> list[dict]:
@@ -141,12 +141,9 @@ class ResponsesBackend:
     def body(self, request: Request) -> dict:
         body = {"model": request.model, "input": [], "stream": True}
         # the whole input goes as extra_body, past the SDK's per-item walk (see ChatCompletionsBackend)
-        extra = {**request.extra_body, "input": to_input_items(request.system, request.messages)}
-        for key, value in request.params.items():
-            if key in self.unsupported or key == "tool_choice":
-                continue
-            key = "max_output_tokens" if key == "max_tokens" else key
-            (body if key in _SDK_FIELDS else extra)[key] = value
+        arguments, extra = split("responses", request.params, self.unsupported)
+        body.update(arguments)
+        extra = {**request.extra_body, "input": to_input_items(request.system, request.messages), **extra}
         if request.tools:
             body["tools"] = [
                 {"type": "function", "name": t.name, "description": t.description, "parameters": t.parameters}

@@ -43,6 +43,8 @@ def _find_set(name: str):
 
 
 def parser() -> argparse.ArgumentParser:
+    from ..params import add_flags
+
     p = argparse.ArgumentParser(prog="chat probe", description="Scripted probes across the persona grid.",
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="examples:\n  chat probe run sycophancy --personas all --samples 5 --seed 1\n"
@@ -69,8 +71,7 @@ def parser() -> argparse.ArgumentParser:
                      help="start the small local model (as chat --local), run on it, stop it at the end")
     run.add_argument("--samples", type=_positive, default=1, metavar="N", help="conversations per persona and probe")
     run.add_argument("--seed", metavar="N", help="the run's seed: each cell's is derived from it and the cell (recorded)")
-    for flag in ("temperature", "top-p", "max-tokens", "top-k", "min-p", "presence-penalty", "frequency-penalty"):
-        run.add_argument(f"--{flag}", dest=flag.replace("-", "_"), metavar="X")
+    add_flags(run, probe=True)  # the sampling parameters (chat/params.py); the run's seed is its own
     run.add_argument("--concurrency", type=_positive, default=16, metavar="N",
                      help="requests at once per server (default 16)")
     run.add_argument("--judge", default="none", help=JUDGES)
