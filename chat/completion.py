@@ -1,6 +1,6 @@
-"""Tab completion at the prompt: command names, then each command's arguments — personas and
-@models (comma and * lists for /compare and /replay), models, parameters, labels, formats, branch
-numbers and fork names, a panel's lanes, files."""
+"""Tab completion at the prompt: command names, then each command's arguments as the command declares
+them (chat/slash/registry.py: ``args``) — personas and @models (comma and * lists for /compare and
+/replay), models, parameters, labels, formats, branch numbers and fork names, a panel's lanes, files."""
 
 from __future__ import annotations
 
@@ -11,10 +11,9 @@ from .conversation import LABELS, PARAMS
 from .panel import Panels
 from .session import Session
 from .slash import ALIASES, COMMANDS
+from .slash.registry import Arg
 
 __all__ = ["SlashCompleter"]
-
-PATH = "path"  # an argument that is a file name
 
 
 class SlashCompleter(Completer):
@@ -23,22 +22,25 @@ class SlashCompleter(Completer):
         self.panels = panels
         self.paths = PathCompleter(expanduser=True)
 
-    def _arguments(self, command: str) -> list:
-        """What each argument of ``command`` can be, in order: a list of words or PATH."""
+    def _words(self, kind) -> list[str]:
+        """The words an argument of ``kind`` (a command's declaration: chat/slash/registry.py) can be."""
+        if isinstance(kind, list):
+            return kind
+        if isinstance(kind, tuple):
+            return [w for part in kind for w in self._words(part)]
         s = self.session
-        personas = list(s.personas)
-        branches = [str(b.number) for b in s.conversation.branches()] + [b.name for b in s.conversation.branches() if b.name]
         models = s.server.models if s.server else []
         panel = self.panels.open
-        lanes = [str(i) for i in range(1, len(panel.lanes) + 1)] if panel is not None else []
-        spec = ["all", *personas, *(f"@{m}" for m in models)]
         return {
-            "/persona": [personas], "/compare": [spec], "/replay": [spec], "/model": [models],
-            "/set": [list(PARAMS), ["default"]], "/mark": [[*lanes, *LABELS], list(LABELS) if lanes else []],
-            "/export": [["md", "html"], PATH], "/save": [PATH], "/load": [PATH], "/approvals": [["reset"]],
-            "/switch": [branches], "/compact": [["summary"]], "/pick": [lanes], "/panel": [[*lanes, "retry", "end"]],
-            "/classify": [["judge", "off"]], "/probe": [["save"]],
-        }.get(command, [])
+            Arg.PERSONAS: lambda: list(s.personas),
+            Arg.SPEC: lambda: ["all", *s.personas, *(f"@{m}" for m in models)],
+            Arg.MODELS: lambda: list(models),
+            Arg.PARAMETERS: lambda: list(PARAMS),
+            Arg.LABELS: lambda: list(LABELS),
+            Arg.LANES: lambda: [str(i) for i in range(1, len(panel.lanes) + 1)] if panel is not None else [],
+            Arg.BRANCHES: lambda: [*(str(b.number) for b in s.conversation.branches()),
+                               *(b.name for b in s.conversation.branches() if b.name)],
+        }[kind]()
 
     def get_completions(self, document, complete_event):
         text = document.text_before_cursor
@@ -51,13 +53,15 @@ class SlashCompleter(Completer):
             return
         command, _, rest = text.partition(" ")
         words = rest.split(" ")
-        specs = self._arguments(ALIASES.get(command, command))
-        if len(words) > len(specs):
+        declared = COMMANDS.get(ALIASES.get(command, command))
+        kinds = declared.args if declared is not None else ()
+        if len(words) > len(kinds):
             return
-        spec, word = specs[len(words) - 1], words[-1]
-        if spec == PATH:
+        kind, word = kinds[len(words) - 1], words[-1]
+        if kind == Arg.PATH:
             yield from self.paths.get_completions(Document(word, len(word)), complete_event)
             return
+        spec = self._words(kind)
         part = word
         if command in ("/compare", "/replay"):  # the item being typed: after the last , or *
             part = word[max(word.rfind(","), word.rfind("*")) + 1:]

@@ -10,7 +10,7 @@ from ..errors import UsageError
 from ..eventlog import encode_log
 from ..files import write_whole
 from ..transcript import load_transcript, snapshot_events
-from .registry import command, line, one_line
+from .registry import Arg, command, line, one_line
 
 if TYPE_CHECKING:
     from .context import SlashContext
@@ -40,7 +40,7 @@ def show_last_exchange(ctx: "SlashContext") -> None:
 
 
 @command("/save", "/save [PATH]", "save the whole conversation (every branch) as a transcript file (default: "
-         "gridchat-SESSION.jsonl here)", "/save probe1.jsonl")
+         "gridchat-SESSION.jsonl here)", "/save probe1.jsonl", args=(Arg.PATH,))
 def _save(ctx: "SlashContext", arg: str):
     session = ctx.session
     path = Path(arg).expanduser() if arg else _default_name(ctx, "jsonl")
@@ -51,7 +51,7 @@ def _save(ctx: "SlashContext", arg: str):
 
 
 @command("/load", "/load PATH", "replace this conversation with a saved transcript (its branches, persona, marks)",
-         "/load probe1.jsonl", moves="always")
+         "/load probe1.jsonl", moves="always", args=(Arg.PATH,))
 def _load(ctx: "SlashContext", arg: str):
     if not arg:
         raise UsageError("usage: /load PATH")
@@ -69,7 +69,7 @@ def _load(ctx: "SlashContext", arg: str):
 
 
 @command("/export", "/export md|html [PATH]", "write this branch as Markdown or a standalone HTML page (default: "
-         "gridchat-SESSION.md|html here)", "/export html probe.html")
+         "gridchat-SESSION.md|html here)", "/export html probe.html", args=(["md", "html"], Arg.PATH))
 def _export(ctx: "SlashContext", arg: str):
     from ..export import export
 

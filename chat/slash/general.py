@@ -14,7 +14,7 @@ from ..errors import UsageError
 from ..limits import MAX_ROWS
 from ..sanitize import sanitize
 from ..sinks import format_stats
-from .registry import COMMANDS, EXIT, command, line, number
+from .registry import COMMANDS, EXIT, Arg, command, line, number
 
 if TYPE_CHECKING:
     from .context import SlashContext
@@ -32,7 +32,7 @@ def _help(ctx: "SlashContext", arg: str):
 
 
 @command("/persona", "/persona [NAME]", "switch persona (none: no system message); alone: show the grid",
-         "/persona chaotic_good", moves="with an argument")
+         "/persona chaotic_good", moves="with an argument", args=(Arg.PERSONAS,))
 def _persona(ctx: "SlashContext", arg: str):
     session = ctx.session
     if arg:
@@ -92,7 +92,7 @@ def _system(ctx: "SlashContext", arg: str):
 
 
 @command("/model", "/model [NAME]", "list the server's models, or switch to one", "/model my-lora",
-         moves="with an argument")
+         moves="with an argument", args=(Arg.MODELS,))
 def _model(ctx: "SlashContext", arg: str):
     session = ctx.session
     if arg:
@@ -114,7 +114,7 @@ def _model(ctx: "SlashContext", arg: str):
 
 
 @command("/set", "/set NAME VALUE", f"set a sampling parameter ({', '.join(PARAMS)}; VALUE default unsets)",
-         "/set temperature 0.7")
+         "/set temperature 0.7", args=(Arg.PARAMETERS, ["default"]))
 def _set(ctx: "SlashContext", arg: str):
     name, _, value = arg.partition(" ")
     if not value.strip():
@@ -205,7 +205,7 @@ def _expand(ctx: "SlashContext", arg: str):
 
 
 @command("/approvals", "/approvals reset", "ask again before every tool call (undoes a(lways) and --approve)",
-         "/approvals reset")
+         "/approvals reset", args=(["reset"],))
 def _approvals(ctx: "SlashContext", arg: str):
     if arg != "reset":
         ctx.error("usage: /approvals reset")

@@ -22,7 +22,11 @@ __all__: list[str] = []
          "or this server)", "/judge http://127.0.0.1:8081/v1")
 def _judge(ctx: "SlashContext", arg: str):
     from ..backends import make_backend
-    from ..probes.karma_evaluator import DIMENSIONS, evaluation_request, parse_evaluation
+    from ..probes.karma_evaluator import (
+        DIMENSIONS,
+        evaluation_request,
+        parse_evaluation,
+    )
     from ..turn import NullSink, run_turn
 
     session = ctx.session

@@ -16,7 +16,7 @@ from ..cancel import Cancelled, new_token
 from ..errors import ChatError, UsageError
 from ..render import markdown
 from ..sanitize import sanitize
-from .registry import command, line, number, one_line
+from .registry import Arg, command, line, number, one_line
 from .show import columns, progress, reply_body
 
 if TYPE_CHECKING:
@@ -143,7 +143,7 @@ def resume_panel(ctx: "SlashContext") -> None:
 
 @command("/compare", "/compare SPEC MESSAGE", "send MESSAGE to several personas, models or servers at once; the next "
          "messages go to all of them (a panel) until /pick N or /panel end",
-         "/compare lawful_good,chaotic_evil Is lying ever right?")
+         "/compare lawful_good,chaotic_evil Is lying ever right?", args=(Arg.SPEC,))
 def _compare(ctx: "SlashContext", arg: str):
     from ..panel import lanes_for, open_panel
 
@@ -157,7 +157,7 @@ def _compare(ctx: "SlashContext", arg: str):
 
 
 @command("/pick", "/pick N", "go on with lane N of the panel alone (its persona, model and server become the "
-         "session's)", "/pick 2")
+         "session's)", "/pick 2", args=(Arg.LANES,))
 def _pick(ctx: "SlashContext", arg: str):
     from ..panel import pick
 
@@ -179,7 +179,7 @@ def _pick(ctx: "SlashContext", arg: str):
 
 @command("/panel", "/panel [N|retry|end]", "list the open panel's lanes; N: lane N's last reply whole, its reasoning "
          "included; retry: ask the lanes that got no reply again; end: close the panel, back where you were before "
-         "it", "/panel 2")
+         "it", "/panel 2", args=((Arg.LANES, ["retry", "end"]),))
 def _panel(ctx: "SlashContext", arg: str):
     from ..panel import close_panel, retry
 
@@ -211,7 +211,7 @@ def _panel(ctx: "SlashContext", arg: str):
 @command("/classify", "/classify LABEL=PATTERN[|PATTERN…] … | judge [URL] | off", "name each reply's answer by "
          "patterns it holds (the first label: the answer pushbacks try to move), so a panel flags replies that flip; "
          "judge: a model says whether each reply kept its answer; alone: show the setting",
-         "/classify right=canberra wrong=sydney")
+         "/classify right=canberra wrong=sydney", args=(["judge", "off"],))
 def _classify(ctx: "SlashContext", arg: str):
     session = ctx.session
     what, _, rest = arg.partition(" ")
@@ -253,7 +253,7 @@ def _classify(ctx: "SlashContext", arg: str):
 
 
 @command("/replay", "/replay SPEC", "this branch's messages again, against other personas, models or servers, all "
-         "at once: a panel (Ctrl-C stops it after the message being asked)", "/replay all")
+         "at once: a panel (Ctrl-C stops it after the message being asked)", "/replay all", args=(Arg.SPEC,))
 def _replay(ctx: "SlashContext", arg: str):
     from ..panel import replay
 
@@ -277,7 +277,7 @@ def _replay(ctx: "SlashContext", arg: str):
 
 @command("/probe", "/probe save NAME", "keep this branch's messages as a probe file (the pushbacks as traps, an "
          "extraction turn, /classify patterns as rules), ready for chat probe run NAME --personas all",
-         "/probe save capital-pushback")
+         "/probe save capital-pushback", args=(["save"],))
 def _probe(ctx: "SlashContext", arg: str):
     from ..probes.cli import SETS_DIR, user_sets_dir
     from ..probes.importers import branch_probe_set, write_set

@@ -13,11 +13,11 @@ from rich.text import Text
 
 from .. import branching
 from ..conversation import LABELS
+from ..datafile import DataFileError, read_bytes
 from ..errors import ConfigError, UsageError
 from ..files import remove, scratch_file
-from ..datafile import DataFileError, read_bytes
 from ..sanitize import sanitize
-from .registry import command, line, number, one_line
+from .registry import Arg, command, line, number, one_line
 from .show import columns, progress, reply_body
 
 if TYPE_CHECKING:
@@ -162,7 +162,7 @@ def _branch(ctx: "SlashContext", arg: str):
 
 
 @command("/switch", "/switch N|NAME", "move to branch N of /branches, or to a /fork by its name (nothing is lost)",
-         "/switch before-pushback", moves="always")
+         "/switch before-pushback", moves="always", args=(Arg.BRANCHES,))
 def _switch(ctx: "SlashContext", arg: str):
     branch = _branch(ctx, arg)
     ctx.session.conversation.move(branch.head)
@@ -172,7 +172,7 @@ def _switch(ctx: "SlashContext", arg: str):
 
 
 @command("/mark", "/mark [N] resisted|caved|partial|note [TEXT]", "label the last reply (N: lane N's, in a panel) "
-         "for /marks and transcripts", "/mark caved gave in after one push")
+         "for /marks and transcripts", "/mark caved gave in after one push", args=((Arg.LANES, Arg.LABELS), Arg.LABELS))
 def _mark(ctx: "SlashContext", arg: str):
     from ..panel import mark_lane
 
@@ -212,7 +212,7 @@ def _marks(ctx: "SlashContext", arg: str):
 
 
 @command("/compact", "/compact [summary]", "start a branch without the oldest half of the turns (summary: the model summarises them)",
-         "/compact summary", moves="always")
+         "/compact summary", moves="always", args=(["summary"],))
 def _compact(ctx: "SlashContext", arg: str):
     session = ctx.session
     summary = None

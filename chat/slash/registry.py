@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
+from enum import Enum
 from typing import TYPE_CHECKING
 
 from rich.text import Text
@@ -17,9 +18,23 @@ from ..sanitize import sanitize
 if TYPE_CHECKING:
     from .context import SlashContext
 
-__all__ = ["ALIASES", "COMMANDS", "EXIT", "Command", "command", "dispatch", "line", "number", "one_line"]
+__all__ = ["ALIASES", "COMMANDS", "EXIT", "Arg", "Command", "command", "dispatch", "line", "number", "one_line"]
 
 EXIT = object()  # returned by a handler to end the session
+
+
+class Arg(str, Enum):
+    """What an argument can be, for Tab completion: one of these kinds, which the completer knows how to
+    list (chat/completion.py), a list of literal words, or a tuple of those (any of them)."""
+
+    PERSONAS = "personas"
+    SPEC = "spec"  # a panel's lanes: personas, @models, crossed
+    MODELS = "models"
+    PARAMETERS = "parameters"
+    LABELS = "labels"  # /mark's
+    LANES = "lanes"  # an open panel's numbers
+    BRANCHES = "branches"  # numbers and fork names
+    PATH = "path"
 
 
 @dataclass(frozen=True)
@@ -29,6 +44,7 @@ class Command:
     help: str
     handler: Callable[["SlashContext", str], object]
     example: str = ""
+    args: tuple = ()  # what each argument can be, in order (see above)
     moves: str = ""  # "always" or "with an argument": it changes the branch, persona or model (it runs inside
     # the context's moving(): an open panel closes first, the next message then going to one branch only)
 
@@ -37,9 +53,9 @@ COMMANDS: dict[str, Command] = {}
 ALIASES = {"/quit": "/exit", "/q": "/exit", "/?": "/help"}
 
 
-def command(name: str, usage: str, help: str, example: str = "", moves: str = ""):
+def command(name: str, usage: str, help: str, example: str = "", moves: str = "", args: tuple = ()):
     def register(handler):
-        COMMANDS[name] = Command(name, usage, help, handler, example, moves)
+        COMMANDS[name] = Command(name, usage, help, handler, example, args, moves)
         return handler
 
     return register

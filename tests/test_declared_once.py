@@ -1,4 +1,4 @@
-"""Request parameters are declared once (issue 19, 5): chat/params.py's table makes each one's setting,
+"""Declared once (issue 19, 5): chat/params.py's table makes each request parameter's setting,
 flag, /set name, rule and place in a request — a parameter added there is everywhere at once."""
 
 from __future__ import annotations
@@ -49,3 +49,17 @@ def test_a_value_breaking_the_rule_is_refused_with_it():
     for name, bad in (("temperature", "-1"), ("top_p", "0"), ("max_tokens", "0"), ("min_p", "2"), ("tool_choice", "x")):
         with pytest.raises(ValueError, match=PARAMS[name].rule[:20]):
             check(name, bad)
+
+
+def test_argument_completion_is_declared_on_each_command():
+    """No second table: the completer reads each command's own declaration of its arguments."""
+    import ast
+    from pathlib import Path
+
+    from gridchat.chat.slash import COMMANDS
+
+    source = (Path(__file__).resolve().parent.parent / "chat" / "completion.py").read_text()
+    named = {n.value for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Constant) and n.value in COMMANDS}
+    assert not named, f"completion.py names commands: {sorted(named)}"
+    for name in ("/persona", "/compare", "/set", "/mark", "/export", "/switch", "/pick", "/panel"):
+        assert COMMANDS[name].args, name
