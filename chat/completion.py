@@ -63,7 +63,7 @@ class SlashCompleter(Completer):
             return
         spec = self._words(kind)
         part = word
-        if command in ("/compare", "/replay"):  # the item being typed: after the last , or *
+        if kind == Arg.SPEC:  # the item being typed: after the last , or *
             part = word[max(word.rfind(","), word.rfind("*")) + 1:]
             if "@" in part.lstrip("@"):  # persona@model: complete the model
                 part = part[part.index("@", 1):]
