@@ -14,9 +14,9 @@ from __future__ import annotations
 import html
 import json
 import re
+from collections.abc import Callable
+from functools import cache
 from pathlib import Path
-
-from markdown_it import MarkdownIt
 
 from .conversation import Conversation, Message
 from .errors import UsageError
@@ -24,14 +24,19 @@ from .files import write_whole
 from .sanitize import sanitize
 from .turn import shortfall
 
-__all__ = ["MESSAGES_CSS", "export", "messages_html", "to_html", "to_markdown"]
+__all__ = ["EXPORTERS", "MESSAGES_CSS", "export", "messages_html", "to_html", "to_markdown"]
 
-FORMATS = ("md", "html")
 _HEADER = (("Model", "model"), ("Server", "server"), ("Flavor", "flavor"), ("Session", "session"), ("Exported", "exported"))
 
-# Raw HTML in the text is escaped; validateLink (kept as is) drops javascript:/vbscript:/file: links.
-# Images are off so that opening an export never fetches anything from the network.
-_MD = MarkdownIt("commonmark", {"html": False}).enable("table").disable("image")
+
+@cache
+def _markdown():
+    """Raw HTML in the text is escaped; validateLink (kept as is) drops javascript:/vbscript:/file: links.
+    Images are off so that opening an export never fetches anything from the network. Imported when
+    first needed: markdown-it is a tenth of the client's start-up."""
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark", {"html": False}).enable("table").disable("image")
 
 
 
@@ -230,13 +235,13 @@ def messages_html(conversation: Conversation) -> str:
         flag = ' <span class="interrupted">(interrupted)</span>' if message.interrupted else ""
         out.append(f'<section class="msg {e(_line(message.role))}"><div class="role">{e(_title(message))}{flag}</div>')
         if message.reasoning:
-            out.append(f"<details><summary>Reasoning</summary>{_MD.render(clean(message.reasoning))}</details>")
+            out.append(f"<details><summary>Reasoning</summary>{_markdown().render(clean(message.reasoning))}</details>")
         if message.role == "tool":
             out.append(_code(message.content))
         elif message.role == "user":  # as typed, not rendered: a probe's exact wording is the evidence
             out.append(f'<div class="typed">{e(clean(message.content))}</div>')
         elif message.content:
-            out.append(_MD.render(clean(message.content)))
+            out.append(_markdown().render(clean(message.content)))
         for call in message.tool_calls:
             out.append(f"<div>Tool call: <code>{e(_line(call.name))}</code></div>{_code(_arguments(call.arguments))}")
         if marks:
@@ -248,9 +253,15 @@ def messages_html(conversation: Conversation) -> str:
     return "\n".join(out)
 
 
+# An exporter is one entry: its name (the file suffix and /export's argument), what it writes, and how.
+EXPORTERS: dict[str, tuple[str, Callable[[Conversation, dict], str]]] = {
+    "md": ("Markdown", to_markdown),
+    "html": ("a standalone HTML page", to_html),
+}
+
+
 def export(conversation: Conversation, meta: dict, fmt: str, path) -> Path:
     """Write the export whole (chat/files.py); return its path."""
-    if fmt not in FORMATS:
-        raise UsageError(f"unknown export format {fmt!r} (choose md or html)")
-    text = to_markdown(conversation, meta) if fmt == "md" else to_html(conversation, meta)
-    return write_whole(path, text.encode("utf-8"))
+    if fmt not in EXPORTERS:
+        raise UsageError(f"unknown export format {fmt!r} (choose {' or '.join(EXPORTERS)})")
+    return write_whole(path, EXPORTERS[fmt][1](conversation, meta).encode("utf-8"))

@@ -18,7 +18,6 @@ import types
 import urllib.request
 
 import pytest
-from gridchat.chat.backends import make_backend
 from gridchat.chat.config import Settings
 from gridchat.chat.errors import ContextExceeded
 from gridchat.chat.events import Finish, TextDelta, Usage
@@ -93,8 +92,7 @@ def test_detects_the_model_and_the_serving_window(llama):
 def test_a_reply_streams_in_pieces(llama, api):
     s = session(llama, api=api)
     s.connect()
-    events = list(make_backend(api, s._openai_client()).stream(
-        s.request() if False else _one_message(s, "Name three colours.")))
+    events = list(s.connection.backend(api).stream(_one_message(s, "Name three colours.")))
     deltas = [e for e in events if isinstance(e, TextDelta)]
     assert len(deltas) >= 2 and "".join(d.text for d in deltas).strip()
     assert isinstance(events[-1], Finish) and events[-1].reason in ("stop", "length")

@@ -53,7 +53,7 @@ def test_every_folder_of_the_package_is_listed():
 
 
 def test_the_checkout_imports_what_the_wheel_holds_and_nothing_else(tmp_path):
-    """An editable install maps the four folders: the checkout's tests/, bench/ and build/ are not parts
+    """An editable install maps its folders: the checkout's tests/, bench/ and build/ are not parts
     of gridchat, and the package imports the same under any folder name the checkout has."""
     for name in ("gridchat.tests", "gridchat.bench", "gridchat.build"):
         r = subprocess.run([sys.executable, "-c", f"import {name}"], cwd=tmp_path, capture_output=True, text=True,
@@ -122,15 +122,6 @@ def test_optional_engine_is_only_imported_where_it_is_used():
                         continue
                     dists = {_normal(d) for d in providers.get(top, [top])}
                     assert dists & core, f"{path.relative_to(REPO)} imports {top} at module level, but it is optional"
-
-
-def test_no_slash_command_module_imports_the_repl():
-    for path in sorted((REPO / "chat" / "slash").glob("*.py")):
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom):
-                target = (node.module or "").split(".")
-                assert "repl" not in target, f"{path.name} imports the REPL"
 
 
 @pytest.fixture(scope="module")

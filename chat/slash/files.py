@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import UsageError
 from ..eventlog import encode_log
+from ..export import EXPORTERS, export
 from ..files import write_whole
 from ..transcript import load_transcript, snapshot_events
 from .registry import Arg, command, line, one_line
@@ -68,14 +69,16 @@ def _load(ctx: "SlashContext", arg: str):
     show_last_exchange(ctx)
 
 
-@command("/export", "/export md|html [PATH]", "write this branch as Markdown or a standalone HTML page (default: "
-         "gridchat-SESSION.md|html here)", "/export html probe.html", args=(["md", "html"], Arg.PATH))
-def _export(ctx: "SlashContext", arg: str):
-    from ..export import export
+_FORMATS = "|".join(EXPORTERS)
 
+
+@command("/export", f"/export {_FORMATS} [PATH]",
+         f"write this branch as {' or '.join(what for what, _ in EXPORTERS.values())} (default: "
+         f"gridchat-SESSION.{_FORMATS} here)", "/export html probe.html", args=(list(EXPORTERS), Arg.PATH))
+def _export(ctx: "SlashContext", arg: str):
     fmt, _, path = arg.partition(" ")
-    if fmt not in ("md", "html"):
-        raise UsageError("usage: /export md|html [PATH]")
+    if fmt not in EXPORTERS:
+        raise UsageError(f"usage: /export {_FORMATS} [PATH]")
     path = path.strip() or str(_default_name(ctx, fmt))
     session = ctx.session
     meta = {"session": session.transcript.id if session.transcript else "", "model": session.model or "",
