@@ -368,3 +368,32 @@ def test_server_11_an_address_with_a_password_reaches_the_server_and_hides_the_p
     r = chat("--base-url", fb.base_url.replace("http://", "http://probe:hunter2-pass@"), "-p", "hello")
     assert fb.requests, f"the server was never reached: {r.stderr.strip()}"
     assert "hunter2-pass" not in r.stdout + r.stderr
+
+
+# -- server-12 · boundary 3 ("Nothing you said is lost") by way of boundary 2 -------------------------------------
+# detect.py holds the user:password of every address it is given as a secret — also an address read
+# from a file (a resumed panel's lane). A shared transcript whose lane is http://x:the@host/v1 makes
+# "the" a "secret": from then on every "the" the user types is written to the transcript (and shown,
+# and exported) as ***.
+
+def test_server_12_a_password_read_from_a_file_does_not_blank_what_the_user_types(fake, term, tmp_path):
+    fb, other = fake("vllm"), fake("vllm")
+    t = term(fb, "--persona", "lawful_good")
+    t.wait_prompt("lawful_good")
+    t.line(f"/compare lawful_good,@{other.base_url} hello")
+    t.wait_for("panel of 2")
+    t.keys("C-d")
+    t.wait_exit()
+    (session,) = (tmp_path / "data" / "gridchat" / "sessions").glob("*.jsonl")
+    events = [json.loads(line) for line in session.read_text().splitlines()]
+    for event in events:
+        for lane in event.get("lanes") or []:
+            if (lane.get("server") or "").rstrip("/") == other.base_url:
+                lane["server"] = other.base_url.replace("http://", "http://x:the@")
+    session.write_text("".join(json.dumps(e) + "\n" for e in events))
+    t = term(fb, "--resume")
+    t.wait_prompt("lawful_good")
+    t.line("the cat sat on the mat")
+    t.wait_for("Echo:")
+    said = [json.loads(line) for line in session.read_text().splitlines()][-2]
+    assert said.get("content") == "the cat sat on the mat", f"recorded as {said.get('content')!r}"
