@@ -397,3 +397,21 @@ def test_server_12_a_password_read_from_a_file_does_not_blank_what_the_user_type
     t.wait_for("Echo:")
     said = [json.loads(line) for line in session.read_text().splitlines()][-2]
     assert said.get("content") == "the cat sat on the mat", f"recorded as {said.get('content')!r}"
+
+
+# -- server-13 · boundary 2 (secrets): an address's user:password is blanked out of "any file" chat writes -----------
+# The input history (a file chat appends to) takes the typed line before the address in it is
+# detected (which is when its credentials become held secrets): `/judge http://alice:PW@host/v1` (or
+# `/compare @http://alice:PW@host/v1`) leaves PW in $XDG_DATA_HOME/gridchat/history in plain text.
+
+def test_server_13_a_password_typed_in_an_address_is_not_written_to_the_history(fake, term, tmp_path):
+    fb, judge = fake("vllm"), fake("vllm")
+    t = term(fb, "--persona", "lawful_good")
+    t.wait_prompt("lawful_good")
+    t.line("hello")
+    t.wait_for("Echo: hello")
+    t.line("/judge " + judge.base_url.replace("http://", "http://alice:Sup3rSecretPw@"))
+    t.wait_for("error:")
+    t.wait_prompt("lawful_good")
+    history = (tmp_path / "data" / "gridchat" / "history").read_text()
+    assert "Sup3rSecretPw" not in history, "the password is in the input history in plain text"
