@@ -147,6 +147,8 @@ class _Other(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    do_GET = do_POST  # a 302 turns the POST into a GET: followed all the same
+
 
 @pytest.fixture
 def other_server():
