@@ -417,3 +417,25 @@ def test_server_13_a_password_typed_in_an_address_is_not_written_to_the_history(
     t.wait_prompt("lawful_good")
     history = (tmp_path / "data" / "gridchat" / "history").read_text()
     assert "Sup3rSecretPw" not in history, "the password is in the input history in plain text"
+
+
+# -- server-14 · boundary 2 (secrets): blanked out of everything chat "exports" ------------------------------------
+# The writer (chat/files.py) redacts the bytes it writes, but an HTML export holds model text
+# HTML-escaped: a key with & < > " ' in it (vLLM takes any string as --api-key) that a server echoes
+# into a reply is written to `/export html` as sk-a&amp;b…, which no held form matches.
+
+def test_server_14_a_key_with_html_characters_echoed_in_a_reply_is_not_in_an_html_export(tmp_path):
+    from gridchat.chat import redact
+    from gridchat.chat.conversation import Conversation, Message
+    from gridchat.chat.export import export
+
+    key = "sk-a&b<c-Secret99"
+    redact.hold(key)
+    try:
+        conversation = Conversation()
+        conversation.add(Message("user", "what did I send?"))
+        conversation.add(Message("assistant", f"You sent Bearer {key}"))
+        page = export(conversation, {"model": "m"}, "html", tmp_path / "evidence.html").read_text()
+    finally:
+        redact._forget_all()
+    assert "Secret99" not in page, [line for line in page.splitlines() if "Secret99" in line]
