@@ -65,9 +65,10 @@ class MarkdownStream:
         self.style = style
         self._ready = ""  # finished blocks waiting for the next commit
         self._next_commit = 0.0  # monotonic time of the next commit while the live view runs
-        self._lines = ""  # complete lines not yet printed for good
+        # Complete lines not yet printed for good, in the pieces they came in: a reply with no block
+        # boundary (one long paragraph, an unclosed code block) is appended to, never copied per line.
+        self._lines: list[str] = []
         self._partial: list[str] = []  # what came after the last newline
-        self._scanned = 0  # _lines up to here have been looked at for block boundaries
         self._fence: str | None = None  # the marker of the open code fence, if inside one
         self._fence_line = ""  # its opening line, to keep the live tail rendering as code
         self._fps = fps
@@ -88,9 +89,8 @@ class MarkdownStream:
         if "\n" in text:
             joined = "".join(self._partial)
             nl = joined.rfind("\n") + 1
-            self._lines += joined[:nl]
             self._partial = [joined[nl:]] if nl < len(joined) else []
-            self._commit_finished()
+            self._commit_finished(joined[:nl])
         if self._live is None and self.console.is_terminal:
             self._live = Live(
                 get_renderable=self._tail_view,
@@ -106,15 +106,18 @@ class MarkdownStream:
         if self._live is not None:
             self._live.stop()
             self._live = None
-        rest = self._ready + self._lines + "".join(self._partial)
-        self._ready, self._lines, self._partial, self._scanned, self._fence = "", "", [], 0, None
+        rest = self._pending()
+        self._ready, self._lines, self._partial, self._fence = "", [], [], None
         if rest.strip():
             self._print(rest)
 
     # -- committing finished blocks ------------------------------------------------------------
-    def _commit_finished(self) -> None:
-        """Print the complete lines up to the last block boundary among the newly completed ones."""
-        lines, cut, pos = self._lines, 0, self._scanned
+    def _pending(self) -> str:
+        return self._ready + "".join(self._lines) + "".join(self._partial)
+
+    def _commit_finished(self, lines: str) -> None:
+        """Print the complete lines up to the last block boundary among the newly completed ``lines``."""
+        cut, pos = 0, 0
         while pos < len(lines):
             nl = lines.index("\n", pos)
             line = lines[pos:nl]
@@ -131,10 +134,11 @@ class MarkdownStream:
                 self._fence, self._fence_line = fence.group(1), line
             elif not line.strip():
                 cut = pos
-        self._scanned = len(lines)
         if cut:
-            self._ready += lines[:cut]
-            self._lines, self._scanned = lines[cut:], len(lines) - cut
+            self._ready += "".join(self._lines) + lines[:cut]
+            self._lines = [lines[cut:]] if cut < len(lines) else []
+        else:
+            self._lines.append(lines)
         if self._ready and (self._live is None or time.monotonic() >= self._next_commit):
             ready, self._ready = self._ready, ""
             if ready.strip():
@@ -160,7 +164,7 @@ class MarkdownStream:
         key = (self._version, height)
         if key == self._shown:
             return self._view
-        pending = self._ready + self._lines + "".join(self._partial)
+        pending = self._pending()
         opener = pending.rfind(self._fence_line + "\n") if self._fence is not None else -1
         if opener != -1:  # a code block is streaming: shown plain until it is done (no highlighting per frame)
             code = _last_lines(pending[opener + len(self._fence_line) + 1:], height)

@@ -53,7 +53,7 @@ class TerminalApprover:
             return Decision(False, stop=True)
 
     def _ask(self, call: ToolCall, preview: Preview) -> Decision:
-        pages = PreviewPages(preview, self.console.size.height)
+        pages = PreviewPages(preview, self.console.size)
         # a command's length is said beside the question: all of it is what runs
         count = f"({pages.lines:,} lines) " if preview.language == "bash" and pages.lines > 1 else ""
         while True:

@@ -9,7 +9,7 @@ import time
 from contextlib import nullcontext
 from typing import TextIO
 
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 from rich.padding import Padding
 from rich.text import Text
 
@@ -85,7 +85,7 @@ class TerminalSink:
         if preview.body:
             # the first page, which fits the screen under this line and above the question; the
             # approval prompt pages through the rest (PreviewPages)
-            show_lines(self.console, PreviewPages(preview, self.console.size.height).first, preview.language)
+            show_lines(self.console, PreviewPages(preview, self.console.size).first, preview.language)
 
     def tool_running(self, call: ToolCall):
         """A line that counts the seconds while the call runs (gone once it is done)."""
@@ -152,12 +152,29 @@ def _collapsed(body: str) -> list[str | int]:
     return out
 
 
-class PreviewPages:
-    """A preview's body a page at a time: the first (at most PREVIEW_LINES) fits the screen with the
-    call's line above it and the question below; the approval prompt shows the rest on ``m``."""
+def _rows(lines: list[str | int], width: int) -> list[str | int]:
+    """Each line cut into the screen rows it takes (made safe first, as it will be shown): pages count
+    rows, so one line longer than the screen can't scroll a command's start away."""
+    from rich.cells import cell_len, chop_cells
 
-    def __init__(self, preview: Preview, height: int):
-        lines = _collapsed(preview.body) if preview.body else []
+    out: list[str | int] = []
+    for line in lines:
+        if isinstance(line, int):
+            out.append(line)
+            continue
+        line = sanitize(line.expandtabs(8))
+        out.extend(chop_cells(line, width) if cell_len(line) > width else [line])
+    return out
+
+
+class PreviewPages:
+    """A preview's body a page of screen rows at a time: the first (at most PREVIEW_LINES) fits the
+    screen with the call's line above it and the question below; the approval prompt shows the rest on
+    ``m``."""
+
+    def __init__(self, preview: Preview, size: ConsoleDimensions):
+        width, height = size
+        lines = _rows(_collapsed(preview.body), max(10, width - 4)) if preview.body else []  # 4: the padding
         self.language = preview.language
         self.lines = preview.body.rstrip("\n").count("\n") + 1 if preview.body else 0
         first = max(5, min(PREVIEW_LINES, height - 6))
@@ -166,7 +183,7 @@ class PreviewPages:
 
     @property
     def not_shown(self) -> int:
-        """Lines of the body not on screen yet (a blank run counts as the lines it stands for)."""
+        """Screen rows of the body not shown yet (a blank run counts as the lines it stands for)."""
         return sum(item if isinstance(item, int) else 1 for item in self.rest)
 
     def show_next(self, console: Console) -> None:

@@ -4,9 +4,12 @@ into pieces, so a possible tag start at the end of a delta is held back until th
 
 from __future__ import annotations
 
+import re
+
 __all__ = ["ThinkSplitter"]
 
 _TAGS = {"<think>": "</think>", "<|inner_prefix|>": "<|inner_suffix|>"}
+_OPEN = re.compile("|".join(map(re.escape, _TAGS)))  # the first opening tag of any kind, in one scan
 
 
 def _partial_tag_len(text: str, tags) -> int:
@@ -32,21 +35,23 @@ class ThinkSplitter:
     def feed(self, text: str) -> list[tuple[bool, str]]:
         if not self._held and self._close is None and "<" not in text:
             return [(False, text)]  # the common case, kept cheap
-        buf, out = self._held + text, []
-        while buf:
+        # One pass with a moving start: no slicing of the rest, no search past the first tag (text
+        # from a server may hold many thousands of pairs in one delta).
+        buf, out, at = self._held + text, [], 0
+        while True:
             if self._close is not None:
-                i = buf.find(self._close)
+                i = buf.find(self._close, at)
                 if i == -1:
                     break
-                out.append((True, buf[:i]))
-                buf, self._close = buf[i + len(self._close):], None
+                out.append((True, buf[at:i]))
+                at, self._close = i + len(self._close), None
             else:
-                hits = [(i, tag) for tag in _TAGS if (i := buf.find(tag)) != -1]
-                if not hits:
+                m = _OPEN.search(buf, at)
+                if m is None:
                     break
-                i, tag = min(hits)
-                out.append((False, buf[:i]))
-                buf, self._close = buf[i + len(tag):], _TAGS[tag]
+                out.append((False, buf[at:m.start()]))
+                at, self._close = m.end(), _TAGS[m.group()]
+        buf = buf[at:]
         tags = (self._close,) if self._close is not None else tuple(_TAGS)
         keep = _partial_tag_len(buf, tags)
         out.append((self._close is not None, buf[: len(buf) - keep]))
