@@ -6,15 +6,22 @@ prompt before the SDK (slow to import) is loaded.
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import http.client
 import json
+import socket
+import threading
+import time
+import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from . import redact
 from .config import check
-from .errors import ChatError, NoServerFound, ServerUnreachable, StreamCut, UsageError, from_error_body, network
+from .errors import (ChatError, NoServerFound, ServerUnreachable, StreamCut, UsageError, from_error_body, network,
+                     redirected)
 from .flavors import FLAVORS, Flavor, flavor_named
 from .limits import MAX_JSON, MAX_MODEL_ID, read_capped
 from .wire import load_json, obj, seq, text
@@ -59,18 +66,79 @@ class _AsItIs(urllib.request.HTTPErrorProcessor):
     https_response = http_response
 
 
-_OPENER = urllib.request.build_opener(_AsItIs)
+class _Deadline:
+    """A connection cut when its timeout has passed since it connected: the socket's own timeout is
+    per read, so a server dripping its status line or headers a byte at a time (or sending
+    ``100 Continue`` forever) would hold chat for hours."""
+
+    def connect(self) -> None:
+        super().connect()
+        self._cut = threading.Timer(self.timeout, self._shut)
+        self._cut.daemon = True
+        self._cut.start()
+
+    def _shut(self) -> None:
+        if (sock := self.sock) is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        if (cut := getattr(self, "_cut", None)) is not None:
+            cut.cancel()
+        super().close()
+
+
+class _HTTP(_Deadline, http.client.HTTPConnection):
+    pass
+
+
+class _HTTPS(_Deadline, http.client.HTTPSConnection):
+    pass
+
+
+class _DeadlineHandler(urllib.request.HTTPHandler, urllib.request.HTTPSHandler):
+    def http_open(self, req):
+        return self.do_open(_HTTP, req)
+
+    def https_open(self, req):
+        return self.do_open(_HTTPS, req, context=self._context)
+
+
+_OPENER = urllib.request.build_opener(_AsItIs, _DeadlineHandler)
+
+
+def _request(url: str, api_key: str | None, **kwargs) -> urllib.request.Request:
+    """A request to ``url``; credentials in the address (``http://user:pass@host``) are not part of the
+    host: they go as Basic auth, unless a key is given (there is one Authorization header)."""
+    parts = urllib.parse.urlsplit(url)
+    user, password = parts.username, parts.password
+    if user is not None or password is not None:
+        url = urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+    request = urllib.request.Request(url, **kwargs)
+    request.add_header("Accept", "application/json")
+    if api_key:
+        request.add_header("Authorization", f"Bearer {api_key}")
+    elif user is not None or password is not None:
+        pair = f"{urllib.parse.unquote(user or '')}:{urllib.parse.unquote(password or '')}"
+        request.add_header("Authorization", "Basic " + base64.b64encode(pair.encode()).decode())
+    return request
 
 
 def _json_at(request: urllib.request.Request, timeout: float):
     """The JSON a request is answered with; the whole answer must come within ``timeout`` and be at
     most MAX_JSON. An error status is the server's error; a redirect is one too."""
     url = request.full_url
-    with _OPENER.open(request, timeout=timeout) as response:
-        body = read_capped(response, MAX_JSON, url, timeout)
-        status, location = response.status, response.headers.get("Location")
+    started = time.monotonic()
+    try:
+        with _OPENER.open(request, timeout=timeout) as response:
+            body = read_capped(response, MAX_JSON, url, timeout)
+            status, location = response.status, response.headers.get("Location")
+    except (OSError, http.client.HTTPException):
+        if time.monotonic() - started >= timeout:  # cut at the deadline (_Deadline)
+            raise TimeoutError(f"{url} did not answer in time") from None
+        raise
     if 300 <= status < 400:
-        raise from_error_body({"message": f"the server redirects to {location}: use that address"}, status)
+        raise redirected(location, status)
     if status >= 400:
         try:
             error = json.loads(body) if body.lstrip()[:1] in (b"{", b"[") else body.decode("utf-8", "replace")
@@ -81,18 +149,13 @@ def _json_at(request: urllib.request.Request, timeout: float):
 
 
 def _get_json(url: str, api_key: str | None, timeout: float):
-    request = urllib.request.Request(url, headers={"Accept": "application/json"})
-    if api_key:
-        request.add_header("Authorization", f"Bearer {api_key}")
-    return _json_at(request, timeout)
+    return _json_at(_request(url, api_key), timeout)
 
 
 def post_json(url: str, body: dict, api_key: str | None, timeout: float = 10.0):
     """POST ``body`` to one of the server's own endpoints (/apply-template, /tokenize …); its JSON."""
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json", "Accept": "application/json"})
-    if api_key:
-        request.add_header("Authorization", f"Bearer {api_key}")
+    request = _request(url, api_key, data=json.dumps(body).encode(), method="POST",
+                       headers={"Content-Type": "application/json"})
     return _json_at(request, timeout)
 
 

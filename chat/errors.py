@@ -234,6 +234,18 @@ def _without_tags(text: str, lowered: str) -> str:
     return "".join(out)
 
 
+def redirected(location: object, status: int) -> BackendError:
+    """A redirect is an error: following it would send the conversation (and maybe the key) to a
+    server nobody named."""
+    return from_error_body({"message": f"the server redirects to {location}: use that address"}, status)
+
+
+def _status_error(e) -> BackendError:
+    if 300 <= e.status_code < 400:
+        return redirected(e.response.headers.get("location"), e.status_code)
+    return from_error_body(e.body, e.status_code)
+
+
 def from_error_body(body: object, status: int | None = None) -> BackendError:
     """An error from a server's error object (``{"message", "type", "code", ...}``), any flavor."""
     if isinstance(body, dict) and isinstance(body.get("error"), dict):
@@ -296,7 +308,7 @@ MAX_ERROR_BODY = 256 * 1024  # of an error body read for its message: a proxy's 
 # MRO, most specific first, by name: no foreign module needs importing to match (the REPL loads the
 # SDK in the background, so a half-imported module must never be touched here).
 _MAPPING: dict[tuple[str, str], Callable[[BaseException], ChatError]] = {
-    ("openai", "APIStatusError"): lambda e: from_error_body(e.body, e.status_code),
+    ("openai", "APIStatusError"): lambda e: _status_error(e),
     ("openai", "APITimeoutError"): lambda e: ServerUnreachable(f"the server did not answer in time ({_where(e)})"),
     ("openai", "APIConnectionError"): _connection_error,
     ("openai", "OpenAIError"): lambda e: BackendError(f"client error: {_short(e)}"),

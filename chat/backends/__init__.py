@@ -26,6 +26,7 @@ def make_client(base_url: str, api_key: str | None = None, max_retries: int = 0)
 
     transport = fast_transport_for(base_url)
     http_client = openai.DefaultHttpxClient(**({"transport": transport} if transport is not None else {}),
-                                            event_hooks={"response": [bounded_body]})  # caps every body
+                                            event_hooks={"response": [bounded_body]},  # caps every body
+                                            follow_redirects=False)  # a redirect is an error (errors.py)
     return openai.OpenAI(base_url=base_url, api_key=api_key or "not-needed", max_retries=max_retries,
                          http_client=http_client)
