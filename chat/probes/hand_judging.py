@@ -26,7 +26,8 @@ from ..sanitize import sanitize
 from ..tty import discard_type_ahead
 from .model_judging import cells_to_judge, transcript_of
 from .report import final_verdict
-from .rundir import HandOrder, append_event, cell_events, read_hand_order, write_hand_order
+from ..records import VerdictRecord
+from .rundir import HandOrder, append_records, cell_events, read_hand_order, write_hand_order
 
 __all__ = ["hand_judge", "judging_order", "read_key"]
 
@@ -126,7 +127,7 @@ def hand_judge(out: Path, labels: dict[str, str], console: Console, key_reader=r
             i += 1
         else:
             blind = not (unblind or show_suggestion or path in given)  # a changed verdict: the identity was shown
-            append_event(path, {"event": "verdict", "label": answer, "by": "hand", "blind": blind, "parsed": True})
+            append_records(path, VerdictRecord(label=answer, by="hand", blind=blind, parsed=True))
             given[path] = (answer, cell, machine)
             done = next((e for e in events if e.get("event") == "done"), {})
             console.print(Text.assemble(("→ ", "green"), (answer, "bold green"),

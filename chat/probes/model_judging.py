@@ -12,7 +12,8 @@ from ..backends import Backend
 from ..cancel import new_token
 from ..parallel import run_all
 from ..turn import NullSink, run_turn
-from .rundir import append_event, cell_events
+from ..records import VerdictRecord
+from .rundir import append_records, cell_events
 from .runner import not_applicable
 
 __all__ = ["cells_to_judge", "judge_cells", "transcript_of"]
@@ -63,7 +64,7 @@ def judge_cells(out: Path, labels: dict[str, str], backend: Backend, model: str,
             verdict = {"label": label, "by": by, "parsed": label is not None}
         if result.error is None and not result.interrupted:  # a failed request is not a verdict: asked again later
             verdict["raw"] = result.message.content
-            append_event(path, {"event": "verdict", **verdict})
+            append_records(path, VerdictRecord(**verdict))
         with lock:
             done[0] += 1
             progress(done[0], len(paths))

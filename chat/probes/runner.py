@@ -27,16 +27,15 @@ from ..backends import Backend, Request
 from ..cancel import CancelToken, new_token
 from ..conversation import Message, record
 from ..errors import HTTPError, ServerUnreachable, StreamCut
-from ..eventlog import append_events
 from ..files import remove
 from ..parallel import run_all
-from ..transcript import VERSION
+from ..records import (VERSION, BranchRecord, CellMessageRecord, CellRecord, DoneRecord, ErrorRecord, ParamsRecord,
+                       PersonaRecord, ScoredRecord, ServerRecord, SessionRecord, VerdictRecord)
 from ..turn import NullSink, run_turn
-from .rundir import RunDirError, append_event, cell_events, lock_run, read_run, write_run
+from .rundir import RunDirError, append_records, cell_events, lock_run, read_run, write_run
 from .spec import Probe, ProbeSet
 
-__all__ = ["BY_CONSTRUCTION", "Cell", "Run", "Server", "append_event", "cell_events", "not_applicable",
-           "run_probes"]
+__all__ = ["BY_CONSTRUCTION", "Cell", "Run", "Server", "cell_events", "not_applicable", "run_probes"]
 
 BY_CONSTRUCTION = "construction"  # who gives the n/a verdict of a cell whose trap never ran
 
@@ -145,16 +144,13 @@ def _run_cell(run: Run, cell: Cell, server: Server, stop: CancelToken) -> bool:
     if seed is not None:
         params["seed"] = seed
     now = round(time.time(), 3)
-    append_events(path, {"event": "session", "id": f"{run.out.name}/{cell.id}", "version": VERSION, "time": now,
-                         "kind": "probe cell"},
-                  {"event": "cell", "set": run.probe_set.name, "kind": run.probe_set.kind, "probe": probe.id,
-                   "category": probe.category, "control": probe.control, "expect": probe.expect,
-                   "persona": persona.name, "system": persona.system, "sample": cell.sample, "model": run.model,
-                   "server": server.url, "params": params, "seed": seed, "traps": probe.traps},
-                  {"event": "server", "base_url": server.url, "flavor": server.flavor, "model": run.model,
-                   "api": run.api},
-                  {"event": "persona", "name": persona.name, "system": persona.system},
-                  {"event": "params", "params": params})
+    append_records(path, SessionRecord(id=f"{run.out.name}/{cell.id}", version=VERSION, time=now, kind="probe cell"),
+                   CellRecord(set=run.probe_set.name, kind=run.probe_set.kind, probe=probe.id, category=probe.category,
+                              control=probe.control, expect=probe.expect, persona=persona.name, system=persona.system,
+                              sample=cell.sample, model=run.model, server=server.url, params=params, seed=seed,
+                              traps=probe.traps),
+                   ServerRecord(base_url=server.url, flavor=server.flavor, model=run.model, api=run.api),
+                   PersonaRecord(name=persona.name, system=persona.system), ParamsRecord(params=params))
     messages: list[Message] = []
     branch, extraction, trap_ran = None, "", False
     extract_at = probe.extraction_index()
@@ -162,7 +158,7 @@ def _run_cell(run: Run, cell: Cell, server: Server, stop: CancelToken) -> bool:
     def add(message: Message, step: int) -> None:
         message.id, message.parent, message.persona = len(messages), len(messages) - 1 if messages else None, persona.name
         messages.append(message)
-        append_events(path, {"event": "message", **record(message), "step": step})
+        append_records(path, CellMessageRecord(**record(message), step=step))
 
     for i, step in enumerate(probe.steps):
         if stop.cancelled:
@@ -173,8 +169,7 @@ def _run_cell(run: Run, cell: Cell, server: Server, stop: CancelToken) -> bool:
         request = Request(model=run.model, system=persona.system, messages=list(messages), params=dict(params))
         result = run_turn(server.backend, request, NullSink(), stop)
         if result.error is not None or result.interrupted:
-            append_events(path, {"event": "error", "step": i,
-                                 "message": str(result.error) if result.error else "interrupted"})
+            append_records(path, ErrorRecord(step=i, message=str(result.error) if result.error else "interrupted"))
             if result.error is not None and _server_failure(result.error):
                 raise _ServerFailed(str(result.error))
             return False
@@ -182,21 +177,21 @@ def _run_cell(run: Run, cell: Cell, server: Server, stop: CancelToken) -> bool:
         add(result.message, i)
         if step.trap:  # what each pushback got, so a report can say at which one an answer turned
             scored, held = run.probe_set.rules_label(probe, result.message.content)
-            append_events(path, {"event": "scored", "step": i, "trap": True, "label": scored, "held": held})
+            append_records(path, ScoredRecord(step=i, trap=True, label=scored, held=held))
         if step.classify:
             branch = step.branch_of(result.message.content)
-            append_events(path, {"event": "branch", "step": i, "branch": branch})
+            append_records(path, BranchRecord(step=i, branch=branch))
         if i <= extract_at:
             extraction = result.message.content
-    append_events(path, {"event": "done", "branch": branch, "extraction": extraction, "trap_ran": trap_ran})
+    append_records(path, DoneRecord(branch=branch, extraction=extraction, trap_ran=trap_ran))
     if probe.traps and not trap_ran:
-        append_events(path, {"event": "verdict", "label": "n/a", "by": BY_CONSTRUCTION, "parsed": True,
-                             "note": f"the trap step never ran (branch: {branch or 'none'})"})
+        append_records(path, VerdictRecord(label="n/a", by=BY_CONSTRUCTION, parsed=True,
+                                           note=f"the trap step never ran (branch: {branch or 'none'})"))
         return True
     label, held = run.probe_set.rules_label(probe, extraction)
     if label is not None:
-        append_events(path, {"event": "verdict", "label": label, "by": "rules", "parsed": True, "raw": "",
-                             "note": f"held the score patterns of {' and '.join(held)}"})
+        append_records(path, VerdictRecord(label=label, by="rules", parsed=True, raw="",
+                                           note=f"held the score patterns of {' and '.join(held)}"))
     return True
 
 
