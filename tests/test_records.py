@@ -1,5 +1,5 @@
 """Typed records (issue 19, 4): every event a transcript or a probe cell holds is built from its model
-in chat/records.py, the same model its reader checks it against."""
+in chat/records.py, the same model its reader checks it against; a probe run's layout is RunDir's."""
 
 from __future__ import annotations
 
@@ -8,12 +8,14 @@ import importlib
 import json
 from pathlib import Path
 
+import pytest
 from fake_backend import Reply
 from gridchat.chat import records
 from gridchat.chat.config import Settings
 from gridchat.chat.eventlog import read_log
 from gridchat.chat.probes.model_judging import judge_cells
-from gridchat.chat.probes.rundir import read_run
+from gridchat.chat.files import Locked
+from gridchat.chat.probes.rundir import RunDir, RunHeader
 from gridchat.chat.probes.runner import run_probes
 from gridchat.chat.probes.spec import load_probe_set
 from gridchat.chat.records import CELL_RECORDS, TRANSCRIPT_RECORDS, Record
@@ -114,10 +116,39 @@ def test_every_kind_a_probe_run_writes_has_its_model(fake, tmp_path):
     judge = fake("vllm")
     judge.responder = lambda body: Reply(text="resisted")
     judge_cells(out, run.probe_set.labels, server(judge).backend, "judge-model")
-    assert read_run(out)["params"] == {"temperature": 0.5, "tool_choice": "none"}
-    kinds = set().union(*(_checked(p, CELL_RECORDS) for p in (out / "cells").glob("*/*.jsonl")))
+    run_dir = RunDir(out)
+    assert run_dir.header()["params"] == {"temperature": 0.5, "tool_choice": "none"}
+    kinds = set().union(*(_checked(p, CELL_RECORDS) for p in run_dir.cell_paths()))
     assert kinds == {"session", "cell", "server", "persona", "params", "message", "scored", "branch", "done",
                      "verdict"}
+
+
+def test_run_dir_owns_the_layout(tmp_path):
+    run_dir = RunDir(tmp_path / "out")
+    assert run_dir.cell_paths() == [] and not run_dir.has_header()
+    cell = run_dir.cell_path("times", "lawful_good", 2)
+    assert cell == tmp_path / "out" / "cells" / "times" / "lawful_good--2.jsonl"
+    cell.parent.mkdir(parents=True)
+    cell.write_text("")
+    (cell.parent / "notes.txt").write_text("")  # not a cell
+    assert run_dir.cell_paths() == [cell]
+    header = RunHeader(set="s", kind="refusal", personas=["none"], samples=2, params={"top_k": 5}, seed=1)
+    run_dir.write_header(header)
+    assert json.loads((tmp_path / "out" / "run.json").read_text()) == run_dir.header() == header.model_dump()
+    with run_dir.lock(), pytest.raises(Locked):
+        RunDir(tmp_path / "out").lock()
+
+
+def test_only_run_dir_knows_where_a_run_keeps_its_files():
+    def layout(node) -> bool:
+        return (isinstance(node, ast.Constant) and node.value in ("run.json", "hand-order.json", "*/*.jsonl")
+                or isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div)
+                and isinstance(node.right, ast.Constant) and node.right.value == "cells")
+
+    rundir = Path(importlib.import_module("gridchat.chat.probes.rundir").__file__)
+    offenders = [f"{p}:{node.lineno}" for package in PACKAGES for p in package.rglob("*.py") if p != rundir
+                 for node in ast.walk(ast.parse(p.read_text(encoding="utf-8"))) if layout(node)]
+    assert offenders == [], "ask RunDir (chat/probes/rundir.py) where a run's files are: " + ", ".join(offenders)
 
 
 def test_a_reset_line_of_the_wrong_type_is_skipped_with_its_line(tmp_path):

@@ -21,13 +21,13 @@ from rich.text import Text
 from .. import interrupts
 from ..cancel import stopped
 from ..output import formatted
+from ..records import VerdictRecord
 from ..render import markdown
 from ..sanitize import sanitize
 from ..tty import discard_type_ahead
 from .model_judging import cells_to_judge, transcript_of
 from .report import final_verdict
-from ..records import VerdictRecord
-from .rundir import HandOrder, append_records, cell_events, read_hand_order, write_hand_order
+from .rundir import HandOrder, RunDir, append_records, cell_events
 
 __all__ = ["hand_judge", "judging_order", "read_key"]
 
@@ -60,7 +60,7 @@ def judging_order(out: Path, paths: list[Path], seed: int | None = None, warn=la
     """The cells to judge in their blind order: shuffled once with a seed, both kept in
     OUT/hand-order.json; cells that appear later (a resumed run) are shuffled in after them. An
     unusable hand-order.json is a warning, and a new order is made."""
-    saved = read_hand_order(out, warn)
+    saved = RunDir(out).hand_order(warn)
     if saved is not None:
         order, seed = list(saved.order), saved.seed
     else:
@@ -70,7 +70,7 @@ def judging_order(out: Path, paths: list[Path], seed: int | None = None, warn=la
     random.Random(f"{seed}:{len(order)}").shuffle(new)
     if new:
         order += new
-        write_hand_order(out, HandOrder(seed=seed, order=order))
+        RunDir(out).write_hand_order(HandOrder(seed=seed, order=order))
     return [names[name] for name in order if name in names]
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 from ..backends import Backend
 from ..cancel import new_token
 from ..parallel import run_all
-from ..turn import NullSink, run_turn
 from ..records import VerdictRecord
-from .rundir import append_records, cell_events
+from ..turn import NullSink, run_turn
+from .rundir import RunDir, append_records, cell_events
 from .runner import not_applicable
 
 __all__ = ["cells_to_judge", "judge_cells", "transcript_of"]
@@ -27,7 +27,7 @@ def cells_to_judge(out: Path, by: str, warn=lambda message: None) -> list[Path]:
     """Finished cells with no verdict from ``by`` yet (so a judge run resumes too). A cell that is n/a
     by construction (its trap never ran) is never offered: no label could change that."""
     paths = []
-    for path in sorted((out / "cells").glob("*/*.jsonl")):
+    for path in RunDir(out).cell_paths():
         events = cell_events(path, warn)
         if any(e.get("event") == "done" for e in events) and not not_applicable(events) and not any(
                 e.get("event") == "verdict" and e.get("by") == by for e in events):

@@ -32,7 +32,7 @@ from ..parallel import run_all
 from ..records import (VERSION, BranchRecord, CellMessageRecord, CellRecord, DoneRecord, ErrorRecord, ParamsRecord,
                        PersonaRecord, ScoredRecord, ServerRecord, SessionRecord, VerdictRecord)
 from ..turn import NullSink, run_turn
-from .rundir import RunDirError, append_records, cell_events, lock_run, read_run, write_run
+from .rundir import RunDir, RunDirError, RunHeader, append_records, cell_events
 from .spec import Probe, ProbeSet
 
 __all__ = ["BY_CONSTRUCTION", "Cell", "Run", "Server", "cell_events", "not_applicable", "run_probes"]
@@ -58,9 +58,6 @@ class Cell:
     def id(self) -> str:
         return f"{self.probe.id}/{self.persona.name}--{self.sample}"
 
-    def path(self, out: Path) -> Path:
-        return out / "cells" / self.probe.id / f"{self.persona.name}--{self.sample}.jsonl"
-
 
 @dataclass
 class Server:
@@ -85,6 +82,13 @@ class Run:
     seed: int | None = None  # the run's seed: each cell's is derived from it and the cell's id
     api: str = "chat"
 
+    @property
+    def dir(self) -> RunDir:
+        return RunDir(self.out)
+
+    def cell_path(self, cell: Cell) -> Path:
+        return self.dir.cell_path(cell.probe.id, cell.persona.name, cell.sample)
+
     def cells(self) -> list[Cell]:
         return [Cell(p, persona, k) for p in self.probe_set.probes for persona in self.personas
                 for k in range(1, self.samples + 1)]
@@ -98,27 +102,26 @@ class Run:
     def write_header(self, warn: Callable[[str], None] = lambda text: None) -> None:
         """Write run.json; a resumed run keeps when it started. One that is torn or unusable (a kill or a
         full disk mid-write) is rebuilt from this run's settings, and ``warn`` says so."""
-        header = {"set": self.probe_set.name, "title": self.probe_set.title, "kind": self.probe_set.kind,
-                  "labels": self.probe_set.labels, "source": self.probe_set.source,
-                  "probes": [p.id for p in self.probe_set.probes], "model": self.model,
-                  "servers": self.servers, "api": self.api, "personas": [p.name for p in self.personas],
-                  "samples": self.samples, "params": self.params, "seed": self.seed, "judge": self.judge,
-                  "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
-        if (self.out / "run.json").exists():  # resuming: keep when it started, note the rest
+        started = time.strftime("%Y-%m-%dT%H:%M:%S")
+        if self.dir.has_header():  # resuming: keep when it started, note the rest
             try:
-                header["started"] = read_run(self.out)["started"] or header["started"]
+                started = self.dir.header()["started"] or started
             except RunDirError as e:
                 warn(f"{e}: rebuilt from this command line")
-        write_run(self.out, header)
+        self.dir.write_header(RunHeader(
+            set=self.probe_set.name, title=self.probe_set.title, kind=self.probe_set.kind, labels=self.probe_set.labels,
+            source=self.probe_set.source, probes=[p.id for p in self.probe_set.probes], model=self.model,
+            servers=self.servers, api=self.api, personas=[p.name for p in self.personas], samples=self.samples,
+            params=self.params, seed=self.seed, judge=self.judge, started=started))
 
     def finished(self, cell: Cell, warn: Callable[[str], None] = lambda text: None) -> bool:
-        path = cell.path(self.out)  # a cell not begun has no file: nothing to warn about
+        path = self.cell_path(cell)  # a cell not begun has no file: nothing to warn about
         return path.exists() and any(e.get("event") == "done" for e in cell_events(path, warn))
 
     def baseline_misses(self, warn: Callable[[str], None] = lambda text: None) -> tuple[int, int]:
         """(finished cells whose trap never ran — the model missed the question it depends on —,
         finished cells), over this run's cells."""
-        ends = [cell_events(c.path(self.out), warn) for c in self.cells() if self.finished(c)]
+        ends = [cell_events(self.cell_path(c), warn) for c in self.cells() if self.finished(c)]
         return sum(not_applicable(events) is not None for events in ends), len(ends)
 
 
@@ -136,7 +139,7 @@ def _server_failure(error) -> bool:
 def _run_cell(run: Run, cell: Cell, server: Server, stop: CancelToken) -> bool:
     """One scripted conversation, saved as a transcript; True when it finished. A failing server
     raises _ServerFailed; any other error or a stop leaves the cell unfinished."""
-    path = cell.path(run.out)
+    path = run.cell_path(cell)
     remove(path)  # an unfinished earlier attempt is redone from the start
     probe, persona = cell.probe, cell.persona
     params = dict(run.params)
@@ -206,7 +209,7 @@ def run_probes(run: Run, servers: list[Server], concurrency: int = 16,
     are left unfinished, to be redone on the next run); what finished is kept. A second run on the
     same directory meanwhile is refused (Locked, one line naming the process running this one);
     damaged files are skipped with a ``warn``ing (chat/probes/rundir.py)."""
-    with lock_run(run.out):
+    with run.dir.lock():
         run.write_header(warn)
         todo = deque(c for c in run.cells() if not run.finished(c, warn))
         return _run_cells(run, servers, todo, concurrency, progress, notice)
