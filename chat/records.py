@@ -10,7 +10,7 @@ a JSON object with "event" (the kind) and the model's fields; transcripts add "t
     message     role, content, ..., id, parent  a message added to the tree (with reasoning, tool calls, stats)
     withdraw    id                              a message taken back (its send failed before any reply)
     head        id                              the head moved (/switch, /undo, /retry, /edit, /clear)
-    reset       from                            /load or /clear replaced the conversation (a snapshot follows)
+    reset       from                            /load or /clear replaced the conversation (its state follows)
     fork        id, name                        a bookmarked branch point
     mark        message, label, note, persona   /mark on a reply
     panel       start, origin, turns, lanes     a panel's lanes after each of its turns; no lanes: it closed
