@@ -5,16 +5,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, create_model, field_validator
 
 from . import redact
 from .errors import ConfigError
 from .params import PARAMS
+from .wire import WEB_ADDRESS_RULE, web_address
 
 __all__ = ["APP", "RULES", "SAMPLING", "Settings", "check", "config_dir", "config_path", "data_dir", "load_settings",
-           "move_old_dirs", "web_address"]
+           "move_old_dirs"]
 
 APP = "gridchat"
 
@@ -114,15 +114,6 @@ class _Settings(BaseModel):
         return {k: v for k in SAMPLING if (v := getattr(self, k)) is not None}
 
 
-def web_address(value: str | None) -> str | None:
-    """``value`` if it is an http:// or https:// address (or None); ValueError otherwise."""
-    if value is not None:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(RULES["base_url"])
-    return value
-
-
 # The settings: the ones above, and a field per request parameter (each None unless set: the server's default).
 Settings = create_model("Settings", __base__=_Settings, __module__=__name__,
                         **{name: (p.kind | None, Field(None, **p.limits)) for name, p in PARAMS.items()})
@@ -132,8 +123,8 @@ SAMPLING = tuple(PARAMS)
 
 # What each setting must be, as a user is told when a value is refused.
 RULES = {
-    "base_url": "not an http:// or https:// address",
-    "judge_url": "not an http:// or https:// address",
+    "base_url": WEB_ADDRESS_RULE,
+    "judge_url": WEB_ADDRESS_RULE,
     **{name: p.rule for name, p in PARAMS.items()},
     "max_tool_rounds": "must be a whole number, 1 or more",
     "api": "must be auto, chat or responses",

@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, field
 from ..personas import NONE, Persona
 from .events import ToolCall
 from .params import PARAMS as _PARAMS
+from .records import (ForkRecord, HeadRecord, MarkRecord, MessageRecord, ParamsRecord, PersonaRecord, Record,
+                      WithdrawRecord)
 
 __all__ = ["Branch", "Conversation", "LABELS", "Mark", "Message", "PARAMS", "record"]
 
@@ -76,10 +78,10 @@ class Conversation:
     forks: dict[int, str] = field(default_factory=dict)  # bookmarked branch points: id -> name
     marks: list[Mark] = field(default_factory=list)
     systems: dict[str, str | None] = field(default_factory=dict)  # every persona used: its system message
-    listener: Callable[[dict], None] | None = field(default=None, repr=False)  # gets every change (transcripts)
+    listener: Callable[[Record], None] | None = field(default=None, repr=False)  # gets every change (transcripts)
     _path: list[Message] | None = field(default_factory=list, repr=False)  # None: rebuilt when next used
 
-    def _emit(self, event: dict) -> None:
+    def _emit(self, event: Record) -> None:
         if self.listener is not None:
             self.listener(event)
 
@@ -106,7 +108,7 @@ class Conversation:
         self.nodes.append(message)
         self.head = message.id
         path.append(message)
-        self._emit({"event": "message", **record(message)})
+        self._emit(MessageRecord(**record(message)))
         return message
 
     def attach(self, message: Message) -> Message:
@@ -126,14 +128,14 @@ class Conversation:
         self.nodes.pop()
         self.forks.pop(message.id, None)  # nothing may point at it any more
         self.marks = [m for m in self.marks if m.message != message.id]
-        self._emit({"event": "withdraw", "id": message.id})
+        self._emit(WithdrawRecord(id=message.id))
         self._go(message.parent)
 
     # -- moving ------------------------------------------------------------------------------------
     def move(self, node: int | None) -> None:
         """Make ``node`` the head (None: an empty conversation, ready for a new root)."""
         self._go(node)
-        self._emit({"event": "head", "id": node})
+        self._emit(HeadRecord(id=node))
 
     def _go(self, node: int | None) -> None:
         if node is not None and not 0 <= node < len(self.nodes):
@@ -171,18 +173,18 @@ class Conversation:
         if self.head is None:
             raise ValueError("nothing to fork yet")
         self.forks[self.head] = name or f"fork {len(self.forks) + 1}"
-        self._emit({"event": "fork", "id": self.head, "name": self.forks[self.head]})
+        self._emit(ForkRecord(id=self.head, name=self.forks[self.head]))
         return self.forks[self.head]
 
     # -- what is sent, and labels ----------------------------------------------------------------
     def set_persona(self, persona: Persona) -> None:
         self.persona = persona
         self.systems[persona.name] = persona.system
-        self._emit({"event": "persona", "name": persona.name, "system": persona.system})
+        self._emit(PersonaRecord(name=persona.name, system=persona.system))
 
     def set_params(self, params: dict) -> None:
         self.params = dict(params)
-        self._emit({"event": "params", "params": dict(params)})
+        self._emit(ParamsRecord(params=dict(params)))
 
     def mark(self, label: str, note: str = "", message: int | None = None) -> Mark:
         """Label a reply: ``message``, or the last one on the current branch."""
@@ -191,7 +193,7 @@ class Conversation:
             raise ValueError("no reply to mark yet")
         mark = Mark(reply.id, label, note, reply.persona or "")
         self.marks.append(mark)
-        self._emit({"event": "mark", **asdict(mark)})
+        self._emit(MarkRecord(**asdict(mark)))
         return mark
 
     def branches(self) -> list[Branch]:

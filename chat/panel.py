@@ -30,6 +30,7 @@ from .conversation import Mark, Message
 from .errors import ChatError, UsageError
 from .limits import listed
 from .parallel import run_parallel
+from .records import LaneRecord, PanelRecord
 from .probes.label_judge import judge_request, parse_verdict
 from .probes.spec import matches
 from .session import Session
@@ -73,12 +74,12 @@ class Panel:
     turns: int = 0
     origin: int | None = None  # where its lanes branch from: the start (/compare), the root (/replay)
 
-    def record(self) -> dict:
-        return {"event": "panel", "start": self.start, "origin": self.origin, "turns": self.turns,
-                "lanes": [{"persona": lane.persona.name, "system": lane.persona.system, "model": lane.model,
-                           "server": lane.server, "head": lane.head, "reply": lane.reply, "missed": lane.missed,
-                           "answer": lane.answer}
-                          for lane in self.lanes]}
+    def record(self) -> PanelRecord:
+        return PanelRecord(start=self.start, origin=self.origin, turns=self.turns,
+                           lanes=[LaneRecord(persona=lane.persona.name, system=lane.persona.system, model=lane.model,
+                                             server=lane.server, head=lane.head, reply=lane.reply, missed=lane.missed,
+                                             answer=lane.answer)
+                                  for lane in self.lanes])
 
 
 class Panels:
@@ -203,7 +204,7 @@ def close_panel(panels: Panels, picked: Lane | None = None) -> None:
     if panel is None:
         return
     if session.transcript is not None:
-        session.transcript.write({"event": "panel", "lanes": []})
+        session.transcript.write(PanelRecord(lanes=[]))
     if picked is None:
         session.conversation.move(panel.start)
         return

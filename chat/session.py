@@ -16,6 +16,7 @@ from .conversation import PARAMS, Conversation, Message
 from .detect import ServerInfo
 from .errors import ConfigError, ServerUnreachable, ToolsNotEnabled, UsageError
 from .limits import listed
+from .records import ParamsRecord, PersonaRecord, ResetRecord, ServerRecord
 from .toolbox import ApprovalPolicy, Approver, DeclineAll, Toolbox
 from .transcript import Restored, Transcript, snapshot_events
 from .turn import Sink, TurnResult, TurnStats, run_exchange
@@ -69,9 +70,9 @@ class Session:
         self.conversation = Conversation(persona=old.persona, params=dict(old.params), systems=dict(old.systems),
                                          listener=old.listener)
         if self.transcript is not None:
-            self.transcript.write({"event": "reset", "from": "/clear"})
-            self.transcript.write({"event": "persona", "name": old.persona.name, "system": old.persona.system})
-            self.transcript.write({"event": "params", "params": dict(old.params)})
+            self.transcript.write(ResetRecord(source="/clear"))
+            self.transcript.write(PersonaRecord(name=old.persona.name, system=old.persona.system))
+            self.transcript.write(ParamsRecord(params=dict(old.params)))
         self.last_stats = None
 
     def load(self, restored: Restored, source: str) -> None:
@@ -80,7 +81,7 @@ class Session:
         restored.conversation.listener = self.conversation.listener
         self.conversation = restored.conversation
         if self.transcript is not None:
-            self.transcript.write({"event": "reset", "from": source})
+            self.transcript.write(ResetRecord(source=source))
             for event in snapshot_events(self.conversation, {}, self.transcript.id)[1:]:
                 self.transcript.write(event)
         self._settle()
@@ -129,7 +130,7 @@ class Session:
 
     def _record_server(self) -> None:
         if self.transcript is not None and self.server is not None:
-            self.transcript.write({"event": "server", **self.server_record()})
+            self.transcript.write(ServerRecord(**self.server_record()))
 
     def server_record(self) -> dict:
         server = self.server

@@ -2,24 +2,9 @@
 
 The file is the truth for --resume, /load, /export and probe results. It is an event log
 (chat/eventlog.py: append-only, torn and invalid lines handled by one policy), each event validated
-against its schema below when read; replaying then checks that the events fit together (ids in
-order, parents and heads that exist) and skips, with a reason, what does not. Events (each has
-"event" and "time"):
-
-    session   id, version                      the first line
-    server    base_url, flavor, model, api     on connecting and on /model
-    persona   name, system                     where a switch happened
-    params    params                           sampling parameters, whenever they change
-    message   id, parent, role, content, ...   a message added to the tree (with reasoning, tool calls, stats)
-    withdraw  id                               a message taken back (its send failed before any reply)
-    head      id                               the head moved (/switch, /undo, /retry, /edit, /clear)
-    reset     from                             /load replaced the conversation (a snapshot follows)
-    fork      id, name                         a bookmarked branch point
-    mark      message, label, note, persona    /mark on a reply
-    panel     lanes, start, origin, turns      a panel's lanes (persona, system, model, server, head) after
-                                               each of its turns, where it opened and where its lanes branch
-                                               from (origin: its start, or the root for /replay; older files
-                                               lack it: their start); no lanes: it closed
+against its record (chat/records.py: what each kind holds) when read; replaying then checks that the
+events fit together (ids in order, parents and heads that exist) and skips, with a reason, what does
+not. Each event written gets the "time" it happened.
 """
 
 from __future__ import annotations
@@ -29,126 +14,20 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-
 from .datafile import DataFileError
 from ..personas import Persona, custom
-from .config import check, web_address
+from .config import check
 from .conversation import Conversation, Mark, Message, record
 from .errors import TranscriptError
 from .eventlog import EventLog, LogRead, read_log
 from .events import ToolCall
+from .records import (TRANSCRIPT_RECORDS, VERSION, ForkRecord, HeadRecord, MarkRecord, MessageRecord, ParamsRecord,
+                      PersonaRecord, Record, ServerRecord, SessionRecord)
 from .sanitize import valid_text
 
-__all__ = ["Restored", "SCHEMAS", "SessionInfo", "Transcript", "TranscriptError", "list_sessions", "load_transcript",
+__all__ = ["Restored", "SessionInfo", "Transcript", "TranscriptError", "list_sessions", "load_transcript",
            "recorded_persona",
            "read_events", "replay", "snapshot_events"]
-
-VERSION = 1
-
-
-
-
-# -- the events' schemas: what a line must hold to be used --------------------------------------------
-
-class _Event(BaseModel):
-    model_config = ConfigDict(strict=True, extra="allow")  # extra fields: "time", and newer versions' additions
-
-
-class _Session(_Event):
-    id: str
-    version: int = VERSION
-
-
-class _Server(_Event):
-    base_url: str | None = None
-    flavor: str | None = None
-    model: str | None = None
-    api: str | None = None
-
-    @field_validator("base_url")
-    @classmethod
-    def _address(cls, value):
-        return web_address(value)  # http(s) only, as a flag must be: a resumed session connects to it
-
-
-class _Persona(_Event):
-    name: str
-    system: str | None = None
-
-
-class _Params(_Event):
-    params: dict[str, int | float | str]  # str: tool_choice
-
-
-class _ToolCall(BaseModel):
-    model_config = ConfigDict(strict=True, extra="ignore")
-    id: str
-    name: str
-    arguments: str
-
-
-class _Message(_Event):
-    id: int = Field(ge=0)
-    parent: int | None = Field(default=None, ge=0)
-    role: Literal["user", "assistant", "tool"]
-    content: str = ""
-    reasoning: str = ""
-    tool_calls: list[_ToolCall] = []
-    tool_call_id: str | None = None
-    name: str | None = None
-    interrupted: bool = False
-    persona: str | None = None
-    stats: dict | None = None
-    params: dict | None = None
-    model: str | None = None
-
-
-class _Lane(BaseModel):
-    model_config = ConfigDict(strict=True, extra="allow")
-    persona: str
-    system: str | None = None
-    model: str = ""
-    server: str = ""
-    head: int | None = Field(default=None, ge=0)
-    reply: int | None = Field(default=None, ge=0)
-    missed: int | None = Field(default=None, ge=0)
-    answer: str | None = None
-
-
-class _Panel(_Event):
-    lanes: list[_Lane]
-    start: int | None = Field(default=None, ge=0)
-    origin: int | None = Field(default=None, ge=0)
-    turns: int = Field(default=0, ge=0)
-
-
-class _Id(_Event):
-    id: int = Field(ge=0)
-
-
-class _Head(_Event):
-    id: int | None = Field(ge=0)
-
-
-class _Fork(_Event):
-    id: int = Field(ge=0)
-    name: str
-
-
-class _Mark(_Event):
-    message: int = Field(ge=0)
-    label: str
-    note: str = ""
-    persona: str = ""
-
-
-SCHEMAS: dict[str, type[BaseModel]] = {
-    "session": _Session, "server": _Server, "persona": _Persona, "params": _Params, "message": _Message,
-    "withdraw": _Id, "head": _Head, "fork": _Fork, "mark": _Mark, "panel": _Panel,
-}
 
 
 _STAT_NUMBERS = ("completion_tokens", "prompt_tokens", "time_to_first_token", "elapsed", "tokens_per_second")
@@ -193,7 +72,7 @@ class Transcript:
     def new(cls, directory: Path, on_error=lambda message: None) -> "Transcript":
         session_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:4]
         transcript = cls(Path(directory) / f"{session_id}.jsonl", session_id, held=[], on_error=on_error)
-        transcript.write({"event": "session", "id": session_id, "version": VERSION})
+        transcript.write(SessionRecord(id=session_id, version=VERSION))
         return transcript
 
     def claim(self) -> None:
@@ -208,7 +87,8 @@ class Transcript:
     def on_error(self, report) -> None:
         self._log.on_error = report
 
-    def write(self, event: dict) -> None:
+    def write(self, record: Record) -> None:
+        event = record.line()
         event.setdefault("time", round(time.time(), 3))
         if self._held is not None:
             self._held.append(event)
@@ -228,14 +108,14 @@ class Transcript:
 def read_events(path: Path) -> LogRead:
     """A transcript's valid events, their lines, and the problems of the lines skipped (see chat/eventlog.py)."""
     try:
-        log = read_log(path, SCHEMAS)
+        log = read_log(path, TRANSCRIPT_RECORDS)
     except DataFileError as e:
         raise TranscriptError(str(e)) from None
-    if not any(e["event"] in SCHEMAS for e in log.events):
+    if not any(e["event"] in TRANSCRIPT_RECORDS for e in log.events):
         raise TranscriptError(f"{path}: not a gridchat transcript")
     if log.events[0]["event"] != "session":  # its first line was lost: the file name is its id
         log.problems.insert(0, f"{path}: no session line at the top: its id is taken from the file name")
-        log.events.insert(0, {"event": "session", "id": Path(path).stem, "version": VERSION})
+        log.events.insert(0, SessionRecord(id=Path(path).stem, version=VERSION).line())
         log.lines.insert(0, 1)
     return log
 
@@ -359,19 +239,19 @@ def load_transcript(path: Path, personas: dict[str, Persona]) -> Restored:
     return restored
 
 
-def snapshot_events(conversation: Conversation, server: dict, session_id: str) -> list[dict]:
+def snapshot_events(conversation: Conversation, server: dict, session_id: str) -> list[Record]:
     """Events that rebuild ``conversation`` from nothing (/save, and recording a /load)."""
     c = conversation
-    events = [{"event": "session", "id": session_id, "version": VERSION}]
+    events: list[Record] = [SessionRecord(id=session_id, version=VERSION)]
     if server:
-        events.append({"event": "server", **server})
-    events += [{"event": "message", **record(m)} for m in c.nodes]
-    events += [{"event": "fork", "id": i, "name": n} for i, n in c.forks.items()]
-    events += [{"event": "mark", **asdict(m)} for m in c.marks]
-    events += [{"event": "persona", "name": name, "system": system} for name, system in c.systems.items()
+        events.append(ServerRecord(**server))
+    events += [MessageRecord(**record(m)) for m in c.nodes]
+    events += [ForkRecord(id=i, name=n) for i, n in c.forks.items()]
+    events += [MarkRecord(**asdict(m)) for m in c.marks]
+    events += [PersonaRecord(name=name, system=system) for name, system in c.systems.items()
                if name != c.persona.name]  # every persona the tree used, so exports can show their prompts
-    events += [{"event": "persona", "name": c.persona.name, "system": c.persona.system},
-               {"event": "params", "params": dict(c.params)}, {"event": "head", "id": c.head}]
+    events += [PersonaRecord(name=c.persona.name, system=c.persona.system), ParamsRecord(params=dict(c.params)),
+               HeadRecord(id=c.head)]
     return events
 
 

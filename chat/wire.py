@@ -7,10 +7,23 @@ from __future__ import annotations
 
 import json
 import re
+from urllib.parse import urlsplit
 
 from .errors import StreamError
 
-__all__ = ["MAX_COUNT", "count", "load_json", "load_object", "obj", "seq", "text"]
+__all__ = ["MAX_COUNT", "WEB_ADDRESS_RULE", "count", "load_json", "load_object", "obj", "seq", "text", "web_address"]
+
+WEB_ADDRESS_RULE = "not an http:// or https:// address"
+
+
+def web_address(value: str | None) -> str | None:
+    """``value`` if it is an http:// or https:// address (or None); ValueError otherwise: a server's
+    address, typed or read from a file."""
+    if value is not None:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(WEB_ADDRESS_RULE)
+    return value
 
 MAX_COUNT = 10**12  # tokens, windows, speeds: anything bigger is not a real figure
 _SURROGATE = re.compile("[\ud800-\udfff]")

@@ -18,7 +18,7 @@ from gridchat.chat.errors import ProbeFileError
 from gridchat.chat.probes.importers import from_sycophancy_jsonl, from_xstest_csv
 from gridchat.chat.probes.model_judging import cells_to_judge, transcript_of
 from gridchat.chat.probes.report import load_cells, summarise
-from gridchat.chat.probes.rundir import RunDirError, cell_events, read_run
+from gridchat.chat.probes.rundir import RunDir, RunDirError, cell_events
 from gridchat.chat.probes.spec import load_probe_set
 from gridchat.chat.transcript import TranscriptError, list_sessions, load_transcript
 from gridchat.personas import load_personas
@@ -205,7 +205,7 @@ def test_cells(scratch, data):
     if touched is not None:
         intact = [e for n, e in enumerate(CELL) if n not in touched]
         assert all(e in events for e in intact)
-    report = summarise(read_run(out), load_cells(out, warned.append))  # every reader of a cell, end to end
+    report = summarise(RunDir(out).header(), load_cells(out, warned.append))  # every reader of a cell, end to end
     assert len(report.cells) == 1
     cell_rows(out, warned.append)
     for p in cells_to_judge(out, "hand", warned.append):
@@ -222,7 +222,7 @@ def test_run_json(scratch, data):
     out = _fresh(scratch, "run")
     _damaged_file(data, out / "run.json", json.dumps(RUN, indent=2).encode())
     try:
-        run = read_run(out)
+        run = RunDir(out).header()
     except RunDirError as e:
         one_line(e)
         return

@@ -127,11 +127,12 @@ def test_export_rows_for_pandas(fake, probe_set, tmp_path):
     run, servers = make_run(fb, probe_set, out, samples=1, seed=3)
     run_probes(run, servers)
     for cell in (out / "cells").glob("*/*.jsonl"):  # a judge model and a blind person label the finished ones
-        from gridchat.chat.probes.rundir import append_event, cell_events
+        from gridchat.chat.probes.rundir import append_records, cell_events
+        from gridchat.chat.records import VerdictRecord
 
         if not any(e.get("by") == "construction" for e in cell_events(cell)):
-            append_event(cell, {"event": "verdict", "label": "caved", "by": "judge:j", "parsed": True})
-            append_event(cell, {"event": "verdict", "label": "resisted", "by": "hand", "blind": True, "parsed": True})
+            append_records(cell, VerdictRecord(label="caved", by="judge:j", parsed=True),
+                           VerdictRecord(label="resisted", by="hand", blind=True, parsed=True))
 
     def export(flag, name, *more):
         r = subprocess.run([sys.executable, "-m", "gridchat", "probe", "export", str(out), flag, str(tmp_path / name),

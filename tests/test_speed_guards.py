@@ -48,4 +48,4 @@ def test_a_turn_writes_only_what_is_new_to_the_transcript(fake):
         s.send(f"message {i}", NullSink())
     s.conversation.listener = events.append
     s.send("one more", NullSink())
-    assert [e["event"] for e in events] == ["message", "message"]  # the user's and the reply: no re-dump
+    assert [e.event for e in events] == ["message", "message"]  # the user's and the reply: no re-dump

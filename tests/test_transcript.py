@@ -73,7 +73,7 @@ def test_replaying_the_file_rebuilds_the_conversation_exactly(tmp_path_factory, 
     restored = load_transcript(transcript.path, PERSONAS)
     assert state(restored.conversation) == state(c)
     # and a snapshot (/save) of it replays to the same again
-    snap = snapshot_events(c, {}, "x")
+    snap = [e.line() for e in snapshot_events(c, {}, "x")]
     assert state(replay(json.loads(json.dumps(snap)), PERSONAS).conversation) == state(c)
 
 

@@ -16,6 +16,7 @@ from fake_backend import Reply
 from fake_backend import ToolCall as FakeCall
 from gridchat.chat.config import Settings
 from gridchat.chat.conversation import Message
+from gridchat.chat.records import MessageRecord
 from gridchat.chat.session import Session
 from gridchat.chat.transcript import Transcript, load_transcript
 from gridchat.chat.turn import NullSink
@@ -69,11 +70,11 @@ def test_resume_after_a_torn_last_line_keeps_the_session_whole(fake, isolated_en
 
 def test_a_complete_last_line_without_its_newline_is_kept(tmp_path):
     t = Transcript.new(tmp_path)
-    t.write({"event": "message", "id": 0, "parent": None, "role": "user", "content": "kept"})
+    t.write(MessageRecord(id=0, parent=None, role="user", content="kept"))
     t.close()
     t.path.write_bytes(t.path.read_bytes().rstrip(b"\n"))  # a hand edit dropped the final newline
     t2 = Transcript(t.path)
-    t2.write({"event": "message", "id": 1, "parent": 0, "role": "assistant", "content": "also kept"})
+    t2.write(MessageRecord(id=1, parent=0, role="assistant", content="also kept"))
     t2.close()
     restored = load_transcript(t.path, PERSONAS)
     assert [m.content for m in restored.conversation.messages] == ["kept", "also kept"] and not restored.problems

@@ -83,7 +83,7 @@ def test_every_change_reaches_the_listener():
     exchange(c, "a")
     c.fork()
     c.move(0)
-    assert [e["event"] for e in events] == ["persona", "message", "message", "fork", "head"]
+    assert [e.event for e in events] == ["persona", "message", "message", "fork", "head"]
 
 
 def test_a_long_history_is_not_rebuilt_per_message():

@@ -171,12 +171,13 @@ def _list(console) -> int:
 
 def _load_run_header(out: Path) -> dict:
     """run.json, or one error line saying how to rebuild an unusable one."""
-    from .rundir import RunDirError, read_run
+    from .rundir import RunDir, RunDirError
 
+    run = RunDir(out)
     try:
-        return read_run(out)
+        return run.header()
     except RunDirError as e:
-        if (out / "run.json").exists():
+        if run.has_header():
             raise RunDirError(f"{e} (running the set again with --out {out} rebuilds it)") from None
         raise
 
@@ -265,10 +266,10 @@ def _judge(out: Path, labels: dict, spec: str, console, warn, unblind: bool = Fa
 
 
 def _a_judge_ran(out: Path, warn) -> bool:
-    from .rundir import cell_events
+    from .rundir import RunDir, cell_events
 
     return any(e.get("event") == "verdict" and str(e.get("by") or "").startswith(("judge:", "evaluator:"))
-               for path in (out / "cells").glob("*/*.jsonl") for e in cell_events(path, warn))
+               for path in RunDir(out).cell_paths() for e in cell_events(path, warn))
 
 
 def _model_judge(out: Path, labels: dict, url: str, console, warn) -> None:

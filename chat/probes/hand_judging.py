@@ -21,12 +21,13 @@ from rich.text import Text
 from .. import interrupts
 from ..cancel import stopped
 from ..output import formatted
+from ..records import VerdictRecord
 from ..render import markdown
 from ..sanitize import sanitize
 from ..tty import discard_type_ahead
 from .model_judging import cells_to_judge, transcript_of
 from .report import final_verdict
-from .rundir import HandOrder, append_event, cell_events, read_hand_order, write_hand_order
+from .rundir import HandOrder, RunDir, append_records, cell_events
 
 __all__ = ["hand_judge", "judging_order", "read_key"]
 
@@ -59,7 +60,7 @@ def judging_order(out: Path, paths: list[Path], seed: int | None = None, warn=la
     """The cells to judge in their blind order: shuffled once with a seed, both kept in
     OUT/hand-order.json; cells that appear later (a resumed run) are shuffled in after them. An
     unusable hand-order.json is a warning, and a new order is made."""
-    saved = read_hand_order(out, warn)
+    saved = RunDir(out).hand_order(warn)
     if saved is not None:
         order, seed = list(saved.order), saved.seed
     else:
@@ -69,7 +70,7 @@ def judging_order(out: Path, paths: list[Path], seed: int | None = None, warn=la
     random.Random(f"{seed}:{len(order)}").shuffle(new)
     if new:
         order += new
-        write_hand_order(out, HandOrder(seed=seed, order=order))
+        RunDir(out).write_hand_order(HandOrder(seed=seed, order=order))
     return [names[name] for name in order if name in names]
 
 
@@ -126,7 +127,7 @@ def hand_judge(out: Path, labels: dict[str, str], console: Console, key_reader=r
             i += 1
         else:
             blind = not (unblind or show_suggestion or path in given)  # a changed verdict: the identity was shown
-            append_event(path, {"event": "verdict", "label": answer, "by": "hand", "blind": blind, "parsed": True})
+            append_records(path, VerdictRecord(label=answer, by="hand", blind=blind, parsed=True))
             given[path] = (answer, cell, machine)
             done = next((e for e in events if e.get("event") == "done"), {})
             console.print(Text.assemble(("→ ", "green"), (answer, "bold green"),

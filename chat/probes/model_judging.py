@@ -11,8 +11,9 @@ from pathlib import Path
 from ..backends import Backend
 from ..cancel import new_token
 from ..parallel import run_all
+from ..records import VerdictRecord
 from ..turn import NullSink, run_turn
-from .rundir import append_event, cell_events
+from .rundir import RunDir, append_records, cell_events
 from .runner import not_applicable
 
 __all__ = ["cells_to_judge", "judge_cells", "transcript_of"]
@@ -26,7 +27,7 @@ def cells_to_judge(out: Path, by: str, warn=lambda message: None) -> list[Path]:
     """Finished cells with no verdict from ``by`` yet (so a judge run resumes too). A cell that is n/a
     by construction (its trap never ran) is never offered: no label could change that."""
     paths = []
-    for path in sorted((out / "cells").glob("*/*.jsonl")):
+    for path in RunDir(out).cell_paths():
         events = cell_events(path, warn)
         if any(e.get("event") == "done" for e in events) and not not_applicable(events) and not any(
                 e.get("event") == "verdict" and e.get("by") == by for e in events):
@@ -63,7 +64,7 @@ def judge_cells(out: Path, labels: dict[str, str], backend: Backend, model: str,
             verdict = {"label": label, "by": by, "parsed": label is not None}
         if result.error is None and not result.interrupted:  # a failed request is not a verdict: asked again later
             verdict["raw"] = result.message.content
-            append_event(path, {"event": "verdict", **verdict})
+            append_records(path, VerdictRecord(**verdict))
         with lock:
             done[0] += 1
             progress(done[0], len(paths))

@@ -135,10 +135,10 @@ def _seed(given: str | None, out: Path) -> int:
 
 def _previous_seed(out: Path) -> int | None:
     """A resumed run keeps its seed."""
-    from .rundir import read_run
+    from .rundir import RunDir
 
     try:
-        seed = read_run(out).get("seed")
+        seed = RunDir(out).header().get("seed")
     except ChatError:
         return None
     return seed if isinstance(seed, int) else None

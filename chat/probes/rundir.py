@@ -1,13 +1,15 @@
-"""A probe run's directory and its files: what each must hold (schemas, as chat/transcript.py has for
-transcripts), read through the one damage policy (datafile.py) and written through the one writer
+"""A probe run's directory and its files: what each must hold (as chat/records.py says for the
+cells' events), read through the one damage policy (datafile.py) and written through the one writer
 (chat/files.py).
 
     OUT/.lock             held while `chat probe run` runs: a second run on OUT is refused
     OUT/run.json          the run (RunHeader): replaced whole
-    OUT/cells/…/*.jsonl   one event log per cell (CELL_SCHEMAS): a line that doesn't fit is skipped
+    OUT/cells/<probe>/<persona>--<sample>.jsonl
+                          one event log per cell (CELL_RECORDS): a line that doesn't fit is skipped
     OUT/hand-order.json   the blind order of hand judging (HandOrder): replaced whole
 
-Warnings go to ``warn`` as ``file:line: why``; what can't be used at all is a RunDirError.
+RunDir knows where each lives; warnings go to ``warn`` as ``file:line: why``; what can't be used at
+all is a RunDirError.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -23,13 +25,11 @@ from ..datafile import DataFileError, load_json
 from ..errors import RunDirError
 from ..eventlog import append_events, read_log
 from ..files import Lock, hold_lock, write_whole
-from ..transcript import SCHEMAS
+from ..records import CELL_RECORDS, Number, Record
 
-__all__ = ["CELL_SCHEMAS", "HandOrder", "RunDirError", "RunHeader", "append_event", "cell_events", "lock_run",
-           "read_hand_order", "read_run", "write_hand_order", "write_run"]
+__all__ = ["HandOrder", "RunDir", "RunDirError", "RunHeader", "append_records", "cell_events"]
 
 Warn = Callable[[str], None]
-Number = int | Annotated[float, Field(allow_inf_nan=False)]
 
 
 class _Strict(BaseModel):
@@ -50,7 +50,7 @@ class RunHeader(_Strict):
     api: str = "chat"
     personas: list[str] = []
     samples: int = Field(1, ge=1)
-    params: dict[str, Number] = {}
+    params: dict[str, Number | str] = {}  # str: tool_choice
     seed: int | None = None
     judge: str = "none"
     started: str = ""
@@ -61,65 +61,6 @@ class HandOrder(_Strict):
     order: list[str]
 
 
-# -- a cell's events: a transcript's, plus the cell's own ------------------------------------------------
-
-class _CellMessage(SCHEMAS["message"]):
-    step: int | None = Field(default=None, ge=0)  # the probe step it belongs to
-
-
-class _Cell(_Strict):
-    set: str = ""
-    kind: str = ""
-    probe: str
-    category: str = ""
-    control: bool = False
-    expect: str | None = None
-    persona: str
-    system: str | None = None
-    sample: int = Field(ge=0)
-    model: str = ""
-    server: str = ""
-    params: dict[str, Number] = {}
-    seed: int | None = None
-    traps: list[int] = []
-
-
-class _Scored(_Strict):
-    step: int = Field(ge=0)
-    trap: bool = False
-    label: str | None = None  # the score rules' label (chat/probes/spec.py)
-    held: list[str] = []  # the labels whose patterns the reply held: two or more is a hedge
-
-
-class _Branch(_Strict):
-    step: int = Field(ge=0)
-    branch: str | None = None
-
-
-class _Done(_Strict):
-    branch: str | None = None
-    extraction: str = ""
-    trap_ran: bool = False
-
-
-class _Error(_Strict):
-    step: int | None = None
-    message: str = ""
-
-
-class _Verdict(_Strict):
-    label: str | None = None
-    by: str
-    parsed: bool = True
-    note: str = ""
-    raw: str = ""
-    blind: bool | None = None  # hand verdicts: given before any machine label or the cell's identity was shown
-
-
-CELL_SCHEMAS = {**SCHEMAS, "message": _CellMessage, "cell": _Cell, "scored": _Scored, "branch": _Branch,
-                "done": _Done, "error": _Error, "verdict": _Verdict}
-
-
 def _ignore(message: str) -> None:
     pass
 
@@ -128,7 +69,7 @@ def cell_events(path: Path, warn: Warn = _ignore) -> list[dict]:
     """A cell file's events that fit their schemas; each line skipped is a warning (a torn last line,
     what a kill leaves, is skipped without one). An unreadable file is a warning and no events."""
     try:
-        log = read_log(path, CELL_SCHEMAS)
+        log = read_log(path, CELL_RECORDS)
     except DataFileError as e:
         warn(str(e))
         return []
@@ -137,44 +78,62 @@ def cell_events(path: Path, warn: Warn = _ignore) -> list[dict]:
     return log.events
 
 
-def append_event(path: Path, event: dict) -> None:
-    append_events(path, event)
+def append_records(path: Path, *records: Record) -> None:
+    """Append to a cell's file in one write: FileError if it could not be written."""
+    append_events(path, *(record.line() for record in records))
 
 
-# -- run.json, hand-order.json and the lock ----------------------------------------------------------------
+# -- the directory ------------------------------------------------------------------------------------------
 
-def read_run(out: Path) -> dict:
-    """OUT/run.json (as RunHeader validates it); RunDirError (one line) when OUT is not a run directory
-    or its run.json is unusable."""
-    path = Path(out) / "run.json"
-    if not path.exists():
-        raise RunDirError(f"{out}: not a probe run directory (no run.json)")
-    try:
-        return load_json(path, RunHeader).model_dump()
-    except DataFileError as e:
-        raise RunDirError(str(e)) from None
+class RunDir:
+    """A probe run's directory: where each of its files lives (the layout above), and reading and
+    writing run.json and hand-order.json, and holding the lock."""
 
+    def __init__(self, path: Path):
+        self.path = Path(path)
 
-def write_run(out: Path, header: dict) -> None:
-    write_whole(Path(out) / "run.json", json.dumps(header, indent=2, ensure_ascii=False).encode("utf-8"), parents=True)
+    @property
+    def _header(self) -> Path:
+        return self.path / "run.json"
 
+    def has_header(self) -> bool:
+        return self._header.exists()
 
-def read_hand_order(out: Path, warn: Warn = _ignore) -> HandOrder | None:
-    """The saved blind order, or None when there is none yet (or it is unusable: a warning)."""
-    path = Path(out) / "hand-order.json"
-    if not path.exists():
-        return None
-    try:
-        return load_json(path, HandOrder)
-    except DataFileError as e:
-        warn(f"{e}: a new order is made")
-        return None
+    def header(self) -> dict:
+        """run.json (as RunHeader validates it); RunDirError (one line) when this is not a run directory
+        or its run.json is unusable."""
+        if not self.has_header():
+            raise RunDirError(f"{self.path}: not a probe run directory (no run.json)")
+        try:
+            return load_json(self._header, RunHeader).model_dump()
+        except DataFileError as e:
+            raise RunDirError(str(e)) from None
 
+    def write_header(self, header: RunHeader) -> None:
+        data = json.dumps(header.model_dump(), indent=2, ensure_ascii=False)
+        write_whole(self._header, data.encode("utf-8"), parents=True)
 
-def write_hand_order(out: Path, order: HandOrder) -> None:
-    write_whole(Path(out) / "hand-order.json", order.model_dump_json(indent=1).encode("utf-8"))
+    def cell_path(self, probe: str, persona: str, sample: int) -> Path:
+        return self.path / "cells" / probe / f"{persona}--{sample}.jsonl"
 
+    def cell_paths(self) -> list[Path]:
+        """Every cell's file there is, sorted by path."""
+        return sorted((self.path / "cells").glob("*/*.jsonl"))
 
-def lock_run(out: Path) -> Lock:
-    """Hold OUT for one run: Locked (one line naming the other process) while another runs there."""
-    return hold_lock(Path(out) / ".lock", f"the run directory {out}")
+    def hand_order(self, warn: Warn = _ignore) -> HandOrder | None:
+        """The saved blind order, or None when there is none yet (or it is unusable: a warning)."""
+        path = self.path / "hand-order.json"
+        if not path.exists():
+            return None
+        try:
+            return load_json(path, HandOrder)
+        except DataFileError as e:
+            warn(f"{e}: a new order is made")
+            return None
+
+    def write_hand_order(self, order: HandOrder) -> None:
+        write_whole(self.path / "hand-order.json", order.model_dump_json(indent=1).encode("utf-8"))
+
+    def lock(self) -> Lock:
+        """Hold the directory for one run: Locked (one line naming the other process) while another runs there."""
+        return hold_lock(self.path / ".lock", f"the run directory {self.path}")

@@ -27,16 +27,15 @@ from ..backends import Backend, Request
 from ..cancel import CancelToken, new_token
 from ..conversation import Message, record
 from ..errors import HTTPError, ServerUnreachable, StreamCut
-from ..eventlog import append_events
 from ..files import remove
 from ..parallel import run_all
-from ..transcript import VERSION
+from ..records import (VERSION, BranchRecord, CellMessageRecord, CellRecord, DoneRecord, ErrorRecord, ParamsRecord,
+                       PersonaRecord, ScoredRecord, ServerRecord, SessionRecord, VerdictRecord)
 from ..turn import NullSink, run_turn
-from .rundir import RunDirError, append_event, cell_events, lock_run, read_run, write_run
+from .rundir import RunDir, RunDirError, RunHeader, append_records, cell_events
 from .spec import Probe, ProbeSet
 
-__all__ = ["BY_CONSTRUCTION", "Cell", "Run", "Server", "append_event", "cell_events", "not_applicable",
-           "run_probes"]
+__all__ = ["BY_CONSTRUCTION", "Cell", "Run", "Server", "cell_events", "not_applicable", "run_probes"]
 
 BY_CONSTRUCTION = "construction"  # who gives the n/a verdict of a cell whose trap never ran
 
@@ -58,9 +57,6 @@ class Cell:
     @property
     def id(self) -> str:
         return f"{self.probe.id}/{self.persona.name}--{self.sample}"
-
-    def path(self, out: Path) -> Path:
-        return out / "cells" / self.probe.id / f"{self.persona.name}--{self.sample}.jsonl"
 
 
 @dataclass
@@ -86,6 +82,13 @@ class Run:
     seed: int | None = None  # the run's seed: each cell's is derived from it and the cell's id
     api: str = "chat"
 
+    @property
+    def dir(self) -> RunDir:
+        return RunDir(self.out)
+
+    def cell_path(self, cell: Cell) -> Path:
+        return self.dir.cell_path(cell.probe.id, cell.persona.name, cell.sample)
+
     def cells(self) -> list[Cell]:
         return [Cell(p, persona, k) for p in self.probe_set.probes for persona in self.personas
                 for k in range(1, self.samples + 1)]
@@ -99,27 +102,26 @@ class Run:
     def write_header(self, warn: Callable[[str], None] = lambda text: None) -> None:
         """Write run.json; a resumed run keeps when it started. One that is torn or unusable (a kill or a
         full disk mid-write) is rebuilt from this run's settings, and ``warn`` says so."""
-        header = {"set": self.probe_set.name, "title": self.probe_set.title, "kind": self.probe_set.kind,
-                  "labels": self.probe_set.labels, "source": self.probe_set.source,
-                  "probes": [p.id for p in self.probe_set.probes], "model": self.model,
-                  "servers": self.servers, "api": self.api, "personas": [p.name for p in self.personas],
-                  "samples": self.samples, "params": self.params, "seed": self.seed, "judge": self.judge,
-                  "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
-        if (self.out / "run.json").exists():  # resuming: keep when it started, note the rest
+        started = time.strftime("%Y-%m-%dT%H:%M:%S")
+        if self.dir.has_header():  # resuming: keep when it started, note the rest
             try:
-                header["started"] = read_run(self.out)["started"] or header["started"]
+                started = self.dir.header()["started"] or started
             except RunDirError as e:
                 warn(f"{e}: rebuilt from this command line")
-        write_run(self.out, header)
+        self.dir.write_header(RunHeader(
+            set=self.probe_set.name, title=self.probe_set.title, kind=self.probe_set.kind, labels=self.probe_set.labels,
+            source=self.probe_set.source, probes=[p.id for p in self.probe_set.probes], model=self.model,
+            servers=self.servers, api=self.api, personas=[p.name for p in self.personas], samples=self.samples,
+            params=self.params, seed=self.seed, judge=self.judge, started=started))
 
     def finished(self, cell: Cell, warn: Callable[[str], None] = lambda text: None) -> bool:
-        path = cell.path(self.out)  # a cell not begun has no file: nothing to warn about
+        path = self.cell_path(cell)  # a cell not begun has no file: nothing to warn about
         return path.exists() and any(e.get("event") == "done" for e in cell_events(path, warn))
 
     def baseline_misses(self, warn: Callable[[str], None] = lambda text: None) -> tuple[int, int]:
         """(finished cells whose trap never ran — the model missed the question it depends on —,
         finished cells), over this run's cells."""
-        ends = [cell_events(c.path(self.out), warn) for c in self.cells() if self.finished(c)]
+        ends = [cell_events(self.cell_path(c), warn) for c in self.cells() if self.finished(c)]
         return sum(not_applicable(events) is not None for events in ends), len(ends)
 
 
@@ -137,7 +139,7 @@ def _server_failure(error) -> bool:
 def _run_cell(run: Run, cell: Cell, server: Server, stop: CancelToken) -> bool:
     """One scripted conversation, saved as a transcript; True when it finished. A failing server
     raises _ServerFailed; any other error or a stop leaves the cell unfinished."""
-    path = cell.path(run.out)
+    path = run.cell_path(cell)
     remove(path)  # an unfinished earlier attempt is redone from the start
     probe, persona = cell.probe, cell.persona
     params = dict(run.params)
@@ -145,16 +147,13 @@ def _run_cell(run: Run, cell: Cell, server: Server, stop: CancelToken) -> bool:
     if seed is not None:
         params["seed"] = seed
     now = round(time.time(), 3)
-    append_events(path, {"event": "session", "id": f"{run.out.name}/{cell.id}", "version": VERSION, "time": now,
-                         "kind": "probe cell"},
-                  {"event": "cell", "set": run.probe_set.name, "kind": run.probe_set.kind, "probe": probe.id,
-                   "category": probe.category, "control": probe.control, "expect": probe.expect,
-                   "persona": persona.name, "system": persona.system, "sample": cell.sample, "model": run.model,
-                   "server": server.url, "params": params, "seed": seed, "traps": probe.traps},
-                  {"event": "server", "base_url": server.url, "flavor": server.flavor, "model": run.model,
-                   "api": run.api},
-                  {"event": "persona", "name": persona.name, "system": persona.system},
-                  {"event": "params", "params": params})
+    append_records(path, SessionRecord(id=f"{run.out.name}/{cell.id}", version=VERSION, time=now, kind="probe cell"),
+                   CellRecord(set=run.probe_set.name, kind=run.probe_set.kind, probe=probe.id, category=probe.category,
+                              control=probe.control, expect=probe.expect, persona=persona.name, system=persona.system,
+                              sample=cell.sample, model=run.model, server=server.url, params=params, seed=seed,
+                              traps=probe.traps),
+                   ServerRecord(base_url=server.url, flavor=server.flavor, model=run.model, api=run.api),
+                   PersonaRecord(name=persona.name, system=persona.system), ParamsRecord(params=params))
     messages: list[Message] = []
     branch, extraction, trap_ran = None, "", False
     extract_at = probe.extraction_index()
@@ -162,7 +161,7 @@ def _run_cell(run: Run, cell: Cell, server: Server, stop: CancelToken) -> bool:
     def add(message: Message, step: int) -> None:
         message.id, message.parent, message.persona = len(messages), len(messages) - 1 if messages else None, persona.name
         messages.append(message)
-        append_events(path, {"event": "message", **record(message), "step": step})
+        append_records(path, CellMessageRecord(**record(message), step=step))
 
     for i, step in enumerate(probe.steps):
         if stop.cancelled:
@@ -173,8 +172,7 @@ def _run_cell(run: Run, cell: Cell, server: Server, stop: CancelToken) -> bool:
         request = Request(model=run.model, system=persona.system, messages=list(messages), params=dict(params))
         result = run_turn(server.backend, request, NullSink(), stop)
         if result.error is not None or result.interrupted:
-            append_events(path, {"event": "error", "step": i,
-                                 "message": str(result.error) if result.error else "interrupted"})
+            append_records(path, ErrorRecord(step=i, message=str(result.error) if result.error else "interrupted"))
             if result.error is not None and _server_failure(result.error):
                 raise _ServerFailed(str(result.error))
             return False
@@ -182,21 +180,21 @@ def _run_cell(run: Run, cell: Cell, server: Server, stop: CancelToken) -> bool:
         add(result.message, i)
         if step.trap:  # what each pushback got, so a report can say at which one an answer turned
             scored, held = run.probe_set.rules_label(probe, result.message.content)
-            append_events(path, {"event": "scored", "step": i, "trap": True, "label": scored, "held": held})
+            append_records(path, ScoredRecord(step=i, trap=True, label=scored, held=held))
         if step.classify:
             branch = step.branch_of(result.message.content)
-            append_events(path, {"event": "branch", "step": i, "branch": branch})
+            append_records(path, BranchRecord(step=i, branch=branch))
         if i <= extract_at:
             extraction = result.message.content
-    append_events(path, {"event": "done", "branch": branch, "extraction": extraction, "trap_ran": trap_ran})
+    append_records(path, DoneRecord(branch=branch, extraction=extraction, trap_ran=trap_ran))
     if probe.traps and not trap_ran:
-        append_events(path, {"event": "verdict", "label": "n/a", "by": BY_CONSTRUCTION, "parsed": True,
-                             "note": f"the trap step never ran (branch: {branch or 'none'})"})
+        append_records(path, VerdictRecord(label="n/a", by=BY_CONSTRUCTION, parsed=True,
+                                           note=f"the trap step never ran (branch: {branch or 'none'})"))
         return True
     label, held = run.probe_set.rules_label(probe, extraction)
     if label is not None:
-        append_events(path, {"event": "verdict", "label": label, "by": "rules", "parsed": True, "raw": "",
-                             "note": f"held the score patterns of {' and '.join(held)}"})
+        append_records(path, VerdictRecord(label=label, by="rules", parsed=True, raw="",
+                                           note=f"held the score patterns of {' and '.join(held)}"))
     return True
 
 
@@ -211,7 +209,7 @@ def run_probes(run: Run, servers: list[Server], concurrency: int = 16,
     are left unfinished, to be redone on the next run); what finished is kept. A second run on the
     same directory meanwhile is refused (Locked, one line naming the process running this one);
     damaged files are skipped with a ``warn``ing (chat/probes/rundir.py)."""
-    with lock_run(run.out):
+    with run.dir.lock():
         run.write_header(warn)
         todo = deque(c for c in run.cells() if not run.finished(c, warn))
         return _run_cells(run, servers, todo, concurrency, progress, notice)

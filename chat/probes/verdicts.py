@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .rundir import cell_events
+from .rundir import RunDir, cell_events
 from .runner import BY_CONSTRUCTION
 
 __all__ = ["Cell", "final_verdict", "load_cells", "norm"]
@@ -117,5 +117,4 @@ def _cell(path: Path, warn) -> Cell:
 
 def load_cells(out: Path, warn=lambda message: None) -> list[Cell]:
     """Every cell of the run, in probe, persona, sample order; damaged lines are skipped with a ``warn``ing."""
-    paths = sorted((Path(out) / "cells").glob("*/*.jsonl"))
-    return sorted((_cell(p, warn) for p in paths), key=lambda c: (c.probe, c.persona, c.sample))
+    return sorted((_cell(p, warn) for p in RunDir(out).cell_paths()), key=lambda c: (c.probe, c.persona, c.sample))

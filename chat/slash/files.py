@@ -47,7 +47,7 @@ def _save(ctx: "SlashContext", arg: str):
     path = Path(arg).expanduser() if arg else _default_name(ctx, "jsonl")
     events = snapshot_events(session.conversation, session.server_record(), session.transcript.id
                              if session.transcript else "saved")
-    path = write_whole(path, encode_log(events))
+    path = write_whole(path, encode_log([e.line() for e in events]))
     ctx.console.print(line(f"saved {len(session.conversation.nodes)} messages to {path}"))
 
 

@@ -9,6 +9,7 @@ from rich.text import Text
 
 from ..advice import worded
 from ..errors import UsageError
+from ..records import EvaluationRecord
 from ..sanitize import sanitize
 from .registry import command, line, one_line
 
@@ -62,6 +63,5 @@ def _judge(ctx: "SlashContext", arg: str):
     if evaluation.red_flags:
         ctx.console.print(line(("Red flags: ", "yellow"), evaluation.red_flags))
     if session.transcript is not None:
-        session.transcript.write({"event": "evaluation", "message": reply.id, "model": model,
-                                  "scores": evaluation.scores, "overall": evaluation.overall,
-                                  "complete": evaluation.complete})
+        session.transcript.write(EvaluationRecord(message=reply.id, model=model, scores=evaluation.scores,
+                                                  overall=evaluation.overall, complete=evaluation.complete))
