@@ -5,7 +5,8 @@ characters are made visible: chat/sanitize.py), and no secret the client holds i
 
 - ``Screen`` is the only rich Console: it makes the text of every segment safe just before its
   style is rendered — after layout, so nothing a renderable builds can slip past — and renders no
-  hyperlinks (a link's target is shown as text by chat/render.py instead). A terminal that went
+  hyperlinks. Secrets are blanked before layout too, in every Text it lays out (a key that layout
+  folds over two lines, or crops in a narrow column, is whole in no segment) (a link's target is shown as text by chat/render.py instead). A terminal that went
   away (a closed window) ends its output quietly: what is being recorded is recorded all the same.
 - ``say`` writes a plain line to stderr (or stdout), ``Writer`` a reply to a pipe or file.
 - ``formatted`` builds prompt_toolkit's formatted text; and every character prompt_toolkit draws —
@@ -23,8 +24,10 @@ import sys
 from typing import TextIO
 
 from rich.console import Console
+from rich.protocol import rich_cast
+from rich.text import Text
 
-from .redact import redact
+from .redact import MASK, found, redact
 from .sanitize import sanitize
 
 __all__ = ["Screen", "Writer", "clean", "formatted", "say"]
@@ -47,6 +50,14 @@ class Screen(Console):
         super().__init__(markup=False, **options)
         self.gone = False
 
+    def render(self, renderable, options=None):
+        renderable = rich_cast(renderable)
+        if isinstance(renderable, Text):
+            renderable = _masked(renderable)
+        elif isinstance(renderable, str):
+            renderable = redact(renderable)
+        return super().render(renderable, options)
+
     def _render_buffer(self, buffer) -> str:
         return super()._render_buffer(self._safe(buffer))
 
@@ -68,6 +79,19 @@ class Screen(Console):
                 raise
             self.gone, self.quiet = True, True  # nothing more is drawn; the buffer is dropped next time
             del self._buffer[:]
+
+
+def _masked(text: Text) -> Text:
+    """``text`` with each secret held replaced by the mask, its styles kept; ``text`` itself if none."""
+    spans = found(text.plain)
+    if not spans:
+        return text
+    out, at = text[0:0], 0
+    for start, end in spans:
+        out += text[at:start]
+        out += Text(MASK)
+        at = end
+    return out + text[at:]
 
 
 def say(message: str, *, err: bool = True) -> None:

@@ -75,6 +75,14 @@ def redact(text: str) -> str:
     return pattern.sub(MASK, text)
 
 
+def found(text: str) -> list[tuple[int, int]]:
+    """Where in ``text`` the secrets held are, as (start, end) pairs, left to right."""
+    pattern = _pattern
+    if pattern is None or not text:
+        return []
+    return [m.span() for m in pattern.finditer(text)]
+
+
 def redact_value(value):
     """A JSON-like value (an event, a request body) with every string in it redacted."""
     if _pattern is None:
