@@ -91,9 +91,22 @@ _LABELS = {_key(d): d for d in DIMENSIONS} | {"acknowledgement": "Acknowledgment
 
 # "<label>: <n>[/10] <sep> <reason>". Without "/10" the score must be followed by a separator or the
 # line's end, so "7.5" or "7 out of 10" never read as 7; a denominator other than 10 is kept to be rejected.
-_SCORED = re.compile(r"^(?P<label>[A-Za-z][A-Za-z _-]*?)\s*:\s*(?P<score>\d{1,3})(?!\d)"
-                     r"(?:\s*/\s*(?P<den>\d+)(?!\d|[.,]\d)|(?=\s*(?:$|[-:\u2013\u2014])))"
-                     r"\s*[-:\u2013\u2014]?\s*(?P<reason>.*)$")
+# The label is what comes before the first colon, checked on its own: a pattern that searched for where
+# a label with spaces ends would backtrack over an evaluator's long runs of spaces (quadratic).
+_LABEL = re.compile(r"[A-Za-z][A-Za-z _-]*")
+_SCORE = re.compile(r"\s*(?P<score>\d{1,3})(?!\d)"
+                    r"(?:\s*/\s*(?P<den>\d+)(?!\d|[.,]\d)|(?=\s*(?:$|[-:\u2013\u2014])))"
+                    r"\s*[-:\u2013\u2014]?\s*(?P<reason>.*)$")
+
+
+def _scored(line: str) -> tuple[str, re.Match] | None:
+    """The label and the score's match of a scored line, or None."""
+    label, colon, rest = line.partition(":")
+    label = label.rstrip()
+    if not colon or not _LABEL.fullmatch(label):
+        return None
+    match = _SCORE.match(rest)
+    return (label, match) if match else None
 _RED_FLAGS = re.compile(r"^red[\s_-]*flags?\s*:\s*(?P<text>.*)$", re.IGNORECASE)
 
 
@@ -118,13 +131,14 @@ def parse_evaluation(text: str) -> Evaluation:
                 ev.red_flags = flags["text"].strip()
                 collecting_flags = not ev.red_flags
             continue
-        match = _SCORED.match(line)
-        label = _LABELS.get(_key(match["label"])) if match else None
+        scored = _scored(line)
+        label = _LABELS.get(_key(scored[0])) if scored else None
         if label is None:
             if collecting_flags and line.upper() != "EVALUATION":
                 ev.red_flags = f"{ev.red_flags}; {line}" if ev.red_flags else line
             continue
         collecting_flags = False
+        match = scored[1]
         score, reason = int(match["score"]), (match["reason"] or "").strip()
         if not 1 <= score <= 10 or match["den"] not in (None, "10"):
             continue
