@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["FAMILIES", "Family", "detect_family", "read_chat_template", "read_config"]
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..chat.datafile import DataFileError, load_json, read_bytes
+
+__all__ = ["FAMILIES", "Family", "ModelConfig", "detect_family", "read_chat_template", "read_config"]
 
 
 @dataclass(frozen=True)
@@ -42,30 +45,49 @@ def _model_files(model: str, name: str) -> list[Path]:
     return candidates
 
 
-def read_config(model: str) -> dict | None:
-    """config.json of a model directory, or of a hub id already in the local Hugging Face cache."""
+class ModelConfig(BaseModel):
+    """What serve reads of a model's config.json (the rest is vLLM's business)."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    model_type: str = ""
+    architectures: list[str] = []
+    rope_scaling: dict | None = None
+    max_position_embeddings: int = 0
+    name_or_path: str = Field("", alias="_name_or_path")
+
+
+def read_config(model: str) -> ModelConfig | None:
+    """config.json of a model directory, or of a hub id already in the local Hugging Face cache; None
+    if there is none. A damaged one is a DataFileError (one line, naming the file), through the one
+    reader of data files (chat/datafile.py)."""
     for path in _model_files(model, "config.json"):
-        try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
+        if path.is_file():
+            return load_json(path, ModelConfig)
     return None
 
 
+class _TokenizerConfig(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    chat_template: object = None  # a string, or a list of named templates (not used)
+
+
 def read_chat_template(model: str) -> str | None:
-    """The model's own chat template: chat_template.jinja, else tokenizer_config.json's."""
+    """The model's own chat template: chat_template.jinja, else tokenizer_config.json's (a damaged
+    file counts as none)."""
     for path in _model_files(model, "chat_template.jinja"):
-        try:
-            return path.read_text(encoding="utf-8")
-        except OSError:
-            continue
+        if path.is_file():
+            try:
+                return read_bytes(path).decode("utf-8", "replace")
+            except DataFileError:
+                continue
     for path in _model_files(model, "tokenizer_config.json"):
-        try:
-            template = json.loads(path.read_text(encoding="utf-8")).get("chat_template")
-        except (OSError, ValueError, AttributeError):
-            continue
-        if isinstance(template, str):
-            return template
+        if path.is_file():
+            try:
+                template = load_json(path, _TokenizerConfig).chat_template
+            except DataFileError:
+                continue
+            if isinstance(template, str):
+                return template
     return None
 
 
@@ -76,9 +98,9 @@ def _from_template(template: str) -> str | None:
     return None
 
 
-def _from_config(config: dict) -> str | None:
-    model_type = str(config.get("model_type", "")).lower()
-    archs = " ".join(config.get("architectures") or []).lower()
+def _from_config(config: ModelConfig) -> str | None:
+    model_type = config.model_type.lower()
+    archs = " ".join(config.architectures).lower()
     if model_type == "gpt_oss" or "gptoss" in archs:
         return "gpt-oss"
     if model_type == "apertus" or "apertus" in archs:
@@ -88,10 +110,10 @@ def _from_config(config: dict) -> str | None:
     if model_type in ("qwen2", "qwen2_moe"):
         return "hermes"
     if model_type == "llama":
-        rope = config.get("rope_scaling") or {}
-        if rope.get("rope_type") == "llama3" or config.get("max_position_embeddings", 0) >= 131072:
+        rope = config.rope_scaling or {}
+        if rope.get("rope_type") == "llama3" or config.max_position_embeddings >= 131072:
             return "llama3.1"
-    if model_type in ("deepseek_v3",) and "r1" in str(config.get("_name_or_path", "")).lower():
+    if model_type in ("deepseek_v3",) and "r1" in config.name_or_path.lower():
         return "deepseek-r1"
     return None
 
@@ -111,7 +133,12 @@ def detect_family(model: str, forced: str | None = None) -> tuple[Family, str]:
     its name."""
     if forced:
         return FAMILIES[forced], "--family"
-    config = read_config(model)
+    try:
+        config = read_config(model)
+    except DataFileError as e:  # vLLM will say so too; the family is found another way meanwhile
+        config, damaged = None, f"; {e}: not used"
+    else:
+        damaged = ""
     if config is not None:
         found = _from_config(config)
         if found:
@@ -120,8 +147,8 @@ def detect_family(model: str, forced: str | None = None) -> tuple[Family, str]:
     if template is not None:
         found = _from_template(template)
         if found:
-            return FAMILIES[found], "its chat template: ChatML without tools"
+            return FAMILIES[found], "its chat template: ChatML without tools" + damaged
     found = _from_name(model)
     if found:
-        return FAMILIES[found], "the model's name"
-    return FAMILIES["unknown"], "nothing matched"
+        return FAMILIES[found], "the model's name" + damaged
+    return FAMILIES["unknown"], "nothing matched" + damaged
