@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ...personas import GRID
 from ..errors import ChatError
+from ..limits import listed
 from ..output import say
 
 __all__ = ["MAX_CELLS", "PERSONA_GROUPS", "choose_personas", "choose_probes", "start_run"]
@@ -38,8 +39,8 @@ def choose_probes(probe_set, ids: str | None, limit: int | None):
         wanted = list(dict.fromkeys(i.strip() for i in ids.split(",") if i.strip()))
         unknown = [i for i in wanted if i not in by_id]
         if unknown or not wanted:
-            raise ChatError(f"--probes: no probe {', '.join(unknown) or repr(ids)} in {probe_set.name} "
-                            f"(its probes: {', '.join(by_id)})")
+            raise ChatError(f"--probes: no probe {listed(unknown) or repr(ids)} in {probe_set.name} "
+                            f"(its probes: {listed(by_id)})")
         chosen = [by_id[i] for i in wanted]
     return probe_set.model_copy(update={"probes": chosen[:limit]})
 
@@ -114,7 +115,7 @@ def _servers(session, settings, personas: dict, urls: list) -> list:
     for url in urls[1:]:  # replicas: each answers for the same model
         info = detect(url, settings.api_key)
         if info.models and session.model not in info.models:
-            raise ChatError(f"{url} does not serve {session.model} (it has: {', '.join(info.models)})")
+            raise ChatError(f"{url} does not serve {session.model} (it has: {listed(info.models)})")
         replica = Session(settings.model_copy(update={"base_url": url}), personas)
         replica.model = session.model
         replica.connect()
