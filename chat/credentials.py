@@ -6,6 +6,7 @@ by looking at the usual local ports get none either: whatever listens there is n
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable, Iterable
 from urllib.parse import urlsplit
 
@@ -53,5 +54,5 @@ class Credentials:
             return self.key
         self._refused.add(where)
         self.tell(f"not sending your API key to {url}: it was read from a file, not named this run "
-                  f"(--base-url {url} names it)")
+                  f"(--base-url {shlex.quote(url)} names it)")  # quoted: an address from a file, pasted
         return None
