@@ -10,6 +10,8 @@ import shlex
 from collections.abc import Callable, Iterable
 from urllib.parse import urlsplit
 
+from .redact import hold_url
+
 __all__ = ["Credentials", "origin"]
 
 
@@ -29,13 +31,19 @@ class Credentials:
 
     def __init__(self, key: str | None, named: Iterable[str | None] = ()):
         self.key = key or None
-        self._named = {origin(u) for u in named if u}
+        self._named: set[str] = set()
+        for url in named:
+            if url:
+                self.name(url)
         self._refused: set[str] = set()
         self.ask: Callable[[str], bool] | None = None
         self.tell: Callable[[str], None] = lambda text: None
 
     def name(self, url: str) -> None:
-        """The user named ``url`` this run (typed it): it gets the key."""
+        """The user named ``url`` this run (typed it): it gets the key, and its credentials are secrets
+        from now on. Those of an address read from a file are not held: a file's weak password ("the")
+        would blank what the user types (an address's password is never shown either way: redact.py)."""
+        hold_url(url)
         self._named.add(origin(url))
 
     def named(self, url: str) -> bool:

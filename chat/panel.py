@@ -63,7 +63,7 @@ class Lane:
         if self.model != session.model:
             parts.append(f"@{self.model}")
         if session.server is not None and self.server != session.server.base_url:
-            parts.append(f"@{urlsplit(self.server).netloc}")
+            parts.append(f"@{urlsplit(self.server).netloc.rpartition('@')[2]}")
         return "".join(parts)
 
 

@@ -13,6 +13,7 @@ every word it happens to be part of.
 from __future__ import annotations
 
 import base64
+import html
 import json
 import re
 import threading
@@ -39,9 +40,9 @@ def hold(secret: str | None) -> None:
         return
     with _lock:
         _held.add(secret)
-        escaped = json.dumps(secret, ensure_ascii=False)[1:-1]  # as it stands inside a JSON line (logs)
-        if escaped != secret:
-            _held.add(escaped)
+        _held.add(json.dumps(secret, ensure_ascii=False)[1:-1])  # as it stands inside a JSON line (logs)
+        _held.add(html.escape(secret))  # as it stands in an HTML page (an export, a report)
+        _held.add(html.escape(secret, quote=False))
         tokens = sorted(_held, key=len, reverse=True)  # the longest first: a key containing another
         _pattern = re.compile("|".join(f"(?<![A-Za-z0-9]){re.escape(t)}(?![A-Za-z0-9])" for t in tokens))
 
@@ -67,20 +68,34 @@ def hold_url(url: str | None) -> None:
         hold(unquote(user))
 
 
+# The password of any address with credentials (scheme://user:password@host), held or not: an address
+# read from a file is shown without its password, and a typed one is blanked even before it is held
+# (the input history is written as the line is accepted).
+_USERINFO = re.compile(r"(://[^/\s:@]*:)[^/\s@]+@")
+
+
 def redact(text: str) -> str:
-    """``text`` with every secret held replaced by ``***``; the same object when there is none."""
-    pattern = _pattern
-    if pattern is None or not text:
+    """``text`` with every secret held, and every password in an address, replaced by ``***``; the
+    same object when there is none."""
+    if not text:
         return text
-    return pattern.sub(MASK, text)
+    pattern = _pattern
+    if pattern is not None:
+        text = pattern.sub(MASK, text)
+    if "@" in text and "://" in text:
+        text = _USERINFO.sub(rf"\1{MASK}@", text)
+    return text
 
 
 def found(text: str) -> list[tuple[int, int]]:
-    """Where in ``text`` the secrets held are, as (start, end) pairs, left to right."""
-    pattern = _pattern
-    if pattern is None or not text:
-        return []
-    return [m.span() for m in pattern.finditer(text)]
+    """Where in ``text`` the secrets held, and the passwords in addresses, are: (start, end) pairs,
+    left to right, not overlapping."""
+    spans = [m.span() for m in _pattern.finditer(text)] if _pattern is not None and text else []
+    if "@" in text and "://" in text:
+        spans += [(m.end(1), m.end() - 1) for m in _USERINFO.finditer(text)]
+        spans.sort()
+        spans = [s for i, s in enumerate(spans) if i == 0 or s[0] >= spans[i - 1][1]]
+    return spans
 
 
 def redact_value(value):

@@ -394,6 +394,9 @@ def test_server_12_a_password_read_from_a_file_does_not_blank_what_the_user_type
                 lane["server"] = other.base_url.replace("http://", "http://x:the@")
     session.write_text("".join(json.dumps(e) + "\n" for e in events))
     t = term(fb, "--resume")
+    t.wait_prompt("panel of 2")  # the panel left open is open again
+    assert ":the@" not in t.screen(), "the lane's password is shown in its name"
+    t.line("/panel end")
     t.wait_prompt("lawful_good")
     t.line("the cat sat on the mat")
     t.wait_for("Echo:")

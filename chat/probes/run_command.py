@@ -107,12 +107,14 @@ def _run_on(urls: list, args, probe_set, personas: dict, chosen: list, console, 
 def _servers(session, settings, personas: dict, urls: list) -> list:
     """The first server (connected through ``session``) and its replicas, each checked to serve the model."""
     from ..detect import detect
+    from ..redact import hold_url
     from ..session import Session
     from .runner import Server
 
     first = session.connect()
     servers = [Server(first.base_url, session.backend, first.flavor)]
     for url in urls[1:]:  # replicas: each answers for the same model
+        hold_url(url)  # named by a flag: its credentials are secrets
         info = detect(url, settings.api_key)
         if info.models and session.model not in info.models:
             raise ChatError(f"{url} does not serve {session.model} (it has: {listed(info.models)})")
