@@ -27,9 +27,9 @@ from pydantic import BaseModel
 
 from .datafile import read_jsonl, reason
 from .limits import MAX_LOG_FILE
-from .files import AppendFile, FileError, Lock, Locked, hold_lock
+from .files import AppendFile, FileError, Lock, Locked, hold_lock, lock_path
 
-__all__ = ["EventLog", "LogRead", "append_events", "encode_log", "lock_path", "read_log"]
+__all__ = ["EventLog", "LogRead", "append_events", "encode_log", "read_log"]
 
 
 @dataclass
@@ -71,11 +71,6 @@ def _line(event: dict) -> bytes:
 def encode_log(events: list[dict]) -> bytes:
     """A whole log as bytes (a snapshot for /save, written with chat/files.py)."""
     return b"".join(_line(e) for e in events)
-
-
-def lock_path(path: Path) -> Path:
-    """Where the lock of the log at ``path`` lives: a hidden file beside it."""
-    return Path(path).with_name(f".{Path(path).name}.lock")
 
 
 class EventLog:

@@ -9,7 +9,8 @@ scratch file — is written here, in one of three ways:
   flock, so two writers' blocks never interleave, and fsync'd; a block that fails is cut off again;
 - ``hold_lock``: an advisory lock (flock) on a lock file that names its holder, for a file two clients
   could both write (a session's transcript, a probe run's directory): a second one is refused with
-  one line naming the process that has it.
+  one line naming the process that has it. A file's own lock (``lock_path``) is keyed on where it
+  really is, so a symlink to it finds the same lock.
 
 Every byte passes ``_outgoing`` on its way to disk. An OSError, or a ValueError from the OS layer (a
 NUL in a path), is a FileError: one line saying what could not be written and why. The model's own
@@ -27,8 +28,8 @@ from pathlib import Path
 from .errors import FileError, Locked
 from .redact import redact
 
-__all__ = ["AppendFile", "FileError", "Lock", "Locked", "append", "hold_lock", "make_dir", "remove", "scratch_file",
-           "write_whole"]
+__all__ = ["AppendFile", "FileError", "Lock", "Locked", "append", "hold_lock", "lock_path", "make_dir", "remove",
+           "scratch_file", "write_whole"]
 
 
 _UMASK = os.umask(0o022)  # read once, while nothing else runs: os.umask can only be read by setting it
@@ -216,6 +217,13 @@ def _holder(fd: int) -> int | None:
     except OSError:
         return None
     return int(text) if text.isdigit() else None
+
+
+def lock_path(path: str | Path) -> Path:
+    """The lock of a file two chats could write (a session's transcript): a hidden file beside where the
+    file really is, so a symlink to it or another spelling of its path meets the same lock."""
+    real = Path(os.path.realpath(path))
+    return real.with_name(f".{real.name}.lock")
 
 
 def hold_lock(path: str | Path, what: str) -> Lock:
