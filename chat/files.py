@@ -10,7 +10,8 @@ scratch file — is written here, in one of three ways:
 - ``hold_lock``: an advisory lock (flock) on a lock file that names its holder, for a file two clients
   could both write (a session's transcript, a probe run's directory): a second one is refused with
   one line naming the process that has it. A file's own lock (``lock_path``) is keyed on where it
-  really is, so a symlink to it finds the same lock.
+  really is, so a symlink to it finds the same lock, and ``write_whole`` holds it while it replaces
+  the file: a transcript a chat has open is never replaced under it.
 
 Every byte passes ``_outgoing`` on its way to disk. An OSError, or a ValueError from the OS layer (a
 NUL in a path), is a FileError: one line saying what could not be written and why. The model's own
@@ -23,6 +24,7 @@ import fcntl
 import os
 import stat
 import tempfile
+from contextlib import nullcontext
 from pathlib import Path
 
 from .errors import FileError, Locked
@@ -89,22 +91,27 @@ def write_whole(path: str | Path, data: bytes, *, parents: bool = False) -> Path
     try:  # even looking can fail: a name too long for the file system, a folder we may not enter
         if not path.name or path.is_dir():
             raise FileError(f"{path}: is a directory; give a file name")
-        if path.exists() and not path.is_file():
+        exists = path.exists()
+        if exists and not path.is_file():
             raise FileError(f"{path}: not a regular file (a device, a FIFO …): give another name")
-        mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o666 & ~_UMASK
+        mode = stat.S_IMODE(path.stat().st_mode) if exists else 0o666 & ~_UMASK
         if parents:
             make_dir(path.parent)
-        # the name's start only: a name near the length limit must still leave room for the suffix
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:32]}.", suffix=".tmp")
-        try:
-            _write_all(fd, data)
-            os.fchmod(fd, mode)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-        tmp = None
+        # a transcript a chat has open is not replaced under it: that chat would go on writing a deleted file
+        with _taken(lock_path(path), "it") if exists else nullcontext():
+            # the name's start only: a name near the length limit must still leave room for the suffix
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:32]}.", suffix=".tmp")
+            try:
+                _write_all(fd, data)
+                os.fchmod(fd, mode)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+            tmp = None
         _sync_dir(path.parent)
+    except Locked as e:
+        raise Locked(f"cannot write {path}: {e}; give another name", e.pid) from None
     except (OSError, ValueError) as e:
         raise _cannot(path, e) from None
     finally:
@@ -231,19 +238,26 @@ def hold_lock(path: str | Path, what: str) -> Lock:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        return _taken(path, what)
+    except (OSError, ValueError) as e:
+        raise _cannot(path, e) from None
+
+
+def _taken(path: Path, what: str) -> Lock:
+    """The lock at ``path``, holding our pid; Locked naming its holder (OSError as it comes)."""
+    try:
         fd = _lock_at(path)
     except _Held as e:
         pid = e.pid
-        raise Locked(f"{what} is open in another chat (pid {pid if pid is not None else 'unknown'})", pid) from None
-    except (OSError, ValueError) as e:
-        raise _cannot(path, e) from None
+        where = "this chat" if pid == os.getpid() else f"another chat (pid {pid if pid is not None else 'unknown'})"
+        raise Locked(f"{what} is open in {where}", pid) from None
     lock = Lock(path, fd)
     try:
         os.ftruncate(fd, 0)
         _write_all(fd, f"{os.getpid()}\n".encode())
-    except OSError as e:
+    except OSError:
         lock.release()
-        raise _cannot(path, e) from None
+        raise
     return lock
 
 

@@ -14,7 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
-from gridchat.chat.files import FileError, Locked, append, hold_lock, write_whole
+from gridchat.chat.eventlog import EventLog
+from gridchat.chat.files import FileError, Locked, append, hold_lock, lock_path, write_whole
 from gridchat.chat.transcript import load_transcript
 from gridchat.personas import load_personas
 from test_probe_runner import SET, persona_model
@@ -173,6 +174,25 @@ def test_the_same_process_cannot_take_a_lock_twice(tmp_path):
     with hold_lock(tmp_path / "x.lock", "the run"):
         with pytest.raises(Locked, match="the run"):
             hold_lock(tmp_path / "x.lock", "the run")
+
+
+def test_a_file_a_chat_has_open_is_never_replaced_under_it(tmp_path):
+    """files-1/2: write_whole replaced an open transcript (its chat went on appending to a deleted
+    file), and a symlink to one found no lock. The writer holds the file's own lock while it replaces
+    it, and that lock is keyed on where the file really is."""
+    path = tmp_path / "s.jsonl"
+    log = EventLog(path, lock_as="session s")
+    assert log.append({"event": "session", "id": "s"})
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(path)
+    assert lock_path(link) == lock_path(path)
+    for target in (path, link):
+        with pytest.raises(Locked, match="open in this chat"):
+            write_whole(target, b"replaced")
+    assert path.read_bytes().startswith(b'{"event": "session"') and link.is_symlink()
+    log.close()
+    write_whole(path, b"replaced")  # free once the chat has left it, and no lock left behind
+    assert path.read_bytes() == b"replaced" and sorted(p.name for p in tmp_path.iterdir()) == ["link.jsonl", "s.jsonl"]
 
 
 # -- defect 5: two `chat --resume` on one session ----------------------------------------------------
