@@ -110,14 +110,16 @@ def read_jsonl(path: Path, check: Callable[[object], object], torn_tail: bool = 
 
 def read_csv(path: Path, columns: tuple[str, ...], check: Callable[[dict], object], cap: int = MAX_IMPORT) -> Rows:
     """The rows of a CSV file with a header naming at least ``columns`` that ``check`` takes (as for
-    read_jsonl); a file without those columns is a DataFileError."""
+    read_jsonl), each as a dict of the header's names; a file without those columns is a DataFileError.
+    A row is named by the line it starts on, a row csv refuses too (csv.DictReader's count stops
+    short there)."""
     try:
         text = read_bytes(path, cap).decode("utf-8")
     except UnicodeDecodeError as e:
         raise DataFileError(f"{path}: not UTF-8 text (at byte {e.start:,})") from None
-    reader = csv.DictReader(io.StringIO(text, newline=""))
+    reader = csv.reader(io.StringIO(text, newline=""))
     try:
-        header = reader.fieldnames or []
+        header = next((row for row in reader if row), [])  # blank lines before it are skipped
     except csv.Error as e:
         raise DataFileError(f"{path}:1: not CSV: {e}") from None
     missing = [c for c in columns if c not in header]
@@ -126,18 +128,21 @@ def read_csv(path: Path, columns: tuple[str, ...], check: Callable[[dict], objec
         raise DataFileError(f"{path}:1: needs the columns {wanted} (missing: {', '.join(missing)})")
     rows = Rows()
     while True:
+        line = reader.line_num + 1  # where the next row starts (a quoted field can span lines)
         try:
-            row = next(reader)
+            fields = next(reader)
         except StopIteration:
             return rows
         except csv.Error as e:
-            rows.problems.append(f"{path}:{reader.line_num}: not a CSV row: {e}")
+            rows.problems.append(f"{path}:{line}: not a CSV row: {e}")
+            continue
+        if not fields:  # a blank line
             continue
         try:
-            rows.items.append(check(row))
-            rows.lines.append(reader.line_num)
+            rows.items.append(check(dict(zip(header, fields))))
+            rows.lines.append(line)
         except (ValueError, TypeError) as e:
-            rows.problems.append(f"{path}:{reader.line_num}: {reason(e)}")
+            rows.problems.append(f"{path}:{line}: {reason(e)}")
 
 
 def _no_constant(name: str):
