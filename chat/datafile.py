@@ -75,6 +75,8 @@ def read_bytes(path: Path, cap: int = MAX_SMALL_FILE) -> bytes:
             if st.st_size > cap:  # a sparse terabyte is never read
                 raise DataFileError(f"{path}: cannot read: bigger than the {size(cap)} chat reads")
             data = f.read(cap + 1)
+    except DataFileError:
+        raise
     except (OSError, ValueError) as e:  # ValueError: a NUL in the name
         raise DataFileError(f"{path}: cannot read: {getattr(e, 'strerror', None) or e}") from None
     if len(data) > cap:  # it grew while being read
