@@ -28,8 +28,9 @@ standard library's HTTP clients' and the socket layer's errors into this tree by
 (chat/files.py writes, chat/datafile.py reads), and ``paths()``, around each command that is given
 paths (a command line's whole run, one slash command), makes one line of an ``OSError`` the system
 raised about a path that was only looked at (``exists()`` of a name too long). Anything the tables do
-not know is a bug of ours and goes through untouched, to the top level, which says so. Errors carry data (sizes, status, flavor); advice on what to type
-next is the UI's (chat/advice.py), since a one-shot user can't type /compact.
+not know is a bug of ours and goes through untouched, to the top level, which says so. Errors carry
+data (sizes, status, flavor); advice on what to type next is the UI's (chat/advice.py), since a
+one-shot user can't type /compact.
 """
 
 from __future__ import annotations
