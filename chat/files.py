@@ -31,7 +31,7 @@ from .errors import FileError, Locked
 from .redact import redact
 
 __all__ = ["AppendFile", "FileError", "Lock", "Locked", "append", "hold_lock", "lock_path", "make_dir", "remove",
-           "scratch_file", "write_whole"]
+           "scratch_file", "typed_path", "write_whole"]
 
 
 _UMASK = os.umask(0o022)  # read once, while nothing else runs: os.umask can only be read by setting it
@@ -72,9 +72,15 @@ def _sync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def typed_path(path: str | Path) -> Path:
+    """A path as the user typed it, ``~`` and ``~user`` expanded as a shell does: an unknown user's
+    ``~name`` stays as typed, to be refused as a missing file (pathlib's expanduser raises instead)."""
+    return Path(os.path.expanduser(path))
+
+
 def make_dir(path: str | Path) -> Path:
     """A directory (and its parents) to write into."""
-    path = Path(path).expanduser()
+    path = typed_path(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
     except (OSError, ValueError) as e:
@@ -86,7 +92,7 @@ def write_whole(path: str | Path, data: bytes, *, parents: bool = False) -> Path
     """Replace ``path`` with ``data`` whole (see the module's docstring); ``parents``: create missing
     directories first. A new file gets the usual permissions (the umask's), a replaced one keeps its
     own. Returns the path written."""
-    path = Path(path).expanduser()
+    path = typed_path(path)
     tmp = None
     try:  # even looking can fail: a name too long for the file system, a folder we may not enter
         if not path.name or path.is_dir():

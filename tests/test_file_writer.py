@@ -112,6 +112,21 @@ def test_nothing_writes_a_file_but_the_writer():
     assert not found, "file writes outside chat/files.py (route them through it):\n" + "\n".join(found)
 
 
+def test_a_typed_path_is_expanded_in_one_place():
+    """files-12: `/save ~nosuchuser/x` ended the session with "internal error": pathlib's expanduser
+    raises RuntimeError for a user that doesn't exist. A path the user typed is expanded by
+    files.typed_path (as a shell does: an unknown ~user stays as typed, then is a missing file)."""
+    found = []
+    for path in sorted((REPO / "chat").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and _name(node.func) == "expanduser" and \
+                    ast.unparse(node.func) != "os.path.expanduser":
+                found.append(f"{path.relative_to(REPO)}:{node.lineno}: {ast.unparse(node)}")
+    assert not found, "pathlib's expanduser raises for ~nosuchuser; use files.typed_path:\n" + "\n".join(found)
+    with pytest.raises(FileError, match="~nosuchuser"):
+        write_whole("~nosuchuser/x.md", b"x")
+
+
 @pytest.mark.parametrize("code", [
     "open(p, 'w')", "open(p, mode='ab')", "Path(p).write_text('x')", "p.write_bytes(b'')", "os.open(p, os.O_WRONLY)",
     "tempfile.mkstemp()", "p.mkdir()", "os.replace(a, b)", "p.unlink()", "os.fdopen(fd, 'wb')", "p.open('a')",
