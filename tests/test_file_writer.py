@@ -36,7 +36,7 @@ ALLOWED = {
     # the server's log: written by the server process, the client only opens it for the child
     ("serve/process.py", "_new_log"), ("serve/process.py", "start"), ("serve/local.py", "__enter__"),
     # the local model: a binary download into the cache, fetched and renamed into place whole
-    ("serve/local.py", "ensure_model"), ("serve/local.py", "fetch_wheel"),
+    ("serve/local.py", "ensure_model"), ("serve/local.py", "_unpack"), ("serve/local.py", "fetch_wheel"),
     # moves the old data directories to the new name, once: no bytes written
     ("chat/config.py", "move_old_dirs"),
     # a pipe back to the client, not a file
