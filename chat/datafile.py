@@ -62,9 +62,10 @@ def reason(error: BaseException) -> str:
     return (str(error).splitlines() or [type(error).__name__])[0][:120]
 
 
-def read_bytes(path: Path, cap: int = MAX_SMALL_FILE) -> bytes:
+def read_bytes(path: Path, cap: int = MAX_SMALL_FILE, tail: bool = False) -> bytes:
     """A regular file's bytes, a byte order mark an editor added left out; DataFileError if it can't
-    be read at all, or is bigger than ``cap`` (checked before reading: chat/limits.py has the caps)."""
+    be read at all, or is bigger than ``cap`` (checked before reading: chat/limits.py has the caps).
+    ``tail``: of a bigger file, its last ``cap`` bytes instead (a log read for its newest entries)."""
     path = Path(path)
     try:  # non-blocking: a FIFO put where a file was expected must not hang the read
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -72,14 +73,17 @@ def read_bytes(path: Path, cap: int = MAX_SMALL_FILE) -> bytes:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
                 raise DataFileError(f"{path}: not a regular file")
-            if st.st_size > cap:  # a sparse terabyte is never read
+            if st.st_size > cap and not tail:  # a sparse terabyte is never read
                 raise DataFileError(f"{path}: cannot read: bigger than the {size(cap)} chat reads")
+            f.seek(max(0, st.st_size - cap))
             data = f.read(cap + 1)
     except DataFileError:
         raise
     except (OSError, ValueError) as e:  # ValueError: a NUL in the name
         raise DataFileError(f"{path}: cannot read: {getattr(e, 'strerror', None) or e}") from None
     if len(data) > cap:  # it grew while being read
+        if tail:
+            return data[-cap:]
         raise DataFileError(f"{path}: cannot read: bigger than the {size(cap)} chat reads")
     return data.removeprefix(b"\xef\xbb\xbf")
 
