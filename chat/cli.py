@@ -95,11 +95,16 @@ def main(argv: list[str] | None = None) -> int:
         return serve_main(argv[1:])
     args = parser().parse_args(argv)
     from . import interrupts
+    from .errors import PathError, paths
 
     interrupts.install()  # SIGTERM and SIGHUP from now on; Ctrl-C once an action runs
     try:
-        code = _run(args)
+        with paths():  # a path the system refuses (a name too long) is one line, wherever it was looked at
+            code = _run(args)
         return 128 + interrupts.left() if interrupts.left() else code
+    except PathError as err:
+        say(f"chat: error: {err}")
+        return 1
     except KeyboardInterrupt:  # before the session began (loading a transcript, starting the local engine)
         say("")
         return 128 + interrupts.left() if interrupts.left() else 130

@@ -164,16 +164,17 @@ def _from_env(env) -> dict:
 
 def _from_file(path: Path, warn, where: dict, named: bool) -> dict:
     """{name: value} of the settings in the file that are usable; each problem is one warning. The
-    default file may be missing; one the user named (--config, GRIDCHAT_CONFIG) must be there."""
+    default file may be missing; one the user named (--config, GRIDCHAT_CONFIG) must be there, and
+    whatever is there must be a file (the reader says what it is instead)."""
     if not path.exists() and not named:
         return {}
-    if not path.is_file():
-        raise ConfigError(f"{path}: cannot read: {'is a directory' if path.is_dir() else 'no such file'}")
     from .datafile import DataFileError, load_yaml  # only when there is a file to read
 
     try:
         data, lines = load_yaml(path)
     except DataFileError as e:
+        if not path.is_file():  # not there, or a directory, a FIFO, a device: no config at all
+            raise ConfigError(str(e)) from None
         warn(f"{e} (the file is ignored)")
         return {}
     for problem in lines.problems:

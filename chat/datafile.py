@@ -62,9 +62,10 @@ def reason(error: BaseException) -> str:
     return (str(error).splitlines() or [type(error).__name__])[0][:120]
 
 
-def read_bytes(path: Path, cap: int = MAX_SMALL_FILE) -> bytes:
+def read_bytes(path: Path, cap: int = MAX_SMALL_FILE, tail: bool = False) -> bytes:
     """A regular file's bytes, a byte order mark an editor added left out; DataFileError if it can't
-    be read at all, or is bigger than ``cap`` (checked before reading: chat/limits.py has the caps)."""
+    be read at all, or is bigger than ``cap`` (checked before reading: chat/limits.py has the caps).
+    ``tail``: of a bigger file, its last ``cap`` bytes instead (a log read for its newest entries)."""
     path = Path(path)
     try:  # non-blocking: a FIFO put where a file was expected must not hang the read
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -72,12 +73,17 @@ def read_bytes(path: Path, cap: int = MAX_SMALL_FILE) -> bytes:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
                 raise DataFileError(f"{path}: not a regular file")
-            if st.st_size > cap:  # a sparse terabyte is never read
+            if st.st_size > cap and not tail:  # a sparse terabyte is never read
                 raise DataFileError(f"{path}: cannot read: bigger than the {size(cap)} chat reads")
+            f.seek(max(0, st.st_size - cap))
             data = f.read(cap + 1)
+    except DataFileError:
+        raise
     except (OSError, ValueError) as e:  # ValueError: a NUL in the name
         raise DataFileError(f"{path}: cannot read: {getattr(e, 'strerror', None) or e}") from None
     if len(data) > cap:  # it grew while being read
+        if tail:
+            return data[-cap:]
         raise DataFileError(f"{path}: cannot read: bigger than the {size(cap)} chat reads")
     return data.removeprefix(b"\xef\xbb\xbf")
 
@@ -110,14 +116,16 @@ def read_jsonl(path: Path, check: Callable[[object], object], torn_tail: bool = 
 
 def read_csv(path: Path, columns: tuple[str, ...], check: Callable[[dict], object], cap: int = MAX_IMPORT) -> Rows:
     """The rows of a CSV file with a header naming at least ``columns`` that ``check`` takes (as for
-    read_jsonl); a file without those columns is a DataFileError."""
+    read_jsonl), each as a dict of the header's names; a file without those columns is a DataFileError.
+    A row is named by the line it starts on, a row csv refuses too (csv.DictReader's count stops
+    short there)."""
     try:
         text = read_bytes(path, cap).decode("utf-8")
     except UnicodeDecodeError as e:
         raise DataFileError(f"{path}: not UTF-8 text (at byte {e.start:,})") from None
-    reader = csv.DictReader(io.StringIO(text, newline=""))
+    reader = csv.reader(io.StringIO(text, newline=""))
     try:
-        header = reader.fieldnames or []
+        header = next((row for row in reader if row), [])  # blank lines before it are skipped
     except csv.Error as e:
         raise DataFileError(f"{path}:1: not CSV: {e}") from None
     missing = [c for c in columns if c not in header]
@@ -126,18 +134,21 @@ def read_csv(path: Path, columns: tuple[str, ...], check: Callable[[dict], objec
         raise DataFileError(f"{path}:1: needs the columns {wanted} (missing: {', '.join(missing)})")
     rows = Rows()
     while True:
+        line = reader.line_num + 1  # where the next row starts (a quoted field can span lines)
         try:
-            row = next(reader)
+            fields = next(reader)
         except StopIteration:
             return rows
         except csv.Error as e:
-            rows.problems.append(f"{path}:{reader.line_num}: not a CSV row: {e}")
+            rows.problems.append(f"{path}:{line}: not a CSV row: {e}")
+            continue
+        if not fields:  # a blank line
             continue
         try:
-            rows.items.append(check(row))
-            rows.lines.append(reader.line_num)
+            rows.items.append(check(dict(zip(header, fields))))
+            rows.lines.append(line)
         except (ValueError, TypeError) as e:
-            rows.problems.append(f"{path}:{reader.line_num}: {reason(e)}")
+            rows.problems.append(f"{path}:{line}: {reason(e)}")
 
 
 def _no_constant(name: str):

@@ -9,6 +9,7 @@
     │   └── RunDirError          a probe run's directory that can't be used
     ├── FileError                a file that can't be written as asked
     │   └── Locked               another chat holds it (a session open twice, one run directory) (.pid)
+    ├── PathError                a path the system refused where it was only looked at (a name too long)
     ├── OutputError              the reply can't be written where it goes (stdout full or gone)
     └── BackendError             the server side
         ├── ServerUnreachable    nothing answered at the address
@@ -23,10 +24,13 @@
 ``network()`` is the boundary, in the style of httpx's ``map_httpcore_exceptions``: a context
 manager put around every call that talks to a server, which turns the openai SDK's, httpx2's, the
 standard library's HTTP clients' and the socket layer's errors into this tree by one table
-(``_MAPPING``). Only there does an ``OSError`` mean "network error": files have their own boundary
-(chat/files.py). Anything the table does not know is a bug of ours and goes through untouched, to
-the top level, which says so. Errors carry data (sizes, status, flavor); advice on what to type
-next is the UI's (chat/advice.py), since a one-shot user can't type /compact.
+(``_MAPPING``). Only there does an ``OSError`` mean "network error": files have their own boundaries
+(chat/files.py writes, chat/datafile.py reads), and ``paths()``, around each command that is given
+paths (a command line's whole run, one slash command), makes one line of an ``OSError`` the system
+raised about a path that was only looked at (``exists()`` of a name too long). Anything the tables do
+not know is a bug of ours and goes through untouched, to the top level, which says so. Errors carry
+data (sizes, status, flavor); advice on what to type next is the UI's (chat/advice.py), since a
+one-shot user can't type /compact.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ __all__ = [
     "ModelNotFound",
     "NoServerFound",
     "OutputError",
+    "PathError",
     "ProbeFileError",
     "RunDirError",
     "ServerUnreachable",
@@ -59,6 +64,7 @@ __all__ = [
     "UsageError",
     "from_error_body",
     "network",
+    "paths",
     "translate",
 ]
 
@@ -101,6 +107,10 @@ class Locked(FileError):
     def __init__(self, message: str, pid: int | None):
         super().__init__(message)
         self.pid = pid
+
+
+class PathError(ChatError):
+    """A path the system refused where it was only looked at: a name too long, a loop of links."""
 
 
 class OutputError(ChatError):
@@ -352,3 +362,20 @@ def network() -> Iterator[None]:
         if err is None:
             raise
         raise err from None
+
+
+_NAME_SHOWN = 60  # characters of a refused path shown: it may be one the system found too long
+
+
+@contextmanager
+def paths() -> Iterator[None]:
+    """Around a command that is given paths: an OSError about a path (one that names it) leaves as a
+    PathError, one line with the system's reason; anything else as it is."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None or not exc.strerror:
+            raise
+        name = str(exc.filename)
+        shown = name if len(name) <= _NAME_SHOWN else name[:_NAME_SHOWN] + "…"
+        raise PathError(f"{shown}: {exc.strerror}") from None

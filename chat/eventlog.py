@@ -27,9 +27,9 @@ from pydantic import BaseModel
 
 from .datafile import read_jsonl, reason
 from .limits import MAX_LOG_FILE
-from .files import AppendFile, FileError, Lock, Locked, hold_lock
+from .files import AppendFile, FileError, Lock, Locked, hold_lock, lock_path
 
-__all__ = ["EventLog", "LogRead", "append_events", "encode_log", "lock_path", "read_log"]
+__all__ = ["EventLog", "LogRead", "append_events", "encode_log", "read_log"]
 
 
 @dataclass
@@ -61,6 +61,9 @@ def read_log(path: Path, schemas: Mapping[str, type[BaseModel]] = {}) -> LogRead
     return LogRead(rows.items, rows.problems, rows.torn, rows.lines)
 
 
+_CHUNK = 64 << 10  # read at a time when looking for the start of a torn last line
+
+
 def _line(event: dict) -> bytes:
     try:
         return (json.dumps(event, ensure_ascii=False) + "\n").encode("utf-8")
@@ -71,11 +74,6 @@ def _line(event: dict) -> bytes:
 def encode_log(events: list[dict]) -> bytes:
     """A whole log as bytes (a snapshot for /save, written with chat/files.py)."""
     return b"".join(_line(e) for e in events)
-
-
-def lock_path(path: Path) -> Path:
-    """Where the lock of the log at ``path`` lives: a hidden file beside it."""
-    return Path(path).with_name(f".{Path(path).name}.lock")
 
 
 class EventLog:
@@ -122,28 +120,31 @@ class EventLog:
         return True
 
     def _mend_tail(self) -> None:
-        """Cut a torn last line off (or end a complete one), so the next event starts a line of its own."""
+        """Cut a torn last line off (or end a complete one), so the next event starts a line of its own.
+        The file is read backwards a chunk at a time, each chunk once: a long torn line costs its length."""
         log = self._file
-        end = log.size()
-        if end == 0:
-            return
-        tail_start = max(0, end - 65536)
-        while True:
-            tail = log.read(tail_start, end - tail_start)
-            if tail.endswith(b"\n"):
+        end = start = log.size()
+        chunks: list[bytes] = []
+        while start > 0:
+            at = max(0, start - _CHUNK)
+            chunk = log.read(at, start - at)
+            if start == end and chunk.endswith(b"\n"):
                 return
-            cut = tail.rfind(b"\n")
-            if cut != -1 or tail_start == 0:
+            cut = chunk.rfind(b"\n")
+            chunks.append(chunk[cut + 1:])
+            start = at + cut + 1  # the torn line's start, once its newline is found
+            if cut != -1:
                 break
-            tail_start = max(0, tail_start - 65536)
+        if not chunks:
+            return
         try:
-            complete = isinstance(json.loads(tail[cut + 1:].decode("utf-8")), dict)
+            complete = isinstance(json.loads(b"".join(reversed(chunks)).decode("utf-8")), dict)
         except (ValueError, RecursionError):
             complete = False
         if complete:
             log.write(b"\n")
         else:
-            log.truncate(tail_start + cut + 1)
+            log.truncate(start)
 
     def _fail(self, error: FileError) -> None:
         self.failed = str(error)

