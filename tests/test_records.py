@@ -9,13 +9,15 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from fake_backend import Reply
 from gridchat.chat import records
 from gridchat.chat.config import Settings
 from gridchat.chat.eventlog import read_log
 from gridchat.chat.probes.model_judging import judge_cells
 from gridchat.chat.files import Locked
-from gridchat.chat.probes.rundir import RunDir, RunHeader
+from gridchat.chat.probes.rundir import RunDir, RunHeader, cell_key
 from gridchat.chat.probes.runner import run_probes
 from gridchat.chat.probes.spec import load_probe_set
 from gridchat.chat.records import CELL_RECORDS, TRANSCRIPT_RECORDS, Record
@@ -137,6 +139,26 @@ def test_run_dir_owns_the_layout(tmp_path):
     assert json.loads((tmp_path / "out" / "run.json").read_text()) == run_dir.header() == header.model_dump()
     with run_dir.lock(), pytest.raises(Locked):
         RunDir(tmp_path / "out").lock()
+
+
+@settings(max_examples=300, deadline=None)
+@given(probe=st.text(min_size=1), persona=st.text(), sample=st.integers(1, 99))
+def test_a_cell_path_is_in_its_probe_folder_whatever_the_names(probe, persona, sample):
+    """Files-3 (issue 16): probe ids and persona names come from files; whatever they hold (``/``,
+    ``..``, a leading dot, NUL), the cell is one file directly in cells/PROBE/, seen by cell_paths,
+    and its path gives the names back."""
+    out = Path("/run")
+    cell = RunDir(out).cell_path(probe, persona, sample)
+    assert cell.parent.parent == out / "cells" and not cell.parent.name.startswith(".")
+    assert "/" not in cell.name and not cell.name.startswith(".") and cell.name.endswith(f"--{sample}.jsonl")
+    assert cell_key(cell) == (probe, persona, str(sample))
+
+
+def test_a_cell_path_escapes_a_nul_and_leaves_plain_names_alone():
+    run_dir = RunDir(Path("/run"))
+    assert run_dir.cell_path("p1", "team/../x\x00", 1).name == "team%2F..%2Fx%00--1.jsonl"
+    assert run_dir.cell_path("..", ".hidden", 1).parent.name == "%2E."
+    assert run_dir.cell_path("p.1", "ökonom v2", 3) == Path("/run/cells/p.1/ökonom v2--3.jsonl")
 
 
 def test_only_run_dir_knows_where_a_run_keeps_its_files():

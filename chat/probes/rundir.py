@@ -15,9 +15,11 @@ all is a RunDirError.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
+from urllib.parse import unquote
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -27,7 +29,7 @@ from ..eventlog import append_events, read_log
 from ..files import Lock, hold_lock, write_whole
 from ..records import CELL_RECORDS, Number, Record
 
-__all__ = ["HandOrder", "RunDir", "RunDirError", "RunHeader", "append_records", "cell_events"]
+__all__ = ["HandOrder", "RunDir", "RunDirError", "RunHeader", "append_records", "cell_events", "cell_key"]
 
 Warn = Callable[[str], None]
 
@@ -63,6 +65,20 @@ class HandOrder(_Strict):
 
 def _ignore(message: str) -> None:
     pass
+
+
+def _file_name(name: str) -> str:
+    """``name`` (a probe id, a persona name: data from files) as one file name, so a cell's file is
+    always directly in its folder and seen by the readers' glob: ``%``, ``/`` and NUL are escaped
+    as ``%XX``, and so is a leading dot (``..``, a hidden file). Other names are left as they are,
+    so earlier runs keep their files."""
+    return re.sub(r"[%/\x00]|^\.", lambda m: f"%{ord(m.group()):02X}", name)
+
+
+def cell_key(path: Path) -> tuple[str, str, str]:
+    """(probe, persona, sample) as a cell's path names them: RunDir.cell_path read back."""
+    persona, _, sample = path.stem.rpartition("--")
+    return unquote(path.parent.name), unquote(persona), sample
 
 
 def cell_events(path: Path, warn: Warn = _ignore) -> list[dict]:
@@ -114,7 +130,7 @@ class RunDir:
         write_whole(self._header, data.encode("utf-8"), parents=True)
 
     def cell_path(self, probe: str, persona: str, sample: int) -> Path:
-        return self.path / "cells" / probe / f"{persona}--{sample}.jsonl"
+        return self.path / "cells" / _file_name(probe) / f"{_file_name(persona)}--{sample}.jsonl"
 
     def cell_paths(self) -> list[Path]:
         """Every cell's file there is, sorted by path."""
