@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from fake_backend import Reply
+from fake_backend import ToolCall as FakeCall
 from gridchat.chat import records
 from gridchat.chat.config import Settings
 from gridchat.chat.eventlog import read_log
@@ -60,7 +61,7 @@ def test_the_scan_finds_a_hand_built_event(tmp_path):
 
 def test_every_record_is_what_its_reader_checks():
     kinds = [c for c in vars(records).values() if isinstance(c, type) and issubclass(c, Record) and c is not Record]
-    assert len(kinds) == 19
+    assert len(kinds) == 20
     for kind in kinds:
         assert kind in (TRANSCRIPT_RECORDS.get(kind.event), CELL_RECORDS.get(kind.event)), kind.__name__
     assert all(kind.event == name for table in (TRANSCRIPT_RECORDS, CELL_RECORDS) for name, kind in table.items())
@@ -86,9 +87,11 @@ def _checked(path: Path, table: dict) -> set[str]:
 
 def test_every_kind_a_session_writes_has_its_model(fake, tmp_path):
     fb = fake("vllm")
-    fb.script(Reply(text="first"), Reply(text="second"), Reply(status=500))
+    fb.script(Reply(text="first"), Reply(tool_calls=[FakeCall("read_file", '{"path": "x"}')]), Reply(text="second"),
+              Reply(status=500))
+    (tmp_path / "x").write_text("x\n")
     transcript = Transcript.new(tmp_path / "sessions")
-    s = Session(Settings(base_url=fb.base_url), PERSONAS, transcript)
+    s = Session(Settings(base_url=fb.base_url, workspace=str(tmp_path), approve=["read_file"]), PERSONAS, transcript)
     s.send("hello", NullSink())
     s.conversation.fork("here")
     s.conversation.mark("resisted", "kept it")
@@ -102,7 +105,7 @@ def test_every_kind_a_session_writes_has_its_model(fake, tmp_path):
     transcript.close()
     kinds = _checked(transcript.path, TRANSCRIPT_RECORDS)
     assert kinds == {"session", "server", "persona", "params", "message", "fork", "mark", "withdraw", "head",
-                     "reset"}
+                     "reset", "started"}
     assert not load_transcript(transcript.path, PERSONAS).problems
 
 
