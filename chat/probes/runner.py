@@ -101,13 +101,19 @@ class Run:
 
     def write_header(self, warn: Callable[[str], None] = lambda text: None) -> None:
         """Write run.json; a resumed run keeps when it started. One that is torn or unusable (a kill or a
-        full disk mid-write) is rebuilt from this run's settings, and ``warn`` says so."""
+        full disk mid-write) is rebuilt from this run's settings, and ``warn`` says so. A directory
+        holding a run of another set is refused (RunDirError): its cells would pass for this set's."""
         started = time.strftime("%Y-%m-%dT%H:%M:%S")
         if self.dir.has_header():  # resuming: keep when it started, note the rest
             try:
-                started = self.dir.header()["started"] or started
+                header = self.dir.header()
             except RunDirError as e:
                 warn(f"{e}: rebuilt from this command line")
+            else:
+                if header["set"] not in ("", self.probe_set.name):
+                    raise RunDirError(f"{self.out} holds a run of the set {header['set']!r}, not "
+                                      f"{self.probe_set.name!r}: give another --out (or remove that directory)")
+                started = header["started"] or started
         self.dir.write_header(RunHeader(
             set=self.probe_set.name, title=self.probe_set.title, kind=self.probe_set.kind, labels=self.probe_set.labels,
             source=self.probe_set.source, probes=[p.id for p in self.probe_set.probes], model=self.model,
