@@ -108,10 +108,16 @@ def hand_judge(out: Path, labels: dict[str, str], console: Console, key_reader=r
                show_suggestion: bool = False, seed: int | None = None, warn=lambda message: None) -> tuple[int, list]:
     """Judge the cells that have no hand verdict yet. Returns (verdicts given, disagreements with a
     judge model: (probe, persona, sample, judge, its label, yours)). Damaged files are skipped with a
-    ``warn``ing."""
+    ``warn``ing. The run directory is held meanwhile (a second judge or a run on it is refused)."""
     if len(labels) > len(LABEL_KEYS):
         raise UsageError(f"hand judging takes at most {len(LABEL_KEYS)} labels, one key each; this set has "
                          f"{len(labels)}: judge it with a model (--judge URL)")
+    with RunDir(out).lock():
+        return _judge_by_hand(out, labels, console, key_reader, unblind, show_suggestion, seed, warn)
+
+
+def _judge_by_hand(out: Path, labels: dict[str, str], console: Console, key_reader, unblind: bool,
+                   show_suggestion: bool, seed: int | None, warn) -> tuple[int, list]:
     paths = judging_order(out, cells_to_judge(out, "hand", warn), seed, warn)
     keyed = dict(zip(LABEL_KEYS, labels))
     choices = {key: _Label(name) for key, name in keyed.items()} | COMMANDS
