@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote
@@ -27,11 +27,14 @@ from ..datafile import DataFileError, load_json
 from ..errors import RunDirError
 from ..eventlog import append_events, read_log
 from ..files import Lock, hold_lock, write_whole
+from ..limits import listed
 from ..records import CELL_RECORDS, Number, Record
 
-__all__ = ["HandOrder", "RunDir", "RunDirError", "RunHeader", "append_records", "cell_events", "cell_key"]
+__all__ = ["BY_CONSTRUCTION", "HandOrder", "RunDir", "RunDirError", "RunHeader", "append_records", "cell_events",
+           "cell_key"]
 
 Warn = Callable[[str], None]
+BY_CONSTRUCTION = "construction"  # who gives the n/a verdict of a cell whose trap never ran
 
 
 class _Strict(BaseModel):
@@ -81,9 +84,11 @@ def cell_key(path: Path) -> tuple[str, str, str]:
     return unquote(path.parent.name), unquote(persona), sample
 
 
-def cell_events(path: Path, warn: Warn = _ignore) -> list[dict]:
+def cell_events(path: Path, warn: Warn = _ignore, labels: Collection[str] = ()) -> list[dict]:
     """A cell file's events that fit their schemas; each line skipped is a warning (a torn last line,
-    what a kill leaves, is skipped without one). An unreadable file is a warning and no events."""
+    what a kill leaves, is skipped without one). An unreadable file is a warning and no events. Given
+    the run's ``labels``, a verdict with another label (a hand edit, a renamed label) is skipped too:
+    it would count as a label the run doesn't have."""
     try:
         log = read_log(path, CELL_RECORDS)
     except DataFileError as e:
@@ -91,7 +96,16 @@ def cell_events(path: Path, warn: Warn = _ignore) -> list[dict]:
         return []
     for problem in log.problems:
         warn(problem)
-    return log.events
+    if not labels:
+        return log.events
+    kept = []
+    for event, line in zip(log.events, log.lines):
+        label = event.get("label") if event["event"] == "verdict" else None
+        if label is None or label in labels or event.get("by") == BY_CONSTRUCTION:
+            kept.append(event)
+        else:
+            warn(f"{path}:{line}: verdict {label!r} is not one of the run's labels ({listed(labels)}): skipped")
+    return kept
 
 
 def append_records(path: Path, *records: Record) -> None:

@@ -32,12 +32,10 @@ from ..parallel import run_all
 from ..records import (VERSION, BranchRecord, CellMessageRecord, CellRecord, DoneRecord, ErrorRecord, ParamsRecord,
                        PersonaRecord, ScoredRecord, ServerRecord, SessionRecord, VerdictRecord)
 from ..turn import NullSink, run_turn
-from .rundir import RunDir, RunDirError, RunHeader, append_records, cell_events
+from .rundir import BY_CONSTRUCTION, RunDir, RunDirError, RunHeader, append_records, cell_events
 from .spec import Probe, ProbeSet
 
 __all__ = ["BY_CONSTRUCTION", "Cell", "Run", "Server", "cell_events", "not_applicable", "run_probes"]
-
-BY_CONSTRUCTION = "construction"  # who gives the n/a verdict of a cell whose trap never ran
 
 
 def not_applicable(events: list[dict]) -> str | None:

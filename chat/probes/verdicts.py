@@ -84,8 +84,8 @@ def _last(events: list[dict], who, blind: bool | None = None) -> dict | None:
                  and e.get("label") and who(_by(e)) and (blind is None or (e.get("blind") is True) == blind)), None)
 
 
-def _cell(path: Path, warn) -> Cell:
-    events = cell_events(path, warn)
+def _cell(path: Path, warn, labels: dict) -> Cell:
+    events = cell_events(path, warn, labels)
     head = next((e for e in events if e.get("event") == "cell"), {})
     probe, persona, sample = cell_key(path)
     ends = [e for e in events if e.get("event") in ("done", "error")]
@@ -116,5 +116,8 @@ def _cell(path: Path, warn) -> Cell:
 
 
 def load_cells(out: Path, warn=lambda message: None) -> list[Cell]:
-    """Every cell of the run, in probe, persona, sample order; damaged lines are skipped with a ``warn``ing."""
-    return sorted((_cell(p, warn) for p in RunDir(out).cell_paths()), key=lambda c: (c.probe, c.persona, c.sample))
+    """Every cell of the run, in probe, persona, sample order; damaged lines are skipped with a ``warn``ing,
+    and so are verdicts whose label is not one of run.json's (where it has one)."""
+    run_dir = RunDir(out)
+    labels = run_dir.header()["labels"] if run_dir.has_header() else {}
+    return sorted((_cell(p, warn, labels) for p in run_dir.cell_paths()), key=lambda c: (c.probe, c.persona, c.sample))
