@@ -27,7 +27,7 @@ from ..backends import Backend, Request
 from ..cancel import CancelToken, new_token
 from ..conversation import Message, record
 from ..errors import HTTPError, ServerUnreachable, StreamCut
-from ..files import remove
+from ..files import remove, set_aside
 from ..parallel import run_all
 from ..records import (VERSION, BranchRecord, CellMessageRecord, CellRecord, DoneRecord, ErrorRecord, ParamsRecord,
                        PersonaRecord, ScoredRecord, ServerRecord, SessionRecord, VerdictRecord)
@@ -122,6 +122,21 @@ class Run:
         path = self.cell_path(cell)  # a cell not begun has no file: nothing to warn about
         return path.exists() and any(e.get("event") == "done" for e in cell_events(path, warn))
 
+    def to_run(self, cell: Cell, warn: Callable[[str], None] = lambda text: None) -> bool:
+        """Whether ``cell`` is to be run (again): it has no ``done`` line. One that holds verdicts
+        finished once (its ``done`` line since damaged): a person's work is in it, so it is set aside,
+        never deleted, and ``warn`` says where."""
+        path = self.cell_path(cell)
+        events = cell_events(path, warn) if path.exists() else []
+        if any(e.get("event") == "done" for e in events):
+            return False
+        verdicts = sum(e.get("event") == "verdict" for e in events)
+        if verdicts:
+            kept = set_aside(path)
+            warn(f"{path}: holds {verdicts} verdict{'s' if verdicts > 1 else ''} but no done line: kept as "
+                 f"{kept.name}, and the cell is run again (judge it again)")
+        return True
+
     def baseline_misses(self, warn: Callable[[str], None] = lambda text: None) -> tuple[int, int]:
         """(finished cells whose trap never ran — the model missed the question it depends on —,
         finished cells), over this run's cells."""
@@ -215,7 +230,7 @@ def run_probes(run: Run, servers: list[Server], concurrency: int = 16,
     damaged files are skipped with a ``warn``ing (chat/probes/rundir.py)."""
     with run.dir.lock():
         run.write_header(warn)
-        todo = deque(c for c in run.cells() if not run.finished(c, warn))
+        todo = deque(c for c in run.cells() if run.to_run(c, warn))
         return _run_cells(run, servers, todo, concurrency, progress, notice)
 
 
