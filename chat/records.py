@@ -255,6 +255,7 @@ def _table(*kinds: type[Record]) -> dict[str, type[Record]]:
 
 
 TRANSCRIPT_RECORDS = _table(SessionRecord, ServerRecord, PersonaRecord, ParamsRecord, MessageRecord, WithdrawRecord,
-                            StartedRecord, HeadRecord, ResetRecord, ForkRecord, MarkRecord, PanelRecord, EvaluationRecord)
+                            StartedRecord, HeadRecord, ResetRecord, ForkRecord, MarkRecord, PanelRecord,
+                            EvaluationRecord)
 CELL_RECORDS = {**TRANSCRIPT_RECORDS, **_table(CellMessageRecord, CellRecord, ScoredRecord, BranchRecord, DoneRecord,
                                                ErrorRecord, VerdictRecord)}
