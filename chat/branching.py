@@ -56,28 +56,31 @@ def _request_for(session: Session, persona: Persona) -> Request:
     return request
 
 
-def _in_parallel(session: Session, personas: list[Persona], progress) -> list[Sample]:
+def _in_parallel(session: Session, personas: list[Persona], progress, home: int | None) -> list[Sample]:
     """One reply per persona to the head, at once. Each is added to the tree (a child of the head)
-    the moment it ends, so nothing is lost if the client dies before a pick; the head is left on
-    the last one added."""
+    the moment it ends, so nothing is lost if the client dies before a pick; meanwhile the head is
+    (and is recorded) at ``home``, so such a client goes on from there, not from a reply nobody picked."""
     conversation = session.conversation
     parent = conversation.head
+    jobs = [(session.backend, _request_for(session, p)) for p in personas]
+    conversation.move(home)
 
     def keep(index: int, result: TurnResult) -> None:
         if result.kept:
             result.message.persona = personas[index].name
             conversation.move(parent)
             conversation.add(result.message)
+            conversation.move(home)
 
-    jobs = [(session.backend, _request_for(session, p)) for p in personas]
     results = run_parallel(jobs, progress, on_result=keep)
     return [Sample(p, r) for p, r in zip(personas, results)]
 
 
-def sample(session: Session, n: int, progress=lambda done, total: None) -> list[Sample]:
-    """N replies to the current head, requested at once, with the current persona."""
+def sample(session: Session, n: int, home: int | None, progress=lambda done, total: None) -> list[Sample]:
+    """N replies to the current head, requested at once, with the current persona; until one is
+    chosen the conversation stands at ``home`` (where it was before /retry N)."""
     session.connect()
-    return _in_parallel(session, [session.conversation.persona] * n, progress)
+    return _in_parallel(session, [session.conversation.persona] * n, progress, home)
 
 
 def choose(session: Session, samples: list[Sample], index: int | None, sink: Sink, approver=None,

@@ -15,7 +15,7 @@ from ..personas import NONE, Persona
 from .events import ToolCall
 from .params import PARAMS as _PARAMS
 from .records import (ForkRecord, HeadRecord, MarkRecord, MessageRecord, ParamsRecord, PersonaRecord, Record,
-                      WithdrawRecord)
+                      StartedRecord, WithdrawRecord)
 
 __all__ = ["Branch", "Conversation", "LABELS", "Mark", "Message", "PARAMS", "record"]
 
@@ -78,6 +78,7 @@ class Conversation:
     forks: dict[int, str] = field(default_factory=dict)  # bookmarked branch points: id -> name
     marks: list[Mark] = field(default_factory=list)
     systems: dict[str, str | None] = field(default_factory=dict)  # every persona used: its system message
+    started: set[tuple[int, str]] = field(default_factory=set)  # (reply id, call id) of each call that began to run
     listener: Callable[[Record], None] | None = field(default=None, repr=False)  # gets every change (transcripts)
     _path: list[Message] | None = field(default_factory=list, repr=False)  # None: rebuilt when next used
 
@@ -166,6 +167,17 @@ class Conversation:
                 answered = {m.tool_call_id for m in path[i + 1:] if m.role == "tool"}
                 return [c for c in path[i].tool_calls if c.id not in answered]
         return []
+
+    def start(self, reply: Message, call: ToolCall) -> None:
+        """Record that ``call`` of ``reply`` begins to run: if its result never comes (a kill), it is
+        known that it may have done its work."""
+        self.started.add((reply.id, call.id))
+        self._emit(StartedRecord(message=reply.id, call=call.id))
+
+    def was_started(self, call: ToolCall) -> bool:
+        """Whether ``call``, one of the last reply's on this branch, began to run."""
+        reply = self.last("assistant")
+        return reply is not None and (reply.id, call.id) in self.started
 
     # -- branches ------------------------------------------------------------------------------------
     def fork(self, name: str = "") -> str:

@@ -1,12 +1,13 @@
 """The one writer: every file the client writes — session transcripts, probe run directories, run.json,
 cells, hand-order.json, /save, /export, probe exports, probe sets, the input history, the editor's
-scratch file — is written here, in one of three ways:
+scratch file — is written here, in one of these ways:
 
 - ``write_whole``: replaced whole — a temporary file beside it, fsync, rename, fsync of the directory —
   so a kill or a full disk leaves the old file or the new one, never half of one; never over a
   directory, a device or a FIFO;
 - ``AppendFile`` / ``append``: appended to (a log) — each block written whole with O_APPEND under an
   flock, so two writers' blocks never interleave, and fsync'd; a block that fails is cut off again;
+- ``set_aside``: moved out of the way, kept (a probe cell to be redone that holds verdicts);
 - ``hold_lock``: an advisory lock (flock) on a lock file that names its holder, for a file two clients
   could both write (a session's transcript, a probe run's directory): a second one is refused with
   one line naming the process that has it. A file's own lock (``lock_path``) is keyed on where it
@@ -31,7 +32,7 @@ from .errors import FileError, Locked
 from .redact import redact
 
 __all__ = ["AppendFile", "FileError", "Lock", "Locked", "append", "hold_lock", "lock_path", "make_dir", "remove",
-           "scratch_file", "typed_path", "write_whole"]
+           "scratch_file", "set_aside", "typed_path", "write_whole"]
 
 
 _UMASK = os.umask(0o022)  # read once, while nothing else runs: os.umask can only be read by setting it
@@ -296,6 +297,21 @@ def remove(path: str | Path) -> None:
         Path(path).unlink(missing_ok=True)
     except (OSError, ValueError) as e:
         raise FileError(f"cannot remove {path}: {_why(e)}") from None
+
+
+def set_aside(path: str | Path) -> Path:
+    """Move a file we wrote out of the way, kept, to the first free ``NAME.aside-N`` beside it (the
+    caller holds the lock of where it is); returns where it went."""
+    path = Path(path)
+    n = 1
+    try:
+        while (target := path.with_name(f"{path.name}.aside-{n}")).exists():
+            n += 1
+        os.rename(path, target)
+    except (OSError, ValueError) as e:
+        raise FileError(f"cannot move {path} aside: {_why(e)}") from None
+    _sync_dir(path.parent)
+    return target
 
 
 def scratch_file(data: bytes, suffix: str = "") -> Path:

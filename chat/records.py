@@ -9,6 +9,7 @@ a JSON object with "event" (the kind) and the model's fields; transcripts add "t
     params      params                          sampling parameters, whenever they change
     message     role, content, ..., id, parent  a message added to the tree (with reasoning, tool calls, stats)
     withdraw    id                              a message taken back (its send failed before any reply)
+    started     message, call                   an approved tool call of that reply began to run
     head        id                              the head moved (/switch, /undo, /retry, /edit, /clear)
     reset       from                            /load or /clear replaced the conversation (its state follows)
     fork        id, name                        a bookmarked branch point
@@ -40,7 +41,8 @@ from .wire import web_address
 __all__ = ["CELL_RECORDS", "TRANSCRIPT_RECORDS", "VERSION", "BranchRecord", "CellMessageRecord", "CellRecord",
            "DoneRecord", "ErrorRecord", "EvaluationRecord", "ForkRecord", "HeadRecord", "LaneRecord", "MarkRecord",
            "MessageRecord", "Number", "PanelRecord", "ParamsRecord", "PersonaRecord", "Record", "ResetRecord",
-           "ScoredRecord", "ServerRecord", "SessionRecord", "ToolCallRecord", "VerdictRecord", "WithdrawRecord"]
+           "ScoredRecord", "ServerRecord", "SessionRecord", "StartedRecord", "ToolCallRecord", "VerdictRecord",
+           "WithdrawRecord"]
 
 VERSION = 1  # of the transcript format
 Number = int | Annotated[float, Field(allow_inf_nan=False)]
@@ -120,6 +122,14 @@ class MessageRecord(Record):
 class WithdrawRecord(Record):
     event: ClassVar[str] = "withdraw"
     id: int = Field(ge=0)
+
+
+class StartedRecord(Record):
+    """Written before an approved call runs: a kill before its result still leaves known that it ran."""
+
+    event: ClassVar[str] = "started"
+    message: int = Field(ge=0)  # the reply that made the call
+    call: str  # the call's id
 
 
 class HeadRecord(Record):
@@ -245,6 +255,7 @@ def _table(*kinds: type[Record]) -> dict[str, type[Record]]:
 
 
 TRANSCRIPT_RECORDS = _table(SessionRecord, ServerRecord, PersonaRecord, ParamsRecord, MessageRecord, WithdrawRecord,
-                            HeadRecord, ResetRecord, ForkRecord, MarkRecord, PanelRecord, EvaluationRecord)
+                            StartedRecord, HeadRecord, ResetRecord, ForkRecord, MarkRecord, PanelRecord,
+                            EvaluationRecord)
 CELL_RECORDS = {**TRANSCRIPT_RECORDS, **_table(CellMessageRecord, CellRecord, ScoredRecord, BranchRecord, DoneRecord,
                                                ErrorRecord, VerdictRecord)}

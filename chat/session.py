@@ -24,6 +24,8 @@ from .turn import Sink, TurnResult, TurnStats, run_exchange
 __all__ = ["Session", "choose_api"]
 
 CONTEXT_WARNING = 0.8  # of the window: past this, say so after each reply
+LOST_RESULT = ("Result unknown: this call was approved and started, but the session ended before its result "
+               "came; it may have done its work.")
 
 
 def choose_api(setting: str, server: ServerInfo | None, model: str | None) -> tuple[str, str]:
@@ -99,9 +101,12 @@ class Session:
 
     def answer_dangling_calls(self, why: str) -> None:
         """Every request must carry a result for each tool call on the branch: a call left without one
-        (a killed run, a sample that was not picked) gets one saying it never ran."""
-        for call in self.conversation.unanswered_calls():
-            self.conversation.add(Message("tool", f"Not run: {why}.", tool_call_id=call.id, name=call.name))
+        (a killed run, a sample that was not picked) gets one saying it never ran — or, where it was
+        recorded as started (a kill while it ran), that it ran and its result was lost."""
+        c = self.conversation
+        for call in c.unanswered_calls():
+            said = LOST_RESULT if c.was_started(call) else f"Not run: {why}."
+            c.add(Message("tool", said, tool_call_id=call.id, name=call.name))
 
     # -- connecting ----------------------------------------------------------------------------
     def connect(self) -> ServerInfo:

@@ -8,6 +8,7 @@ failed call still gets exactly one result, so the conversation stays well-formed
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -77,10 +78,12 @@ class Toolbox:
             return []
         return [ToolSpec(t.name, t.description, t.schema()) for t in TOOLS.values()]
 
-    def handle(self, call: ToolCall, approver: Approver, sink, stop: CancelToken | None = None) -> Outcome:
+    def handle(self, call: ToolCall, approver: Approver, sink, stop: CancelToken | None = None,
+               starting: Callable[[], None] = lambda: None) -> Outcome:
         """Show, approve and run one call. Whatever fails in the tool becomes the call's result. ``stop``
         (the turn's token) ends a running command; a call stopped, or refused with a stop at the
-        question, is "interrupted", with what it had done so far."""
+        question, is "interrupted", with what it had done so far. ``starting()`` comes just before an
+        approved call runs (to record that it did)."""
         if not self.enabled:
             return Outcome("error: tools are turned off in this session", "error")
         try:
@@ -104,6 +107,7 @@ class Toolbox:
                 return Outcome(f"The user declined to run this {call.name} call.{reason}", "declined")
             if decision.always:
                 self.policy.always.add(call.name)
+        starting()
         started = time.monotonic()
         with sink.tool_running(call):
             content = execute(tool, args, self.workspace, preview, stop)

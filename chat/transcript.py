@@ -193,6 +193,11 @@ def replay(events: list[dict], personas: dict[str, Persona], path: Path | str = 
             else:
                 problems.append(f"{where}: withdraw of message {event['id']}, which is not the last one added "
                                 "and the head: skipped")
+        elif kind == "started":
+            if exists(event["message"]):
+                conversation.started.add((event["message"], event["call"]))
+            else:
+                problems.append(f"{where}: a call of message {event['message']}, which doesn't exist, started: skipped")
         elif kind == "head":
             if exists(event["id"]):
                 conversation.move(event["id"])

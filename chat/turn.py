@@ -261,7 +261,8 @@ def run_exchange(backend: Backend, conversation: Conversation, make_request: Cal
             if token.cancelled:
                 conversation.add(_result_for_unrun(call, token.why))
                 continue
-            outcome = toolbox.handle(call, approver, sink, token)
+            outcome = toolbox.handle(call, approver, sink, token,
+                                     starting=lambda: conversation.start(result.message, call))
             conversation.add(Message("tool", outcome.content, tool_call_id=call.id, name=call.name))
             sink.tool_result(call, outcome)
         if token.cancelled:

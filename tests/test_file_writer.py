@@ -301,6 +301,21 @@ def test_a_second_probe_run_on_the_same_out_is_refused(fake, tmp_path):
     assert json.loads((out / "run.json").read_text())["personas"] == ["lawful_good"]
 
 
+def test_every_writer_of_verdicts_holds_the_run_directory(fake, tmp_path):
+    """Files-10 (issue 16): a judge model and hand judging take the run's lock, as a run does; two at
+    once each judged every cell (twice the verdicts and the judge's cost)."""
+    from gridchat.chat.probes.hand_judging import hand_judge
+    from gridchat.chat.probes.model_judging import judge_cells
+    from gridchat.chat.probes.rundir import RunDir
+
+    with RunDir(tmp_path).lock():
+        with pytest.raises(Locked, match=f"pid {os.getpid()}"):
+            judge_cells(tmp_path, {"a": "", "b": ""}, None, "judge-model")
+        with pytest.raises(Locked, match=f"pid {os.getpid()}"):
+            hand_judge(tmp_path, {"a": "", "b": ""}, None)
+    assert judge_cells(tmp_path, {"a": "", "b": ""}, None, "judge-model") == 0  # free again
+
+
 def test_a_nul_in_a_typed_path_is_one_error_line_and_the_session_goes_on(fake, term, tmp_path):
     """A pasted path with a NUL in it: the OS layer raises ValueError, not OSError; it ended chat with
     "internal error"."""

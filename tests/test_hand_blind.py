@@ -89,3 +89,21 @@ def test_a_verdict_changed_after_the_identity_was_shown_is_not_blind(fake, probe
     first, changed = hand_verdicts(out)
     assert (first["label"], first["blind"]) == ("resisted", True)
     assert (changed["label"], changed["blind"]) == ("caved", False)
+
+
+def test_labels_past_the_ninth_get_keys_and_too_many_is_one_line(fake, probe_set, tmp_path):
+    """Files-6 (issue 16): the tenth label is key 0, the eleventh a letter that is no command; a set with
+    more labels than keys is refused in one line before any cell is shown."""
+    import pytest
+
+    from gridchat.chat.errors import UsageError
+    from gridchat.chat.probes.hand_judging import LABEL_KEYS
+
+    out = judged_run(fake, probe_set, tmp_path / "out")
+    labels = {**probe_set.labels, **{f"kind{i}": "finer" for i in range(1, 10)}}
+    read, questions = keys("0", "a")
+    hand_judge(out, labels, Console(file=open("/dev/null", "w")), read)
+    assert sorted(v["label"] for v in hand_verdicts(out)) == sorted(list(labels)[9:11])  # in the blind order
+    assert not {"b", "q", "s", "?"} & set(LABEL_KEYS)
+    with pytest.raises(UsageError, match="at most 33 labels"):
+        hand_judge(out, {f"l{i}": "" for i in range(34)}, Console(file=open("/dev/null", "w")), read)

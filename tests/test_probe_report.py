@@ -233,3 +233,16 @@ def test_the_page_links_every_number_to_its_cells_and_says_where_they_are(tmp_pa
     assert any("capital_pushback" in t and "lawful_good" in t for t in targets)  # a per-probe cell links to its cells
     assert "chat --resume " in html and str(tmp_path / "cells") in html
     assert "1 n/a" in html  # true_neutral's tile says what it does not count
+
+
+def test_a_verdict_with_a_label_the_run_does_not_have_is_skipped_naming_its_line(tmp_path):
+    """Files-11 (issue 16): a verdict whose label is not one of run.json's (a hand edit, a trailing
+    space, a renamed label) was counted as judged; it is a line that doesn't fit, skipped with a
+    warning naming file:line, and the verdict before it counts."""
+    write_run(tmp_path, "sycophancy", ["none"])
+    path = write_cell(tmp_path, "capital", "none", 1, ["caved", ("resisted ", "hand"), ("Caved", "judge:q")])
+    warned = []
+    (cell,) = load_cells(tmp_path, warned.append)
+    assert (cell.label, cell.by, cell.hand, cell.judge) == ("caved", "rules", None, None)
+    assert [w.split(": verdict")[0] for w in warned] == [f"{path}:8", f"{path}:9"], warned
+    assert "'resisted ' is not one of the run's labels (resisted, caved, partial, n/a): skipped" in warned[0]

@@ -10,6 +10,7 @@ import pytest
 from fake_backend import Reply
 from gridchat.chat.backends import make_backend
 from gridchat.chat.probes.report import final_verdict
+from gridchat.chat.probes.rundir import RunDir, RunDirError
 from gridchat.chat.probes.runner import Run, Server, cell_events, run_probes
 from gridchat.chat.probes.spec import ProbeFileError, load_probe_set
 from gridchat.personas import load_personas
@@ -153,6 +154,41 @@ def test_an_interrupted_run_resumes_without_redoing_finished_cells(fake, probe_s
     assert new and all("chaotic_evil" in r.body["messages"][0]["content"] for r in new)
     assert all(p.stat().st_mtime_ns == t for p, t in done_before.items())
     assert verdicts(out)[("times", "chaotic_evil")] == ["caved", "caved"]
+
+
+def test_a_run_of_another_set_on_the_same_out_is_refused(fake, probe_set, tmp_path):
+    """Files-8 (issue 16): resuming is for the same set; another set's run on that --out would take its
+    cells for its own (same probe ids) or mix two sets in one report. Refused in one line, untouched."""
+    fb = fake("vllm")
+    fb.responder = persona_model
+    out = tmp_path / "out"
+    run_probes(*make_run(fb, probe_set, out, samples=1))
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != ".lock"}
+    other = probe_set.model_copy(update={"name": "arithmetic-v2"})
+    with pytest.raises(RunDirError, match=r"holds a run of the set 'arithmetic', not 'arithmetic-v2'"):
+        run_probes(*make_run(fb, other, out, samples=1))
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != ".lock"} == before
+
+
+def test_a_cell_with_verdicts_is_never_deleted_to_be_redone(fake, probe_set, tmp_path):
+    """Files-17 (issue 16): a judged cell whose done line got damaged counts as unfinished; running
+    again deleted it with the verdicts a person gave. It is set aside (kept, named in a warning) and
+    run again; the readers see only the new cell."""
+    fb = fake("vllm")
+    fb.responder = persona_model
+    out = tmp_path / "out"
+    run, servers = make_run(fb, probe_set, out, samples=1, names=("lawful_good",))
+    run_probes(run, servers)
+    cell = run.cell_path(run.cells()[0])
+    damaged = cell.read_text().replace('"event": "done"', '"event": "done', 1)
+    cell.write_text(damaged + json.dumps({"event": "verdict", "label": "caved", "by": "hand", "blind": True}) + "\n")
+    warned = []
+    assert run_probes(run, servers, warn=warned.append) == (1, len(run.cells()) - 1)
+    aside = cell.with_name(cell.name + ".aside-1")
+    assert aside.read_text() == damaged + json.dumps({"event": "verdict", "label": "caved", "by": "hand",
+                                                      "blind": True}) + "\n"
+    assert any(w.startswith(f"{cell}: holds 2 verdicts but no done line: kept as {aside.name}") for w in warned), warned
+    assert run.finished(run.cells()[0]) and cell in RunDir(out).cell_paths() and aside not in RunDir(out).cell_paths()
 
 
 def test_cells_run_in_parallel(fake, probe_set, tmp_path):

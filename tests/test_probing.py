@@ -33,9 +33,11 @@ def test_retry_n_samples_concurrently_and_keeps_every_sample(fake):
     s = session(fb, persona="lawful_evil")
     s.send("first", Quiet())
     fb.script(*[Reply(text=f"sample {i}", delay=0.05) for i in range(3)])
+    before = s.conversation.head
     user = branching.retry_point(s)
-    samples = branching.sample(s, 3)
+    samples = branching.sample(s, 3, before)
     assert overlapping(fb.generations()[-3:])
+    assert s.conversation.head == before  # until one is picked (files-16: a kill then resumes there)
     texts = sorted(x.result.message.content for x in samples)
     assert texts == ["sample 0", "sample 1", "sample 2"]
     chosen = next(i for i, x in enumerate(samples) if x.result.message.content == "sample 1")

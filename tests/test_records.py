@@ -9,13 +9,16 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from fake_backend import Reply
+from fake_backend import ToolCall as FakeCall
 from gridchat.chat import records
 from gridchat.chat.config import Settings
 from gridchat.chat.eventlog import read_log
 from gridchat.chat.probes.model_judging import judge_cells
 from gridchat.chat.files import Locked
-from gridchat.chat.probes.rundir import RunDir, RunHeader
+from gridchat.chat.probes.rundir import RunDir, RunHeader, cell_key
 from gridchat.chat.probes.runner import run_probes
 from gridchat.chat.probes.spec import load_probe_set
 from gridchat.chat.records import CELL_RECORDS, TRANSCRIPT_RECORDS, Record
@@ -58,7 +61,7 @@ def test_the_scan_finds_a_hand_built_event(tmp_path):
 
 def test_every_record_is_what_its_reader_checks():
     kinds = [c for c in vars(records).values() if isinstance(c, type) and issubclass(c, Record) and c is not Record]
-    assert len(kinds) == 19
+    assert len(kinds) == 20
     for kind in kinds:
         assert kind in (TRANSCRIPT_RECORDS.get(kind.event), CELL_RECORDS.get(kind.event)), kind.__name__
     assert all(kind.event == name for table in (TRANSCRIPT_RECORDS, CELL_RECORDS) for name, kind in table.items())
@@ -84,9 +87,11 @@ def _checked(path: Path, table: dict) -> set[str]:
 
 def test_every_kind_a_session_writes_has_its_model(fake, tmp_path):
     fb = fake("vllm")
-    fb.script(Reply(text="first"), Reply(text="second"), Reply(status=500))
+    fb.script(Reply(text="first"), Reply(tool_calls=[FakeCall("read_file", '{"path": "x"}')]), Reply(text="second"),
+              Reply(status=500))
+    (tmp_path / "x").write_text("x\n")
     transcript = Transcript.new(tmp_path / "sessions")
-    s = Session(Settings(base_url=fb.base_url), PERSONAS, transcript)
+    s = Session(Settings(base_url=fb.base_url, workspace=str(tmp_path), approve=["read_file"]), PERSONAS, transcript)
     s.send("hello", NullSink())
     s.conversation.fork("here")
     s.conversation.mark("resisted", "kept it")
@@ -100,7 +105,7 @@ def test_every_kind_a_session_writes_has_its_model(fake, tmp_path):
     transcript.close()
     kinds = _checked(transcript.path, TRANSCRIPT_RECORDS)
     assert kinds == {"session", "server", "persona", "params", "message", "fork", "mark", "withdraw", "head",
-                     "reset"}
+                     "reset", "started"}
     assert not load_transcript(transcript.path, PERSONAS).problems
 
 
@@ -137,6 +142,26 @@ def test_run_dir_owns_the_layout(tmp_path):
     assert json.loads((tmp_path / "out" / "run.json").read_text()) == run_dir.header() == header.model_dump()
     with run_dir.lock(), pytest.raises(Locked):
         RunDir(tmp_path / "out").lock()
+
+
+@settings(max_examples=300, deadline=None)
+@given(probe=st.text(min_size=1), persona=st.text(), sample=st.integers(1, 99))
+def test_a_cell_path_is_in_its_probe_folder_whatever_the_names(probe, persona, sample):
+    """Files-3 (issue 16): probe ids and persona names come from files; whatever they hold (``/``,
+    ``..``, a leading dot, NUL), the cell is one file directly in cells/PROBE/, seen by cell_paths,
+    and its path gives the names back."""
+    out = Path("/run")
+    cell = RunDir(out).cell_path(probe, persona, sample)
+    assert cell.parent.parent == out / "cells" and not cell.parent.name.startswith(".")
+    assert "/" not in cell.name and not cell.name.startswith(".") and cell.name.endswith(f"--{sample}.jsonl")
+    assert cell_key(cell) == (probe, persona, str(sample))
+
+
+def test_a_cell_path_escapes_a_nul_and_leaves_plain_names_alone():
+    run_dir = RunDir(Path("/run"))
+    assert run_dir.cell_path("p1", "team/../x\x00", 1).name == "team%2F..%2Fx%00--1.jsonl"
+    assert run_dir.cell_path("..", ".hidden", 1).parent.name == "%2E."
+    assert run_dir.cell_path("p.1", "ökonom v2", 3) == Path("/run/cells/p.1/ökonom v2--3.jsonl")
 
 
 def test_only_run_dir_knows_where_a_run_keeps_its_files():

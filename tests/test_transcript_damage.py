@@ -109,6 +109,7 @@ DAMAGE = {
     "a list": [USER, "[1, 2, 3]", REPLY],
     "a NUL line": [USER, "\x00\x00\x00", REPLY],
     "message out of order": [USER, {**REPLY, "id": 5}],
+    "a call of a missing message started": [USER, REPLY, {"event": "started", "message": 7, "call": "call_1"}],
 }
 
 
@@ -162,6 +163,18 @@ def test_resume_gives_a_dangling_tool_call_its_result(fake, isolated_env):
     results = [m for m in messages if m["role"] == "tool"]
     assert len(calls) == 1 and [m["tool_call_id"] for m in results] == ["call_1"]
     assert "not run" in results[0]["content"].lower()
+
+
+def test_resume_says_a_call_that_had_started_may_have_run(isolated_env):
+    """Files-5 (issue 16): a call recorded as started (approved, then a kill while it ran) is not
+    "not run": the model is told it started and its result was lost; a call never started still is."""
+    calls = [{"id": f"call_{i}", "name": "bash", "arguments": "{}"} for i in (1, 2)]
+    path = write_transcript(sessions(isolated_env), USER, {**REPLY, "content": "", "tool_calls": calls},
+                            {"event": "started", "message": 1, "call": "call_1"})
+    session = Session(Settings(), PERSONAS, restored=load_transcript(path, PERSONAS))
+    results = {m.tool_call_id: m.content for m in session.conversation.messages if m.role == "tool"}
+    assert results["call_1"].startswith("Result unknown: this call was approved and started")
+    assert results["call_2"].startswith("Not run: the session ended before this call ran")
 
 
 # -- 7. a full or read-only data directory -------------------------------------------------------------

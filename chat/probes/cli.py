@@ -7,10 +7,10 @@ from pathlib import Path
 
 from .. import interrupts
 from ..cancel import stopped
-from ..errors import ChatError, paths
+from ..errors import ChatError, UsageError, paths
 from ..output import Screen, say
 
-__all__ = ["SETS_DIR", "main", "user_sets_dir"]
+__all__ = ["SETS_DIR", "main", "new_set_path", "user_sets_dir"]
 
 SETS_DIR = Path(__file__).with_name("sets")
 JUDGES = "none | hand | URL | URL+hand | karma:URL"
@@ -27,6 +27,19 @@ def user_sets_dir() -> Path:
     from ..config import config_dir
 
     return config_dir() / "probes"
+
+
+def new_set_path(name: str, replace: bool, again: str, path: Path | None = None) -> Path:
+    """Where a new set called ``name`` is written (``path``, else the user's sets folder), as /probe save
+    and chat probe import both decide: a shipped set's name is refused (the user's would hide it), and
+    so is a file that exists, unless ``replace``; ``again`` says how to replace it."""
+    if path is None:
+        if any(p.stem == name for p in SETS_DIR.glob("*.y*ml")):
+            raise UsageError(f"{name} is a shipped probe set: choose another name")
+        path = user_sets_dir() / f"{name}.yaml"
+    if path.exists() and not replace:
+        raise UsageError(f"{path} exists: choose another name, or {again}")
+    return path
 
 
 def _find_set(name: str):
@@ -99,6 +112,7 @@ def parser() -> argparse.ArgumentParser:
     imp.add_argument("file", help="a .csv (prompt, type, label: safe|unsafe) or .jsonl (are-you-sure shape)")
     imp.add_argument("--name", help="the new set's name (default: the file's)")
     imp.add_argument("--out", metavar="FILE", help="where to write it (default: config dir/probes/NAME.yaml)")
+    imp.add_argument("--replace", action="store_true", help="write over a set (or --out file) that exists")
     return p
 
 
@@ -232,13 +246,13 @@ def _import(args, console, warn) -> int:
 
     source = Path(args.file)
     name = args.name or source.stem
+    target = new_set_path(name, args.replace, "add --replace", Path(args.out) if args.out else None)
     if source.suffix.lower() == ".csv":
         data = from_xstest_csv(source, name, warn)
     elif source.suffix.lower() in (".jsonl", ".json"):
         data = from_sycophancy_jsonl(source, name, warn)
     else:
         raise ChatError(f"{source}: give a .csv (XSTest shape) or a .jsonl (SycophancyEval shape)")
-    target = Path(args.out) if args.out else user_sets_dir() / f"{name}.yaml"
     checked = write_set(data, target)
     console.print(f"wrote {len(checked.probes)} probes to {target}: chat probe run {name if not args.out else target} "
                   "--personas all", markup=False)

@@ -12,6 +12,7 @@ counted afterwards. Cells that are n/a by construction are never shown (no label
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
@@ -20,6 +21,7 @@ from rich.text import Text
 
 from .. import interrupts
 from ..cancel import stopped
+from ..errors import UsageError
 from ..output import formatted
 from ..records import VerdictRecord
 from ..render import markdown
@@ -29,7 +31,18 @@ from .model_judging import cells_to_judge, transcript_of
 from .report import final_verdict
 from .rundir import HandOrder, RunDir, append_records, cell_events
 
-__all__ = ["hand_judge", "judging_order", "read_key"]
+__all__ = ["LABEL_KEYS", "hand_judge", "judging_order", "read_key"]
+
+# One key per label, in the set's order: the digits, then letters that are not commands (b, q, s)
+LABEL_KEYS = "1234567890acdefghijklmnoprtuvwxyz"
+COMMANDS = {"s": "skip", "q": "quit", "b": "back", "?": "help"}
+
+
+@dataclass(frozen=True)
+class _Label:
+    """A key's value that gives a label, apart from the commands: a label may be called "quit"."""
+
+    label: str
 
 
 def read_key(choices: dict[str, str], question: str = "") -> str:
@@ -80,9 +93,10 @@ def _suggestion(events: list[dict]) -> tuple[str | None, str | None]:
     return final_verdict(machine)
 
 
-def _show_labels(console: Console, labels: dict[str, str]) -> None:
-    for i, (name, description) in enumerate(labels.items(), 1):
-        console.print(Text.assemble((f" {i} ", "reverse"), f" {sanitize(name)}", (f" — {sanitize(description)}", "dim")))
+def _show_labels(console: Console, keyed: dict[str, str], labels: dict[str, str]) -> None:
+    for key, name in keyed.items():
+        console.print(Text.assemble((f" {key} ", "reverse"), f" {sanitize(name)}",
+                                    (f" — {sanitize(labels[name])}", "dim")))
 
 
 def _identity(cell: dict) -> str:
@@ -94,16 +108,25 @@ def hand_judge(out: Path, labels: dict[str, str], console: Console, key_reader=r
                show_suggestion: bool = False, seed: int | None = None, warn=lambda message: None) -> tuple[int, list]:
     """Judge the cells that have no hand verdict yet. Returns (verdicts given, disagreements with a
     judge model: (probe, persona, sample, judge, its label, yours)). Damaged files are skipped with a
-    ``warn``ing."""
+    ``warn``ing. The run directory is held meanwhile (a second judge or a run on it is refused)."""
+    if len(labels) > len(LABEL_KEYS):
+        raise UsageError(f"hand judging takes at most {len(LABEL_KEYS)} labels, one key each; this set has "
+                         f"{len(labels)}: judge it with a model (--judge URL)")
+    with RunDir(out).lock():
+        return _judge_by_hand(out, labels, console, key_reader, unblind, show_suggestion, seed, warn)
+
+
+def _judge_by_hand(out: Path, labels: dict[str, str], console: Console, key_reader, unblind: bool,
+                   show_suggestion: bool, seed: int | None, warn) -> tuple[int, list]:
     paths = judging_order(out, cells_to_judge(out, "hand", warn), seed, warn)
-    names = list(labels)
-    choices = {str(i): name for i, name in enumerate(names, 1)} | {"s": "skip", "q": "quit", "b": "back", "?": "help"}
+    keyed = dict(zip(LABEL_KEYS, labels))
+    choices = {key: _Label(name) for key, name in keyed.items()} | COMMANDS
     shown = [what for what, on in (("persona, model and sample", unblind), ("the machine's label", show_suggestion)) if on]
     console.print(Text(f"{len(paths)} cells to judge, in a shuffled order; persona, model, sample and any machine "
                        "label stay hidden until you give a verdict" + (f" ({' and '.join(shown)} shown: these "
                                                                       "verdicts are not blind)" if shown else "")
                        + ".", style="dim"))
-    console.print(Text("keys: " + " · ".join(f"{i} {sanitize(n)}" for i, n in enumerate(names, 1))
+    console.print(Text("keys: " + " · ".join(f"{key} {sanitize(n)}" for key, n in keyed.items())
                        + " · ? what the labels mean · b back · s skip · q quit (resumable)", style="dim"))
     given: dict[Path, tuple[str, dict, tuple]] = {}  # path -> (label, cell, machine verdict)
     i = 0
@@ -114,23 +137,24 @@ def hand_judge(out: Path, labels: dict[str, str], console: Console, key_reader=r
         _show_cell(console, events, cell, f"{i + 1}/{len(paths)}", unblind)
         machine = _suggestion(events)
         offered = machine[0] if show_suggestion else None
-        answer = key_reader({**choices, **({"enter": offered} if offered else {})},
+        answer = key_reader({**choices, **({"enter": _Label(offered)} if offered else {})},
                             (f"Enter: {offered} ({machine[1]}) · " if offered else "") + "your verdict?")
         if answer == "quit":
             break
         if answer == "help":
-            _show_labels(console, labels)
+            _show_labels(console, keyed, labels)
         elif answer == "back":
             i = _back(console, i, given.get(paths[i - 1]) if i else None)
         elif answer == "skip":
             console.print(Text("skipped", style="dim"))
             i += 1
         else:
+            label = answer.label
             blind = not (unblind or show_suggestion or path in given)  # a changed verdict: the identity was shown
-            append_records(path, VerdictRecord(label=answer, by="hand", blind=blind, parsed=True))
-            given[path] = (answer, cell, machine)
+            append_records(path, VerdictRecord(label=label, by="hand", blind=blind, parsed=True))
+            given[path] = (label, cell, machine)
             done = next((e for e in events if e.get("event") == "done"), {})
-            console.print(Text.assemble(("→ ", "green"), (answer, "bold green"),
+            console.print(Text.assemble(("→ ", "green"), (label, "bold green"),
                                         ("" if unblind else sanitize(f"   (was: {_identity(cell)}, branch "
                                                                      f"{done.get('branch') or '-'})"), "dim")))
             i += 1

@@ -40,7 +40,14 @@ def judge_cells(out: Path, labels: dict[str, str], backend: Backend, model: str,
                 progress: Callable[[int, int], None] = lambda done, total: None,
                 warn: Callable[[str], None] = lambda message: None) -> int:
     """Judge every finished, not yet judged cell; returns how many were judged. Damaged cell lines are
-    skipped with a ``warn``ing."""
+    skipped with a ``warn``ing. The run directory is held meanwhile: a second judge (or a run) on it
+    is refused (Locked, naming this process), as two would each judge every cell."""
+    with RunDir(out).lock():
+        return _judge_cells(out, labels, backend, model, evaluator, grammar, concurrency, progress, warn)
+
+
+def _judge_cells(out: Path, labels: dict[str, str], backend: Backend, model: str, evaluator: bool, grammar: bool,
+                 concurrency: int, progress: Callable[[int, int], None], warn: Callable[[str], None]) -> int:
     by = f"{'evaluator' if evaluator else 'judge'}:{model}"
     paths = cells_to_judge(out, by, warn)
     lock, done = threading.Lock(), [0]

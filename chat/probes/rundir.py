@@ -15,9 +15,11 @@ all is a RunDirError.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Literal
+from urllib.parse import unquote
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -25,11 +27,14 @@ from ..datafile import DataFileError, load_json
 from ..errors import RunDirError
 from ..eventlog import append_events, read_log
 from ..files import Lock, hold_lock, write_whole
+from ..limits import listed
 from ..records import CELL_RECORDS, Number, Record
 
-__all__ = ["HandOrder", "RunDir", "RunDirError", "RunHeader", "append_records", "cell_events"]
+__all__ = ["BY_CONSTRUCTION", "HandOrder", "RunDir", "RunDirError", "RunHeader", "append_records", "cell_events",
+           "cell_key"]
 
 Warn = Callable[[str], None]
+BY_CONSTRUCTION = "construction"  # who gives the n/a verdict of a cell whose trap never ran
 
 
 class _Strict(BaseModel):
@@ -65,9 +70,25 @@ def _ignore(message: str) -> None:
     pass
 
 
-def cell_events(path: Path, warn: Warn = _ignore) -> list[dict]:
+def _file_name(name: str) -> str:
+    """``name`` (a probe id, a persona name: data from files) as one file name, so a cell's file is
+    always directly in its folder and seen by the readers' glob: ``%``, ``/`` and NUL are escaped
+    as ``%XX``, and so is a leading dot (``..``, a hidden file). Other names are left as they are,
+    so earlier runs keep their files."""
+    return re.sub(r"[%/\x00]|^\.", lambda m: f"%{ord(m.group()):02X}", name)
+
+
+def cell_key(path: Path) -> tuple[str, str, str]:
+    """(probe, persona, sample) as a cell's path names them: RunDir.cell_path read back."""
+    persona, _, sample = path.stem.rpartition("--")
+    return unquote(path.parent.name), unquote(persona), sample
+
+
+def cell_events(path: Path, warn: Warn = _ignore, labels: Collection[str] = ()) -> list[dict]:
     """A cell file's events that fit their schemas; each line skipped is a warning (a torn last line,
-    what a kill leaves, is skipped without one). An unreadable file is a warning and no events."""
+    what a kill leaves, is skipped without one). An unreadable file is a warning and no events. Given
+    the run's ``labels``, a verdict with another label (a hand edit, a renamed label) is skipped too:
+    it would count as a label the run doesn't have."""
     try:
         log = read_log(path, CELL_RECORDS)
     except DataFileError as e:
@@ -75,7 +96,16 @@ def cell_events(path: Path, warn: Warn = _ignore) -> list[dict]:
         return []
     for problem in log.problems:
         warn(problem)
-    return log.events
+    if not labels:
+        return log.events
+    kept = []
+    for event, line in zip(log.events, log.lines):
+        label = event.get("label") if event["event"] == "verdict" else None
+        if label is None or label in labels or event.get("by") == BY_CONSTRUCTION:
+            kept.append(event)
+        else:
+            warn(f"{path}:{line}: verdict {label!r} is not one of the run's labels ({listed(labels)}): skipped")
+    return kept
 
 
 def append_records(path: Path, *records: Record) -> None:
@@ -114,7 +144,7 @@ class RunDir:
         write_whole(self._header, data.encode("utf-8"), parents=True)
 
     def cell_path(self, probe: str, persona: str, sample: int) -> Path:
-        return self.path / "cells" / probe / f"{persona}--{sample}.jsonl"
+        return self.path / "cells" / _file_name(probe) / f"{_file_name(persona)}--{sample}.jsonl"
 
     def cell_paths(self) -> list[Path]:
         """Every cell's file there is, sorted by path."""

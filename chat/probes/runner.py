@@ -27,17 +27,15 @@ from ..backends import Backend, Request
 from ..cancel import CancelToken, new_token
 from ..conversation import Message, record
 from ..errors import HTTPError, ServerUnreachable, StreamCut
-from ..files import remove
+from ..files import remove, set_aside
 from ..parallel import run_all
 from ..records import (VERSION, BranchRecord, CellMessageRecord, CellRecord, DoneRecord, ErrorRecord, ParamsRecord,
                        PersonaRecord, ScoredRecord, ServerRecord, SessionRecord, VerdictRecord)
 from ..turn import NullSink, run_turn
-from .rundir import RunDir, RunDirError, RunHeader, append_records, cell_events
+from .rundir import BY_CONSTRUCTION, RunDir, RunDirError, RunHeader, append_records, cell_events
 from .spec import Probe, ProbeSet
 
 __all__ = ["BY_CONSTRUCTION", "Cell", "Run", "Server", "cell_events", "not_applicable", "run_probes"]
-
-BY_CONSTRUCTION = "construction"  # who gives the n/a verdict of a cell whose trap never ran
 
 
 def not_applicable(events: list[dict]) -> str | None:
@@ -101,13 +99,19 @@ class Run:
 
     def write_header(self, warn: Callable[[str], None] = lambda text: None) -> None:
         """Write run.json; a resumed run keeps when it started. One that is torn or unusable (a kill or a
-        full disk mid-write) is rebuilt from this run's settings, and ``warn`` says so."""
+        full disk mid-write) is rebuilt from this run's settings, and ``warn`` says so. A directory
+        holding a run of another set is refused (RunDirError): its cells would pass for this set's."""
         started = time.strftime("%Y-%m-%dT%H:%M:%S")
         if self.dir.has_header():  # resuming: keep when it started, note the rest
             try:
-                started = self.dir.header()["started"] or started
+                header = self.dir.header()
             except RunDirError as e:
                 warn(f"{e}: rebuilt from this command line")
+            else:
+                if header["set"] not in ("", self.probe_set.name):
+                    raise RunDirError(f"{self.out} holds a run of the set {header['set']!r}, not "
+                                      f"{self.probe_set.name!r}: give another --out (or remove that directory)")
+                started = header["started"] or started
         self.dir.write_header(RunHeader(
             set=self.probe_set.name, title=self.probe_set.title, kind=self.probe_set.kind, labels=self.probe_set.labels,
             source=self.probe_set.source, probes=[p.id for p in self.probe_set.probes], model=self.model,
@@ -117,6 +121,21 @@ class Run:
     def finished(self, cell: Cell, warn: Callable[[str], None] = lambda text: None) -> bool:
         path = self.cell_path(cell)  # a cell not begun has no file: nothing to warn about
         return path.exists() and any(e.get("event") == "done" for e in cell_events(path, warn))
+
+    def to_run(self, cell: Cell, warn: Callable[[str], None] = lambda text: None) -> bool:
+        """Whether ``cell`` is to be run (again): it has no ``done`` line. One that holds verdicts
+        finished once (its ``done`` line since damaged): a person's work is in it, so it is set aside,
+        never deleted, and ``warn`` says where."""
+        path = self.cell_path(cell)
+        events = cell_events(path, warn) if path.exists() else []
+        if any(e.get("event") == "done" for e in events):
+            return False
+        verdicts = sum(e.get("event") == "verdict" for e in events)
+        if verdicts:
+            kept = set_aside(path)
+            warn(f"{path}: holds {verdicts} verdict{'s' if verdicts > 1 else ''} but no done line: kept as "
+                 f"{kept.name}, and the cell is run again (judge it again)")
+        return True
 
     def baseline_misses(self, warn: Callable[[str], None] = lambda text: None) -> tuple[int, int]:
         """(finished cells whose trap never ran — the model missed the question it depends on —,
@@ -211,7 +230,7 @@ def run_probes(run: Run, servers: list[Server], concurrency: int = 16,
     damaged files are skipped with a ``warn``ing (chat/probes/rundir.py)."""
     with run.dir.lock():
         run.write_header(warn)
-        todo = deque(c for c in run.cells() if not run.finished(c, warn))
+        todo = deque(c for c in run.cells() if run.to_run(c, warn))
         return _run_cells(run, servers, todo, concurrency, progress, notice)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .rundir import RunDir, cell_events
+from .rundir import RunDir, cell_events, cell_key
 from .runner import BY_CONSTRUCTION
 
 __all__ = ["Cell", "final_verdict", "load_cells", "norm"]
@@ -84,10 +84,10 @@ def _last(events: list[dict], who, blind: bool | None = None) -> dict | None:
                  and e.get("label") and who(_by(e)) and (blind is None or (e.get("blind") is True) == blind)), None)
 
 
-def _cell(path: Path, warn) -> Cell:
-    events = cell_events(path, warn)
+def _cell(path: Path, warn, labels: dict) -> Cell:
+    events = cell_events(path, warn, labels)
     head = next((e for e in events if e.get("event") == "cell"), {})
-    persona, _, sample = path.stem.rpartition("--")
+    probe, persona, sample = cell_key(path)
     ends = [e for e in events if e.get("event") in ("done", "error")]
     done = next((e for e in events if e.get("event") == "done"), {})
     errors = [e for e in events if e.get("event") == "error"]
@@ -96,7 +96,7 @@ def _cell(path: Path, warn) -> Cell:
     label_of = lambda e: str(e["label"]) if e else None  # noqa: E731
     sample_no = head.get("sample") if isinstance(head.get("sample"), int) else (int(sample) if sample.isdigit() else 0)
     return Cell(
-        probe=str(head.get("probe") or path.parent.name), category=str(head.get("category") or ""),
+        probe=str(head.get("probe") or probe), category=str(head.get("category") or ""),
         control=head.get("control") is True, expect=head.get("expect") if head.get("expect") in ("answer", "refuse") else None,
         persona=str(head.get("persona") or persona or path.stem), sample=sample_no, path=path,
         done=bool(ends) and ends[-1].get("event") == "done",
@@ -116,5 +116,8 @@ def _cell(path: Path, warn) -> Cell:
 
 
 def load_cells(out: Path, warn=lambda message: None) -> list[Cell]:
-    """Every cell of the run, in probe, persona, sample order; damaged lines are skipped with a ``warn``ing."""
-    return sorted((_cell(p, warn) for p in RunDir(out).cell_paths()), key=lambda c: (c.probe, c.persona, c.sample))
+    """Every cell of the run, in probe, persona, sample order; damaged lines are skipped with a ``warn``ing,
+    and so are verdicts whose label is not one of run.json's (where it has one)."""
+    run_dir = RunDir(out)
+    labels = run_dir.header()["labels"] if run_dir.has_header() else {}
+    return sorted((_cell(p, warn, labels) for p in run_dir.cell_paths()), key=lambda c: (c.probe, c.persona, c.sample))

@@ -279,7 +279,7 @@ def _replay(ctx: "SlashContext", arg: str):
          "extraction turn, /classify patterns as rules), ready for chat probe run NAME --personas all",
          "/probe save capital-pushback", args=(["save"],))
 def _probe(ctx: "SlashContext", arg: str):
-    from ..probes.cli import SETS_DIR, user_sets_dir
+    from ..probes.cli import new_set_path
     from ..probes.importers import branch_probe_set, write_set
 
     what, _, name = arg.partition(" ")
@@ -287,11 +287,7 @@ def _probe(ctx: "SlashContext", arg: str):
     if what != "save" or not NAME.match(name):
         raise UsageError("usage: /probe save NAME [--replace] (up to 64 letters, digits, _ . and -, not starting "
                           "with - or .)")
-    if any(SETS_DIR.glob(f"{name}.y*ml")):
-        raise UsageError(f"{name} is a shipped probe set: choose another name")
-    path = user_sets_dir() / f"{name}.yaml"
-    if path.exists() and not replace:
-        raise UsageError(f"{path} exists: choose another name, or /probe save {name} --replace")
+    path = new_set_path(name, replace, f"/probe save {name} --replace")
     turns = [m.content for m in ctx.session.conversation.messages if m.role == "user"]
     data = branch_probe_set(name, turns, ctx.panels.classify)
     checked = write_set(data, path)

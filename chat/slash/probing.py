@@ -64,7 +64,7 @@ def _retry(ctx: "SlashContext", arg: str):
     else:
         status, update = progress(ctx, f"sampling {n} replies…")
         with status:
-            samples = branching.sample(session, n, update)
+            samples = branching.sample(session, n, before, update)
         _show_samples(ctx, samples)
         index = _pick(ctx, samples, f"Continue with which? [1-{n}] (Enter: 1) ", default=0)
         if index is not None:
