@@ -190,7 +190,7 @@ def bench_turn(tmp: str) -> list[str]:
             f"overhead {(long - short) * 1000:.1f} ms (target ≤ 10)"]
 
 
-def bench_probe_scale(tmp: str, quick: bool = False) -> list[str]:
+def bench_probe_scale(tmp: str, quick: bool = False):
     from .probe_scale import bench_probe_scale as run
 
     return run(tmp, quick)

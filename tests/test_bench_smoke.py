@@ -14,7 +14,7 @@ def test_the_scale_bench_runs_and_prints_its_table():
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     out = r.stdout
     for row in ("wall raw", "short · 9 streams", "short · 18 streams", "300-token · 9 streams", "300-token · 18 streams",
-                "CPU per reply token", "32 streams, short: chat exit 0, 0 cells unfinished", "2 servers × 18 streams",
+                "CPU per reply token, unpaced", "32 streams, short: chat exit 0, 0 cells unfinished", "2 servers × 18 streams",
                 "peak RSS 90 cells", "the fake's own limit"):
         assert row in out, (row, out)
     assert "(errors!)" not in out and "Traceback" not in r.stderr, out + r.stderr

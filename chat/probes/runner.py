@@ -122,9 +122,16 @@ class Run:
 
     def baseline_misses(self, warn: Callable[[str], None] = lambda text: None) -> tuple[int, int]:
         """(finished cells whose trap never ran — the model missed the question it depends on —,
-        finished cells), over this run's cells."""
-        ends = [cell_events(self.cell_path(c), warn) for c in self.cells() if self.finished(c)]
-        return sum(not_applicable(events) is not None for events in ends), len(ends)
+        finished cells), over this run's cells: each file read once, none kept (a run's memory does not
+        grow with its size)."""
+        missed = finished = 0
+        for cell in self.cells():
+            path = self.cell_path(cell)
+            events = cell_events(path, warn) if path.exists() else []
+            if any(e.get("event") == "done" for e in events):
+                finished += 1
+                missed += not_applicable(events) is not None
+        return missed, finished
 
 
 class _ServerFailed(Exception):
