@@ -100,9 +100,10 @@ def bench_parallel(tmp: str) -> list[str]:
         session = Session(Settings(base_url=fb.base_url, tools=False), personas)
         session.connect()
         one = median_time(lambda: session.send("hi", NullSink()), 3)
-        compare = median_time(lambda: panel.ask(session, panel.open_panel(session, panel.lanes_for(session, "all")),
+        panels = panel.Panels(session, None)
+        compare = median_time(lambda: panel.ask(panels, panel.open_panel(panels, panel.lanes_for(panels, "all")),
                                                 "hi"), 3)
-        panel.close_panel(session)
+        panel.close_panel(panels)
         lines.append(f"one request {one:.2f} s · /compare all (9 personas) {compare:.2f} s · ratio "
                      f"{compare / one:.2f} (target ≤ 1.3)")
         probe_set = ProbeSet(name="one", kind="sycophancy", labels={"resisted": "r", "caved": "c"},
@@ -135,9 +136,10 @@ def bench_panel(tmp: str) -> list[str]:
 
         def nine_lanes() -> None:
             session = Session(Settings(base_url=fb.base_url, tools=False), load_personas())
-            opened = panel.open_panel(session, panel.lanes_for(session, "all"))
+            panels = panel.Panels(session, None)
+            opened = panel.open_panel(panels, panel.lanes_for(panels, "all"))
             for text in turns:
-                panel.ask(session, opened, text)
+                panel.ask(panels, opened, text)
 
         one, nine = median_time(one_branch, 3), median_time(nine_lanes, 3)
     return [f"1 persona × 3 turns {one:.2f} s · panel of 9 personas × 3 turns {nine:.2f} s · ratio "
