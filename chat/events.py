@@ -12,6 +12,7 @@ class TextDelta:
     """A piece of the answer."""
 
     text: str
+    pieces: int = 1  # the server's deltas it holds: a backend reading in bulk joins what one read brought
 
 
 @dataclass(slots=True)
@@ -19,6 +20,7 @@ class ReasoningDelta:
     """A piece of the model's reasoning, shown apart and never sent back as answer."""
 
     text: str
+    pieces: int = 1  # as TextDelta's
 
 
 @dataclass(slots=True)

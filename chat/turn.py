@@ -182,7 +182,7 @@ def _stream(backend: Backend, request: Request, sink: Sink, token: CancelToken) 
                     if stats.time_to_first_token is None:
                         stats.time_to_first_token = time.perf_counter() - start
                     (text if kind is TextDelta else reasoning).append(event.text)
-                    deltas += 1
+                    deltas += event.pieces
                 elif kind is ToolCall:
                     message.tool_calls.append(event)
                 elif kind is Usage:

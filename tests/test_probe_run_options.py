@@ -130,6 +130,7 @@ def test_the_progress_line_shows_cells_done_the_rate_and_an_eta(fake, term, tmp_
     screen = t.wait_for("1/3 cells")
     line = next(line for line in screen.splitlines() if "1/3 cells" in line)
     assert "cells/min" in line or "cells/s" in line, line
+    assert "tok/s" in line, line  # the first cell's three replies were counted
     assert "ETA" in line, line
     gate.set()
     assert t.wait_exit(timeout=30) == 0
@@ -166,3 +167,11 @@ def test_the_pace_reads_as_a_person_would_say_it():
     assert pace(30, 90, 10.0) == "30/90 cells · 3.0 cells/s · ETA 20 s"
     assert pace(1, 200, 40.0) == "1/200 cells · 1.5 cells/min · ETA 2 h 13 min"
     assert pace(5, 5, 3.0) == "5/5 cells · 1.7 cells/s · done"
+
+
+def test_the_pace_says_the_tokens_a_second_a_long_run_takes_in():
+    """Issue 20, 4: on a 50,000-cell grid the line says how fast the replies come, not only the cells."""
+    from gridchat.chat.probes.progress import pace
+
+    assert pace(1200, 40000, 40.0, tokens=372_400) == "1,200/40,000 cells · 30.0 cells/s · 9,310 tok/s · ETA 22 min"
+    assert pace(0, 40000, 1.0, tokens=0) == "0/40,000 cells · ETA …"

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator
 from .. import limits
 from ..errors import StreamError
 
-__all__ = ["iter_lines", "iter_sse"]
+__all__ = ["EventSplitter", "iter_lines", "iter_sse"]
 
 
 def _too_long(what: str) -> StreamError:
@@ -62,3 +62,49 @@ def iter_lines(chunks: Iterable[bytes]) -> Iterator[str]:
         raise _too_long("a line")
     if buffer:
         yield buffer.decode("utf-8", "replace").rstrip("\r")
+
+
+class EventSplitter:
+    """Server-sent events from blocks of bytes, a block (what one read brought) at a time: the events
+    it completes, as ``(event type or None, data as bytes)``, with ``iter_sse``'s rules and caps. One
+    bytes split a block and a loop over its lines: nothing per byte in Python."""
+
+    def __init__(self) -> None:
+        self._rest = b""  # an unfinished last line
+        self._event: str | None = None
+        self._data: list[bytes] = []
+        self._held = 0
+
+    def feed(self, block: bytes) -> list[tuple[str | None, bytes]]:
+        text = self._rest + block if self._rest else block
+        cut = text.rfind(b"\n")
+        self._rest = text[cut + 1:]
+        if len(self._rest) > limits.MAX_EVENT:
+            raise _too_long("a line")
+        if cut == -1:
+            return []
+        out = []
+        for line in text[:cut].split(b"\n"):
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            if not line:
+                if self._data:
+                    out.append((self._event, self._data[0] if len(self._data) == 1 else b"\n".join(self._data)))
+                self._event, self._data, self._held = None, [], 0
+            elif line.startswith(b"data:"):
+                value = line[6:] if line.startswith(b"data: ") else line[5:]
+                self._data.append(value)
+                self._held += len(value)
+                if self._held > limits.MAX_EVENT:
+                    raise _too_long("an event")
+            elif line.startswith(b"event:"):
+                self._event = line[6:].strip().decode("utf-8", "replace")
+        return out
+
+    def close(self) -> list[tuple[str | None, bytes]]:
+        """What is left when the stream ends (an event without its blank line)."""
+        out = self.feed(b"\n") if self._rest else []
+        if self._data:
+            out.append((self._event, b"\n".join(self._data)))
+            self._event, self._data, self._held = None, [], 0
+        return out

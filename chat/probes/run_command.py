@@ -95,7 +95,8 @@ def _run_on(urls: list, args, probe_set, personas: dict, chosen: list, console, 
     with cells_progress(console) as bar:
         task = bar.add_task("cells", total=None)
         finished, skipped = run_probes(run, servers, args.concurrency,
-                                       lambda done, total: bar.update(task, completed=done, total=total),
+                                       lambda done, total, tokens: bar.update(task, completed=done, total=total,
+                                                                              tokens=tokens),
                                        notice=lambda text: console.print(f"chat probe: {text}", markup=False),
                                        warn=warn)
     unfinished = len(run.cells()) - finished - skipped
@@ -105,14 +106,18 @@ def _run_on(urls: list, args, probe_set, personas: dict, chosen: list, console, 
 
 
 def _servers(session, settings, personas: dict, urls: list) -> list:
-    """The first server (connected through ``session``) and its replicas, each checked to serve the model."""
+    """The first server (connected through ``session``) and its replicas, each checked to serve the model,
+    each read in bulk (chat/backends/bulk.py: a probe run watches no reply arrive)."""
+    from ..backends.bulk import bulk_backend
     from ..detect import detect
     from ..redact import hold_url
     from ..session import Session
     from .runner import Server
 
     first = session.connect()
-    servers = [Server(first.base_url, session.backend, first.flavor)]
+    key = session.connection.key_for(first.base_url) if urls[0] else None  # none to a server found, not named
+    servers = [Server(first.base_url, bulk_backend(session.api[0], first.base_url, key) or session.backend,
+                      first.flavor)]
     for url in urls[1:]:  # replicas: each answers for the same model
         hold_url(url)  # named by a flag: its credentials are secrets
         info = detect(url, settings.api_key)
@@ -121,7 +126,9 @@ def _servers(session, settings, personas: dict, urls: list) -> list:
         replica = Session(settings.model_copy(update={"base_url": url}), personas)
         replica.model = session.model
         replica.connect()
-        servers.append(Server(info.base_url, replica.backend, info.flavor))
+        backend = bulk_backend(session.api[0], info.base_url, replica.connection.key_for(info.base_url)) \
+            or replica.backend
+        servers.append(Server(info.base_url, backend, info.flavor))
     return servers
 
 

@@ -5,8 +5,10 @@ server), each saved as its own file, so an interrupted run resumes without redoi
     OUT/cells/<probe>/<persona>--<sample>.jsonl   one cell
 
 A cell's file is a session transcript (chat/transcript.py: `chat --resume`, `/load` and `/export`
-read it), written through the one event log and fsync'd per event, with the cell's own events among
-its messages: ``cell`` (what was run where, and its seed), ``branch`` (what a classify step found),
+read it), written through the one event log in one block when the cell ends (finished, failed or
+stopped) and fsync'd then — a cell counts as done only once its lines are on disk, and one cut short
+by a kill is redone whole by the next run, so an fsync per event would buy nothing — with the
+cell's own events among its messages: ``cell`` (what was run where, and its seed), ``branch`` (what a classify step found),
 ``done`` (finished; whether its trap ran) or ``error``, then ``verdict``s appended later by rules,
 judges and people, each saying who gave it. A cell whose trap step never ran is n/a by
 construction: its only verdict is that, and nobody can give it another.
@@ -139,9 +141,16 @@ class Run:
 
     def baseline_misses(self, warn: Callable[[str], None] = lambda text: None) -> tuple[int, int]:
         """(finished cells whose trap never ran — the model missed the question it depends on —,
-        finished cells), over this run's cells."""
-        ends = [cell_events(self.cell_path(c), warn) for c in self.cells() if self.finished(c)]
-        return sum(not_applicable(events) is not None for events in ends), len(ends)
+        finished cells), over this run's cells: each file read once, none kept (a run's memory does not
+        grow with its size)."""
+        missed = finished = 0
+        for cell in self.cells():
+            path = self.cell_path(cell)
+            events = cell_events(path, warn) if path.exists() else []
+            if any(e.get("event") == "done" for e in events):
+                finished += 1
+                missed += not_applicable(events) is not None
+        return missed, finished
 
 
 class _ServerFailed(Exception):
@@ -155,24 +164,36 @@ def _server_failure(error) -> bool:
         isinstance(error, HTTPError) and error.status in (502, 503, 504))
 
 
-def _run_cell(run: Run, cell: Cell, server: Server, stop: CancelToken) -> bool:
-    """One scripted conversation, saved as a transcript; True when it finished. A failing server
-    raises _ServerFailed; any other error or a stop leaves the cell unfinished."""
+def _run_cell(run: Run, cell: Cell, server: Server, stop: CancelToken) -> tuple[bool, int]:
+    """One scripted conversation, saved as a transcript (written once it ends, whatever ended it):
+    whether it finished, and the tokens of its replies. A failing server raises _ServerFailed; any
+    other error or a stop leaves the cell unfinished."""
     path = run.cell_path(cell)
     remove(path)  # an unfinished earlier attempt is redone from the start
+    records: list = []
+    try:
+        finished = _converse(run, cell, server, stop, records)
+    finally:
+        append_records(path, *records)
+    return finished, sum((r.stats or {}).get("completion_tokens") or 0 for r in records
+                         if type(r) is CellMessageRecord and r.role == "assistant")
+
+
+def _converse(run: Run, cell: Cell, server: Server, stop: CancelToken, records: list) -> bool:
+    """The cell's conversation, its records added to ``records`` as they happen."""
     probe, persona = cell.probe, cell.persona
     params = dict(run.params)
     seed = run.cell_seed(cell)
     if seed is not None:
         params["seed"] = seed
     now = round(time.time(), 3)
-    append_records(path, SessionRecord(id=f"{run.out.name}/{cell.id}", version=VERSION, time=now, kind="probe cell"),
-                   CellRecord(set=run.probe_set.name, kind=run.probe_set.kind, probe=probe.id, category=probe.category,
-                              control=probe.control, expect=probe.expect, persona=persona.name, system=persona.system,
-                              sample=cell.sample, model=run.model, server=server.url, params=params, seed=seed,
-                              traps=probe.traps),
-                   ServerRecord(base_url=server.url, flavor=server.flavor, model=run.model, api=run.api),
-                   PersonaRecord(name=persona.name, system=persona.system), ParamsRecord(params=params))
+    records += [SessionRecord(id=f"{run.out.name}/{cell.id}", version=VERSION, time=now, kind="probe cell"),
+                CellRecord(set=run.probe_set.name, kind=run.probe_set.kind, probe=probe.id, category=probe.category,
+                           control=probe.control, expect=probe.expect, persona=persona.name, system=persona.system,
+                           sample=cell.sample, model=run.model, server=server.url, params=params, seed=seed,
+                           traps=probe.traps),
+                ServerRecord(base_url=server.url, flavor=server.flavor, model=run.model, api=run.api),
+                PersonaRecord(name=persona.name, system=persona.system), ParamsRecord(params=params)]
     messages: list[Message] = []
     branch, extraction, trap_ran = None, "", False
     extract_at = probe.extraction_index()
@@ -180,7 +201,7 @@ def _run_cell(run: Run, cell: Cell, server: Server, stop: CancelToken) -> bool:
     def add(message: Message, step: int) -> None:
         message.id, message.parent, message.persona = len(messages), len(messages) - 1 if messages else None, persona.name
         messages.append(message)
-        append_records(path, CellMessageRecord(**record(message), step=step))
+        records.append(CellMessageRecord(**record(message), step=step))
 
     for i, step in enumerate(probe.steps):
         if stop.cancelled:
@@ -191,7 +212,7 @@ def _run_cell(run: Run, cell: Cell, server: Server, stop: CancelToken) -> bool:
         request = Request(model=run.model, system=persona.system, messages=list(messages), params=dict(params))
         result = run_turn(server.backend, request, NullSink(), stop)
         if result.error is not None or result.interrupted:
-            append_records(path, ErrorRecord(step=i, message=str(result.error) if result.error else "interrupted"))
+            records.append(ErrorRecord(step=i, message=str(result.error) if result.error else "interrupted"))
             if result.error is not None and _server_failure(result.error):
                 raise _ServerFailed(str(result.error))
             return False
@@ -199,31 +220,32 @@ def _run_cell(run: Run, cell: Cell, server: Server, stop: CancelToken) -> bool:
         add(result.message, i)
         if step.trap:  # what each pushback got, so a report can say at which one an answer turned
             scored, held = run.probe_set.rules_label(probe, result.message.content)
-            append_records(path, ScoredRecord(step=i, trap=True, label=scored, held=held))
+            records.append(ScoredRecord(step=i, trap=True, label=scored, held=held))
         if step.classify:
             branch = step.branch_of(result.message.content)
-            append_records(path, BranchRecord(step=i, branch=branch))
+            records.append(BranchRecord(step=i, branch=branch))
         if i <= extract_at:
             extraction = result.message.content
-    append_records(path, DoneRecord(branch=branch, extraction=extraction, trap_ran=trap_ran))
+    records.append(DoneRecord(branch=branch, extraction=extraction, trap_ran=trap_ran))
     if probe.traps and not trap_ran:
-        append_records(path, VerdictRecord(label="n/a", by=BY_CONSTRUCTION, parsed=True,
-                                           note=f"the trap step never ran (branch: {branch or 'none'})"))
+        records.append(VerdictRecord(label="n/a", by=BY_CONSTRUCTION, parsed=True,
+                                     note=f"the trap step never ran (branch: {branch or 'none'})"))
         return True
     label, held = run.probe_set.rules_label(probe, extraction)
     if label is not None:
-        append_records(path, VerdictRecord(label=label, by="rules", parsed=True, raw="",
-                                           note=f"held the score patterns of {' and '.join(held)}"))
+        records.append(VerdictRecord(label=label, by="rules", parsed=True, raw="",
+                                     note=f"held the score patterns of {' and '.join(held)}"))
     return True
 
 
 def run_probes(run: Run, servers: list[Server], concurrency: int = 16,
-               progress: Callable[[int, int], None] = lambda done, total: None,
+               progress: Callable[[int, int, int], None] = lambda done, total, tokens: None,
                notice: Callable[[str], None] = lambda text: None,
                warn: Callable[[str], None] = lambda text: None) -> tuple[int, int]:
     """Run every unfinished cell, spread over ``servers`` (replicas of one model), at most
     ``concurrency`` at once on each. A server that fails has its cell, and its share of the rest,
     moved to the others; with every server down, the cells left stay unfinished for the next run.
+    ``progress(cells done, cells to do, reply tokens so far)`` follows it.
     Returns (finished now, skipped as already done). Ctrl-C stops every cell at once (running ones
     are left unfinished, to be redone on the next run); what finished is kept. A second run on the
     same directory meanwhile is refused (Locked, one line naming the process running this one);
@@ -239,8 +261,8 @@ def _run_cells(run: Run, servers: list[Server], todo: deque, concurrency: int, p
     total = len(todo)
     stop = new_token()  # Ctrl-C (the action's cancel) stops every cell at once
     lock = threading.Lock()
-    counts = {"done": 0, "finished": 0}
-    progress(0, total)
+    counts = {"done": 0, "finished": 0, "tokens": 0}
+    progress(0, total, 0)
 
     def work(server: Server) -> None:
         while True:
@@ -249,7 +271,7 @@ def _run_cells(run: Run, servers: list[Server], todo: deque, concurrency: int, p
                     return
                 cell = todo.popleft()
             try:
-                ok = _run_cell(run, cell, server, stop)
+                ok, tokens = _run_cell(run, cell, server, stop)
             except _ServerFailed as e:
                 with lock:
                     todo.appendleft(cell)  # another server takes it
@@ -264,7 +286,8 @@ def _run_cells(run: Run, servers: list[Server], todo: deque, concurrency: int, p
             with lock:
                 counts["done"] += 1
                 counts["finished"] += ok
-                progress(counts["done"], total)
+                counts["tokens"] += tokens
+                progress(counts["done"], total, counts["tokens"])
 
     workers = [server for server in servers for _ in range(max(1, concurrency))]
     run_all(work, workers, len(workers), stop)

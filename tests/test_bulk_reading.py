@@ -1,0 +1,170 @@
+"""Probe runs read their replies in bulk (chat/backends/bulk.py: no SDK, a read of a stream parsed at
+once). What a reply holds must not depend on it: every stream below — well-formed, with tool calls,
+reasoning, inline <think>, errors in band and out, cut, malformed — gives the same reply, figures and
+error through the bulk backend as through the SDK's. And the figures a run records (tokens, time to
+the first token, tokens/s) are those the fake served."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import openai
+import pytest
+from fake_backend import FakeBackend, Reply, ToolCall
+from gridchat.chat.backends.bulk import BulkBackend, bulk_backend
+from gridchat.chat.backends.chat_completions import ChatCompletionsBackend
+from gridchat.chat.backends.responses import ResponsesBackend
+from gridchat.chat.backends.base import Request
+from gridchat.chat.cancel import CancelToken
+from gridchat.chat.conversation import Message
+from gridchat.chat.errors import ServerUnreachable, StreamCut
+from gridchat.chat.turn import NullSink, run_turn
+from test_malformed_streams import CHAT_CHUNKS, PARTIAL
+
+MODEL = "fake/persona-20b"
+
+
+def request(**params) -> Request:
+    return Request(model=MODEL, system="Persona: lawful_good", messages=[Message("user", "What is 6 times 7?")],
+                   params=params)
+
+
+def sdk(fb: FakeBackend, api: str):
+    client = openai.OpenAI(base_url=fb.base_url, api_key="k", max_retries=0)
+    return ChatCompletionsBackend(client) if api == "chat" else ResponsesBackend(client)
+
+
+def outcome(result) -> dict:
+    """What a turn gave, less the clock."""
+    stats = {k: v for k, v in result.message.stats.items()
+             if k not in ("time_to_first_token", "elapsed", "tokens_per_second")}
+    return {"content": result.message.content, "reasoning": result.message.reasoning,
+            "calls": [(c.name, c.arguments) for c in result.message.tool_calls], "stats": stats,
+            # a cut connection: the same words, then each transport's own detail
+            "error": (type(result.error).__name__, str(result.error).split(" (")[0] if isinstance(result.error, StreamCut)
+                      else str(result.error)) if result.error else None,
+            "interrupted": result.interrupted}
+
+
+REPLIES = {
+    "plain": Reply(text="It is 42, and I am sure of it." * 20, chunk_chars=3),
+    "reasoning": Reply(reasoning="Six sevens... " * 10, text="42.", chunk_chars=2),
+    "inline think": Reply(text="<think>hmm, six sevens</think>It is 42.", chunk_chars=1),
+    "tool calls": Reply(text="Let me look.", tool_calls=[ToolCall("bash", '{"command": "ls -la"}'),
+                                                         ToolCall("read_file", '{"path": "a.txt"}')], chunk_chars=3),
+    "cut by length": Reply(text="It is forty", finish_reason="length", chunk_chars=2),
+    "lone surrogate": Reply(raw_events=[json.dumps({"choices": [{"index": 0, "delta": {"content": "a\ud800b"}}]}),
+                                        json.dumps({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}),
+                                        "[DONE]"]),
+    "no usage": Reply(raw_events=[json.dumps({"choices": [{"index": 0, "delta": {"content": p}}]}) for p in "abcde"]
+                      + [json.dumps({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}), "[DONE]"]),
+    "in-band error": Reply(text="partial answer here", chunk_chars=2, error_after=3),
+    "cut connection": Reply(text="partial answer here", chunk_chars=2, cut_after=3),
+    "500": Reply(status=500),
+    "404 model": Reply(status=404, error={"error": {"message": "The model `x` does not exist.", "type": "NotFoundError",
+                                                    "code": 404}}),
+    "proxy page": Reply(status=502, raw_body="<html><title>502 Bad Gateway</title></html>"),
+    "no [DONE]": Reply(raw_events=[PARTIAL]),
+    **{f"malformed: {name}": Reply(raw_events=[PARTIAL, chunk, "[DONE]"]) for name, chunk in CHAT_CHUNKS.items()},
+}
+
+
+@pytest.mark.parametrize("api", ["chat", "responses"])
+@pytest.mark.parametrize("flavor", ["vllm", "llamacpp"])
+@pytest.mark.parametrize("name", list(REPLIES))
+def test_a_reply_read_in_bulk_is_the_reply_the_sdk_backend_reads(fake, flavor, api, name):
+    if api == "responses" and (name.startswith("malformed") or REPLIES[name].raw_events):
+        pytest.skip("chat-completions chunks")
+    fb = fake(flavor)
+    got = []
+    for backend in (sdk(fb, api), bulk_backend(api, fb.base_url, "k")):
+        fb.script(REPLIES[name])
+        got.append(outcome(run_turn(backend, request(temperature=0.5), NullSink())))
+    assert got[0] == got[1]
+    bodies = [r.body for r in fb.generations()]
+    assert bodies[0] == bodies[1]  # the same request, to the byte of its JSON
+
+
+def test_the_figures_recorded_are_those_the_fake_served(fake):
+    """Tokens and prompt tokens as the server counted them; the first token after the delay the fake
+    waited before it, and not at the end of the stream (a bulk reader must not time the last read)."""
+    fb = fake("vllm")
+    reply = Reply(text="It is 42. " * 4, chunk_chars=4, delay=0.05)  # 10 deltas, 0.05 s before each
+    fb.script(reply)
+    result = run_turn(bulk_backend("chat", fb.base_url, None), request(), NullSink())
+    stats = result.message.stats
+    assert stats["completion_tokens"] == 10 and stats["prompt_tokens"] == (len("Persona: lawful_good")
+                                                                           + len("What is 6 times 7?")) // 4 + 10
+    assert stats["time_to_first_token"] >= 0.05  # the fake slept that long before the first delta
+    generating = stats["elapsed"] - stats["time_to_first_token"]
+    assert generating >= 9 * 0.05  # nine more deltas, each after a sleep: the first was timed on arrival
+    assert stats["tokens_per_second"] == pytest.approx(10 / generating, rel=0.01)
+    assert stats["finish_reason"] == "stop"
+
+
+def test_a_reply_without_usage_counts_the_deltas_it_joined(fake):
+    fb = fake("vllm")
+    fb.script(REPLIES["no usage"])
+    result = run_turn(bulk_backend("chat", fb.base_url, None), request(), NullSink())
+    assert result.message.content == "abcde" and result.message.stats["completion_tokens"] == 5
+
+
+def test_a_connection_the_server_closed_while_idle_is_replaced(fake):
+    """The server restarts between two requests: the kept connection is dead; the next request goes
+    out on a new one, with no error."""
+    fb = fake("vllm")
+    backend = bulk_backend("chat", fb.base_url, None)
+    assert run_turn(backend, request(), NullSink()).error is None
+    port = fb.port
+    fb.stop()
+    again = FakeBackend("vllm", port=port).start()
+    try:
+        result = run_turn(backend, request(), NullSink())
+        assert result.error is None and result.message.content.startswith("Echo")
+    finally:
+        again.stop()
+
+
+def test_a_server_that_is_gone_is_unreachable_so_its_cells_move(fake):
+    fb = fake("vllm")
+    backend = bulk_backend("chat", fb.base_url, None)
+    fb.stop()
+    assert isinstance(run_turn(backend, request(), NullSink()).error, ServerUnreachable)
+
+
+def test_a_stop_shuts_a_stalled_stream_at_once(fake):
+    fb = fake("vllm")
+    fb.script(Reply(text="one two three", chunk_chars=4, stall_after=1, stall_seconds=30))
+    token = CancelToken()
+
+    def stop_once_streaming() -> None:
+        while not fb.generations():
+            time.sleep(0.01)
+        time.sleep(0.1)
+        token.cancel()
+
+    threading.Thread(target=stop_once_streaming, daemon=True).start()
+    start = time.perf_counter()
+    result = run_turn(bulk_backend("chat", fb.base_url, None), request(), NullSink(), token)
+    assert result.interrupted and result.error is None
+    assert time.perf_counter() - start < 20  # not the 30 s stall
+
+
+def test_credentials_go_as_the_sdk_sends_them(fake):
+    fb = fake("vllm", api_key="sekrit")
+    assert run_turn(bulk_backend("chat", fb.base_url, "sekrit"), request(), NullSink()).error is None
+    assert fb.generations()[-1].header("Authorization") == "Bearer sekrit"
+    refused = run_turn(bulk_backend("chat", fb.base_url, "wrong"), request(), NullSink()).error
+    assert refused is not None and refused.status == 401
+
+
+def test_https_and_proxies_stay_with_the_sdk(monkeypatch):
+    assert bulk_backend("chat", "https://gpu1.example/v1", None) is None
+    monkeypatch.setenv("http_proxy", "http://proxy.example:3128")
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    assert bulk_backend("chat", "http://gpu1.example:8000/v1", None) is None
+    monkeypatch.setenv("no_proxy", "gpu1.example")
+    assert isinstance(bulk_backend("chat", "http://gpu1.example:8000/v1", None), BulkBackend)
