@@ -38,9 +38,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from .wire import web_address
 
 __all__ = ["CELL_RECORDS", "TRANSCRIPT_RECORDS", "VERSION", "BranchRecord", "CellMessageRecord", "CellRecord",
-           "DoneRecord", "ErrorRecord", "EvaluationRecord", "ForkRecord", "HeadRecord", "LaneRecord", "MarkRecord",
+           "DoneRecord", "ErrorRecord", "EvaluationRecord", "ForkRecord", "HeadRecord", "LaneRecord", "LoraRecord", "MarkRecord",
            "MessageRecord", "Number", "PanelRecord", "ParamsRecord", "PersonaRecord", "Record", "ResetRecord",
-           "ScoredRecord", "ServerRecord", "SessionRecord", "ToolCallRecord", "VerdictRecord", "WithdrawRecord"]
+           "ScoredRecord", "ServerRecord", "SessionRecord", "TokenRecord", "ToolCallRecord", "VerdictRecord", "WithdrawRecord"]
 
 VERSION = 1  # of the transcript format
 Number = int | Annotated[float, Field(allow_inf_nan=False)]
@@ -69,12 +69,21 @@ class SessionRecord(Record):
     version: int = VERSION  # a probe cell's also says "kind": "probe cell"
 
 
+class LoraRecord(BaseModel):
+    """The LoRA adapter a reply was asked with, and its scale."""
+
+    model_config = ConfigDict(strict=True, extra="ignore")
+    name: str
+    scale: Number
+
+
 class ServerRecord(Record):
     event: ClassVar[str] = "server"
     base_url: str | None = None
     flavor: str | None = None
     model: str | None = None
     api: str | None = None
+    lora: LoraRecord | None = None  # the adapter and scale the session asks with (/lora)
 
     @field_validator("base_url")
     @classmethod
@@ -100,6 +109,15 @@ class ToolCallRecord(BaseModel):
     arguments: str
 
 
+class TokenRecord(BaseModel):
+    """A token of a reply with its log-probability and the likeliest alternatives (the logprobs setting)."""
+
+    model_config = ConfigDict(strict=True, extra="ignore")
+    token: str
+    logprob: Number
+    top: dict[str, Number] = {}
+
+
 class MessageRecord(Record):
     event: ClassVar[str] = "message"
     role: Literal["user", "assistant", "tool"]
@@ -115,6 +133,8 @@ class MessageRecord(Record):
     stats: dict | None = None
     params: dict | None = None
     model: str | None = None
+    lora: LoraRecord | None = None
+    logprobs: list[TokenRecord] | None = None
 
 
 class WithdrawRecord(Record):
@@ -156,6 +176,7 @@ class LaneRecord(_Strict):
     reply: int | None = Field(default=None, ge=0)
     missed: int | None = Field(default=None, ge=0)
     answer: str | None = None
+    lora: LoraRecord | None = None
 
 
 class PanelRecord(Record):
