@@ -67,8 +67,11 @@ class Flavor:
         raise UsageError(f"this server ({self.name}) has no way to show the prompt it renders; "
                          "llama-server and vLLM do")
 
-    def logprobs_missing(self, api: str, model: str | None) -> str | None:
-        """Why this server sends no token probabilities in ``api`` for ``model`` (None: it does, or may)."""
+    logprobs_with_tools = True  # it sends token probabilities on a streamed reply to a request with tools
+
+    def logprobs_missing(self, api: str, model: str | None, tools: bool = False) -> str | None:
+        """Why this server sends no token probabilities in ``api`` for ``model`` (``tools``: with the tools
+        offered); None: it does, or may."""
         return None
 
     lora_how = ""  # how it applies an adapter, as the user is told
@@ -116,7 +119,7 @@ class VLLM(Flavor):
             return "responses", "auto: a gpt-oss model on vLLM, used through the Responses API as its card shows"
         return super().api(model)
 
-    def logprobs_missing(self, api, model):
+    def logprobs_missing(self, api, model, tools=False):
         if api == "responses" and model and "gpt-oss" in model.lower():
             return "vLLM refuses token probabilities for gpt-oss models on the Responses API: --api chat has them"
         return None
@@ -166,9 +169,14 @@ class LlamaServer(Flavor):
     def apply_lora(self, lora, adapters, model):
         return model, {"lora": [{"id": a.id, "scale": lora.scale if a.name == lora.name else 0.0} for a in adapters]}
 
-    def logprobs_missing(self, api, model):
+    logprobs_with_tools = False  # "logprobs is not supported with tools + stream" (400)
+
+    def logprobs_missing(self, api, model, tools=False):
         if api == "responses":
             return "llama-server's /v1/responses leaves token probabilities out: --api chat has them"
+        if tools:
+            return ("llama-server sends no token probabilities on a streamed reply offered tools: a panel (which "
+                    "offers none), /tools off with --no-tools, or a probe run has them")
         return None
 
     def render_prompt(self, post, model, chat):

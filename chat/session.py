@@ -153,7 +153,9 @@ class Session:
 
     def logprobs_missing(self) -> str | None:
         """Why this server, in this session's API, sends no token probabilities (None: it does, or may)."""
-        return self.server.kind.logprobs_missing(self.api[0], self.model) if self.server else None
+        if self.server is None:
+            return None
+        return self.server.kind.logprobs_missing(self.api[0], self.model, self.toolbox.enabled)
 
     @property
     def window(self) -> int | None:
@@ -222,7 +224,10 @@ class Session:
     # -- talking ---------------------------------------------------------------------------------
     def request(self, tools: list[ToolSpec] | None = None) -> Request:
         c = self.conversation
-        return with_lora(Request(model=self.model or "", system=c.system, messages=c.messages, params=dict(c.params),
+        params = dict(c.params)
+        if tools and self.server is not None and not self.server.kind.logprobs_with_tools:
+            params.pop("logprobs", None)  # the server would refuse the request (logprobs_missing says so)
+        return with_lora(Request(model=self.model or "", system=c.system, messages=c.messages, params=params,
                                  tools=tools or []), self.lora, self.server)
 
     def send(self, text: str, sink: Sink, approver: Approver | None = None) -> TurnResult:

@@ -88,7 +88,9 @@ def _params(args: argparse.Namespace):
         params.api_keys = [args.api_key]
     adapters = [(path, 1.0) for path in args.lora] + [(path, float(scale)) for path, scale in args.lora_scaled]
     if adapters:  # each a GGUF adapter; a request's "lora": [{"id": N, "scale": S}] sets their scales
-        params.lora_adapters = [_adapter(xllamacpp, path, scale) for path, scale in adapters]
+        # loaded without applying: at scale 0 until a request asks (the engine's flag alone leaves them at theirs)
+        params.lora_adapters = [_adapter(xllamacpp, path, 0.0 if args.lora_init_without_apply else scale)
+                                for path, scale in adapters]
         params.lora_init_without_apply = args.lora_init_without_apply
     if args.verbose:
         params.verbosity = 100  # the server then adds each request's rendered prompt to its log
@@ -110,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         print("gridchat-engine: error: xllamacpp is not installed: pip install 'gridchat[local]'", file=sys.stderr)
         return 1
-    except OSError as e:
+    except (OSError, ValueError) as e:  # ValueError: a --lora-scaled SCALE that is no number
         print(f"gridchat-engine: error: {e}", file=sys.stderr)
         return 1
     import xllamacpp

@@ -814,6 +814,8 @@ class _Handler(BaseHTTPRequestHandler):
         if b.flavor == "llamacpp":  # llama-server ignores "model"
             if body.get("grammar") and body.get("tools"):
                 return 400, "Cannot use custom grammar constraints with tools.", {}
+            if body.get("logprobs") and body.get("tools") and body.get("stream"):
+                return 400, "logprobs is not supported with tools + stream", {}
             if api == "responses" and body.get("previous_response_id"):
                 return 400, "llama.cpp does not support 'previous_response_id'.", {}
             if p > ctx:

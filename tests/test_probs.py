@@ -39,7 +39,7 @@ def test_ordinary_turns_ask_for_no_probabilities(fake, flavor):
 def test_logprobs_on_brings_each_tokens_probability_and_alternatives(fake, flavor, api):
     fb = fake(flavor)
     fb.script(Reply(tokens=CAPITAL))
-    s = session(fb, api=api)
+    s = session(fb, api=api, tools=flavor == "vllm")  # llama-server refuses them with tools on a stream (below)
     assert s.set_param("logprobs", "on") == 5
     result = s.send("Capital of Australia?", NullSink())
     body = fb.generations()[-1].body
@@ -63,6 +63,25 @@ def test_llama_servers_responses_api_sends_none_and_chat_says_so(fake):
     s.set_param("logprobs", "3")
     assert s.send("Capital?", NullSink()).message.logprobs is None
     assert "llama-server's /v1/responses leaves token probabilities out" in s.logprobs_missing()
+
+
+def test_llama_server_gets_no_logprobs_request_with_tools_and_a_panel_lane_gets_them(fake):
+    """llama-server answers a streamed request with tools and logprobs with a 400 ("logprobs is not
+    supported with tools + stream"): the session leaves logprobs out there and says why; a panel's lanes,
+    offered no tools, get them."""
+    from gridchat.chat import panel as panels
+
+    fb = fake("llamacpp")
+    fb.responder = lambda body: Reply(tokens=CAPITAL)
+    s = session(fb, logprobs=3)
+    result = s.send("Capital?", NullSink())
+    assert result.error is None and "logprobs" not in fb.last_body("/chat/completions")
+    assert "no token probabilities on a streamed reply offered tools" in s.logprobs_missing()
+    pn = panels.Panels(s)
+    panel = panels.open_panel(pn, panels.lanes_for(pn, "lawful_good"))
+    panels.ask(pn, panel, "And again?")
+    assert fb.last_body("/chat/completions")["top_logprobs"] == 3
+    assert len(s.conversation.nodes[panel.lanes[0].reply].logprobs) == 5
 
 
 def test_the_probabilities_are_recorded_and_come_back_on_resume(fake, tmp_path):
