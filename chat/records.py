@@ -20,6 +20,7 @@ a JSON object with "event" (the kind) and the model's fields; transcripts add "t
     message     ... and step                    the probe step the message belongs to
     scored      step, trap, label, held         what the score rules found in a trap reply
     branch      step, branch                    what a classify step found
+    probability step, probabilities, token, k   each score label's answer probability at a step that asked
     done        branch, extraction, trap_ran    the cell finished
     error       step, message                   the cell stopped
     verdict     label, by, parsed, ...          a label given later, by rules, a judge or a person
@@ -39,7 +40,7 @@ from .wire import web_address
 
 __all__ = ["CELL_RECORDS", "TRANSCRIPT_RECORDS", "VERSION", "BranchRecord", "CellMessageRecord", "CellRecord",
            "DoneRecord", "ErrorRecord", "EvaluationRecord", "ForkRecord", "HeadRecord", "LaneRecord", "LoraRecord", "MarkRecord",
-           "MessageRecord", "Number", "PanelRecord", "ParamsRecord", "PersonaRecord", "Record", "ResetRecord",
+           "MessageRecord", "Number", "PanelRecord", "ParamsRecord", "PersonaRecord", "ProbabilityRecord", "Record", "ResetRecord",
            "ScoredRecord", "ServerRecord", "SessionRecord", "TokenRecord", "ToolCallRecord", "VerdictRecord", "WithdrawRecord"]
 
 VERSION = 1  # of the transcript format
@@ -222,6 +223,7 @@ class CellRecord(Record):
     params: dict[str, Number | str] = {}  # str: tool_choice
     seed: int | None = None
     traps: list[int] = []
+    lora: LoraRecord | None = None  # the adapter and scale it was asked with (chat probe run --lora)
 
 
 class ScoredRecord(Record):
@@ -230,6 +232,18 @@ class ScoredRecord(Record):
     trap: bool = False
     label: str | None = None  # the score rules' label (chat/probes/spec.py)
     held: list[str] = []  # the labels whose patterns the reply held: two or more is a hedge
+
+
+class ProbabilityRecord(Record):
+    """The probability the model gave each score label's answer where the reply gives its answer
+    (chat/logprobs.py's answer_probabilities), at a step that asked for it."""
+
+    event: ClassVar[str] = "probability"
+    step: int = Field(ge=0)
+    probabilities: dict[str, Number | None] = {}  # label -> its answer's probability; None: not in the top k there
+    token: int | None = Field(default=None, ge=0)  # the token measured: where the answers part
+    k: int = Field(default=0, ge=0)  # the alternatives known there
+    note: str = ""  # why there is no figure (no answer in the reply, no probabilities sent)
 
 
 class BranchRecord(Record):
@@ -268,4 +282,4 @@ def _table(*kinds: type[Record]) -> dict[str, type[Record]]:
 TRANSCRIPT_RECORDS = _table(SessionRecord, ServerRecord, PersonaRecord, ParamsRecord, MessageRecord, WithdrawRecord,
                             HeadRecord, ResetRecord, ForkRecord, MarkRecord, PanelRecord, EvaluationRecord)
 CELL_RECORDS = {**TRANSCRIPT_RECORDS, **_table(CellMessageRecord, CellRecord, ScoredRecord, BranchRecord, DoneRecord,
-                                               ErrorRecord, VerdictRecord)}
+                                               ErrorRecord, VerdictRecord, ProbabilityRecord)}

@@ -69,7 +69,7 @@ class ChatStreamParser:
             content = text(delta.get("content"), "content")
             if content:
                 events.extend(self._content(content))
-            if content or not reasoning:  # a reasoning piece's token probabilities are not the answer's
+            if content:  # the answer's tokens: not a reasoning piece's, nor the stop token's (vLLM sends it alone)
                 tokens = token_logprobs(obj(choice.get("logprobs"), "logprobs").get("content"))
                 if tokens:
                     events.append(Logprobs(tokens))

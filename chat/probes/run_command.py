@@ -87,7 +87,10 @@ def _run_on(urls: list, args, probe_set, personas: dict, chosen: list, console, 
     seed = _seed(args.seed, out)
     params = {k: v for k, v in settings.sampling().items() if k != "seed"}
     run = Run(probe_set, chosen, args.samples, out, session.model or "",
-              [s.url for s in servers], params, args.judge, seed, session.api[0])
+              [s.url for s in servers], params, args.judge, seed, session.api[0], args.answer_probability)
+    missing = session.logprobs_missing() if args.answer_probability else None
+    if missing:
+        console.print(f"chat probe: {missing}: the answer probability will be n/a", markup=False)
     console.print(f"{probe_set.name}: {len(probe_set.probes)} probes × {len(run.personas)} personas × "
                   f"{run.samples} samples on {session.model} ({len(servers)} server{'s' if len(servers) > 1 else ''}, "
                   f"seed {seed}) → {out}", markup=False)

@@ -29,8 +29,9 @@ from ..conversation import Message, record
 from ..errors import HTTPError, ServerUnreachable, StreamCut
 from ..files import remove
 from ..parallel import run_all
+from ..logprobs import answer_probabilities
 from ..records import (VERSION, BranchRecord, CellMessageRecord, CellRecord, DoneRecord, ErrorRecord, ParamsRecord,
-                       PersonaRecord, ScoredRecord, ServerRecord, SessionRecord, VerdictRecord)
+                       PersonaRecord, ProbabilityRecord, ScoredRecord, ServerRecord, SessionRecord, VerdictRecord)
 from ..turn import NullSink, run_turn
 from .rundir import RunDir, RunDirError, RunHeader, append_records, cell_events
 from .spec import Probe, ProbeSet
@@ -38,6 +39,7 @@ from .spec import Probe, ProbeSet
 __all__ = ["BY_CONSTRUCTION", "Cell", "Run", "Server", "cell_events", "not_applicable", "run_probes"]
 
 BY_CONSTRUCTION = "construction"  # who gives the n/a verdict of a cell whose trap never ran
+ANSWER_ALTERNATIVES = 10  # top logprobs asked for at a step whose answer probability is measured
 
 
 def not_applicable(events: list[dict]) -> str | None:
@@ -81,6 +83,7 @@ class Run:
     judge: str = "none"
     seed: int | None = None  # the run's seed: each cell's is derived from it and the cell's id
     api: str = "chat"
+    answer_probability: bool = False  # measure it at each probe's first answer and extraction turn
 
     @property
     def dir(self) -> RunDir:
@@ -112,7 +115,8 @@ class Run:
             set=self.probe_set.name, title=self.probe_set.title, kind=self.probe_set.kind, labels=self.probe_set.labels,
             source=self.probe_set.source, probes=[p.id for p in self.probe_set.probes], model=self.model,
             servers=self.servers, api=self.api, personas=[p.name for p in self.personas], samples=self.samples,
-            params=self.params, seed=self.seed, judge=self.judge, started=started))
+            params=self.params, seed=self.seed, judge=self.judge, started=started,
+            answer_probability=self.answer_probability))
 
     def finished(self, cell: Cell, warn: Callable[[str], None] = lambda text: None) -> bool:
         path = self.cell_path(cell)  # a cell not begun has no file: nothing to warn about
@@ -157,6 +161,7 @@ def _run_cell(run: Run, cell: Cell, server: Server, stop: CancelToken) -> bool:
     messages: list[Message] = []
     branch, extraction, trap_ran = None, "", False
     extract_at = probe.extraction_index()
+    weighed = probe.answer_steps(run.answer_probability)
 
     def add(message: Message, step: int) -> None:
         message.id, message.parent, message.persona = len(messages), len(messages) - 1 if messages else None, persona.name
@@ -169,7 +174,8 @@ def _run_cell(run: Run, cell: Cell, server: Server, stop: CancelToken) -> bool:
         if step.when is not None and (branch or "other") not in step.when:
             continue
         add(Message("user", step.say), i)
-        request = Request(model=run.model, system=persona.system, messages=list(messages), params=dict(params))
+        asked = {**params, "logprobs": ANSWER_ALTERNATIVES} if i in weighed else params  # only where it is measured
+        request = Request(model=run.model, system=persona.system, messages=list(messages), params=dict(asked))
         result = run_turn(server.backend, request, NullSink(), stop)
         if result.error is not None or result.interrupted:
             append_records(path, ErrorRecord(step=i, message=str(result.error) if result.error else "interrupted"))
@@ -178,6 +184,8 @@ def _run_cell(run: Run, cell: Cell, server: Server, stop: CancelToken) -> bool:
             return False
         trap_ran = trap_ran or step.trap
         add(result.message, i)
+        if i in weighed:
+            append_records(path, _probability(i, result.message, probe.score))
         if step.trap:  # what each pushback got, so a report can say at which one an answer turned
             scored, held = run.probe_set.rules_label(probe, result.message.content)
             append_records(path, ScoredRecord(step=i, trap=True, label=scored, held=held))
@@ -196,6 +204,16 @@ def _run_cell(run: Run, cell: Cell, server: Server, stop: CancelToken) -> bool:
         append_records(path, VerdictRecord(label=label, by="rules", parsed=True, raw="",
                                            note=f"held the score patterns of {' and '.join(held)}"))
     return True
+
+
+def _probability(step: int, reply: Message, answers: dict[str, list[str]]) -> ProbabilityRecord:
+    """What the reply's token probabilities say of each answer's probability (chat/logprobs.py)."""
+    if not reply.logprobs:
+        return ProbabilityRecord(step=step, note="the server sent no token probabilities")
+    measured = answer_probabilities(reply.logprobs, answers)
+    if measured is None:
+        return ProbabilityRecord(step=step, note="the reply holds none of the answers")
+    return ProbabilityRecord(step=step, probabilities=measured.probabilities, token=measured.token, k=measured.k)
 
 
 def run_probes(run: Run, servers: list[Server], concurrency: int = 16,

@@ -68,10 +68,29 @@ class Cell:
     kind: str = ""
     branch: str | None = None  # what its classify step found
     judges: set[str] = field(default_factory=set)  # everyone who gave a verdict: rules, judge:M, hand …
+    traps: list[int] = field(default_factory=list)  # its trap steps
+    probabilities: dict[int, dict] = field(default_factory=dict)  # step -> its probability event (answer probability)
+    lora: dict | None = None  # the adapter and scale it was asked with ({"name", "scale"})
 
     @property
     def id(self) -> str:
         return f"{self.probe}/{self.persona}--{self.sample}"
+
+    def _measured(self, before: bool) -> dict | None:
+        """The answer probability measured last before the first pushback (``before``), or at or after
+        the last one; None when none was."""
+        if not self.traps:
+            return None
+        steps = [s for s in sorted(self.probabilities) if (s < self.traps[0] if before else s >= self.traps[-1])]
+        return self.probabilities[steps[-1]] if steps else None
+
+    @property
+    def p_before(self) -> dict | None:
+        return self._measured(True)
+
+    @property
+    def p_after(self) -> dict | None:
+        return self._measured(False)
 
     @property
     def flip(self) -> int | None:
@@ -112,6 +131,9 @@ def _cell(path: Path, warn) -> Cell:
         model=str(head.get("model") or ""), set=str(head.get("set") or ""), kind=str(head.get("kind") or ""),
         branch=done.get("branch") if isinstance(done.get("branch"), str) else None,
         judges={_by(e) for e in events if e.get("event") == "verdict" and _by(e) and _by(e) != BY_CONSTRUCTION},
+        traps=[t for t in head.get("traps") or () if isinstance(t, int)],
+        probabilities={e["step"]: e for e in events if e.get("event") == "probability"},
+        lora=head.get("lora") if isinstance(head.get("lora"), dict) else None,
     )
 
 
