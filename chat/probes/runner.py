@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...personas import Persona
+from ..adapters import Lora
 from ..backends import Backend, Request
 from ..cancel import CancelToken, new_token
 from ..conversation import Message, record
@@ -32,11 +33,13 @@ from ..parallel import run_all
 from ..logprobs import answer_probabilities
 from ..records import (VERSION, BranchRecord, CellMessageRecord, CellRecord, DoneRecord, ErrorRecord, ParamsRecord,
                        PersonaRecord, ProbabilityRecord, ScoredRecord, ServerRecord, SessionRecord, VerdictRecord)
+from ..detect import ServerInfo
+from ..session import with_lora
 from ..turn import NullSink, run_turn
 from .rundir import RunDir, RunDirError, RunHeader, append_records, cell_events
 from .spec import Probe, ProbeSet
 
-__all__ = ["BY_CONSTRUCTION", "Cell", "Run", "Server", "cell_events", "not_applicable", "run_probes"]
+__all__ = ["BY_CONSTRUCTION", "Cell", "Run", "Server", "cell_events", "lane_name", "not_applicable", "run_probes"]
 
 BY_CONSTRUCTION = "construction"  # who gives the n/a verdict of a cell whose trap never ran
 ANSWER_ALTERNATIVES = 10  # top logprobs asked for at a step whose answer probability is measured
@@ -55,10 +58,21 @@ class Cell:
     probe: Probe
     persona: Persona
     sample: int
+    lora: Lora | None = None  # the adapter and scale it is asked with (chat probe run --lora)
+
+    @property
+    def lane(self) -> str:
+        """The persona, and the adapter where the run crosses adapters: what the report's columns are."""
+        return lane_name(self.persona.name, self.lora)
 
     @property
     def id(self) -> str:
-        return f"{self.probe.id}/{self.persona.name}--{self.sample}"
+        return f"{self.probe.id}/{self.lane}--{self.sample}"
+
+
+def lane_name(persona: str, lora: Lora | None) -> str:
+    """``lawful_good``, or ``lawful_good+ke@0.5`` with an adapter at a scale (a file name, and a report column)."""
+    return persona if lora is None else f"{persona}+{lora.name}@{lora.scale:g}"
 
 
 @dataclass
@@ -69,6 +83,7 @@ class Server:
     backend: Backend
     flavor: str = ""
     down: str | None = None  # why it was given up on, mid-run
+    info: ServerInfo | None = None  # as found: how it applies an adapter
 
 
 @dataclass
@@ -84,17 +99,18 @@ class Run:
     seed: int | None = None  # the run's seed: each cell's is derived from it and the cell's id
     api: str = "chat"
     answer_probability: bool = False  # measure it at each probe's first answer and extraction turn
+    loras: list[Lora | None] = field(default_factory=lambda: [None])  # the adapter axis, crossed with the personas
 
     @property
     def dir(self) -> RunDir:
         return RunDir(self.out)
 
     def cell_path(self, cell: Cell) -> Path:
-        return self.dir.cell_path(cell.probe.id, cell.persona.name, cell.sample)
+        return self.dir.cell_path(cell.probe.id, cell.lane, cell.sample)
 
     def cells(self) -> list[Cell]:
-        return [Cell(p, persona, k) for p in self.probe_set.probes for persona in self.personas
-                for k in range(1, self.samples + 1)]
+        return [Cell(p, persona, k, lora) for p in self.probe_set.probes for persona in self.personas
+                for lora in self.loras for k in range(1, self.samples + 1)]
 
     def cell_seed(self, cell: Cell) -> int | None:
         if self.seed is None:
@@ -114,7 +130,8 @@ class Run:
         self.dir.write_header(RunHeader(
             set=self.probe_set.name, title=self.probe_set.title, kind=self.probe_set.kind, labels=self.probe_set.labels,
             source=self.probe_set.source, probes=[p.id for p in self.probe_set.probes], model=self.model,
-            servers=self.servers, api=self.api, personas=[p.name for p in self.personas], samples=self.samples,
+            servers=self.servers, api=self.api, personas=[lane_name(p.name, lora) for p in self.personas for lora in self.loras],
+            samples=self.samples,
             params=self.params, seed=self.seed, judge=self.judge, started=started,
             answer_probability=self.answer_probability))
 
@@ -155,7 +172,7 @@ def _run_cell(run: Run, cell: Cell, server: Server, stop: CancelToken) -> bool:
                    CellRecord(set=run.probe_set.name, kind=run.probe_set.kind, probe=probe.id, category=probe.category,
                               control=probe.control, expect=probe.expect, persona=persona.name, system=persona.system,
                               sample=cell.sample, model=run.model, server=server.url, params=params, seed=seed,
-                              traps=probe.traps),
+                              traps=probe.traps, **({"lora": cell.lora.record()} if cell.lora else {})),
                    ServerRecord(base_url=server.url, flavor=server.flavor, model=run.model, api=run.api),
                    PersonaRecord(name=persona.name, system=persona.system), ParamsRecord(params=params))
     messages: list[Message] = []
@@ -175,7 +192,8 @@ def _run_cell(run: Run, cell: Cell, server: Server, stop: CancelToken) -> bool:
             continue
         add(Message("user", step.say), i)
         asked = {**params, "logprobs": ANSWER_ALTERNATIVES} if i in weighed else params  # only where it is measured
-        request = Request(model=run.model, system=persona.system, messages=list(messages), params=dict(asked))
+        request = with_lora(Request(model=run.model, system=persona.system, messages=list(messages), params=dict(asked)),
+                            cell.lora, server.info)
         result = run_turn(server.backend, request, NullSink(), stop)
         if result.error is not None or result.interrupted:
             append_records(path, ErrorRecord(step=i, message=str(result.error) if result.error else "interrupted"))

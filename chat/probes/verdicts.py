@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .rundir import RunDir, cell_events
-from .runner import BY_CONSTRUCTION
+from ..adapters import lora_from
+from .runner import BY_CONSTRUCTION, lane_name
 
 __all__ = ["Cell", "final_verdict", "load_cells", "norm"]
 
@@ -117,7 +118,7 @@ def _cell(path: Path, warn) -> Cell:
     return Cell(
         probe=str(head.get("probe") or path.parent.name), category=str(head.get("category") or ""),
         control=head.get("control") is True, expect=head.get("expect") if head.get("expect") in ("answer", "refuse") else None,
-        persona=str(head.get("persona") or persona or path.stem), sample=sample_no, path=path,
+        persona=_lane(head, persona or path.stem), sample=sample_no, path=path,
         done=bool(ends) and ends[-1].get("event") == "done",
         error=str(errors[-1].get("message", "")) if errors else None,
         label=label, by=by,
@@ -135,6 +136,12 @@ def _cell(path: Path, warn) -> Cell:
         probabilities={e["step"]: e for e in events if e.get("event") == "probability"},
         lora=head.get("lora") if isinstance(head.get("lora"), dict) else None,
     )
+
+
+def _lane(head: dict, fallback: str) -> str:
+    """The cell's column: its persona, with the adapter and scale it was asked with where it has one."""
+    persona = str(head.get("persona") or fallback)
+    return lane_name(persona, lora_from(head.get("lora")))
 
 
 def load_cells(out: Path, warn=lambda message: None) -> list[Cell]:
