@@ -18,6 +18,7 @@ from .conversation import Conversation, Message
 from .errors import ChatError, HTTPError
 from .events import Event, Finish, Logprobs, ReasoningDelta, TextDelta, ToolCall, Usage
 from .params import OPTIONAL
+from .redact import redact_tokens
 from .toolbox import Approver, Toolbox
 
 __all__ = ["NullSink", "OPTIONAL_PARAMS", "Sink", "TurnResult", "TurnStats", "run_exchange", "run_turn", "shortfall"]
@@ -212,7 +213,7 @@ def _stream(backend: Backend, request: Request, sink: Sink, token: CancelToken) 
     message.reasoning = "".join(reasoning).strip()
     message.interrupted = result.interrupted or result.error is not None
     message.stats = stats.record()
-    message.logprobs = tokens or None
+    message.logprobs = redact_tokens(tokens) or None  # a secret split across tokens is whole only when joined
     return result
 
 

@@ -208,3 +208,26 @@ def test_probs_on_a_panel_lane_that_caved(fake, term):
     t.line("/probs 7")
     t.wait_for("usage: /probs [LANE] [#TOKEN | TEXT] with LANE from 1 to 2")
     assert "Traceback" not in t.screen()
+
+
+def test_a_key_the_model_spells_across_tokens_is_blanked_in_them(fake, tmp_path):
+    """The transcript blanks a key in a reply's text; its tokens, which hold the key in pieces no one of
+    which is the key, are blanked where they carry part of it (alternatives too)."""
+    from gridchat.chat import redact
+
+    key = "sk-live-4f9a8b7c6d5e"
+    fb = fake("vllm")
+    fb.script(Reply(tokens=[("Your", 0.9, {}), (" key", 0.9, {}), (" sk-live", 0.5, {" sk-test": 0.3}),
+                            ("-4f9a", 0.9, {}), ("8b7c6d5e", 0.9, {}), (".", 0.9, {})]))
+    transcript = Transcript.new(tmp_path)
+    redact.hold(key)  # as loading the settings does
+    s = Session(Settings(base_url=fb.base_url, api_key=key, logprobs=2), load_personas(), transcript=transcript)
+    try:
+        result = s.send("What is my key?", NullSink())
+        assert [t["token"] for t in result.message.logprobs] == ["Your", " key", "***", "***", "***", "."]
+        assert result.message.logprobs[2]["top"] == {}
+        transcript.close()
+        written = transcript.path.read_text()
+        assert "4f9a" not in written and "8b7c6d5e" not in written
+    finally:
+        redact._forget_all()
