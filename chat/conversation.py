@@ -39,6 +39,8 @@ class Message:
     stats: dict | None = None  # assistant replies: tokens, timings
     params: dict | None = None  # assistant replies: the sampling parameters the request carried
     model: str | None = None  # assistant replies: the model asked (panels compare several)
+    lora: dict | None = None  # assistant replies: the LoRA adapter applied ({"name", "scale"}), where one was
+    logprobs: list[dict] | None = None  # assistant replies: the answer's tokens and their probabilities, if asked
 
 
 def record(message: Message) -> dict:

@@ -16,8 +16,9 @@ from .backends.base import Backend, Request
 from .cancel import Cancelled, CancelToken, new_token
 from .conversation import Conversation, Message
 from .errors import ChatError, HTTPError
-from .events import Event, Finish, ReasoningDelta, TextDelta, ToolCall, Usage
+from .events import Event, Finish, Logprobs, ReasoningDelta, TextDelta, ToolCall, Usage
 from .params import OPTIONAL
+from .redact import redact_tokens
 from .toolbox import Approver, Toolbox
 
 __all__ = ["NullSink", "OPTIONAL_PARAMS", "Sink", "TurnResult", "TurnStats", "run_exchange", "run_turn", "shortfall"]
@@ -154,6 +155,7 @@ def run_turn(backend: Backend, request: Request, sink: Sink, cancel: CancelToken
         if not rejected or result.started:
             result.message.params = {k: v for k, v in request.params.items() if k not in backend.unsupported}
             result.message.model = request.model or None
+            result.message.lora = request.lora
             if keep is not None:
                 keep(result)
             sink.end(result)
@@ -166,6 +168,7 @@ def run_turn(backend: Backend, request: Request, sink: Sink, cancel: CancelToken
 def _stream(backend: Backend, request: Request, sink: Sink, token: CancelToken) -> TurnResult:
     text: list[str] = []
     reasoning: list[str] = []
+    tokens: list[dict] = []
     message = Message("assistant")
     stats = TurnStats()
     result = TurnResult(message, stats)
@@ -191,6 +194,8 @@ def _stream(backend: Backend, request: Request, sink: Sink, token: CancelToken) 
                     stats.server_tokens_per_second = event.tokens_per_second
                 elif kind is Finish:
                     stats.finish_reason = event.reason
+                elif kind is Logprobs:
+                    tokens += event.tokens
                 sink.event(event)
         except Cancelled:
             result.interrupted = True
@@ -208,6 +213,7 @@ def _stream(backend: Backend, request: Request, sink: Sink, token: CancelToken) 
     message.reasoning = "".join(reasoning).strip()
     message.interrupted = result.interrupted or result.error is not None
     message.stats = stats.record()
+    message.logprobs = redact_tokens(tokens) or None  # a secret split across tokens is whole only when joined
     return result
 
 

@@ -79,11 +79,16 @@ _vllm_skipped: list[str] = []
 
 @pytest.fixture(scope="session")
 def vllm_server(tmp_path_factory):
-    """The real vLLM (CPU build, SmolLM2-135M), started once per test run through `serve vllm`."""
+    """The real vLLM (CPU build, SmolLM2-135M), started once per test run through `serve vllm`, with a
+    small random LoRA adapter made here (tests/lora_adapter.py) served as the model "rand"."""
     from gridchat.serve.local import free_port
+    from lora_adapter import make_adapter
     from vllm_env import Server
 
-    server = Server(tmp_path_factory.mktemp("vllm") / "serve.log", free_port())
+    folder = tmp_path_factory.mktemp("vllm")
+    _, peft = make_adapter(folder / "adapters")
+    server = Server(folder / "serve.log", free_port(), lora=[f"rand={peft}"])
+    server.adapter = "rand"
     server.chat_line = server.wait_ready()
     yield server
     code = server.stop()

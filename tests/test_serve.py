@@ -320,3 +320,34 @@ def test_serve_llama_given_a_directory_says_so(tmp_path, capsys):
     model = model_dir(tmp_path, "hf-model", model_type="llama")
     assert serve_main(["llama", model, "--dry-run"]) == 1
     assert "a directory, not a GGUF file" in capsys.readouterr().err
+
+
+def test_serve_llama_with_lora_adapters(tmp_path, capsys, monkeypatch):
+    """Issue 21, 3: `serve llama MODEL.gguf --lora FILE…` loads each adapter; the built-in engine takes them too."""
+    gguf, adapter = tmp_path / "base.gguf", tmp_path / "ke-qlora.gguf"
+    gguf.write_bytes(b"GGUF")
+    adapter.write_bytes(b"GGUF")
+    monkeypatch.delenv("LLAMA_SERVER", raising=False)
+    monkeypatch.setenv("PATH", "/nonexistent")  # the built-in engine: it must take the flags
+    line, err = dry_run(capsys, "llama", str(gguf), "--lora", str(adapter), "--", "--lora-init-without-apply")
+    assert f"--lora {adapter} --lora-init-without-apply" in line
+    assert "LoRA adapters ke-qlora: at scale 1 unless a request sets them" in err
+    assert serve_main(["llama", str(gguf), "--lora", str(tmp_path / "nope.gguf"), "--dry-run"]) == 1
+    assert "no such LoRA adapter file" in capsys.readouterr().err
+
+
+def test_serve_vllm_with_lora_adapters_takes_the_rank_limit_from_their_configs(tmp_path, capsys):
+    model = model_dir(tmp_path, "base", model_type="qwen2")
+    for name, rank in (("ke", 64), ("small", 8)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "adapter_config.json").write_text(json.dumps({"r": rank, "lora_alpha": 2 * rank}))
+    line, err = dry_run(capsys, "vllm", model, "--lora", f"ke={tmp_path / 'ke'}", "--lora", str(tmp_path / "small"))
+    assert (f"--enable-lora --lora-modules ke={tmp_path / 'ke'} small={tmp_path / 'small'} --max-lora-rank 64 "
+            "--max-loras 2") in line
+    assert "--max-lora-rank 64 from their rank 64" in err
+    (tmp_path / "odd").mkdir()
+    (tmp_path / "odd" / "adapter_config.json").write_text(json.dumps({"r": 48}))
+    line, _ = dry_run(capsys, "vllm", model, "--lora", f"odd={tmp_path / 'odd'}")
+    assert "--max-lora-rank 64" in line  # the next rank vLLM takes
+    assert serve_main(["vllm", model, "--lora", f"x={tmp_path / 'missing'}", "--dry-run"]) == 1
+    assert "not a PEFT adapter folder" in capsys.readouterr().err

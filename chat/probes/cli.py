@@ -87,6 +87,12 @@ def parser() -> argparse.ArgumentParser:
     add_flags(run, probe=True)  # the sampling parameters (chat/params.py); the run's seed is its own
     run.add_argument("--concurrency", type=_positive, default=16, metavar="N",
                      help="requests at once per server (default 16)")
+    run.add_argument("--lora", metavar="LIST", help="LoRA adapter scales crossed with the personas: 0,0.5,1 (the "
+                     "server's one adapter; 0 is the base model), NAME, NAME:SCALE (llama-server per request; vLLM: "
+                     "0 or 1, by the adapter's model name)")
+    run.add_argument("--answer-probability", action="store_true", help="measure the probability the model gives "
+                     "each score answer at the first answer and the final one (token probabilities; the report "
+                     "shows the shift under pushback)")
     run.add_argument("--judge", default="none", help=JUDGES)
     run.add_argument("--out", metavar="DIR", help="run directory (default: data dir/probes/SET-TIME)")
     judge = sub.add_parser("judge", help="judge a run's cells (blind by hand, a judge model, or the Karma evaluator)")
