@@ -10,7 +10,7 @@ from ..cancel import stopped
 from ..errors import ChatError
 from ..output import Screen, say
 
-__all__ = ["SETS_DIR", "main", "user_sets_dir"]
+__all__ = ["SETS_DIR", "run", "user_sets_dir"]
 
 SETS_DIR = Path(__file__).with_name("sets")
 JUDGES = "none | hand | URL | URL+hand | karma:URL"
@@ -114,10 +114,10 @@ class _Warnings:
             say(f"chat probe: warning: {message}")
 
 
-def main(argv: list[str]) -> int:
+def run(argv: list[str]) -> int:
+    """`chat probe …` (chat/cli.py's ``run`` gives it its streams, ``main`` its signal handlers)."""
     args = parser().parse_args(argv)
     console = Screen(width=getattr(args, "width", None))
-    interrupts.install()
     try:
         with interrupts.action() as token:  # Ctrl-C stops every request at once; what finished is kept
             code = _dispatch(args, console, _Warnings())
