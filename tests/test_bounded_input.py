@@ -3,10 +3,12 @@ is hit here by a hostile server or file, which gets one clean line; long inputs 
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
 import pytest
+from command import gridchat
 from gridchat.chat.transcript import list_sessions, load_transcript
 
 
@@ -80,12 +82,7 @@ def test_listing_and_resuming_a_bushy_session_is_linear(tmp_path):
 # -- a server's answers ------------------------------------------------------------------------------
 
 def one_shot(fb, *args, env=None):
-    import os
-    import subprocess
-    import sys
-
-    return subprocess.run([sys.executable, "-m", "gridchat", "--base-url", fb.base_url, "-p", "hi", *args],
-                          capture_output=True, timeout=60, stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})})
+    return gridchat("--base-url", fb.base_url, "-p", "hi", *args, env={**os.environ, **(env or {})}, text=False)
 
 
 def one_error_line(r) -> str:
@@ -262,17 +259,13 @@ def test_a_config_file_past_the_cap_is_a_warning_and_chat_goes_on(fake, tmp_path
 
 @pytest.mark.parametrize("what", ["run.json", "import"])
 def test_probe_files_past_the_cap_are_one_line(tmp_path, what):
-    import subprocess
-    import sys
-
     if what == "run.json":
         (tmp_path / "run" / "cells").mkdir(parents=True)
         sparse(tmp_path / "run" / "run.json", (16 << 20) + 1)
         args = ["report", str(tmp_path / "run")]
     else:
         args = ["import", str(sparse(tmp_path / "big.csv", (256 << 20) + 1)), "--out", str(tmp_path / "set.yaml")]
-    r = subprocess.run([sys.executable, "-m", "gridchat", "probe", *args], capture_output=True, timeout=60,
-                       stdin=subprocess.DEVNULL)
+    r = gridchat("probe", *args, text=False)
     err = r.stderr.decode()
     assert r.returncode == 1 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
     assert what == "run.json" or "bigger than the 256 MiB chat reads" in err, err

@@ -11,11 +11,11 @@ import os
 import re
 import shlex
 import signal
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from command import gridchat
 from fake_backend import Reply, overlapping
 from terminal import REPO, send, unwrap
 
@@ -403,8 +403,7 @@ def test_transcript_list_and_resume(fake, term, isolated_env):
     assert events[0]["event"] == "session" and events[0]["id"] == session_id
     assert any(e["event"] == "mark" and e["label"] == "caved" and e["note"] == "too easily" for e in events)
 
-    listing = subprocess.run([sys.executable, "-m", "gridchat", "--list"], cwd=REPO, env=dict(os.environ),
-                             capture_output=True, text=True, timeout=30)
+    listing = gridchat("--list", cwd=REPO)
     assert listing.returncode == 0, listing.stderr
     header, *rows = [line for line in listing.stdout.splitlines() if line.strip()]
     assert header.split()[:2] == ["session", "last"] and "personas" in header and "first message" in header
