@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,14 @@ def fake():
     yield make
     for backend in started:
         backend.stop()
+
+
+@pytest.fixture
+def short_path():
+    """A directory whose absolute path is short, for a path typed at a prompt in a 100-column terminal,
+    where a worker's tmp_path (-n) is long enough to wrap."""
+    with tempfile.TemporaryDirectory(prefix="gc-") as directory:
+        yield Path(directory)
 
 
 NO_TMUX = shutil.which("tmux") is None
@@ -104,6 +113,26 @@ def vllm(request):
         _vllm_skipped.append(request.node.nodeid)
         pytest.skip(why)
     return request.getfixturevalue("vllm_server")
+
+
+# Test files whose tests share one server: under -n they run on one worker, so one server is started
+SHARED_SERVER = ("tests/test_vllm.py",  # the real vLLM (vllm_server: 3.5 GB, a minute to start)
+                 "tests/test_llama_server.py")  # its module's llama-server
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """Under -n (pytest-xdist): each test goes to the next free worker, but the tests of a file in
+    SHARED_SERVER go to one worker together, first (the largest units go first), their server
+    starting while the other workers run the rest. (xdist's own --dist loadgroup no longer groups:
+    pytest 9.2's node ids can't be renamed.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SharedServers(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return path if path in SHARED_SERVER else nodeid
+
+    return SharedServers(config, log)
 
 
 def pytest_terminal_summary(terminalreporter):
