@@ -111,11 +111,12 @@ def _guard(secrets: list[str | None]) -> None:
 def run(argv: list[str], stdin: TextIO, stdout: TextIO, stderr: TextIO, *,
         guard: Callable[[list[str | None]], None] = lambda secrets: None) -> int:
     """The `chat` command (and `chat probe …`, `chat serve …`) with these standard streams (stdin is
-    read as bytes, through its ``buffer``, as sys.stdin's); its exit status. It leaves the process as it found it, so tests run it in theirs: the streams are
-    sys.stdin/stdout/stderr only while it runs (everything gridchat shows goes through
-    chat/output.py, which looks them up at each write); settings come from the process's
-    environment, as they would; signal handlers are ``main``'s, and so is ``guard`` — what the
-    process does once the settings (the API key to hide) are known."""
+    read as bytes, through its ``buffer``, as sys.stdin's); its exit status. It leaves the process
+    as it found it, so tests run it in theirs: the streams are sys.stdin/stdout/stderr only while it
+    runs (everything gridchat shows goes through chat/output.py, which looks them up at each
+    write); settings come from the process's environment, as they would; signal handlers are
+    ``main``'s, and so is ``guard`` — what the process does once the settings (the API key to hide)
+    are known."""
     with _standard_streams(stdin, stdout, stderr):
         try:
             return _dispatch([valid_text(a) for a in argv], guard)  # undecodable bytes: U+FFFD
