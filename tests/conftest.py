@@ -54,7 +54,13 @@ def short_path():
 
 NO_TMUX = shutil.which("tmux") is None
 SKIP_TERMINAL = os.environ.get("GRIDCHAT_SKIP_TERMINAL") == "1"
-_terminal_skipped: list[str] = []
+# The tests that did not run for want of tmux or vLLM, counted from their reports (which a worker
+# sends to the main process under -n) for the run's summary
+_not_run = {"terminal": set(), "vllm": set()}
+
+
+def _did_not_run(request, why: str) -> None:
+    request.node.user_properties.append(("did not run", why))
 
 
 @pytest.fixture
@@ -67,7 +73,7 @@ def term(tmp_path, request):
         if not SKIP_TERMINAL:
             pytest.fail("tmux is not installed: the real-terminal tests need it (apt install tmux); "
                         "GRIDCHAT_SKIP_TERMINAL=1 skips them knowingly", pytrace=False)
-        _terminal_skipped.append(request.node.nodeid)
+        _did_not_run(request, "terminal")
         pytest.skip("tmux is not installed (GRIDCHAT_SKIP_TERMINAL=1)")
     from terminal import Term
 
@@ -83,7 +89,6 @@ def term(tmp_path, request):
         t.close()
 
 
-_vllm_skipped: list[str] = []
 
 
 @pytest.fixture(scope="session")
@@ -110,7 +115,7 @@ def vllm(request):
     if why:
         if os.environ.get("GRIDCHAT_REQUIRE_VLLM") == "1":
             pytest.fail(f"the real-vLLM tests must run here (GRIDCHAT_REQUIRE_VLLM=1): {why}", pytrace=False)
-        _vllm_skipped.append(request.node.nodeid)
+        _did_not_run(request, "vllm")
         pytest.skip(why)
     return request.getfixturevalue("vllm_server")
 
@@ -135,11 +140,17 @@ def pytest_xdist_make_scheduler(config, log):
     return SharedServers(config, log)
 
 
+def pytest_runtest_logreport(report):
+    why = dict(report.user_properties).get("did not run")
+    if why and report.skipped:
+        _not_run[why].add(report.nodeid)
+
+
 def pytest_terminal_summary(terminalreporter):
-    if _terminal_skipped:
-        terminalreporter.write_sep("!", f"{len(_terminal_skipped)} REAL-TERMINAL TESTS DID NOT RUN: tmux is not installed",
+    if _not_run["terminal"]:
+        terminalreporter.write_sep("!", f"{len(_not_run['terminal'])} REAL-TERMINAL TESTS DID NOT RUN: tmux is not installed",
                                    red=True, bold=True)
-    if _vllm_skipped:
-        terminalreporter.write_sep("!", f"{len(_vllm_skipped)} REAL-VLLM TESTS DID NOT RUN: no vLLM environment "
+    if _not_run["vllm"]:
+        terminalreporter.write_sep("!", f"{len(_not_run['vllm'])} REAL-VLLM TESTS DID NOT RUN: no vLLM environment "
                                    "(python tests/vllm_env.py builds it, 3-5 minutes; GRIDCHAT_REQUIRE_VLLM=1 "
                                    "requires them)", red=True, bold=True)
