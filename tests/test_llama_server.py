@@ -32,6 +32,9 @@ from lora_adapter import make_adapter
 
 WINDOW = 1024
 ALIAS = "smol-test"
+# The servers the tests start decode on one thread: llama.cpp's threads spin-wait for each other at every
+# step, and on a busy 2-core machine (the suite's workers, -n) that made a 5 s request take 40 s or more
+ONE_THREAD = ["--threads", "1"]
 
 
 def _require():
@@ -53,7 +56,7 @@ def llama(tmp_path_factory):
     log = folder / "server.log"
     adapter, _ = make_adapter(folder / "adapters")
     launch = llama_command(str(ensure_model()), port=free_port(), ctx=WINDOW, alias=ALIAS,
-                           extra=["--verbose", "--lora-init-without-apply"], lora=[str(adapter)])
+                           extra=["--verbose", "--lora-init-without-apply", *ONE_THREAD], lora=[str(adapter)])
     server = ServerProcess(launch, log).start()
     server.wait_ready(timeout=120)
     yield types.SimpleNamespace(base_url=f"http://127.0.0.1:{launch.port}/v1", log=log, server=server,

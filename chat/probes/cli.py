@@ -10,7 +10,7 @@ from ..cancel import stopped
 from ..errors import ChatError, UsageError, paths
 from ..output import Screen, say
 
-__all__ = ["SETS_DIR", "main", "new_set_path", "user_sets_dir"]
+__all__ = ["SETS_DIR", "new_set_path", "run", "user_sets_dir"]
 
 SETS_DIR = Path(__file__).with_name("sets")
 JUDGES = "none | hand | URL | URL+hand | karma:URL"
@@ -134,10 +134,10 @@ class _Warnings:
             say(f"chat probe: warning: {message}")
 
 
-def main(argv: list[str]) -> int:
+def run(argv: list[str]) -> int:
+    """`chat probe …` (chat/cli.py's ``run`` gives it its streams, ``main`` its signal handlers)."""
     args = parser().parse_args(argv)
     console = Screen(width=getattr(args, "width", None))
-    interrupts.install()
     try:
         # Ctrl-C stops every request at once; what finished is kept. A path the system refuses is one line.
         with interrupts.action() as token, paths():
