@@ -455,7 +455,7 @@ def test_files_15_a_broken_model_cache_directory_is_internal_error(tmp_path):
     cache = tmp_path / "cache"
     (cache / "gridchat").mkdir(parents=True)
     (cache / "gridchat" / "models").symlink_to(tmp_path / "nowhere" / "models")
-    r = chat("--local", "-p", "hi", env={**os.environ, "XDG_CACHE_HOME": str(cache)}, timeout=60)
+    r = chat("--local", "-p", "hi", env={**os.environ, "XDG_CACHE_HOME": str(cache)})
     assert "internal error" not in r.stderr and "Traceback" not in r.stderr, r.stderr[-600:]
 
 
