@@ -147,7 +147,10 @@ def check(name: str, value):
     if name not in Settings.model_fields:
         raise ValueError(f"unknown setting {name!r} (known: {', '.join(Settings.model_fields)})")
     if isinstance(value, bool) and Settings.model_fields[name].annotation is not bool:
-        raise ValueError(RULES.get(name) or "must not be true or false")  # YAML's `true` is no number
+        if name in PARAMS and "on" in PARAMS[name].words:  # YAML reads an unquoted on/off as true/false
+            value = "on" if value else None
+        else:
+            raise ValueError(RULES.get(name) or "must not be true or false")  # YAML's `true` is no number
     try:
         return getattr(Settings(**{name: value}), name)
     except ValidationError as e:

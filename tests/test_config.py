@@ -52,6 +52,16 @@ def test_bad_config_is_one_clear_warning(isolated_env, text, fragment):
     assert fragment in warning and "\n" not in warning
 
 
+@pytest.mark.parametrize("text,value", [("logprobs: on\n", 5), ("logprobs: off\n", None), ("logprobs: 3\n", 3)])
+def test_a_word_setting_reads_as_the_word_it_is_in_the_config(isolated_env, text, value):
+    """YAML reads an unquoted on/off as a boolean: `logprobs: on` in the config is what `/set logprobs
+    on` is, not a refused value."""
+    write_config(isolated_env, text)
+    warnings = []
+    assert load_settings({}, env={}, warn=warnings.append).logprobs == value
+    assert warnings == []
+
+
 def test_bad_env_value_names_the_variable():
     with pytest.raises(ConfigError, match="GRIDCHAT_MAX_TOKENS=lots: must be a whole number"):
         load_settings({}, env={"GRIDCHAT_MAX_TOKENS": "lots"})
