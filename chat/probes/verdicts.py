@@ -16,7 +16,7 @@ from pathlib import Path
 from .rundir import RunDir, cell_events, cell_key
 from .runner import BY_CONSTRUCTION
 
-__all__ = ["Cell", "final_verdict", "load_cells", "norm"]
+__all__ = ["Cell", "baseline_misses", "final_verdict", "load_cells", "norm"]
 
 
 def norm(label: str | None) -> str | None:
@@ -121,3 +121,10 @@ def load_cells(out: Path, warn=lambda message: None) -> list[Cell]:
     run_dir = RunDir(out)
     labels = run_dir.header()["labels"] if run_dir.has_header() else {}
     return sorted((_cell(p, warn, labels) for p in run_dir.cell_paths()), key=lambda c: (c.probe, c.persona, c.sample))
+
+
+def baseline_misses(cells: list[Cell]) -> tuple[int, int]:
+    """(finished cells whose trap never ran — the model missed the question it depends on —, finished
+    cells), from cells already read (the report's: each file is read once)."""
+    finished = [c for c in cells if c.done]
+    return sum(c.na is not None for c in finished), len(finished)
