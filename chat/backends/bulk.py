@@ -35,7 +35,7 @@ from .http1 import Pool, plain_http
 from .responses import ResponsesStreamParser
 from .sse import EventSplitter
 
-__all__ = ["BulkBackend", "bulk_backend"]
+__all__ = ["BulkBackend", "StreamReading", "bulk_backend", "check_answer", "failure"]
 
 
 class _Delta(msgspec.Struct):
@@ -179,6 +179,37 @@ class _ResponsesBlocks:
         return []
 
 
+class StreamReading:
+    """One answer's stream read as it comes, with no I/O: the body's blocks in (``feed``), events out;
+    ``over`` once the reply is (anything after it is not read), ``end()`` when the body is. The
+    blocking ``BulkBackend.stream`` and the stream loop (loop.py) read through it alike."""
+
+    def __init__(self, api: str):
+        self.chat = api == "chat"
+        self.events = EventSplitter()
+        self.blocks = _ChatBlocks() if self.chat else _ResponsesBlocks()
+
+    @property
+    def over(self) -> bool:
+        return self.blocks.done or not self.chat and self.blocks.parser.finished
+
+    def feed(self, block: bytes) -> Iterator[Event]:
+        if self.chat:
+            datas = self.events.datas(block)
+            if datas:
+                yield from self.blocks.feed(datas)
+        else:
+            split = self.events.feed(block)
+            if split:
+                yield from self.blocks.feed(split)
+
+    def end(self) -> Iterator[Event]:
+        tail = self.events.close()
+        if tail and not self.blocks.done:
+            yield from self.blocks.feed([data for _, data in tail] if self.chat else tail)
+        yield from self.blocks.close()
+
+
 class BulkBackend:
     """Requests shaped by ``shaper`` (an SDK backend's ``body()``: parameters, those the server
     rejected left out), sent over ``pool``."""
@@ -193,49 +224,56 @@ class BulkBackend:
     def unsupported(self) -> set[str]:
         return self.inner.unsupported  # one set: what the server rejected is left out either way
 
-    def stream(self, request: Request) -> Iterator[Event]:
+    def prepare(self, request: Request) -> tuple[str, bytes]:
+        """(path, JSON body) of ``request``."""
         path = "/chat/completions" if self.api == "chat" else "/responses"
         sent = as_sent(self.inner.body(request))
         self.last_sent, self.last_request = (path, sent), request
-        blocks = _ChatBlocks() if self.api == "chat" else _ResponsesBlocks()
-        token = cancel.current.get()
+        return path, json.dumps(sent, ensure_ascii=False).encode("utf-8")
+
+    def stream(self, request: Request) -> Iterator[Event]:
+        path, body = self.prepare(request)
+        reading = StreamReading(self.api)
         try:
             with network():
-                answer = self.pool.post(path, json.dumps(sent, ensure_ascii=False).encode("utf-8"))
+                answer = self.pool.post(path, body)
                 try:
-                    _check(answer)
-                    events = EventSplitter()
+                    check_answer(answer.status, answer.headers, lambda: answer.read(limits.MAX_ERROR_BODY))
                     for block in answer.blocks():
-                        split = events.feed(block)
-                        if split:
-                            yield from blocks.feed([data for _, data in split] if self.api == "chat" else split)
-                        if blocks.done or blocks.parser.finished and self.api != "chat":
+                        yield from reading.feed(block)
+                        if reading.over:
                             break
-                    tail = events.close()
-                    if tail and not blocks.done:
-                        yield from blocks.feed([data for _, data in tail] if self.api == "chat" else tail)
                 finally:
                     answer.close()
-                yield from blocks.close()
+                yield from reading.end()
         except Exception as exc:
-            if token is not None and token.cancelled:  # the connection was shut down under it: a stop
-                raise cancel.Cancelled from None
-            if isinstance(exc, ChatError) and refine(exc) is not exc:  # tool calling off: the flavor says so
-                raise refine(exc) from None
-            raise
+            raise failure(exc) from None
 
 
-def _check(answer) -> None:
-    """An answer that is not a stream is the server's error (a redirect is one too)."""
-    if 300 <= answer.status < 400:
-        raise redirected(answer.headers.get("location"), answer.status)
-    if answer.status != 200:
-        raw = answer.read(limits.MAX_ERROR_BODY)
+def failure(exc: Exception) -> Exception:
+    """What a stream's failure is for the turn: a stop once the turn's token is cancelled (the
+    connection was shut down under it), the flavor's word where it has one (tool calling off), else
+    the error itself."""
+    token = cancel.current.get()
+    if token is not None and token.cancelled:
+        return cancel.Cancelled()
+    if isinstance(exc, ChatError) and refine(exc) is not exc:
+        return refine(exc)
+    return exc
+
+
+def check_answer(status: int, headers: dict[str, str], body) -> None:
+    """An answer that is not a stream is the server's error (a redirect is one too); ``body()``
+    reads the start of its body."""
+    if 300 <= status < 400:
+        raise redirected(headers.get("location"), status)
+    if status != 200:
+        raw = body()
         try:
-            body = json.loads(raw) if raw.lstrip()[:1] in (b"{", b"[") else raw.decode("utf-8", "replace")
+            parsed = json.loads(raw) if raw.lstrip()[:1] in (b"{", b"[") else raw.decode("utf-8", "replace")
         except (ValueError, RecursionError):
-            body = raw.decode("utf-8", "replace")
-        raise from_error_body(body, answer.status)
+            parsed = raw.decode("utf-8", "replace")
+        raise from_error_body(parsed, status)
 
 
 def bulk_backend(api: str, base_url: str, api_key: str | None) -> Backend | None:
