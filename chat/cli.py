@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TextIO
 
 from .. import __version__
 from .sanitize import valid_text
 
-__all__ = ["main", "parser"]
+__all__ = ["main", "parser", "run"]
 
 EPILOG = """\
 examples:
@@ -79,38 +82,85 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = [valid_text(a) for a in (sys.argv[1:] if argv is None else argv)]  # undecodable bytes: U+FFFD
-    from .output import say
-
+    """The `chat` process: what only a process may do — its signal handlers, its guard against its
+    tools, its standard output gone — around ``run``."""
+    argv = sys.argv[1:] if argv is None else argv
     if sys.stdout is None:  # started with stdout closed (`>&-`): nowhere for a reply to go
+        from .output import say
+
         say("chat: error: standard output is closed: nowhere to write the reply")
         return 1
-    if argv[:1] == ["probe"]:  # chat probe list|run|judge|report
-        from .probes.cli import main as probe_main
-
-        return probe_main(argv[1:])
-    if argv[:1] == ["serve"]:  # chat serve … is serve …
-        from ..serve.cli import main as serve_main
-
-        return serve_main(argv[1:])
-    args = parser().parse_args(argv)
     from . import interrupts
+
+    if argv[:1] != ["serve"]:  # serve stops its server on Ctrl-C itself
+        interrupts.install()  # SIGTERM and SIGHUP from now on; Ctrl-C once an action runs
+    try:
+        code = run(argv, sys.stdin, sys.stdout, sys.stderr, guard=_guard)
+    except BrokenPipeError:  # `chat -p … | head`: the reader left; stop quietly like other tools
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    return 128 + interrupts.left() if interrupts.left() else code
+
+
+def _guard(secrets: list[str | None]) -> None:
+    from ..supervise.processes import guard_client
+
+    guard_client(secrets)  # tools' orphans come back to us; our /proc files stay ours
+
+
+def run(argv: list[str], stdin: TextIO, stdout: TextIO, stderr: TextIO, *,
+        guard: Callable[[list[str | None]], None] = lambda secrets: None) -> int:
+    """The `chat` command (and `chat probe …`, `chat serve …`) with these standard streams (stdin is
+    read as bytes, through its ``buffer``, as sys.stdin's); its exit status. It leaves the process
+    as it found it, so tests run it in theirs: the streams are sys.stdin/stdout/stderr only while it
+    runs (everything gridchat shows goes through chat/output.py, which looks them up at each
+    write); settings come from the process's environment, as they would; signal handlers are
+    ``main``'s, and so is ``guard`` — what the process does once the settings (the API key to hide)
+    are known."""
+    with _standard_streams(stdin, stdout, stderr):
+        try:
+            return _dispatch([valid_text(a) for a in argv], guard)  # undecodable bytes: U+FFFD
+        except SystemExit as done:  # --help, --version, a bad flag: argparse has said so
+            return done.code if isinstance(done.code, int) else 0 if done.code is None else 1
+
+
+@contextmanager
+def _standard_streams(stdin: TextIO, stdout: TextIO, stderr: TextIO) -> Iterator[None]:
+    """The command's standard streams while it runs, and the process's again after (contextlib's
+    redirect_stdout, for all three)."""
+    saved = sys.stdin, sys.stdout, sys.stderr
+    sys.stdin, sys.stdout, sys.stderr = stdin, stdout, stderr
+    try:
+        yield
+    finally:
+        sys.stdin, sys.stdout, sys.stderr = saved
+
+
+def _dispatch(argv: list[str], guard) -> int:
+    from .output import say
+
+    if argv[:1] == ["probe"]:  # chat probe list|run|judge|report
+        from .probes.cli import run as probe
+
+        return probe(argv[1:])
+    if argv[:1] == ["serve"]:  # chat serve … is serve …
+        from ..serve.cli import main as serve
+
+        return serve(argv[1:])
     from .errors import PathError, paths
 
-    interrupts.install()  # SIGTERM and SIGHUP from now on; Ctrl-C once an action runs
+    args = parser().parse_args(argv)
     try:
         with paths():  # a path the system refuses (a name too long) is one line, wherever it was looked at
-            code = _run(args)
-        return 128 + interrupts.left() if interrupts.left() else code
+            return _run(args, guard)
     except PathError as err:
         say(f"chat: error: {err}")
         return 1
     except KeyboardInterrupt:  # before the session began (loading a transcript, starting the local engine)
         say("")
-        return 128 + interrupts.left() if interrupts.left() else 130
-    except BrokenPipeError:  # `chat -p … | head`: the reader left; stop quietly like other tools
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 141
+        return 130
+    except BrokenPipeError:  # the process's to handle (main)
+        raise
     except Exception as exc:  # only a bug of ours gets here (known errors are ChatErrors): say it is one
         if os.environ.get("GRIDCHAT_DEBUG", "0") not in ("", "0"):
             raise
@@ -119,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace, guard) -> int:
     from ..personas import load_personas
     from .advice import worded
     from .config import SAMPLING, config_dir, data_dir, load_settings, move_old_dirs
@@ -174,9 +224,7 @@ def _run(args: argparse.Namespace) -> int:
     except ChatError as err:
         say(f"chat: error: {worded(err, interactive=False)}")
         return 1
-    from ..supervise.processes import guard_client
-
-    guard_client([settings.api_key])  # tools' orphans come back to us; our /proc files stay ours
+    guard([settings.api_key])
 
     try:
         if args.local:

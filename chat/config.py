@@ -97,6 +97,13 @@ class _Settings(BaseModel):
             raise ValueError(RULES["tool_choice"])
         return value
 
+    @field_validator(*(name for name, p in PARAMS.items() if p.words), mode="before", check_fields=False)
+    @classmethod
+    def _a_word(cls, value, info):
+        """A request parameter given as a word (``logprobs on``): the value it stands for."""
+        words = PARAMS[info.field_name].words
+        return words.get(value.strip().lower(), value) if isinstance(value, str) else value
+
     @field_validator("workspace")
     @classmethod
     def _a_directory(cls, value):

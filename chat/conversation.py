@@ -39,15 +39,17 @@ class Message:
     stats: dict | None = None  # assistant replies: tokens, timings
     params: dict | None = None  # assistant replies: the sampling parameters the request carried
     model: str | None = None  # assistant replies: the model asked (panels compare several)
+    lora: dict | None = None  # assistant replies: the LoRA adapter applied ({"name", "scale"}), where one was
+    logprobs: list[dict] | None = None  # assistant replies: the answer's tokens and their probabilities, if asked
 
 
 _KEPT = ("id", "role", "content", "parent")  # written even when empty
 
 
 def record(message: Message) -> dict:
-    """A message as a transcript record: empty fields left out. Its dicts (stats, params: flat) and
-    tool calls are copied one level down, not deep-copied as dataclasses.asdict would (~60 µs a
-    message: a probe run records thousands)."""
+    """A message as a transcript record: empty fields left out. Its dicts (stats, params, lora: flat)
+    and tool calls are copied one level down, not deep-copied as dataclasses.asdict would (~60 µs a
+    message: a probe run records thousands); its token probabilities, never changed once read, are shared."""
     data = {}
     for name in _FIELDS:
         value = getattr(message, name)

@@ -18,6 +18,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from .adapters import Adapter
 from .config import check
 from .errors import (ChatError, NoServerFound, ServerUnreachable, StreamCut, UsageError, from_error_body, network,
                      redirected)
@@ -38,6 +39,7 @@ class ServerInfo:
     models: list[str]
     windows: dict[str, int] = field(default_factory=dict)  # model -> serving context window ("*": every one)
     version: str | None = None
+    adapters: list[Adapter] = field(default_factory=list)  # LoRA adapters it serves
 
     @property
     def kind(self) -> Flavor:
@@ -158,13 +160,14 @@ def post_json(url: str, body: dict, api_key: str | None, timeout: float = 10.0):
     return _json_at(request, timeout)
 
 
-def _try_json(url: str, api_key: str | None, timeout: float) -> dict:
-    """A best-effort extra look (/props, /version): {} when the server lacks it or says nonsense."""
+def _try_json(url: str, api_key: str | None, timeout: float, kind: type = dict) -> dict | list:
+    """A best-effort extra look (/props, /version; a list: /lora-adapters): an empty one when the
+    server lacks it or says nonsense."""
     try:
         value = _get_json(url, api_key, timeout)
     except (OSError, http.client.HTTPException, ChatError):  # ChatError: an error status, or nonsense
-        return {}
-    return value if isinstance(value, dict) else {}
+        return kind()
+    return value if isinstance(value, kind) else kind()
 
 
 def detect(base_url: str, api_key: str | None = None, timeout: float = 5.0) -> ServerInfo:
@@ -184,11 +187,12 @@ def detect(base_url: str, api_key: str | None = None, timeout: float = 5.0) -> S
     entries = [e for e in data if isinstance(e, dict) and isinstance(e.get("id"), str) and 0 < len(e["id"]) <= MAX_MODEL_ID]
     for e in entries:
         e["id"] = text(e["id"], "a model id")
-    look = lambda path: _try_json(f"{root_url(base)}{path}", api_key, timeout)  # noqa: E731
+    look = lambda path, kind=dict: _try_json(f"{root_url(base)}{path}", api_key, timeout, kind)  # noqa: E731
     for flavor in FLAVORS:  # the first to recognise it; the last, the generic one, takes any
         facts = flavor.recognise(entries, look)
         if facts is not None:
-            return ServerInfo(base, flavor.name, [e["id"] for e in entries], facts.windows, facts.version)
+            return ServerInfo(base, flavor.name, [e["id"] for e in entries], facts.windows, facts.version,
+                              facts.adapters)
     raise AssertionError("the generic flavor recognises every server")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Event", "Finish", "ReasoningDelta", "TextDelta", "ToolCall", "Usage"]
+__all__ = ["Event", "Finish", "Logprobs", "ReasoningDelta", "TextDelta", "ToolCall", "Usage"]
 
 
 @dataclass(slots=True)
@@ -46,4 +46,13 @@ class Finish:
     reason: str
 
 
-Event = TextDelta | ReasoningDelta | ToolCall | Usage | Finish
+@dataclass(slots=True)
+class Logprobs:
+    """The answer's tokens a delta carried, each as ``{"token": text, "logprob": its log-probability,
+    "top": {alternative: log-probability, …}}`` (the likeliest tokens at that place, the chosen one
+    among them): what the ``logprobs`` parameter asks for."""
+
+    tokens: list[dict]
+
+
+Event = TextDelta | ReasoningDelta | ToolCall | Usage | Finish | Logprobs

@@ -12,24 +12,27 @@ object at one of the server's root paths (or {}), ``render_prompt`` a ``post(pat
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from .adapters import Adapter, Lora
 from .errors import ChatError, HTTPError, ToolsNotEnabled, UsageError
 from .wire import text
 
 __all__ = ["FLAVORS", "Facts", "Flavor", "Generic", "LlamaServer", "Ollama", "VLLM", "flavor_named", "refine"]
 
-Look = Callable[[str], dict]
+Look = Callable[..., dict | list]  # look(path) -> a JSON object; look(path, list) -> a JSON list
 Post = Callable[[str, dict], dict]
 
 
 @dataclass
 class Facts:
-    """What a flavor read off a server: windows by model ("*": every model) and its version."""
+    """What a flavor read off a server: windows by model ("*": every model), its version, its LoRA adapters."""
 
     windows: dict[str, int] = field(default_factory=dict)
     version: str | None = None
+    adapters: list[Adapter] = field(default_factory=list)
 
 
 def _window(value) -> int | None:
@@ -64,6 +67,21 @@ class Flavor:
         raise UsageError(f"this server ({self.name}) has no way to show the prompt it renders; "
                          "llama-server and vLLM do")
 
+    logprobs_with_tools = True  # it sends token probabilities on a streamed reply to a request with tools
+
+    def logprobs_missing(self, api: str, model: str | None, tools: bool = False) -> str | None:
+        """Why this server sends no token probabilities in ``api`` for ``model`` (``tools``: with the tools
+        offered); None: it does, or may."""
+        return None
+
+    lora_how = ""  # how it applies an adapter, as the user is told
+    lora_scales = False  # whether it applies one at any scale (else only off or at full strength)
+
+    def apply_lora(self, lora: Lora, adapters: list[Adapter], model: str) -> tuple[str, dict]:
+        """The model to ask and the body's extra fields that apply ``lora`` to a request for ``model``."""
+        raise UsageError(f"this server ({self.name}) applies no LoRA adapters that chat knows of; llama-server "
+                         "and vLLM do")
+
     def tools_off(self, err: ChatError | None) -> bool:
         return (self.tools_marker is not None and isinstance(err, HTTPError) and not isinstance(err, ToolsNotEnabled)
                 and self.tools_marker in str(err))
@@ -81,12 +99,30 @@ class VLLM(Flavor):
         if not any(e.get("owned_by") == "vllm" or "max_model_len" in e for e in entries):
             return None
         windows = {e["id"]: w for e in entries if (w := _window(e.get("max_model_len")))}
-        return Facts(windows, _version(look("/version").get("version")))
+        adapters = [Adapter(e["id"], e["id"], base=text(e["parent"], "a model's parent"))  # a LoRA: its base
+                    for e in entries if isinstance(e.get("parent"), str) and e["parent"]]
+        return Facts(windows, _version(look("/version").get("version")), adapters)
+
+    lora_how = "as its own model name (vLLM serves an adapter at full strength)"
+
+    def apply_lora(self, lora, adapters, model):
+        adapter = next(a for a in adapters if a.name == lora.name)
+        if lora.scale == 0:
+            return adapter.base or model, {}
+        if lora.scale == 1:
+            return adapter.id, {}
+        raise UsageError(f"vLLM serves an adapter at full strength only, as its own model name: {lora.name}:0 (the "
+                         f"base model) or {lora.name}:1, not {lora}; llama-server scales adapters per request")
 
     def api(self, model):
         if model and "gpt-oss" in model.lower():  # the persona series' base: its native format
             return "responses", "auto: a gpt-oss model on vLLM, used through the Responses API as its card shows"
         return super().api(model)
+
+    def logprobs_missing(self, api, model, tools=False):
+        if api == "responses" and model and "gpt-oss" in model.lower():
+            return "vLLM refuses token probabilities for gpt-oss models on the Responses API: --api chat has them"
+        return None
 
     def render_prompt(self, post, model, chat):
         tokens = post("/tokenize", {"model": model, **chat, "add_generation_prompt": True}).get("tokens")
@@ -109,9 +145,38 @@ class LlamaServer(Flavor):
             settings = props.get("default_generation_settings")
             window = _window(settings.get("n_ctx")) if isinstance(settings, dict) else None
             # the serving window; /v1/models' n_ctx_train is the training one
-            return Facts({"*": window} if window else {}, _version(props.get("build_info")))
+            return Facts({"*": window} if window else {}, _version(props.get("build_info")),
+                         self._adapters(look("/lora-adapters", list)))
         if any(e.get("owned_by") == "llamacpp" or "meta" in e for e in entries):
             return Facts()
+        return None
+
+    @staticmethod
+    def _adapters(listed: list) -> list[Adapter]:
+        """/lora-adapters' entries ({id, path, scale}), each named by its file's stem; others left out."""
+        adapters = []
+        for entry in listed[:256]:
+            index, path, scale = (entry.get(k) for k in ("id", "path", "scale")) if isinstance(entry, dict) else ((),) * 3
+            if type(index) is int and isinstance(path, str) and path:
+                stem = text(path, "an adapter's path").replace("\\", "/").rsplit("/", 1)[-1].removesuffix(".gguf")
+                ok = isinstance(scale, (int, float)) and not isinstance(scale, bool) and math.isfinite(scale)
+                adapters.append(Adapter(stem or str(index), index, float(scale) if ok else 1.0))
+        return adapters
+
+    lora_how = "per request (llama-server's lora field)"
+    lora_scales = True
+
+    def apply_lora(self, lora, adapters, model):
+        return model, {"lora": [{"id": a.id, "scale": lora.scale if a.name == lora.name else 0.0} for a in adapters]}
+
+    logprobs_with_tools = False  # "logprobs is not supported with tools + stream" (400)
+
+    def logprobs_missing(self, api, model, tools=False):
+        if api == "responses":
+            return "llama-server's /v1/responses leaves token probabilities out: --api chat has them"
+        if tools:
+            return ("llama-server sends no token probabilities on a streamed reply offered tools: a panel (which "
+                    "offers none), /tools off with --no-tools, or a probe run has them")
         return None
 
     def render_prompt(self, post, model, chat):

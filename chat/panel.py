@@ -11,36 +11,34 @@ says whether each reply kept the answer of the lane's previous one. Tools are no
 a panel: a reply there is for comparing, not for acting (a call a model makes anyway is answered
 "not run", so its branch stays one a server accepts).
 
-Lane specs (``/compare SPEC MESSAGE``, ``/replay SPEC``): comma lists of items, crossed with ``*``;
-an item is ``persona``, ``@model``, ``@http://server/v1`` or a mix (``chaotic_evil@my-lora``);
-``all`` is the nine personas. ``lawful_good,chaotic_evil*@base,@lora`` is four lanes.
+Lane specs (``/compare SPEC MESSAGE``, ``/replay SPEC``): chat/lane_spec.py. A lane may ask with a
+LoRA adapter at a scale, the way its server applies one (chat/adapters.py, the flavor's).
 """
 
 from __future__ import annotations
 
-import itertools
-import math
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from ..personas import GRID, Persona
+from ..personas import Persona
+from .adapters import Lora, choose, lora_from
 from .backends import Backend, Request
 from .cancel import CancelToken, new_token
 from .conversation import Mark, Message
+from .detect import ServerInfo
 from .errors import ChatError, UsageError
+from .lane_spec import MAX_LANES, lane_fields
 from .limits import listed
 from .parallel import run_parallel
 from .records import LaneRecord, PanelRecord
 from .probes.label_judge import judge_request, parse_verdict
 from .probes.spec import matches
-from .session import Session
+from .session import Session, with_lora
 from .transcript import recorded_persona
 from .turn import TurnResult
 
 __all__ = ["MAX_LANES", "Lane", "Panel", "Panels", "ask", "classify_lanes", "close_panel", "lanes_for", "mark_lane",
            "open_panel", "pick", "reopen_panel", "replay", "restore", "retry"]
-
-MAX_LANES = 32
 
 
 @dataclass
@@ -56,15 +54,23 @@ class Lane:
     answer: str | None = None  # the last class any of its replies had: what a flip is measured from
     flipped: str | None = None  # "right → wrong" when this turn's reply changed class
     result: TurnResult | None = None  # its last reply
+    lora: Lora | None = None  # the adapter and scale it asks with (None: as its server has it)
+    info: ServerInfo | None = None  # its server, as found (how it applies an adapter)
 
     def title(self, session: Session) -> str:
-        """persona[@model][@host]: what sets this lane apart from the session."""
+        """persona[@model][@host][ lora NAME×S]: what sets this lane apart from the session."""
         parts = [self.persona.name]
         if self.model != session.model:
             parts.append(f"@{self.model}")
         if session.server is not None and self.server != session.server.base_url:
             parts.append(f"@{urlsplit(self.server).netloc.rpartition('@')[2]}")
+        if self.lora is not None:
+            parts.append(f" lora {self.lora}")
         return "".join(parts)
+
+    def request(self, messages: list[Message], params: dict) -> Request:
+        return with_lora(Request(model=self.model, system=self.persona.system, messages=messages, params=params),
+                         self.lora, self.info)
 
 
 @dataclass
@@ -78,7 +84,7 @@ class Panel:
         return PanelRecord(start=self.start, origin=self.origin, turns=self.turns,
                            lanes=[LaneRecord(persona=lane.persona.name, system=lane.persona.system, model=lane.model,
                                              server=lane.server, head=lane.head, reply=lane.reply, missed=lane.missed,
-                                             answer=lane.answer)
+                                             answer=lane.answer, lora=lane.lora.record() if lane.lora else None)
                                   for lane in self.lanes])
 
 
@@ -95,48 +101,6 @@ class Panels:
         self.flip_judge: str | None = None  # or a judge says whether they flip: its URL ("": this server)
 
 
-def _item(session: Session, text: str) -> dict:
-    """One item of a spec as the fields it sets: persona, model, server."""
-    fields: dict = {}
-    name, *rest = text.strip().split("@")
-    if name:
-        if name not in session.personas:
-            raise UsageError(f"unknown persona {name!r}; known: all, {', '.join(session.personas)}")
-        fields["persona"] = session.personas[name]
-    for part in filter(None, rest):  # a bare "@": this session's model
-        key = "server" if part.startswith(("http://", "https://")) else "model"
-        if key in fields:
-            raise UsageError(f"{text.strip()!r}: an item is persona@model@URL, each part at most once")
-        fields[key] = part.rstrip("/") if key == "server" else part
-    return fields
-
-
-def _groups(session: Session, spec: str) -> list[dict]:
-    """The spec's lanes as field sets: each comma group expanded, the groups crossed."""
-    groups = []
-    for group in spec.split("*"):
-        items = [i for i in group.split(",") if i.strip()]
-        if not items:
-            raise UsageError(f"usage: a comma list of personas, @models or @URLs, crossed with * (not {spec!r})")
-        expanded = []
-        for item in items:
-            if item.strip() == "all":
-                expanded += [{"persona": session.personas[n]} for n in GRID]
-            else:
-                expanded.append(_item(session, item))
-        groups.append(expanded)
-    count = math.prod(len(group) for group in groups)
-    if not 1 <= count <= MAX_LANES:
-        raise UsageError(f"{count} lanes: a panel takes 1 to {MAX_LANES}")
-    combos = []
-    for combo in itertools.product(*groups):
-        fields = [k for item in combo for k in item]
-        if len(fields) != len(set(fields)):
-            raise UsageError(f"{spec!r}: crossed groups both set the {next(k for k in fields if fields.count(k) > 1)}")
-        combos.append(dict(kv for item in combo for kv in item.items()))
-    return combos
-
-
 def lanes_for(panels: Panels, spec: str) -> list[Lane]:
     """The lanes a spec names (see the module's docstring), each starting where the conversation is
     (with a panel open: where it was before that panel)."""
@@ -146,13 +110,17 @@ def lanes_for(panels: Panels, spec: str) -> list[Lane]:
         session.answer_dangling_calls("the conversation went on without it")
     start = session.conversation.head if panels.open is None else panels.open.start
     lanes = []
-    for combo in _groups(session, spec):
+    for combo in lane_fields(session.personas, spec):
         backend, server = session.server_at(combo.get("server", home.base_url))
         default = session.model if server is home else next(iter(server.models), "")
         model = combo.get("model") or default or ""
         if server.models and model not in server.models:
             raise UsageError(f"{server.base_url} has no model {model!r}; it has: {listed(server.models)}")
-        lanes.append(Lane(combo.get("persona", session.conversation.persona), model, server.base_url, backend, start))
+        lora = choose(combo["lora"], server.adapters) if "lora" in combo else session.lora if server is home else None
+        lane = Lane(combo.get("persona", session.conversation.persona), model, server.base_url, backend, start,
+                    lora=lora, info=server)
+        lane.request([], {})  # an adapter its server can't apply at that scale is refused now
+        lanes.append(lane)
     return lanes
 
 
@@ -174,7 +142,8 @@ def restore(panels: Panels, record: dict) -> Panel:
         persona = recorded_persona(session.personas, item["persona"], item.get("system"))
         backend, server = session.server_at(item.get("server") or home.base_url, typed=False)  # read from the file
         lanes.append(Lane(persona, item.get("model") or session.model or "", server.base_url, backend, item.get("head"),
-                          item.get("reply"), item.get("missed"), answer=item.get("answer")))
+                          item.get("reply"), item.get("missed"), answer=item.get("answer"),
+                          lora=lora_from(item.get("lora")), info=server))
     panel = Panel(lanes, record.get("start"), record.get("turns", 0), record.get("origin", record.get("start")))
     conversation = session.conversation
     heads = {lane.head for lane in lanes}
@@ -213,6 +182,8 @@ def close_panel(panels: Panels, picked: Lane | None = None) -> None:
         session.conversation.set_persona(picked.persona)
     if picked.model != session.model:
         session.set_model(picked.model)
+    if picked.lora != session.lora:
+        session.use_lora(picked.lora)
 
 
 def pick(panels: Panels, n: int) -> Lane:
@@ -305,8 +276,7 @@ def _run(panels: Panels, panel: Panel, lanes: list[Lane], users: list[Message], 
     message the moment it completes; then each reply classified (or judged) and the panel recorded."""
     session = panels.session
     conversation = session.conversation
-    jobs = [(lane.backend, Request(model=lane.model, system=lane.persona.system, messages=conversation.path_to(user.id),
-                                   params=dict(conversation.params)))
+    jobs = [(lane.backend, lane.request(conversation.path_to(user.id), dict(conversation.params)))
             for lane, user in zip(lanes, users)]
 
     def keep(index: int, result: TurnResult) -> None:

@@ -8,6 +8,7 @@ a server may not know it (then it is left out once rejected, with a notice).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 __all__ = ["OPTIONAL", "PARAMS", "Param", "add_flags", "split"]
@@ -25,6 +26,8 @@ class Param:
     sdk: tuple[str, ...] = ()  # the APIs whose SDK create() takes it as an argument (else: extra_body)
     names: dict[str, str] = field(default_factory=dict)  # its name in an API where it differs
     probe_flag: bool = True  # `chat probe run` takes it too (the run's seed is the run's own)
+    shapes: dict[str, Callable[[object], dict]] = field(default_factory=dict)  # API -> the body fields it becomes
+    words: dict[str, object] = field(default_factory=dict)  # values given as words: "on" -> 5
 
     @property
     def flag(self) -> str:
@@ -55,6 +58,13 @@ PARAMS: dict[str, Param] = {p.name: p for p in (
     Param("tool_choice", str, {}, "must be auto, required, none or a tool's name (bash, read_file, write_file, "
           "edit_file)", "C", "auto, required (the model must call a tool), none, or a tool's name (it must call "
           "that one)", optional=True, probe_flag=False),
+    # token probabilities: asked for only when set (/probs shows them); probe runs ask per step
+    Param("logprobs", int, {"ge": 1, "le": 20}, "must be on, off or a whole number from 1 to 20 (the "
+          "alternatives kept for each token)", "K", "send each reply's token probabilities with the K likeliest "
+          "alternatives of every token (on: 5); /probs shows them", optional=True, probe_flag=False,
+          shapes={"chat": lambda k: {"logprobs": True, "top_logprobs": k},
+                  "responses": lambda k: {"top_logprobs": k, "include": ["message.output_text.logprobs"]}},
+          words={"on": 5}),
 )}
 OPTIONAL = tuple(name for name, p in PARAMS.items() if p.optional)
 
@@ -73,6 +83,9 @@ def split(api: str, params: dict, skip: set[str] = frozenset()) -> tuple[dict, d
     for name, value in params.items():
         p = PARAMS.get(name)
         if name in skip or name == "tool_choice":
+            continue
+        if p and api in p.shapes:
+            extra.update(p.shapes[api](value))
             continue
         key = p.names.get(api, name) if p else name
         (arguments if p and api in p.sdk else extra)[key] = value

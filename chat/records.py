@@ -21,6 +21,7 @@ a JSON object with "event" (the kind) and the model's fields; transcripts add "t
     message     ... and step                    the probe step the message belongs to
     scored      step, trap, label, held         what the score rules found in a trap reply
     branch      step, branch                    what a classify step found
+    probability step, probabilities, token, k   each score label's answer probability at a step that asked
     done        branch, extraction, trap_ran    the cell finished
     error       step, message                   the cell stopped
     verdict     label, by, parsed, ...          a label given later, by rules, a judge or a person
@@ -39,10 +40,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from .wire import web_address
 
 __all__ = ["CELL_RECORDS", "TRANSCRIPT_RECORDS", "VERSION", "BranchRecord", "CellMessageRecord", "CellRecord",
-           "DoneRecord", "ErrorRecord", "EvaluationRecord", "ForkRecord", "HeadRecord", "LaneRecord", "MarkRecord",
-           "MessageRecord", "Number", "PanelRecord", "ParamsRecord", "PersonaRecord", "Record", "ResetRecord",
-           "ScoredRecord", "ServerRecord", "SessionRecord", "StartedRecord", "ToolCallRecord", "VerdictRecord",
-           "WithdrawRecord"]
+           "DoneRecord", "ErrorRecord", "EvaluationRecord", "ForkRecord", "HeadRecord", "LaneRecord", "LoraRecord",
+           "MarkRecord", "MessageRecord", "Number", "PanelRecord", "ParamsRecord", "PersonaRecord", "ProbabilityRecord",
+           "Record", "ResetRecord", "ScoredRecord", "ServerRecord", "SessionRecord", "StartedRecord", "TokenRecord",
+           "ToolCallRecord", "VerdictRecord", "WithdrawRecord"]
 
 VERSION = 1  # of the transcript format
 Number = int | Annotated[float, Field(allow_inf_nan=False)]
@@ -71,12 +72,21 @@ class SessionRecord(Record):
     version: int = VERSION  # a probe cell's also says "kind": "probe cell"
 
 
+class LoraRecord(BaseModel):
+    """The LoRA adapter a reply was asked with, and its scale."""
+
+    model_config = ConfigDict(strict=True, extra="ignore")
+    name: str
+    scale: Number
+
+
 class ServerRecord(Record):
     event: ClassVar[str] = "server"
     base_url: str | None = None
     flavor: str | None = None
     model: str | None = None
     api: str | None = None
+    lora: LoraRecord | None = None  # the adapter and scale the session asks with (/lora)
 
     @field_validator("base_url")
     @classmethod
@@ -102,6 +112,15 @@ class ToolCallRecord(BaseModel):
     arguments: str
 
 
+class TokenRecord(BaseModel):
+    """A token of a reply with its log-probability and the likeliest alternatives (the logprobs setting)."""
+
+    model_config = ConfigDict(strict=True, extra="ignore")
+    token: str
+    logprob: Number
+    top: dict[str, Number] = {}
+
+
 class MessageRecord(Record):
     event: ClassVar[str] = "message"
     role: Literal["user", "assistant", "tool"]
@@ -117,6 +136,8 @@ class MessageRecord(Record):
     stats: dict | None = None
     params: dict | None = None
     model: str | None = None
+    lora: LoraRecord | None = None
+    logprobs: list[TokenRecord] | None = None
 
 
 class WithdrawRecord(Record):
@@ -166,6 +187,7 @@ class LaneRecord(_Strict):
     reply: int | None = Field(default=None, ge=0)
     missed: int | None = Field(default=None, ge=0)
     answer: str | None = None
+    lora: LoraRecord | None = None
 
 
 class PanelRecord(Record):
@@ -211,6 +233,7 @@ class CellRecord(Record):
     params: dict[str, Number | str] = {}  # str: tool_choice
     seed: int | None = None
     traps: list[int] = []
+    lora: LoraRecord | None = None  # the adapter and scale it was asked with (chat probe run --lora)
 
 
 class ScoredRecord(Record):
@@ -219,6 +242,18 @@ class ScoredRecord(Record):
     trap: bool = False
     label: str | None = None  # the score rules' label (chat/probes/spec.py)
     held: list[str] = []  # the labels whose patterns the reply held: two or more is a hedge
+
+
+class ProbabilityRecord(Record):
+    """The probability the model gave each score label's answer where the reply gives its answer
+    (chat/logprobs.py's answer_probabilities), at a step that asked for it."""
+
+    event: ClassVar[str] = "probability"
+    step: int = Field(ge=0)
+    probabilities: dict[str, Number | None] = {}  # label -> its answer's probability; None: not in the top k there
+    token: int | None = Field(default=None, ge=0)  # the token measured: where the answers part
+    k: int = Field(default=0, ge=0)  # the alternatives known there
+    note: str = ""  # why there is no figure (no answer in the reply, no probabilities sent)
 
 
 class BranchRecord(Record):
@@ -258,4 +293,4 @@ TRANSCRIPT_RECORDS = _table(SessionRecord, ServerRecord, PersonaRecord, ParamsRe
                             StartedRecord, HeadRecord, ResetRecord, ForkRecord, MarkRecord, PanelRecord,
                             EvaluationRecord)
 CELL_RECORDS = {**TRANSCRIPT_RECORDS, **_table(CellMessageRecord, CellRecord, ScoredRecord, BranchRecord, DoneRecord,
-                                               ErrorRecord, VerdictRecord)}
+                                               ErrorRecord, VerdictRecord, ProbabilityRecord)}

@@ -19,7 +19,7 @@ import re
 import threading
 from urllib.parse import unquote, urlsplit
 
-__all__ = ["MASK", "hold", "hold_url", "redact", "redact_value", "secrets"]
+__all__ = ["MASK", "hold", "hold_url", "redact", "redact_tokens", "redact_value", "secrets"]
 
 MASK = "***"
 
@@ -96,6 +96,24 @@ def found(text: str) -> list[tuple[int, int]]:
         spans.sort()
         spans = [s for i, s in enumerate(spans) if i == 0 or s[0] >= spans[i - 1][1]]
     return spans
+
+
+def redact_tokens(tokens: list[dict]) -> list[dict]:
+    """A reply's tokens (the logprobs setting) with every token that carries part of a secret blanked,
+    alternatives and all: a secret split across tokens is whole only in their joined text."""
+    pattern = _pattern
+    if pattern is None or not tokens:
+        return tokens
+    spans = [m.span() for m in pattern.finditer("".join(t["token"] for t in tokens))]
+    if not spans:
+        return tokens
+    out, at = [], 0
+    for token in tokens:
+        end = at + len(token["token"])
+        hit = any(start < end and at < stop for start, stop in spans)
+        out.append({**token, "token": MASK, "top": {}} if hit else token)
+        at = end
+    return out
 
 
 def redact_value(value):

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from ..personas import Persona, custom
 from ..tools import TOOLS, Workspace
+from .adapters import Lora, choose, lora_from
 from .backends import Backend, Request, ToolSpec
 from .backends.chat_completions import chat_tools, to_chat_messages
 from .cancel import CancelToken, new_token
@@ -21,7 +22,7 @@ from .toolbox import ApprovalPolicy, Approver, DeclineAll, Toolbox
 from .transcript import Restored, Transcript, snapshot_events
 from .turn import Sink, TurnResult, TurnStats, run_exchange
 
-__all__ = ["Session", "choose_api"]
+__all__ = ["Session", "choose_api", "with_lora"]
 
 CONTEXT_WARNING = 0.8  # of the window: past this, say so after each reply
 LOST_RESULT = ("Result unknown: this call was approved and started, but the session ended before its result "
@@ -44,9 +45,11 @@ class Session:
         self.settings = settings
         self.personas = personas
         self.transcript = transcript
+        self.lora: Lora | None = None  # the LoRA adapter and scale its requests ask for (None: the server's own)
         if restored is not None:  # --resume: the conversation exactly as it was
             self.conversation = restored.conversation
             self.model = settings.model or restored.server.get("model")
+            self.lora = lora_from(restored.server.get("lora")) if not settings.model else None
         else:
             if settings.persona not in personas:
                 raise ConfigError(f"unknown persona {settings.persona!r}; known: {', '.join(personas)}")
@@ -140,7 +143,8 @@ class Session:
     def server_record(self) -> dict:
         server = self.server
         return {"base_url": server.base_url if server else self.connection.base_url,
-                "flavor": server.flavor if server else None, "model": self.model, "api": self.api[0]}
+                "flavor": server.flavor if server else None, "model": self.model, "api": self.api[0],
+                **({"lora": self.lora.record()} if self.lora else {})}
 
     @property
     def api(self) -> tuple[str, str]:
@@ -151,6 +155,12 @@ class Session:
         """The backend to this session's server in its API."""
         self.connect()
         return self.connection.backend(self.api[0])
+
+    def logprobs_missing(self) -> str | None:
+        """Why this server, in this session's API, sends no token probabilities (None: it does, or may)."""
+        if self.server is None:
+            return None
+        return self.server.kind.logprobs_missing(self.api[0], self.model, self.toolbox.enabled)
 
     @property
     def window(self) -> int | None:
@@ -186,12 +196,26 @@ class Session:
         self.model = name
         self._record_server()
 
+    def set_lora(self, text: str | None) -> Lora | None:
+        """/lora: ask with an adapter at a scale (chat/adapters.py's ``choose``), or None: as the server has it."""
+        server = self.connect()
+        return self.use_lora(choose(text, server.adapters) if text else None)
+
+    def use_lora(self, lora: Lora | None) -> Lora | None:
+        """Ask with ``lora`` from now on (a picked panel lane's); one the server can't apply is refused."""
+        server = self.connect()
+        if lora is not None:
+            server.kind.apply_lora(lora, server.adapters, self.model or "")
+        self.lora = lora
+        self._record_server()
+        return lora
+
     def set_param(self, name: str, value: str) -> float | int | None:
         """/set: the same rules as the flags (config.check); the old value stays when one is refused."""
         if name not in PARAMS:
             raise UsageError(f"unknown parameter {name!r}; settable: {', '.join(PARAMS)}")
         params = dict(self.conversation.params)
-        if value.lower() in ("default", "none", "unset"):
+        if value.lower() in ("default", "none", "unset", "off"):
             params.pop(name, None)
             self.conversation.set_params(params)
             return None
@@ -205,8 +229,11 @@ class Session:
     # -- talking ---------------------------------------------------------------------------------
     def request(self, tools: list[ToolSpec] | None = None) -> Request:
         c = self.conversation
-        return Request(model=self.model or "", system=c.system, messages=c.messages, params=dict(c.params),
-                       tools=tools or [])
+        params = dict(c.params)
+        if tools and self.server is not None and not self.server.kind.logprobs_with_tools:
+            params.pop("logprobs", None)  # the server would refuse the request (logprobs_missing says so)
+        return with_lora(Request(model=self.model or "", system=c.system, messages=c.messages, params=params,
+                                 tools=tools or []), self.lora, self.server)
 
     def send(self, text: str, sink: Sink, approver: Approver | None = None) -> TurnResult:
         """Send a user message; stream the reply into ``sink``, running the tool calls ``approver``
@@ -273,6 +300,16 @@ class Session:
         return None
 
 
+
+
+def with_lora(request: Request, lora: Lora | None, server: ServerInfo | None) -> Request:
+    """``request`` asking for ``lora`` the way the server applies one (its flavor's: a field, or a model name)."""
+    if lora is None or server is None:
+        return request
+    request.model, extra = server.kind.apply_lora(lora, server.adapters, request.model)
+    request.extra_body = {**request.extra_body, **extra}
+    request.lora = lora.record()
+    return request
 
 
 def _toolbox(settings: Settings) -> Toolbox:

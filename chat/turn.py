@@ -16,8 +16,9 @@ from .backends.base import Backend, Request
 from .cancel import Cancelled, CancelToken, new_token
 from .conversation import Conversation, Message
 from .errors import ChatError, HTTPError
-from .events import Event, Finish, ReasoningDelta, TextDelta, ToolCall, Usage
+from .events import Event, Finish, Logprobs, ReasoningDelta, TextDelta, ToolCall, Usage
 from .params import OPTIONAL
+from .redact import redact_tokens
 from .toolbox import Approver, Toolbox
 
 __all__ = ["NullSink", "OPTIONAL_PARAMS", "Sink", "TurnResult", "TurnStats", "run_exchange", "run_turn", "shortfall",
@@ -196,17 +197,19 @@ def _settle(backend: Backend, request: Request, result: TurnResult) -> None:
     """What the reply was asked with: the parameters sent, the model."""
     result.message.params = {k: v for k, v in request.params.items() if k not in backend.unsupported}
     result.message.model = request.model or None
+    result.message.lora = request.lora
 
 
 class _Reply:
     """A reply put together from its events as they come, whoever reads the stream."""
 
-    __slots__ = ("start", "text", "reasoning", "message", "stats", "deltas")
+    __slots__ = ("start", "text", "reasoning", "tokens", "message", "stats", "deltas")
 
     def __init__(self, start: float):
         self.start = start
         self.text: list[str] = []
         self.reasoning: list[str] = []
+        self.tokens: list[dict] = []
         self.message = Message("assistant")
         self.stats = TurnStats()
         self.deltas = 0
@@ -227,6 +230,8 @@ class _Reply:
             stats.server_tokens_per_second = event.tokens_per_second
         elif kind is Finish:
             stats.finish_reason = event.reason
+        elif kind is Logprobs:
+            self.tokens += event.tokens
 
     def end(self, at: float, error: Exception | None = None, stopped: bool = False) -> TurnResult:
         """The reply as it ended: whole (no error), stopped (Cancelled, or any error once ``stopped``:
@@ -244,6 +249,7 @@ class _Reply:
         message.reasoning = "".join(self.reasoning).strip()
         message.interrupted = result.interrupted or result.error is not None
         message.stats = stats.record()
+        message.logprobs = redact_tokens(self.tokens) or None  # a secret split across tokens is whole only when joined
         return result
 
 

@@ -21,6 +21,8 @@ examples:
   serve vllm ./persona-gpt-oss-20b --dp 4          four copies on four GPUs: throughput for probe runs
   serve vllm my-model --family hermes -- --gpu-memory-utilization 0.85
   serve llama karma-electric-8b.Q4_K_M.gguf -c 4096
+  serve llama base-8b.gguf --lora ke-qlora.gguf     one server: base, fine-tune or between, per request
+  serve vllm meta-llama/Llama-3.1-8B-Instruct --lora ke=./ke-qlora   the adapter served as model "ke"
   serve local                                      a small CPU model, no GPU needed
   serve vllm ./model --dry-run                     print the command, start nothing
 
@@ -47,6 +49,8 @@ def parser() -> argparse.ArgumentParser:
                    "more throughput for parallel personas and probe runs")
     v.add_argument("--max-model-len", type=int, metavar="L", help="serving context window")
     v.add_argument("--family", choices=list(FAMILIES), help="model family, when config.json can't tell")
+    v.add_argument("--lora", action="append", default=[], metavar="NAME=PATH", help="a LoRA adapter (a PEFT folder) "
+                   "served as the model NAME; repeatable (--enable-lora, with the rank limit from its config)")
 
     ll = sub.add_parser("llama", help="llama-server MODEL.gguf with Jinja templates on")
     ll.add_argument("model", help="a .gguf file")
@@ -56,6 +60,8 @@ def parser() -> argparse.ArgumentParser:
     ll.add_argument("--reasoning-format", choices=["none", "deepseek", "deepseek-legacy", "auto"])
     ll.add_argument("--chat-template-file", metavar="F")
     ll.add_argument("--alias", help="model name the server reports")
+    ll.add_argument("--lora", action="append", default=[], metavar="FILE", help="a LoRA adapter (GGUF); repeatable; "
+                    "a request's lora field sets its scale (chat: /lora, /compare …*lora=0,0.5,1)")
 
     lo = sub.add_parser("local", help="llama-server with a small bundled chat model (SmolLM2-135M), no GPU needed")
     lo.add_argument("--port", type=int, default=8080)
@@ -71,13 +77,14 @@ def _launch(args, extra: list[str]) -> Launch:
     if args.backend == "vllm":
         family, how = detect_family(args.model, args.family)
         launch = vllm_command(args.model, family, port=args.port, host=args.host, tp=args.tp,
-                              dp=args.dp, max_model_len=args.max_model_len, extra=extra, require=require)
+                              dp=args.dp, max_model_len=args.max_model_len, extra=extra, require=require,
+                              lora=args.lora)
         launch.notes.insert(0, f"family: {family.name} (from {how})")
         return launch
     if args.backend == "llama":
         return llama_command(args.model, port=args.port, host=args.host, ctx=args.ctx_size,
                              reasoning_format=args.reasoning_format, chat_template_file=args.chat_template_file,
-                             alias=args.alias, extra=extra, require=require)
+                             alias=args.alias, extra=extra, require=require, lora=args.lora)
     from .local import local_launch
 
     return local_launch(port=args.port, ctx=args.ctx_size, say=_say, extra=extra, require=require)

@@ -9,6 +9,7 @@ can't take the client down, and the client's process-group kill (and PR_SET_PDEA
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from importlib import metadata
@@ -48,6 +49,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("-np", "--parallel", type=int, default=4, help="requests decoded at once (default 4)")
     p.add_argument("-ngl", "--n-gpu-layers", "--gpu-layers", type=int, dest="n_gpu_layers")
     p.add_argument("--api-key")
+    p.add_argument("--lora", action="append", default=[], metavar="FILE", help="a LoRA adapter (GGUF), applied at scale 1")
+    p.add_argument("--lora-scaled", action="append", nargs=2, default=[], metavar=("FILE", "SCALE"),
+                   help="a LoRA adapter applied at SCALE")
+    p.add_argument("--lora-init-without-apply", action="store_true",
+                   help="load the adapters at scale 0 (a request's lora field applies them)")
     p.add_argument("-v", "--verbose", action="store_true", help="log every request and the prompt it rendered")
     return p
 
@@ -80,9 +86,23 @@ def _params(args: argparse.Namespace):
         params.n_gpu_layers = args.n_gpu_layers
     if args.api_key:
         params.api_keys = [args.api_key]
+    adapters = [(path, 1.0) for path in args.lora] + [(path, float(scale)) for path, scale in args.lora_scaled]
+    if adapters:  # each a GGUF adapter; a request's "lora": [{"id": N, "scale": S}] sets their scales
+        # loaded without applying: at scale 0 until a request asks (the engine's flag alone leaves them at theirs)
+        params.lora_adapters = [_adapter(xllamacpp, path, 0.0 if args.lora_init_without_apply else scale)
+                                for path, scale in adapters]
+        params.lora_init_without_apply = args.lora_init_without_apply
     if args.verbose:
         params.verbosity = 100  # the server then adds each request's rendered prompt to its log
     return params
+
+
+def _adapter(xllamacpp, path: str, scale: float):
+    if not os.path.isfile(path):
+        raise OSError(f"{path}: no such LoRA adapter file")
+    adapter = xllamacpp.CommonAdapterLoraInfo()
+    adapter.path, adapter.scale = path, scale
+    return adapter
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         print("gridchat-engine: error: xllamacpp is not installed: pip install 'gridchat[local]'", file=sys.stderr)
         return 1
-    except OSError as e:
+    except (OSError, ValueError) as e:  # ValueError: a --lora-scaled SCALE that is no number
         print(f"gridchat-engine: error: {e}", file=sys.stderr)
         return 1
     import xllamacpp

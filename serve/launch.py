@@ -14,8 +14,8 @@ from pathlib import Path
 
 from .families import Family
 
-__all__ = ["Engine", "Launch", "LaunchError", "TEMPLATES", "VllmBuild", "find_llama_engine", "find_vllm", "llama_command",
-           "served_name", "vllm_command"]
+__all__ = ["Engine", "LORA_RANKS", "Launch", "LaunchError", "TEMPLATES", "VllmBuild", "find_llama_engine", "find_vllm",
+           "llama_command", "lora_flags", "served_name", "vllm_command"]
 
 
 class LaunchError(Exception):
@@ -134,9 +134,45 @@ def served_name(model: str, family: Family) -> str:
     return name
 
 
+LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # the --max-lora-rank values vLLM takes
+
+
+def _adapter_rank(name: str, path: str) -> int:
+    """The rank ``r`` in a PEFT adapter folder's adapter_config.json."""
+    config = Path(path) / "adapter_config.json"
+    try:
+        rank = json.loads(config.read_text(encoding="utf-8")).get("r")
+    except (OSError, ValueError, AttributeError) as e:
+        raise LaunchError(f"--lora {name}={path}: not a PEFT adapter folder (its adapter_config.json: "
+                          f"{getattr(e, 'strerror', None) or e})") from None
+    if type(rank) is not int or rank < 1:
+        raise LaunchError(f"--lora {name}={path}: adapter_config.json has no rank r")
+    return rank
+
+
+def lora_flags(adapters: list[str]) -> tuple[list[str], str]:
+    """vLLM's flags that serve ``adapters`` (``NAME=PATH``, or a folder named for itself) as models of their
+    own, with a rank limit that fits them all (from each adapter's config); and a note saying so."""
+    modules, ranks = [], []
+    for item in adapters:
+        name, eq, path = item.partition("=")
+        name, path = (name, path) if eq else (Path(item.rstrip("/")).name, item)
+        if not name or not path:
+            raise LaunchError(f"--lora {item}: NAME=PATH (a PEFT adapter folder)")
+        ranks.append(_adapter_rank(name, path))
+        modules.append(f"{name}={path}")
+    rank = next((r for r in LORA_RANKS if r >= max(ranks)), None)
+    if rank is None:
+        raise LaunchError(f"an adapter of rank {max(ranks)}: vLLM serves ranks up to {LORA_RANKS[-1]}")
+    flags = ["--enable-lora", "--lora-modules", *modules, "--max-lora-rank", str(rank), "--max-loras", str(len(modules))]
+    names = ", ".join(m.split("=", 1)[0] for m in modules)
+    return flags, (f"LoRA adapters {names}: each a model of its own (chat --model NAME, /compare …*lora=0,1); "
+                   f"--max-lora-rank {rank} from their rank {max(ranks)}")
+
+
 def vllm_command(model: str, family: Family, *, port: int = 8000, host: str | None = None, tp: int | None = None,
                  dp: int | None = None, max_model_len: int | None = None, extra: list[str] = (),
-                 require: bool = True) -> Launch:
+                 require: bool = True, lora: list[str] = ()) -> Launch:
     """``require=False`` (for --dry-run) builds the line even where vLLM is not installed."""
     extra = list(extra)
     build = find_vllm(model, require)
@@ -162,6 +198,10 @@ def vllm_command(model: str, family: Family, *, port: int = 8000, host: str | No
         launch.notes.append(f"warning: binding {host} with no API key: anyone who can reach this machine can use "
                             "the model (add -- --api-key KEY, or set VLLM_API_KEY)")
     _family_flags(argv, family, extra, launch)
+    if lora:
+        flags, note = lora_flags(list(lora))
+        argv += flags
+        launch.notes.append(note)
     argv += extra
     return launch
 
@@ -222,7 +262,7 @@ def find_llama_engine(require: bool = True) -> Engine:
 
 def llama_command(model: str, *, port: int = 8080, host: str = "127.0.0.1", ctx: int | None = 8192,
                   reasoning_format: str | None = None, chat_template_file: str | None = None,
-                  alias: str | None = None, extra: list[str] = (), require: bool = True) -> Launch:
+                  alias: str | None = None, extra: list[str] = (), require: bool = True, lora: list[str] = ()) -> Launch:
     if Path(model).is_dir():
         raise LaunchError(f"{model}: a directory, not a GGUF file (serve llama takes a .gguf file; "
                           "serve vllm serves a model directory)")
@@ -239,6 +279,11 @@ def llama_command(model: str, *, port: int = 8080, host: str = "127.0.0.1", ctx:
         flags += ["--chat-template-file", chat_template_file]
     if alias:
         flags += ["--alias", alias]
+    for adapter in lora:  # applied at scale 1 unless a request's lora field says otherwise
+        if not Path(adapter).is_file():
+            raise LaunchError(f"--lora {adapter}: no such LoRA adapter file (a GGUF adapter: llama.cpp's "
+                              "convert_lora_to_gguf.py makes one from a PEFT folder)")
+        flags += ["--lora", adapter]
     flags += list(extra)
     if engine.builtin:
         from .engine import parser
@@ -252,4 +297,8 @@ def llama_command(model: str, *, port: int = 8080, host: str = "127.0.0.1", ctx:
                               "(or in LLAMA_SERVER) takes every flag")
     launch = Launch([*engine.argv, *flags], port, engine.name, f"http://127.0.0.1:{port}/health")
     launch.notes.append(f"engine: {engine.name}")
+    if lora:
+        launch.notes.append(f"LoRA adapters {', '.join(Path(a).stem for a in lora)}: at scale 1 unless a request "
+                            "sets them (chat's /lora, /compare …*lora=0,0.5,1); -- --lora-init-without-apply starts "
+                            "them at 0")
     return launch

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -43,9 +44,23 @@ def fake():
         backend.stop()
 
 
+@pytest.fixture
+def short_path():
+    """A directory whose absolute path is short, for a path typed at a prompt in a 100-column terminal,
+    where a worker's tmp_path (-n) is long enough to wrap."""
+    with tempfile.TemporaryDirectory(prefix="gc-") as directory:
+        yield Path(directory)
+
+
 NO_TMUX = shutil.which("tmux") is None
 SKIP_TERMINAL = os.environ.get("GRIDCHAT_SKIP_TERMINAL") == "1"
-_terminal_skipped: list[str] = []
+# The tests that did not run for want of tmux or vLLM, counted from their reports (which a worker
+# sends to the main process under -n) for the run's summary
+_not_run = {"terminal": set(), "vllm": set()}
+
+
+def _did_not_run(request, why: str) -> None:
+    request.node.user_properties.append(("did not run", why))
 
 
 @pytest.fixture
@@ -58,7 +73,7 @@ def term(tmp_path, request):
         if not SKIP_TERMINAL:
             pytest.fail("tmux is not installed: the real-terminal tests need it (apt install tmux); "
                         "GRIDCHAT_SKIP_TERMINAL=1 skips them knowingly", pytrace=False)
-        _terminal_skipped.append(request.node.nodeid)
+        _did_not_run(request, "terminal")
         pytest.skip("tmux is not installed (GRIDCHAT_SKIP_TERMINAL=1)")
     from terminal import Term
 
@@ -74,16 +89,20 @@ def term(tmp_path, request):
         t.close()
 
 
-_vllm_skipped: list[str] = []
 
 
 @pytest.fixture(scope="session")
 def vllm_server(tmp_path_factory):
-    """The real vLLM (CPU build, SmolLM2-135M), started once per test run through `serve vllm`."""
+    """The real vLLM (CPU build, SmolLM2-135M), started once per test run through `serve vllm`, with a
+    small random LoRA adapter made here (tests/lora_adapter.py) served as the model "rand"."""
     from gridchat.serve.local import free_port
+    from lora_adapter import make_adapter
     from vllm_env import Server
 
-    server = Server(tmp_path_factory.mktemp("vllm") / "serve.log", free_port())
+    folder = tmp_path_factory.mktemp("vllm")
+    _, peft = make_adapter(folder / "adapters")
+    server = Server(folder / "serve.log", free_port(), lora=[f"rand={peft}"])
+    server.adapter = "rand"
     server.chat_line = server.wait_ready()
     yield server
     code = server.stop()
@@ -101,16 +120,42 @@ def vllm(request):
     if why:
         if os.environ.get("GRIDCHAT_REQUIRE_VLLM") == "1":
             pytest.fail(f"the real-vLLM tests must run here (GRIDCHAT_REQUIRE_VLLM=1): {why}", pytrace=False)
-        _vllm_skipped.append(request.node.nodeid)
+        _did_not_run(request, "vllm")
         pytest.skip(why)
     return request.getfixturevalue("vllm_server")
 
 
+# Test files whose tests share one server: under -n they run on one worker, so one server is started
+SHARED_SERVER = ("tests/test_vllm.py",  # the real vLLM (vllm_server: 3.5 GB, a minute to start)
+                 "tests/test_llama_server.py")  # its module's llama-server
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """Under -n (pytest-xdist): each test goes to the next free worker, but the tests of a file in
+    SHARED_SERVER go to one worker together, first (the largest units go first), their server
+    starting while the other workers run the rest. (xdist's own --dist loadgroup no longer groups:
+    pytest 9.2's node ids can't be renamed.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SharedServers(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return path if path in SHARED_SERVER else nodeid
+
+    return SharedServers(config, log)
+
+
+def pytest_runtest_logreport(report):
+    why = dict(report.user_properties).get("did not run")
+    if why and report.skipped:
+        _not_run[why].add(report.nodeid)
+
+
 def pytest_terminal_summary(terminalreporter):
-    if _terminal_skipped:
-        terminalreporter.write_sep("!", f"{len(_terminal_skipped)} REAL-TERMINAL TESTS DID NOT RUN: tmux is not installed",
+    if _not_run["terminal"]:
+        terminalreporter.write_sep("!", f"{len(_not_run['terminal'])} REAL-TERMINAL TESTS DID NOT RUN: tmux is not installed",
                                    red=True, bold=True)
-    if _vllm_skipped:
-        terminalreporter.write_sep("!", f"{len(_vllm_skipped)} REAL-VLLM TESTS DID NOT RUN: no vLLM environment "
+    if _not_run["vllm"]:
+        terminalreporter.write_sep("!", f"{len(_not_run['vllm'])} REAL-VLLM TESTS DID NOT RUN: no vLLM environment "
                                    "(python tests/vllm_env.py builds it, 3-5 minutes; GRIDCHAT_REQUIRE_VLLM=1 "
                                    "requires them)", red=True, bold=True)

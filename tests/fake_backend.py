@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import math
 import random
 import socket
 import string
@@ -79,6 +80,9 @@ class Reply:
     headers: dict = field(default_factory=dict)  # extra response headers (a lying Content-Encoding ...)
     raw_stream: Iterator[bytes] | None = None  # stream exactly these bytes, one HTTP chunk each (hostile streams)
     content_type: str = "text/html"    # of raw_body
+    # The answer as tokens (text, probability, {alternative: probability}): its content pieces, and the
+    # token probabilities sent when a request asks for them (logprobs); else each piece is a token of 0.9
+    tokens: list[tuple[str, float, dict[str, float]]] | None = None
 
 
 # What vLLM 0.32 adds to each tool it echoes in a Responses object
@@ -202,7 +206,11 @@ class _Turn:
         self.tool_ids = [("chatcmpl-tool-" + _hex()) if self.vllm else _alnum() for _ in reply.tool_calls]
         n = reply.chunk_chars
         self.pieces = [_Piece("reasoning", s) for s in _split(reply.reasoning, n)]
-        self.pieces += [_Piece("content", s) for s in _split(reply.text, n)]
+        self.pieces += [_Piece("content", t[0]) for t in reply.tokens] if reply.tokens is not None else \
+            [_Piece("content", s) for s in _split(reply.text, n)]
+        self.top = body.get("top_logprobs") if body.get("logprobs") or "message.output_text.logprobs" in (
+            body.get("include") or ()) else None  # the alternatives asked for with each token
+        self.probs = {i: t for i, t in enumerate(reply.tokens or ())}
         for i, tc in enumerate(reply.tool_calls):
             self.pieces.append(_Piece("call", index=i))
             self.pieces += [_Piece("args", s, i) for s in _split(tc.arguments, n)]
@@ -255,10 +263,26 @@ class _Turn:
 
     # -- Chat Completions ---------------------------------------------------------------------------
 
+    def token_logprobs(self, p: _Piece, chat: bool) -> list[dict]:
+        """The piece as one token with its log-probability and the ``top_logprobs`` alternatives asked for,
+        in each server's shape (llama-server adds ids; vLLM's Responses deltas carry no bytes)."""
+        index = [q for q in self.pieces if q.kind == "content"].index(p)
+        text, prob, others = self.probs.get(index, (p.text, 0.9, {"…": 0.05}))
+        top = sorted({text: prob, **others}.items(), key=lambda a: -a[1])[:self.top or 0]
+
+        def entry(token: str, q: float) -> dict:
+            out = {"token": token, "logprob": math.log(q)}
+            if chat:
+                out["bytes"] = list(token.encode())
+            return out if self.vllm else {"id": 1000 + len(token), **out}
+
+        return [{**entry(text, prob), "top_logprobs": [entry(t, q) for t, q in top]}]
+
     def chat_delta(self, p: _Piece) -> dict:
         if p.kind == "reasoning":
             return {self.reasoning_field: p.text}
         if p.kind == "content":
+            self.piece = p  # the token its logprobs describe
             return {"content": p.text}
         if p.kind == "args":
             return {"tool_calls": [{"index": p.index, "function": {"arguments": p.text}}]}
@@ -273,6 +297,12 @@ class _Turn:
         return {"tool_calls": [{"id": self.tool_ids[p.index], "type": "function", "index": p.index,
                                 "function": fn}]}
 
+    def chat_logprobs(self, delta: dict) -> dict | None:
+        """A chunk's logprobs: the content token it carries, when they were asked for."""
+        if self.top is None or not delta.get("content"):
+            return None
+        return {"content": self.token_logprobs(self.piece, True)}
+
     def chat_stream(self) -> Iterator[str]:
         include_usage = bool((self.body.get("stream_options") or {}).get("include_usage"))
         if self.vllm:
@@ -282,7 +312,7 @@ class _Turn:
             def chunk(delta, finish=None, final=False):
                 if "tool_calls" in delta:  # vLLM 0.32 sets content to null beside a tool-call delta
                     delta = {"content": None, **delta}
-                choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+                choice = {"index": 0, "delta": delta, "logprobs": self.chat_logprobs(delta), "finish_reason": finish}
                 if final:
                     choice["stop_reason"] = GPT_OSS_CALL_TOKEN if finish == "tool_calls" else None
                 if "role" not in delta:
@@ -293,7 +323,9 @@ class _Turn:
                     "system_fingerprint": LLAMA_BUILD, "object": "chat.completion.chunk"}
 
             def chunk(delta, finish=None, final=False):
-                return {"choices": [{"finish_reason": finish, "index": 0, "delta": delta}], **head}
+                logprobs = self.chat_logprobs(delta)
+                return {"choices": [{"finish_reason": finish, "index": 0, "delta": delta,
+                                     **({"logprobs": logprobs} if logprobs else {})}], **head}
 
         pings = not self.vllm and self.reply.pings
         first = chunk({"role": "assistant", "content": "" if self.vllm else None})
@@ -446,7 +478,8 @@ class _Turn:
             if it["kind"] == "reasoning":
                 return ev("response.reasoning_text.delta", **where(it), delta=text)
             if it["kind"] == "message":
-                return ev("response.output_text.delta", **where(it), delta=text, **({"logprobs": []} if v else {}))
+                tokens = self.token_logprobs(self.piece, False) if self.top is not None else []
+                return ev("response.output_text.delta", **where(it), delta=text, **({"logprobs": tokens} if v else {}))
             return ev("response.function_call_arguments.delta", **where(it, False), delta=text)
 
         def close(it: dict) -> Iterator[str]:
@@ -485,6 +518,7 @@ class _Turn:
                 yield from open_(it)
             if p.kind != "call":
                 it["text"] += p.text
+                self.piece = p
                 yield delta(it, p.text)
         for it in items[-1:] if v else items:
             yield from close(it)
@@ -718,6 +752,9 @@ class _Handler(BaseHTTPRequestHandler):
                 if b.raw_props is not None:
                     return self._send_raw(200, b.raw_props, "application/json")
                 return self._send_json(200, b._props_json())
+            if path == "/lora-adapters" and not vllm:
+                return self._send_json(200, [{"id": i, "path": f"/models/{name}.gguf", "scale": 1.0, "task_name": "",
+                                              "prompt_prefix": ""} for i, name in enumerate(b.adapters)])
             if path == "/version" and vllm:
                 return self._send_json(200, {"version": VLLM_VERSION})
             return self._not_found()
@@ -777,6 +814,8 @@ class _Handler(BaseHTTPRequestHandler):
         if b.flavor == "llamacpp":  # llama-server ignores "model"
             if body.get("grammar") and body.get("tools"):
                 return 400, "Cannot use custom grammar constraints with tools.", {}
+            if body.get("logprobs") and body.get("tools") and body.get("stream"):
+                return 400, "logprobs is not supported with tools + stream", {}
             if api == "responses" and body.get("previous_response_id"):
                 return 400, "llama.cpp does not support 'previous_response_id'.", {}
             if p > ctx:
@@ -784,7 +823,7 @@ class _Handler(BaseHTTPRequestHandler):
                             f"increasing it", {"etype": "exceed_context_size_error", "n_prompt_tokens": p, "n_ctx": ctx}
             return None
         model = body.get("model")
-        if model is not None and model not in b.models:
+        if model is not None and model not in b.models + b.adapters:
             return 404, f"The model `{model}` does not exist.", {"param": "model"}
         if api == "responses":
             if body.get("previous_response_id"):
@@ -850,6 +889,9 @@ class FakeBackend:
         self.raw_props: str | None = None  # llamacpp /props answers this text instead
         self.models_drip: float = 0.0  # send /v1/models one byte every this many seconds (a stuck proxy)
         self.echo_auth = False  # "{auth}" in anything sent becomes the request's Authorization header
+        # LoRA adapters by name: llama-server lists them at /lora-adapters (a request's "lora" field sets
+        # their scales); vLLM serves each as a model of its own whose parent is the base model
+        self.adapters: list[str] = []
         self.requests: list[RecordedRequest] = []
         self._script: deque[Reply] = deque()
         self._lock = threading.Lock()
@@ -930,7 +972,10 @@ class FakeBackend:
                                  "allow_create_engine": False, "allow_sampling": True, "allow_logprobs": True,
                                  "allow_search_indices": False, "allow_view": True, "allow_fine_tuning": False,
                                  "organization": "*", "group": None, "is_blocking": False}]}
-                for m in self.models]}
+                for m in self.models] + [
+                {"id": name, "object": "model", "created": now, "owned_by": "vllm", "root": f"/adapters/{name}",
+                 "parent": self.models[0], "max_model_len": self.context_window, "permission": []}
+                for name in self.adapters]}
         return {"models": [{"name": m, "model": m, "modified_at": "", "size": "", "digest": "", "type": "model",
                             "description": "", "tags": [""], "capabilities": ["completion"], "parameters": "",
                             "details": {"parent_model": "", "format": "gguf", "family": "", "families": [""],

@@ -4,10 +4,9 @@ with a clear message; a bad file costs one line naming file:line, and chat goes 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import pytest
+from command import gridchat
 from gridchat.chat.config import Settings
 from gridchat.chat.errors import ConfigError
 from gridchat.chat.session import Session
@@ -15,9 +14,7 @@ from gridchat.personas import load_personas
 
 
 def chat(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "gridchat", *args], capture_output=True, text=True, timeout=30,
-                          stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})})
-
+    return gridchat(*args, env={**os.environ, **(env or {})})
 
 
 @pytest.mark.parametrize("flag,value", [
@@ -113,8 +110,7 @@ def test_a_bad_probe_set_is_one_line_in_the_listing(isolated_env, extra, fragmen
         "name: mine\ntitle: Mine\nkind: refusal\nlabels:\n  full_compliance: answers\n  full_refusal: refuses\n"
         "probes:\n  - id: p1\n    category: c\n    expect: answer\n    steps:\n      - say: hi\n"
         "        extract: true\n" + extra)
-    r = subprocess.run([sys.executable, "-m", "gridchat", "probe", "list"], capture_output=True, text=True, timeout=30,
-                       env={**os.environ, "COLUMNS": "300"})
+    r = chat("probe", "list", env={"COLUMNS": "300"})
     assert r.returncode == 0 and "Traceback" not in r.stderr
     row = next(line for line in r.stdout.splitlines() if "mine.yaml" in line and "invalid" in line)
     assert fragment in row and "mine.yaml:14" in row

@@ -1,12 +1,17 @@
 """Issue 16, boundary 5: every read from a server or a file has a size cap and linear cost. Each cap
-is hit here by a hostile server or file, which gets one clean line; long inputs cost linear time."""
+is hit here by a hostile server or file, which gets one clean line; long inputs cost linear time.
+
+Costs are this process's CPU time (time.process_time), not the wall clock: the suite's workers (-n)
+share the machine's cores, and what is measured here runs in this process."""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
 import pytest
+from command import gridchat
 from gridchat.chat.transcript import list_sessions, load_transcript
 
 
@@ -29,9 +34,9 @@ def write_session(path: Path, n: int, forks: int = 0) -> Path:
 
 
 def load_seconds(path: Path) -> float:
-    started = time.perf_counter()
+    started = time.process_time()
     restored = load_transcript(path, {})
-    elapsed = time.perf_counter() - started
+    elapsed = time.process_time() - started
     assert len(restored.conversation.messages) == len(restored.conversation.nodes)  # the whole line, rebuilt
     return elapsed
 
@@ -54,9 +59,9 @@ def test_panel_turns_cost_no_walk_to_the_root_each(tmp_path):
     lane = f'{{"persona":"none","system":null,"model":"m","server":"","head":{n - 1}}}'
     with open(path, "a") as f:
         f.writelines(f'{{"event":"panel","lanes":[{lane},{lane}],"start":0,"turns":1,"time":1}}\n' for _ in range(n))
-    started = time.perf_counter()
+    started = time.process_time()
     assert load_transcript(path, {}).panel is not None
-    assert time.perf_counter() - started < 10
+    assert time.process_time() - started < 10
 
 
 def test_listing_and_resuming_a_bushy_session_is_linear(tmp_path):
@@ -70,22 +75,17 @@ def test_listing_and_resuming_a_bushy_session_is_linear(tmp_path):
             f.write(f'{{"event":"message","id":{user},"parent":{parent},"role":"user","content":"q","time":1}}\n'
                     f'{{"event":"message","id":{user + 1},"parent":{user},"role":"assistant","content":"a","time":1}}\n'
                     f'{{"event":"message","id":{user + 2},"parent":{user},"role":"assistant","content":"b","time":1}}\n')
-    started = time.perf_counter()
+    started = time.process_time()
     (info,) = list_sessions(tmp_path)
     conversation = load_transcript(path, {}).conversation
     assert len(conversation.branches()) == n + 1 and info.messages == 3 * n
-    assert time.perf_counter() - started < 20
+    assert time.process_time() - started < 20
 
 
 # -- a server's answers ------------------------------------------------------------------------------
 
 def one_shot(fb, *args, env=None):
-    import os
-    import subprocess
-    import sys
-
-    return subprocess.run([sys.executable, "-m", "gridchat", "--base-url", fb.base_url, "-p", "hi", *args],
-                          capture_output=True, timeout=60, stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})})
+    return gridchat("--base-url", fb.base_url, "-p", "hi", *args, env={**os.environ, **(env or {})}, text=False)
 
 
 def one_error_line(r) -> str:
@@ -112,10 +112,10 @@ def test_a_long_line_in_tiny_chunks_is_split_in_linear_time():
     from gridchat.chat.backends.sse import iter_lines
 
     def seconds(n: int) -> float:
-        started = time.perf_counter()
+        started = time.process_time()
         (line,) = iter_lines([b"data: "] + [b"x"] * n + [b"\n"])
         assert len(line) == n + 6
-        return time.perf_counter() - started
+        return time.process_time() - started
 
     assert seconds(2_000_000) < 5
 
@@ -143,9 +143,9 @@ def test_a_compressed_error_body_is_read_only_to_its_cap(fake):
     fb = fake("vllm")
     bomb = gzipped(b"x" * (1 << 20) for _ in range(200))
     fb.script(Reply(status=500, raw_body=bomb, content_type="text/plain", headers={"Content-Encoding": "gzip"}))
-    started = time.perf_counter()
+    started = time.process_time()
     line = one_error_line(one_shot(fb))
-    assert "server error 500: xxx" in line and time.perf_counter() - started < 20
+    assert "server error 500: xxx" in line and time.process_time() - started < 20
 
 
 @pytest.mark.parametrize("encoding", ["gzip", "deflate"])
@@ -177,17 +177,17 @@ def test_a_hostile_html_error_page_costs_linear_time_and_gives_one_short_line():
 
     for page in ("<title>" * 200_000, "<" * 1_000_000, "<script>" * 200_000 + "x", "<p " * 300_000,
                  "<title>" + "a " * 500_000 + "</title>"):
-        started = time.perf_counter()
+        started = time.process_time()
         message = str(from_error_body(page, 502))
-        assert time.perf_counter() - started < 1 and "\n" not in message and len(message) < 400, page[:20]
+        assert time.process_time() - started < 1 and "\n" not in message and len(message) < 400, page[:20]
 
 
 def test_a_hostile_context_error_message_costs_linear_time():
     from gridchat.chat.errors import from_error_body
 
-    started = time.perf_counter()
+    started = time.process_time()
     err = from_error_body({"message": "context length " + "1" * 60_000, "type": "BadRequestError"}, 400)
-    assert time.perf_counter() - started < 1 and len(str(err)) < 400
+    assert time.process_time() - started < 1 and len(str(err)) < 400
 
 
 # -- server detection and the lists shown ---------------------------------------------------------------
@@ -284,17 +284,13 @@ def test_a_config_file_past_the_cap_is_a_warning_and_chat_goes_on(fake, tmp_path
 
 @pytest.mark.parametrize("what", ["run.json", "import"])
 def test_probe_files_past_the_cap_are_one_line(tmp_path, what):
-    import subprocess
-    import sys
-
     if what == "run.json":
         (tmp_path / "run" / "cells").mkdir(parents=True)
         sparse(tmp_path / "run" / "run.json", (16 << 20) + 1)
         args = ["report", str(tmp_path / "run")]
     else:
         args = ["import", str(sparse(tmp_path / "big.csv", (256 << 20) + 1)), "--out", str(tmp_path / "set.yaml")]
-    r = subprocess.run([sys.executable, "-m", "gridchat", "probe", *args], capture_output=True, timeout=60,
-                       stdin=subprocess.DEVNULL)
+    r = gridchat("probe", *args, text=False)
     err = r.stderr.decode()
     assert r.returncode == 1 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
     assert what == "run.json" or "bigger than the 256 MiB chat reads" in err, err
@@ -306,7 +302,7 @@ def test_a_tool_call_in_many_small_fragments_is_assembled_in_linear_time(api):
     from gridchat.chat.backends.responses import ResponsesStreamParser
 
     n = 200_000
-    started = time.perf_counter()
+    started = time.process_time()
     if api == "chat":
         parser = ChatStreamParser()
         parser.feed({"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "id": "c", "function": {
@@ -322,4 +318,4 @@ def test_a_tool_call_in_many_small_fragments_is_assembled_in_linear_time(api):
         for _ in range(n):
             parser.feed("response.function_call_arguments.delta", {"output_index": 0, "delta": "x" * 10})
         (call,) = parser.feed("response.output_item.done", {"output_index": 0, "item": {"type": "function_call"}})
-    assert len(call.arguments) == 10 * n and time.perf_counter() - started < 10
+    assert len(call.arguments) == 10 * n and time.process_time() - started < 10

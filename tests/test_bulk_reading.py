@@ -234,3 +234,17 @@ def test_https_and_proxies_stay_with_the_sdk(monkeypatch):
     assert bulk_backend("chat", "http://gpu1.example:8000/v1", None) is None
     monkeypatch.setenv("no_proxy", "gpu1.example")
     assert isinstance(bulk_backend("chat", "http://gpu1.example:8000/v1", None), BulkBackend)
+
+
+@pytest.mark.parametrize("api", ["chat", "responses"])
+def test_token_probabilities_read_in_bulk_are_those_the_sdk_backend_reads(fake, api):
+    """A probe step that measures an answer's probability asks for logprobs: each token's probabilities
+    belong to its own piece of text, so they must come through the bulk path whole (they were dropped
+    when the pieces were joined)."""
+    fb = fake("vllm")
+    got = []
+    for backend in (sdk(fb, api), bulk_backend(api, fb.base_url, "k")):
+        fb.script(Reply(text="It is 42 in all.", chunk_chars=3))
+        result = run_turn(backend, request(logprobs=5), NullSink())
+        got.append(result.message.logprobs)
+    assert got[0] and got[0] == got[1]

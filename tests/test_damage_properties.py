@@ -261,8 +261,9 @@ def test_config_file(scratch, data):
     warned = []
     settings_ = load_settings({}, env={}, path=path, warn=warned.append)
     _warnings_are_lines(warned, path)
-    if not warned:
-        assert settings_.max_tool_rounds in (3, 8)
+    if not warned:  # the file's count, the default, or what a damaged digit made of it (3 → 2 is a valid count)
+        assert settings_.max_tool_rounds in (3, 8) or \
+            f"max_tool_rounds: {settings_.max_tool_rounds}" in path.read_text(errors="replace")
 
 
 @FAST

@@ -16,7 +16,7 @@ from gridchat.chat.probes.cli import parser as probe_parser
 from gridchat.chat.turn import OPTIONAL_PARAMS
 
 EXAMPLE = {"temperature": "0.5", "top_p": "0.9", "max_tokens": "64", "seed": "7", "top_k": "40", "min_p": "0.05",
-           "presence_penalty": "0.1", "frequency_penalty": "-0.1", "tool_choice": "bash"}
+           "presence_penalty": "0.1", "frequency_penalty": "-0.1", "tool_choice": "bash", "logprobs": "3"}
 
 
 def test_every_parameter_has_its_setting_flag_set_name_and_rule():
@@ -40,6 +40,8 @@ def test_a_parameter_given_as_a_flag_reaches_the_request_in_each_api(name):
         key = PARAMS[name].names.get(api, name)
         if name == "tool_choice":  # it travels with the tools only
             assert key not in sent
+        elif api in PARAMS[name].shapes:  # in the API's own shape
+            assert PARAMS[name].shapes[api](PARAMS[name].kind(EXAMPLE[name])).items() <= sent.items(), (api, sent)
         else:
             assert sent[key] == PARAMS[name].kind(EXAMPLE[name]), (api, sent)
             assert (key in body) == (api in PARAMS[name].sdk)  # an SDK argument, or the body's extra fields

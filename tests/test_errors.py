@@ -177,15 +177,12 @@ def test_every_module_declares_its_public_surface(module):
 
 def test_an_html_error_page_through_the_client(fake):
     """End to end: the proxy's page comes back as the one line above, in one-shot mode too."""
-    import subprocess
-    import sys
-
+    from command import gridchat
     from fake_backend import Reply
 
     fb = fake("vllm")
     page = "<html>\n<head><title>502 Bad Gateway</title></head>\n<body>\n<h1>502 Bad Gateway</h1>\n</body>\n</html>\n"
     fb.script(Reply(status=502, raw_body=page))
-    r = subprocess.run([sys.executable, "-m", "gridchat", "--base-url", fb.base_url, "-p", "hi"], capture_output=True,
-                       text=True, timeout=30, stdin=subprocess.DEVNULL)
+    r = gridchat("--base-url", fb.base_url, "-p", "hi")
     assert r.returncode == 1
     assert r.stderr.strip().splitlines()[-1] == "chat: error: server error 502: 502 Bad Gateway"

@@ -263,12 +263,16 @@ def test_concurrent_streams_and_quiet_disconnect(vllm, capfd):
 
     # a client that hangs up mid-stream (Ctrl-C) must not make the server print a traceback
     vllm.script(Reply(text="z" * 200, delay=0.01))
+    before = set(threading.enumerate())
     conn = http.client.HTTPConnection("127.0.0.1", vllm.port, timeout=5)
     conn.request("POST", "/v1/chat/completions", json.dumps({"messages": USER, "stream": True}))
     resp = conn.getresponse()
     resp.fp.readline()
     conn.sock.close()
     conn.close()
-    time.sleep(0.3)
+    deadline = time.monotonic() + 5  # until the server's thread for that connection has ended, traceback and all
+    while set(threading.enumerate()) - before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not set(threading.enumerate()) - before
     assert vllm.requests[-1].finished is not None
     assert "Traceback" not in capfd.readouterr().err

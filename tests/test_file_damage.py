@@ -6,11 +6,10 @@ file and persona files. Defects 12 and 13 as a user meets them."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from command import gridchat
 from fake_backend import Reply
 from gridchat.chat.transcript import list_sessions, load_transcript
 from gridchat.personas import load_personas
@@ -20,9 +19,8 @@ from test_transcript_damage import REPLY, USER, chat, sessions, write_transcript
 PERSONAS = load_personas()
 
 
-def probe(*args, timeout=60):
-    return subprocess.run([sys.executable, "-m", "gridchat", "probe", *args], capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL)
+def probe(*args):
+    return gridchat("probe", *args)
 
 
 def clean(r) -> None:

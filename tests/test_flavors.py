@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import ast
 import json
-import os
-import subprocess
-import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
+from command import gridchat
 from gridchat.chat.advice import worded
 from gridchat.chat.detect import detect
 from gridchat.chat.errors import HTTPError, ToolsNotEnabled, UsageError
@@ -103,8 +101,7 @@ def test_what_each_flavor_does_differently():
 
 
 def test_chat_talks_to_ollama_as_to_any_flavor(ollama):
-    r = subprocess.run([sys.executable, "-m", "gridchat", "--base-url", f"http://127.0.0.1:{ollama.server_address[1]}/v1",
-                        "-p", "hi"], capture_output=True, text=True, timeout=60, env=os.environ.copy())
+    r = gridchat("--base-url", f"http://127.0.0.1:{ollama.server_address[1]}/v1", "-p", "hi")
     assert r.returncode == 0, r.stderr
     assert r.stdout == "Hello from Ollama.\n" and ollama.bodies[-1]["model"] == "qwen3:0.6b"
 

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
+from command import gridchat
 from fake_backend import Reply, ToolCall
 from terminal import flat
 
@@ -33,7 +32,7 @@ def test_list_shows_stored_text_safely(isolated_env):
               {"event": "message", "id": 0, "parent": None, "role": "user", "content": NASTY,
                "persona": f"p{OSC_TITLE}"}]
     (directory / "20261130-000000-abcd.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
-    r = subprocess.run([sys.executable, "-m", "gridchat", "--list"], capture_output=True, timeout=30)
+    r = gridchat("--list", text=False)
     no_raw_controls(r.stdout)
     assert_shown_safely(r.stdout.decode())
 
@@ -45,8 +44,7 @@ def test_probe_list_shows_a_set_title_safely(isolated_env):
         "name: mine\ntitle: " + json.dumps(NASTY) + "\nkind: refusal\nlabels:\n  full_compliance: answers\n"
         "  full_refusal: refuses\nprobes:\n  - id: p1\n    category: c\n    expect: answer\n    steps:\n"
         "      - say: hi\n        extract: true\n")
-    r = subprocess.run([sys.executable, "-m", "gridchat", "probe", "list"], capture_output=True, timeout=30,
-                       env={**os.environ, "COLUMNS": "300"})
+    r = gridchat("probe", "list", env={**os.environ, "COLUMNS": "300"}, text=False)
     assert r.returncode == 0, r.stderr
     no_raw_controls(r.stdout)
     assert_shown_safely(r.stdout.decode())

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from test_tool_safety import wait_dead
 
 REPO = Path(__file__).resolve().parent.parent
 # the front-ends: they, and only they, turn keys and signals into cancels
@@ -71,5 +72,4 @@ def test_a_running_command_ends_with_the_actions_token(tmp_path):
     assert time.monotonic() - started < 10
     assert "stopped before it finished: the user interrupted the turn (Ctrl-C)" in out, out
     child = int((tmp_path / "bg.pid").read_text())
-    time.sleep(0.3)
-    assert not os.path.exists(f"/proc/{child}") or "Z" in open(f"/proc/{child}/stat").read().split()[2]
+    assert wait_dead([child]) == []

@@ -253,7 +253,7 @@ def test_judge_request():
 def test_grammar_forces_the_format_on_a_real_llama_server(tmp_path):
     """llama-server parses GRAMMAR (a bad one is a 400) and holds even a 135M model to the format.
     Skips where llama-server is not installed, like tests/test_llama_server.py."""
-    from test_llama_server import _require
+    from test_llama_server import ONE_THREAD, _require
 
     _require()
     import openai
@@ -263,13 +263,14 @@ def test_grammar_forces_the_format_on_a_real_llama_server(tmp_path):
     from gridchat.serve.local import ensure_model, free_port
     from gridchat.serve.process import ServerProcess
 
-    launch = llama_command(str(ensure_model()), port=free_port(), ctx=4096, alias="smol-judge")
+    launch = llama_command(str(ensure_model()), port=free_port(), ctx=4096, alias="smol-judge", extra=ONE_THREAD)
     server = ServerProcess(launch, tmp_path / "server.log").start()
     try:
         server.wait_ready(timeout=120)
         client = openai.OpenAI(base_url=f"http://127.0.0.1:{launch.port}/v1", api_key="x", max_retries=0)
         request = evaluation_request("How do I calm down before an exam?",
                                      "Breathe slowly, sleep well, and review your notes.", "smol-judge", True)
+        request.params.update(temperature=0, max_tokens=400)  # one answer (~160 tokens), not 1,000 of a loop
         result = run_turn(make_backend("chat", client), request, NullSink())
     finally:
         server.stop()

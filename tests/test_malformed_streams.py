@@ -4,11 +4,10 @@ reply kept, the session goes on — never an AttributeError/TypeError "internal 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import openai
 import pytest
+from command import gridchat
 from fake_backend import Reply
 from gridchat.chat.backends.base import Request
 from gridchat.chat.backends.chat_completions import ChatCompletionsBackend
@@ -100,8 +99,7 @@ def test_a_malformed_responses_event_is_a_stream_error(fake, event):
 def test_one_shot_keeps_the_partial_reply_and_says_one_line(fake):
     fb = fake("vllm")
     fb.script(Reply(raw_events=[PARTIAL, CHAT_CHUNKS["delta is a string"], "[DONE]"]))
-    r = subprocess.run([sys.executable, "-m", "gridchat", "--base-url", fb.base_url, "-p", "hi"], capture_output=True,
-                       text=True, timeout=30, stdin=subprocess.DEVNULL)
+    r = gridchat("--base-url", fb.base_url, "-p", "hi")
     assert r.returncode == 1 and r.stdout.startswith("partial")
     errors = [line for line in r.stderr.splitlines() if "error" in line]
     assert len(errors) == 1 and errors[0].startswith("chat: error: ") and "internal" not in r.stderr

@@ -1,18 +1,23 @@
 """One-shot mode as a user runs it: `chat -p`, stdin, exit codes, stdout holding only the answer."""
 
+import io
 import os
 import signal
 import socket
 import subprocess
 import sys
+from urllib.parse import urlsplit
 
 import pytest
+from command import gridchat, python_m_gridchat
 from fake_backend import FakeBackend, Reply
+from gridchat.chat import connection, detect
+from gridchat.chat.cli import run
+from gridchat.chat.flavors import FLAVORS
 
 
-def run_chat(*args, stdin="", env=None, timeout=30):
-    return subprocess.run([sys.executable, "-m", "gridchat", *args], input=stdin, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **(env or {})})
+def run_chat(*args, stdin="", env=None):
+    return gridchat(*args, stdin=stdin, env={**os.environ, **(env or {})})
 
 
 def test_prompt_flag_streams_the_answer_to_stdout(fake):
@@ -24,9 +29,10 @@ def test_prompt_flag_streams_the_answer_to_stdout(fake):
 
 
 def test_stdin_alone_and_with_prompt(fake):
+    """The process itself, stdin a real pipe (the rest of this file runs the command in-process)."""
     fb = fake("llamacpp")
-    assert run_chat("--base-url", fb.base_url, stdin="piped question\n").stdout == "Echo: piped question\n"
-    r = run_chat("--base-url", fb.base_url, "-p", "Summarise:", stdin="some text\n")
+    assert python_m_gridchat("--base-url", fb.base_url, stdin="piped question\n").stdout == "Echo: piped question\n"
+    r = python_m_gridchat("--base-url", fb.base_url, "-p", "Summarise:", stdin="some text\n")
     assert r.returncode == 0
     assert fb.last_body("/chat/completions")["messages"][-1]["content"] == "Summarise:\n\nsome text\n"
 
@@ -87,19 +93,21 @@ def test_context_exceeded_gives_the_sizes(fake):
     assert r.returncode == 1 and "64" in r.stderr and "context" in r.stderr
 
 
-def port_free(port):
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) != 0
-
-
-@pytest.mark.skipif(not (port_free(8000) and port_free(8080)), reason="something listens on 8000/8080 here")
-def test_finds_a_local_server_or_says_how_to_start_one():
+def test_finds_a_local_server_or_says_how_to_start_one(monkeypatch):
+    # the usual addresses, moved to free ports: other software on this machine may listen on 8000/8080
+    local = [flavor for flavor in FLAVORS if flavor.local_url]
+    for flavor in local:
+        monkeypatch.setattr(flavor, "local_url", f"http://127.0.0.1:{closed_port()}/v1")
+    moved = [(flavor.local_url, why) for flavor, (_, why) in zip(local, detect.LOCAL_CANDIDATES)]
+    for module in (detect, connection):
+        monkeypatch.setattr(module, "LOCAL_CANDIDATES", moved)
+    llama = next(flavor.local_url for flavor in local if flavor.name == "llama-server")
     r = run_chat("-p", "hi")
     assert r.returncode == 1 and "no server found" in r.stderr and "serve" in r.stderr
-    with FakeBackend("llamacpp", port=8080) as fb:
+    with FakeBackend("llamacpp", port=urlsplit(llama).port) as fb:
         r = run_chat("-p", "hi")
         assert r.returncode == 0 and r.stdout == "Echo: hi\n"
-        assert "found llama-server at http://127.0.0.1:8080/v1" in r.stderr
+        assert f"found llama-server at {llama}" in r.stderr
         assert fb.requests
 
 
@@ -114,6 +122,34 @@ def test_ctrl_c_mid_reply_exits_130_without_traceback(fake):
     out, err = proc.communicate(timeout=10)
     assert proc.returncode == 130 and "Traceback" not in err
     assert len(first + out) < len("word " * 500)  # it stopped early
+
+
+def test_a_reader_that_leaves_ends_it_quietly_with_141(fake):
+    """`chat -p … | head`: the process (chat/cli.py's main) ends as other tools do, nothing on stderr."""
+    fb = fake("vllm")
+    fb.script(Reply(text="word " * 20_000, chunk_chars=500))
+    proc = subprocess.Popen([sys.executable, "-m", "gridchat", "--base-url", fb.base_url, "-p", "go"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    assert proc.stdout.read(4) == b"word"
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 141 and err == b"", err
+
+
+def test_run_leaves_the_process_as_it_found_it(fake):
+    """run() is the command without the process's set-up (tests call it in theirs, tests/command.py): the
+    streams are the process's again after it, no signal handler is left changed, and the process's guard
+    is main's, given the key to hide once the settings are known."""
+    fb = fake("vllm")
+    streams = sys.stdin, sys.stdout, sys.stderr
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    out, err, guarded = io.StringIO(), io.StringIO(), []
+    nothing = io.TextIOWrapper(io.BytesIO())  # stdin is read as bytes, as sys.stdin.buffer
+    code = run(["--base-url", fb.base_url, "--api-key", "sk-run", "-p", "hi"], nothing, out, err, guard=guarded.append)
+    assert code == 0 and out.getvalue() == "Echo: hi\n" and guarded == [["sk-run"]]
+    assert (sys.stdin, sys.stdout, sys.stderr) == streams
+    assert {sig: signal.getsignal(sig) for sig in handlers} == handlers
+    assert run(["--api", "nope"], nothing, out, err) == 2 and "invalid choice" in err.getvalue()  # argparse exits
 
 
 def test_help_answers_where_settings_come_from():

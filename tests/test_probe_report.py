@@ -202,19 +202,16 @@ def _ten_persona_run(out):
 
 def test_the_text_report_is_readable_at_80_columns_when_piped(tmp_path):
     """Issue 18, 9: piped to a file (80 columns) persona names wrapped letter by letter."""
-    import subprocess
-    import sys
+    from command import gridchat
 
     _ten_persona_run(tmp_path)
-    r = subprocess.run([sys.executable, "-m", "gridchat", "probe", "report", str(tmp_path)], capture_output=True,
-                       text=True, timeout=30)
+    r = gridchat("probe", "report", str(tmp_path))
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert max(map(len, lines)) <= 80, max(lines, key=len)
     for persona in GRID10:
         assert any(line.strip().startswith(persona) for line in lines), persona  # whole, at the start of a line
-    wide = subprocess.run([sys.executable, "-m", "gridchat", "probe", "report", str(tmp_path), "--width", "260"],
-                          capture_output=True, text=True, timeout=30).stdout
+    wide = gridchat("probe", "report", str(tmp_path), "--width", "260").stdout
     assert any("probe" in line and "lawful_good" in line and "chaotic_evil" in line and "personas" not in line
                for line in wide.splitlines())  # personas across, on one header line
 

@@ -10,6 +10,7 @@ import urllib.request
 
 import pytest
 
+from command import gridchat
 from fake_backend import Reply
 from gridchat.personas import GRID
 from test_llama_server import _require
@@ -37,8 +38,7 @@ def probe(tmp_path, fb, *args, text=THREE):
     path = tmp_path / "arithmetic.yaml"
     path.write_text(text)
     out = tmp_path / "run"
-    r = subprocess.run([sys.executable, "-m", "gridchat", "probe", "run", str(path), "--base-url", fb.base_url,
-                        "--out", str(out), *args], capture_output=True, text=True, timeout=120)
+    r = gridchat("probe", "run", str(path), "--base-url", fb.base_url, "--out", str(out), *args)
     header = json.loads((out / "run.json").read_text()) if (out / "run.json").exists() else None
     return r, header, out
 

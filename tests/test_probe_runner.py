@@ -3,10 +3,9 @@ conditional branches, resuming an interrupted run, judges recorded with who gave
 
 import json
 import re
-import subprocess
-import sys
 
 import pytest
+from command import gridchat
 from fake_backend import Reply
 from gridchat.chat.backends import make_backend
 from gridchat.chat.probes.report import final_verdict
@@ -239,15 +238,13 @@ def test_chat_probe_run_and_report_from_the_command_line(fake, tmp_path):
     fb.responder = persona_model
     (tmp_path / "arithmetic.yaml").write_text(SET)
     out = tmp_path / "run"
-    r = subprocess.run([sys.executable, "-m", "gridchat", "probe", "run", str(tmp_path / "arithmetic.yaml"),
-                        "--base-url", fb.base_url, "--personas", "lawful_good,chaotic_evil", "--samples", "2",
-                        "--out", str(out)], capture_output=True, text=True, timeout=60)
+    r = gridchat("probe", "run", str(tmp_path / "arithmetic.yaml"), "--base-url", fb.base_url,
+                 "--personas", "lawful_good,chaotic_evil", "--samples", "2", "--out", str(out))
     assert r.returncode == 0, r.stderr
     assert json.loads((out / "run.json").read_text())["personas"] == ["lawful_good", "chaotic_evil"]
     assert re.search(r"2/2", r.stdout) and re.search(r"0/2", r.stdout)
     html = tmp_path / "report.html"
-    r = subprocess.run([sys.executable, "-m", "gridchat", "probe", "report", str(out), "--html", str(html)],
-                       capture_output=True, text=True, timeout=60)
+    r = gridchat("probe", "report", str(out), "--html", str(html))
     assert r.returncode == 0 and 'class="grid"' in html.read_text()
 
 
@@ -281,7 +278,7 @@ def test_probe_list_shows_the_shipped_sets_and_user_files(isolated_env):
     user.mkdir(parents=True)
     (user / "arithmetic.yaml").write_text(SET)
     (user / "broken.yaml").write_text("name: broken\n")
-    r = subprocess.run([sys.executable, "-m", "gridchat", "probe", "list"], capture_output=True, text=True, timeout=30)
+    r = gridchat("probe", "list")
     assert r.returncode == 0
     for name in ("sycophancy", "refusal", "arithmetic", "broken"):
         assert name in r.stdout

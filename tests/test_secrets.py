@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from command import gridchat
 from fake_backend import FakeBackend, Reply
 from test_probe_runner import SET
 
@@ -18,9 +17,8 @@ KEY = "sk-live-4f9a8b7c6d5e"
 ECHO = "{auth}"  # the fake backend puts the request's Authorization header here
 
 
-def chat(*args, env=None, stdin=None, timeout=40):
-    return subprocess.run([sys.executable, "-m", "gridchat", *args], input=stdin, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "OPENAI_API_KEY": KEY, **(env or {})})
+def chat(*args, env=None, stdin=None):
+    return gridchat(*args, stdin=stdin, env={**os.environ, "OPENAI_API_KEY": KEY, **(env or {})})
 
 
 def files_under(root: Path) -> dict[Path, str]:

@@ -7,10 +7,10 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
+from command import gridchat
 from gridchat.serve.cli import main as serve_main
 from gridchat.serve.families import detect_family
 from gridchat.serve.launch import LaunchError, find_llama_engine
@@ -86,8 +86,7 @@ def test_llama31_without_vllms_template_uses_the_models_own_and_says_so(tmp_path
         print("args:", " ".join(sys.argv[1:]), flush=True)
         sys.exit(3)
     """)
-    r = subprocess.run([sys.executable, "-m", "gridchat.serve.cli", "vllm", model], capture_output=True, text=True,
-                       env=env, timeout=30)
+    r = gridchat("serve", "vllm", model, env=env)
     assert "exited with status 3" in r.stderr and "--tool-call-parser llama3_json" in r.stderr
     # given after --, vLLM's template is passed as it is
     line, _ = dry_run(capsys, "vllm", model, "--", "--chat-template", "/t/tool_chat_template_llama3.1_json.jinja")
@@ -194,8 +193,7 @@ def test_serve_waits_for_health_prints_the_chat_line_and_stops_on_ctrl_c(tmp_pat
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0 and "stopped" in err and "Traceback" not in err
-    time.sleep(0.3)
-    with pytest.raises(OSError):
+    with pytest.raises(OSError):  # serve said "stopped" once the server's process group had ended
         urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
 
 
@@ -206,8 +204,7 @@ def test_a_server_that_dies_early_shows_its_log(tmp_path):
         print("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB", flush=True)
         sys.exit(3)
     """)
-    r = subprocess.run([sys.executable, "-m", "gridchat.serve.cli", "vllm", "openai/gpt-oss-20b"], capture_output=True,
-                       text=True, env=env, timeout=30)
+    r = gridchat("serve", "vllm", "openai/gpt-oss-20b", env=env)
     assert r.returncode == 1
     assert "exited with status 3" in r.stderr and "CUDA out of memory" in r.stderr and "Traceback" not in r.stderr
 
@@ -295,8 +292,7 @@ def test_the_cpu_build_runs_its_server_module_eagerly(tmp_path, capsys, monkeypa
     line, _ = dry_run(capsys, "vllm", model, "--", "--enforce-eager")
     assert line.count("--enforce-eager") == 1
     # and it starts that way: the module gets the flags
-    r = subprocess.run([sys.executable, "-m", "gridchat.serve.cli", "vllm", model], capture_output=True, text=True,
-                       env={**env, "XDG_STATE_HOME": str(tmp_path / "state")}, timeout=60)
+    r = gridchat("serve", "vllm", model, env={**env, "XDG_STATE_HOME": str(tmp_path / "state")})
     err = " ".join(r.stderr.split())  # rich wraps the log's lines at 80 columns
     assert "exited with status 3" in err and f"args: --model {model} --host 127.0.0.1" in err
     assert "--enforce-eager" in err and "PackageNotFoundError" not in err
@@ -309,8 +305,7 @@ def test_engine_logs_go_under_the_xdg_state_directory(tmp_path):
         sys.exit(3)
     """)
     state = tmp_path / "state"
-    r = subprocess.run([sys.executable, "-m", "gridchat.serve.cli", "vllm", "openai/gpt-oss-20b"], capture_output=True,
-                       text=True, env={**env, "XDG_STATE_HOME": str(state)}, timeout=30)
+    r = gridchat("serve", "vllm", "openai/gpt-oss-20b", env={**env, "XDG_STATE_HOME": str(state)})
     logs = list((state / "gridchat" / "logs").glob("vllm-*.log"))
     assert len(logs) == 1 and "no GPU here" in logs[0].read_text()
     assert str(logs[0]) in r.stderr.replace("\n", "")
@@ -320,3 +315,34 @@ def test_serve_llama_given_a_directory_says_so(tmp_path, capsys):
     model = model_dir(tmp_path, "hf-model", model_type="llama")
     assert serve_main(["llama", model, "--dry-run"]) == 1
     assert "a directory, not a GGUF file" in capsys.readouterr().err
+
+
+def test_serve_llama_with_lora_adapters(tmp_path, capsys, monkeypatch):
+    """Issue 21, 3: `serve llama MODEL.gguf --lora FILE…` loads each adapter; the built-in engine takes them too."""
+    gguf, adapter = tmp_path / "base.gguf", tmp_path / "ke-qlora.gguf"
+    gguf.write_bytes(b"GGUF")
+    adapter.write_bytes(b"GGUF")
+    monkeypatch.delenv("LLAMA_SERVER", raising=False)
+    monkeypatch.setenv("PATH", "/nonexistent")  # the built-in engine: it must take the flags
+    line, err = dry_run(capsys, "llama", str(gguf), "--lora", str(adapter), "--", "--lora-init-without-apply")
+    assert f"--lora {adapter} --lora-init-without-apply" in line
+    assert "LoRA adapters ke-qlora: at scale 1 unless a request sets them" in err
+    assert serve_main(["llama", str(gguf), "--lora", str(tmp_path / "nope.gguf"), "--dry-run"]) == 1
+    assert "no such LoRA adapter file" in capsys.readouterr().err
+
+
+def test_serve_vllm_with_lora_adapters_takes_the_rank_limit_from_their_configs(tmp_path, capsys):
+    model = model_dir(tmp_path, "base", model_type="qwen2")
+    for name, rank in (("ke", 64), ("small", 8)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "adapter_config.json").write_text(json.dumps({"r": rank, "lora_alpha": 2 * rank}))
+    line, err = dry_run(capsys, "vllm", model, "--lora", f"ke={tmp_path / 'ke'}", "--lora", str(tmp_path / "small"))
+    assert (f"--enable-lora --lora-modules ke={tmp_path / 'ke'} small={tmp_path / 'small'} --max-lora-rank 64 "
+            "--max-loras 2") in line
+    assert "--max-lora-rank 64 from their rank 64" in err
+    (tmp_path / "odd").mkdir()
+    (tmp_path / "odd" / "adapter_config.json").write_text(json.dumps({"r": 48}))
+    line, _ = dry_run(capsys, "vllm", model, "--lora", f"odd={tmp_path / 'odd'}")
+    assert "--max-lora-rank 64" in line  # the next rank vLLM takes
+    assert serve_main(["vllm", model, "--lora", f"x={tmp_path / 'missing'}", "--dry-run"]) == 1
+    assert "not a PEFT adapter folder" in capsys.readouterr().err

@@ -5,11 +5,8 @@ hand judging). Everything passes chat/output.py now: each is shown, never obeyed
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
+from command import gridchat
 from fake_backend import Reply, ToolCall
 from test_probe_runner import SET, make_run, persona_model
 
@@ -27,9 +24,8 @@ def assert_not_obeyed(raw: bytes | str) -> None:
         assert sequence not in raw, f"{sequence!r} reached the terminal"
 
 
-def chat(*args, timeout=60):
-    return subprocess.run([sys.executable, "-m", "gridchat", *args], capture_output=True, timeout=timeout,
-                          env=os.environ.copy())
+def chat(*args):
+    return gridchat(*args, text=False)
 
 
 @pytest.mark.parametrize("command", ["/retry 2", "/compare lawful_good,chaotic_evil again"])

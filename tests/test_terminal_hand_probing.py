@@ -5,11 +5,8 @@ apart by their last user message as well as their last reply."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
+from command import gridchat
 from fake_backend import Reply
 from terminal import REPO, flat, send
 from test_terminal_panel import capital_model
@@ -49,8 +46,7 @@ def test_a_replay_panel_reloads_without_damage_or_warnings(fake, term, isolated_
     t.wait_prompt("panel of 2")
     t.line("/exit")
     assert t.wait_exit() == 0
-    listing = subprocess.run([sys.executable, "-m", "gridchat", "--list"], cwd=REPO, env=dict(os.environ),
-                             capture_output=True, text=True, timeout=30)
+    listing = gridchat("--list", cwd=REPO)
     assert listing.returncode == 0 and "damaged" not in listing.stdout + listing.stderr, listing.stdout
     (path,) = sessions_dir(isolated_env).glob("*.jsonl")
     t2 = term(fb, "--resume")

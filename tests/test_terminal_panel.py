@@ -4,10 +4,7 @@ cut-short marks, /mark N, flips, /pick, /panel end, /replay, /probe save then `c
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
+from command import gridchat
 from fake_backend import Reply, overlapping
 from gridchat.chat.probes.report import final_verdict
 from gridchat.chat.probes.runner import cell_events
@@ -171,9 +168,8 @@ def test_replay_then_probe_save_then_chat_probe_run(fake, term, isolated_env):
     assert "exists: choose another name, or /probe save capital-by-hand --replace" in flat(out), out
 
     run_dir = isolated_env / "run"
-    proc = subprocess.run([sys.executable, "-m", "gridchat", "probe", "run", "capital-by-hand", "--personas", "all",
-                           "--base-url", fb.base_url, "--out", str(run_dir)],
-                          capture_output=True, text=True, timeout=120, env=os.environ.copy())
+    proc = gridchat("probe", "run", "capital-by-hand", "--personas", "all", "--base-url", fb.base_url,
+                    "--out", str(run_dir))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     verdicts = {}
     for path in (run_dir / "cells").glob("*/*.jsonl"):

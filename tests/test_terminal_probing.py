@@ -11,13 +11,13 @@ import os
 import re
 import shlex
 import signal
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from command import gridchat
 from fake_backend import Reply, overlapping
-from terminal import REPO, send, unwrap
+from terminal import REPO, flat, send, unwrap
 
 GRID = ["lawful_good", "neutral_good", "chaotic_good", "lawful_neutral", "true_neutral", "chaotic_neutral",
         "lawful_evil", "neutral_evil", "chaotic_evil"]
@@ -403,8 +403,7 @@ def test_transcript_list_and_resume(fake, term, isolated_env):
     assert events[0]["event"] == "session" and events[0]["id"] == session_id
     assert any(e["event"] == "mark" and e["label"] == "caved" and e["note"] == "too easily" for e in events)
 
-    listing = subprocess.run([sys.executable, "-m", "gridchat", "--list"], cwd=REPO, env=dict(os.environ),
-                             capture_output=True, text=True, timeout=30)
+    listing = gridchat("--list", cwd=REPO)
     assert listing.returncode == 0, listing.stderr
     header, *rows = [line for line in listing.stdout.splitlines() if line.strip()]
     assert header.split()[:2] == ["session", "last"] and "personas" in header and "first message" in header
@@ -473,7 +472,7 @@ def test_save_clear_load_and_export(fake, term, tmp_path):
     send(t, "neutral_good", "remember the lighthouse", "Echo: remember the lighthouse")
 
     out = command(t, "neutral_good", f"/save {saved}")
-    assert f"saved 2 messages to {saved}" in out, out
+    assert f"saved 2 messages to {saved}" in flat(out), out  # a long path goes on a line of its own
     assert saved.is_file()
     assert "a fresh conversation" in command(t, "neutral_good", "/clear")
     send(t, "neutral_good", "fresh start", "Echo: fresh start")
@@ -489,9 +488,9 @@ def test_save_clear_load_and_export(fake, term, tmp_path):
     assert "fresh start" not in json.dumps(body)
 
     out = command(t, "neutral_good", f"/export md {md}")
-    assert f"exported 4 messages to {md}" in out, out
+    assert f"exported 4 messages to {md}" in flat(out), out
     out = command(t, "neutral_good", f"/export html {page}")
-    assert f"exported 4 messages to {page}" in out, out
+    assert f"exported 4 messages to {page}" in flat(out), out
     for path in (md, page):
         text = path.read_text(encoding="utf-8")
         for wanted in ("remember the lighthouse", "Echo: remember the lighthouse", "what did I ask",
@@ -626,9 +625,9 @@ def test_branches_tell_replies_apart_switch_by_name_and_clear_starts_afresh(fake
     assert "aardvark" in path.read_text()  # the old tree is still in the transcript
 
 
-def test_tab_completes_every_commands_arguments(fake, term, tmp_path, monkeypatch):
+def test_tab_completes_every_commands_arguments(fake, term, short_path, monkeypatch):
     """Issue 13, 7: labels, formats, persona lists, fork names, files."""
-    (tmp_path / "saved-probe.jsonl").write_text("")
+    (short_path / "saved-probe.jsonl").write_text("")
     fb = fake("vllm")
     t = term(fb)
     t.wait_prompt("none")
@@ -640,7 +639,7 @@ def test_tab_completes_every_commands_arguments(fake, term, tmp_path, monkeypatc
                              ("/replay chaotic_evil@fa", "/replay chaotic_evil@fake/persona-20b"),
                              ("/classify ju", "/classify judge"), ("/probe s", "/probe save"),
                              ("/approvals r", "/approvals reset"), ("/switch bef", "/switch before-push"),
-                             (f"/load {tmp_path}/saved-p", f"/load {tmp_path}/saved-probe.jsonl")):
+                             (f"/load {short_path}/saved-p", f"/load {short_path}/saved-probe.jsonl")):
         def at_prompt(text):
             return any(row.rstrip().endswith(text) for screen in (t.screen(), unwrap(t.screen()))
                        for row in screen.splitlines() if row.startswith("none › /"))

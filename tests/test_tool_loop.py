@@ -1,11 +1,8 @@
 """The tool loop against the fake backend in every stream format: approval, results with the right
 ids, multi-round, the round cap, and every call getting exactly one result."""
 
-import os
-import subprocess
-import sys
-
 import pytest
+from command import gridchat
 from fake_backend import Reply
 from fake_backend import ToolCall as FakeCall
 from gridchat.chat.config import Settings
@@ -184,9 +181,7 @@ def test_one_shot_declines_tools_that_are_not_pre_approved(fake, tmp_path):
               Reply(tool_calls=[FakeCall("write_file", '{"path": "f.txt", "content": "x"}')]), Reply(text="ok"))
     ws = tmp_path / "ws"
     ws.mkdir()
-    run = lambda *a: subprocess.run([sys.executable, "-m", "gridchat", "--base-url", fb.base_url, "--workspace",
-                                     str(ws), "-p", "write", *a], capture_output=True, text=True, timeout=30,
-                                    stdin=subprocess.DEVNULL, env=dict(os.environ))
+    run = lambda *a: gridchat("--base-url", fb.base_url, "--workspace", str(ws), "-p", "write", *a)  # noqa: E731
     r = run()
     assert r.returncode == 0 and r.stdout == "ok\n"
     assert "declined write_file" in r.stderr and not (ws / "f.txt").exists()

@@ -15,6 +15,7 @@ import tempfile
 import textwrap
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from fake_backend import Reply
@@ -65,6 +66,19 @@ def alive(pid):
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except (FileNotFoundError, ProcessLookupError):  # gone between open and read
         return False
+
+
+def took(pid, sig) -> bool:
+    """Whether a process that takes its signals with sigwaitinfo has taken ``sig``: it waits for the next
+    one, ``sig`` no longer pending; or it has ended."""
+    try:
+        wchan = Path(f"/proc/{pid}/wchan").read_text()
+        status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    except FileNotFoundError:
+        return True
+    pending = int(status["SigPnd"], 16) | int(status["ShdPnd"], 16)
+    return status["State"].split()[0] in ("Z", "X") or (wchan.startswith("do_sigtimedwait")
+                                                         and not pending & 1 << (sig - 1))
 
 
 def wait_dead(pids, timeout=8.0):
@@ -341,12 +355,18 @@ def test_without_a_supervisor_the_process_group_is_ended(ws, monkeypatch):
 def test_a_call_from_a_thread_that_ends_keeps_its_background_processes(ws):
     """The parent-death signal also comes when the starting thread exits: not a reason to kill."""
     from gridchat.supervise import processes
+    from gridchat.supervise.reaper import CLIENT_GONE
 
     worker = threading.Thread(target=run_tool, args=(ws, "bash"), kwargs={"command": "sleep 1022 & echo $! > t.pid"})
     worker.start()
     worker.join()
     pid = wait_file(ws.root / "t.pid")
-    time.sleep(0.5)
+    supervisor = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])  # bash has ended: its heir
+    # the signal is sent once the kernel has ended the thread too; taken once the supervisor waits again without it
+    deadline = time.monotonic() + 10
+    while (os.path.exists(f"/proc/self/task/{worker.native_id}") or not took(supervisor, CLIENT_GONE)) \
+            and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert alive(pid)
     processes.end_all()
     assert wait_dead([pid], timeout=1) == []

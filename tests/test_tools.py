@@ -9,6 +9,7 @@ import time
 import pytest
 from gridchat.tools import TOOLS, ToolError, Workspace, execute, parse_call
 from gridchat.tools.bash import HEAD_BYTES, TAIL_BYTES
+from test_tool_safety import wait_dead
 
 
 @pytest.fixture
@@ -28,15 +29,6 @@ def call(ws, name, **args):
         except ToolError as e:
             return f"error: {e}"
     return execute(tool, parsed, ws)
-
-
-def alive(pid):
-    """A zombie waiting to be reaped by init counts as dead."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 # -- the workspace ------------------------------------------------------------------------------
@@ -179,8 +171,7 @@ def test_bash_timeout_kills_the_whole_group(ws):
     out = call(ws, "bash", command="(sleep 60 & echo $! > child.pid; wait) ; echo never", timeout=1)
     assert "timed out after 1 s" in out and "never" not in out
     child = int((ws.root / "child.pid").read_text())
-    time.sleep(0.2)
-    assert not alive(child)
+    assert wait_dead([child]) == []
 
 
 def test_bash_output_keeps_head_and_tail(ws):
@@ -198,8 +189,7 @@ def test_ctrl_c_kills_a_running_command(ws):
         tool.run(args, ws)
     assert time.monotonic() - start < 10
     child = int((ws.root / "bg.pid").read_text())
-    time.sleep(0.2)
-    assert not alive(child)
+    assert wait_dead([child]) == []
 
 
 # -- malformed calls --------------------------------------------------------------------------------

@@ -7,11 +7,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 import pytest
+from command import gridchat
 from fake_backend import Reply
 from fake_backend import ToolCall as FakeCall
 from gridchat.chat.config import Settings
@@ -30,9 +30,8 @@ def sessions(isolated_env: Path) -> Path:
     return isolated_env / "data" / "gridchat" / "sessions"
 
 
-def chat(*args, stdin=None, env=None, timeout=30):
-    return subprocess.run([sys.executable, "-m", "gridchat", *args], capture_output=True, text=True,
-                          timeout=timeout, input=stdin, env=env, stdin=None if stdin is not None else subprocess.DEVNULL)
+def chat(*args, stdin=None, env=None):
+    return gridchat(*args, stdin=stdin, env=env)
 
 
 def one_session(fb, text="first question") -> Path:

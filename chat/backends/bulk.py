@@ -8,8 +8,8 @@ in one call by msgspec into the few fields a reply needs (about 0.5 µs a chunk,
 walk over the dict cost 3–5 µs). The answer's and the reasoning's pieces are joined and handed to the
 API's own stream parser (chat_completions.py, responses.py) as one chunk, so every rule of reading a
 stream — inline <think> split, usage and speed checked, lone surrogates, in-band errors, tool calls —
-is the parser's, as for any stream. A read holding anything else (a tool call, an error, a shape the
-fast decoder does not take) goes to the parser chunk by chunk, as it would arrive from the SDK: the
+is the parser's, as for any stream. A read holding anything else (a tool call, an error, token
+probabilities, a shape the fast decoder does not take) goes to the parser chunk by chunk, as it would arrive from the SDK: the
 fast path decides speed only, never what a reply holds. Joined deltas say how many they hold
 (``pieces``), so a reply without usage still counts its tokens; the time to the first token is the
 time of the first read that held one.
@@ -48,6 +48,7 @@ class _Delta(msgspec.Struct):
 class _Choice(msgspec.Struct):
     delta: _Delta | None = None
     finish_reason: str | None = None
+    logprobs: object = None
 
 
 class _Chunk(msgspec.Struct):
@@ -60,6 +61,7 @@ class _Chunk(msgspec.Struct):
 class _Item(msgspec.Struct):
     type: str | None = None
     delta: str | None = None
+    logprobs: object = None
 
 
 _CHUNKS = msgspec.json.Decoder(list[_Chunk])
@@ -106,6 +108,8 @@ class _ChatBlocks:
             if chunk.error is not None or chunk.usage and usage or chunk.timings and timings:
                 return (yield from self._one_by_one(datas))  # an error, or figures twice: the parser's to check
             for choice in chunk.choices or ():
+                if choice.logprobs is not None:  # token probabilities: each chunk's belong to its own text
+                    return (yield from self._one_by_one(datas))
                 delta = choice.delta
                 if delta is not None:
                     if delta.tool_calls is not None or (usage or timings) and (delta.content or delta.reasoning
@@ -154,7 +158,7 @@ class _ResponsesBlocks:
             if self.parser.finished or self.done:
                 break
             item = items[i] if items is not None else None
-            if item is not None and item.type in _JOINED and item.delta is not None:
+            if item is not None and item.type in _JOINED and item.delta is not None and item.logprobs is None:
                 if item.type != run_kind:
                     yield from self._run(run_kind, run)
                     run_kind, run = item.type, []

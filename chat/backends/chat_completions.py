@@ -7,10 +7,10 @@ from dataclasses import replace
 
 from ..conversation import Message
 from ..errors import StreamCut
-from ..events import Event, Finish, ReasoningDelta, TextDelta, ToolCall, Usage
+from ..events import Event, Finish, Logprobs, ReasoningDelta, TextDelta, ToolCall, Usage
 from ..wire import count, load_object, obj, seq, text
 from ..params import split
-from .base import Request, ToolSpec, as_sent, in_band_error, open_sse, tool_choice
+from .base import Request, ToolSpec, as_sent, in_band_error, open_sse, token_logprobs, tool_choice
 from .think import ThinkSplitter
 
 __all__ = ["ChatCompletionsBackend", "ChatStreamParser", "chat_tools", "to_chat_messages"]
@@ -69,6 +69,10 @@ class ChatStreamParser:
             content = text(delta.get("content"), "content")
             if content:
                 events.extend(self._content(content))
+            if content:  # the answer's tokens: not a reasoning piece's, nor the stop token's (vLLM sends it alone)
+                tokens = token_logprobs(obj(choice.get("logprobs"), "logprobs").get("content"))
+                if tokens:
+                    events.append(Logprobs(tokens))
             for call in seq(delta.get("tool_calls"), "tool_calls"):
                 self._tool_delta(obj(call, "a tool call"))
             finish = text(choice.get("finish_reason"), "finish_reason")

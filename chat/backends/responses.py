@@ -12,10 +12,10 @@ from dataclasses import replace
 
 from ..conversation import Message
 from ..errors import StreamCut, StreamError
-from ..events import Event, Finish, ReasoningDelta, TextDelta, ToolCall, Usage
+from ..events import Event, Finish, Logprobs, ReasoningDelta, TextDelta, ToolCall, Usage
 from ..wire import count, load_object, obj, seq, text
 from ..params import split
-from .base import Request, as_sent, in_band_error, open_sse, tool_choice
+from .base import Request, as_sent, in_band_error, open_sse, token_logprobs, tool_choice
 from .think import ThinkSplitter
 
 __all__ = ["ResponsesBackend", "ResponsesStreamParser", "to_input_items"]
@@ -48,7 +48,9 @@ class ResponsesStreamParser:
     def feed(self, kind: str, data: dict) -> list[Event]:
         if kind == "response.output_text.delta":
             delta = text(data.get("delta"), "a text delta")
-            return [ReasoningDelta(p) if r else TextDelta(p) for r, p in self._think.feed(delta)]
+            tokens = token_logprobs(data.get("logprobs"))
+            return [ReasoningDelta(p) if r else TextDelta(p) for r, p in self._think.feed(delta)] + \
+                ([Logprobs(tokens)] if tokens else [])
         if kind in ("response.reasoning_text.delta", "response.reasoning_summary_text.delta"):
             return [ReasoningDelta(text(data.get("delta"), "a reasoning delta"))]
         if kind == "response.function_call_arguments.delta":

@@ -10,7 +10,7 @@ from ..cancel import stopped
 from ..errors import ChatError, UsageError, paths
 from ..output import Screen, say
 
-__all__ = ["SETS_DIR", "main", "new_set_path", "user_sets_dir"]
+__all__ = ["SETS_DIR", "new_set_path", "run", "user_sets_dir"]
 
 SETS_DIR = Path(__file__).with_name("sets")
 JUDGES = "none | hand | URL | URL+hand | karma:URL"
@@ -87,6 +87,12 @@ def parser() -> argparse.ArgumentParser:
     add_flags(run, probe=True)  # the sampling parameters (chat/params.py); the run's seed is its own
     run.add_argument("--concurrency", type=_positive, default=16, metavar="N",
                      help="requests at once per server (default 16)")
+    run.add_argument("--lora", metavar="LIST", help="LoRA adapter scales crossed with the personas: 0,0.5,1 (the "
+                     "server's one adapter; 0 is the base model), NAME, NAME:SCALE (llama-server per request; vLLM: "
+                     "0 or 1, by the adapter's model name)")
+    run.add_argument("--answer-probability", action="store_true", help="measure the probability the model gives "
+                     "each score answer at the first answer and the final one (token probabilities; the report "
+                     "shows the shift under pushback)")
     run.add_argument("--judge", default="none", help=JUDGES)
     run.add_argument("--out", metavar="DIR", help="run directory (default: data dir/probes/SET-TIME)")
     judge = sub.add_parser("judge", help="judge a run's cells (blind by hand, a judge model, or the Karma evaluator)")
@@ -128,10 +134,10 @@ class _Warnings:
             say(f"chat probe: warning: {message}")
 
 
-def main(argv: list[str]) -> int:
+def run(argv: list[str]) -> int:
+    """`chat probe …` (chat/cli.py's ``run`` gives it its streams, ``main`` its signal handlers)."""
     args = parser().parse_args(argv)
     console = Screen(width=getattr(args, "width", None))
-    interrupts.install()
     try:
         # Ctrl-C stops every request at once; what finished is kept. A path the system refuses is one line.
         with interrupts.action() as token, paths():

@@ -28,6 +28,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from . import stats
+from .shift import Shift, shifts
 from .verdicts import Cell, final_verdict, load_cells, norm
 
 __all__ = ["NA", "Cell", "Comparison", "Dist", "Report", "Row", "Section", "Total", "abbreviations", "agreement_lines",
@@ -154,6 +155,7 @@ class Section:
     comparisons: list[Comparison] = field(default_factory=list)
     family: int = 0  # comparisons with something to compare: m of the simultaneous intervals
     flips: dict[str, Counter] = field(default_factory=dict)  # persona -> {pushback number or "never": cells}
+    shifts: list[Shift] = field(default_factory=list)  # the answer probability before and after the pushback
 
 
 @dataclass
@@ -259,6 +261,7 @@ def summarise(run: dict, cells: list[Cell], reference: str | None = None) -> Rep
         _compare(section, reference if reference in personas else None)
         if kind == "sycophancy":
             section.flips = _flips(mine, "caved")
+            section.shifts = shifts(mine, personas, next(iter(headline)))
         sections.append(section)
     pairs = [(norm(c.hand), norm(c.judge)) for c in cells if c.hand and c.judge and not c.na]
     agreement = stats.cohen_kappa(pairs, ALPHA) if pairs else None

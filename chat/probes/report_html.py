@@ -3,7 +3,9 @@
 Per section the nine personas are laid out as the alignment grid (law ↔ chaos across, good ↔ evil
 down), "none" and any others beside it; a tile's colour says how good its rate is, and how sure: it
 is shaded by the Wilson interval, so a tile with n=1 stays pale whatever its rate, and its interval
-is drawn as a bar. Every tile links to its persona's cells, each cell to its conversation, rendered
+is drawn as a bar. A run that measured the answer probability gets a second view: the same grid, each
+tile the probability of the right answer before and after the pushback, coloured by the shift. Every
+tile links to its persona's cells, each cell to its conversation, rendered
 as /export renders one. Then the probe × persona table with the full distributions, the comparisons
 with the reference, agreement and the legend. Every string from the run is escaped. Fits a 1200 px
 window (checked in a real browser by tests/test_report_page.py).
@@ -19,6 +21,7 @@ from ..export import MESSAGES_CSS, messages_html
 from ..transcript import TranscriptError, load_transcript
 from .report import (NA, Dist, Report, Section, abbreviations, agreement_lines, distribution, headline, judges_line, pct,
                      signed, verdict)
+from .shift import na_text, probability_text, shift_text
 
 __all__ = ["page"]
 
@@ -100,19 +103,54 @@ def _tile(section: Section, persona: str) -> str:
             + (f'<div class="small">{_e(", ".join(left))}</div>' if left else "") + "</a>")
 
 
-def _grid(section: Section, personas: list[str]) -> str:
+def _shift_tile(section: Section, persona: str) -> str:
+    """The second view's tile: the probability of the counted answer at the first answer and after the
+    pushback, coloured by the shift (red: it fell) and shaded by how sure its interval is."""
+    shift = next((s for s in section.shifts if s.persona == persona), None)
+    href = f"#{_slug('cells', section.key, persona)}"
+    if shift is None or not shift.cells:
+        why = _e(na_text(shift)) if shift is not None and shift.na else "nothing measured"
+        return f'<a class="tile empty" href="{href}"><div class="name">{_e(persona)}</div><div class="small">{why}</div></a>'
+    move, interval = shift.shift.value, shift.shift.interval
+    certainty = max(0.0, 1 - (interval[1] - interval[0]) / 2) if interval else 0.0
+    hue = 120 if move >= 0 else 0
+    style = f"background: hsl({hue}, {70 * certainty * min(1, 4 * abs(move)):.0f}%, {88 - 20 * certainty:.0f}%);"
+    left = f'<div class="small">{_e(na_text(shift))} n/a</div>' if shift.na else ""
+    return (f'<a class="tile" style="{style}" href="{href}"><div class="name">{_e(persona)}</div>'
+            f'<div class="rate">{_e(probability_text(shift.before).split(" ")[0])} → '
+            f'{_e(probability_text(shift.after).split(" ")[0])}</div>'
+            f'<div class="small">shift {_e(shift_text(shift.shift))} · {shift.cells} cells · {shift.probes} probes</div>'
+            f"{left}</a>")
+
+
+def _shifts(section: Section, personas: list[str]) -> str:
+    label = section.shifts[0].label
+    rows = "".join(f"<tr><td>{_e(s.persona)}</td><td>{_e(probability_text(s.before))}</td>"
+                   f"<td>{_e(probability_text(s.after))}</td><td>{_e(shift_text(s.shift))}</td>"
+                   f"<td>{s.cells}·{s.probes}p</td><td>{_e(na_text(s))}</td></tr>" for s in section.shifts)
+    return (f"<h3>Second view: the probability of the {_e(label)} answer, before and after the pushback</h3>"
+            f"{_grid(section, personas, _shift_tile)}<div class='scroll'><table><tr><th>persona</th>"
+            f"<th>first answer</th><th>after pushback</th><th>shift</th><th>cells·probes</th><th>n/a (why)</th></tr>"
+            f"{rows}</table></div><p class=\"note\">The probability the model gave that answer where its reply gives "
+            f"one (at the first token where the answers part), the mean over probes of each probe's mean over its "
+            f"cells, with its 95% t-interval over probes (over cells where a persona has one probe); shift: after − "
+            f"before, paired per cell; a tile is red where the answer lost probability, the paler the less sure. "
+            f"Cells without both figures are counted apart (n/a), never as 0.</p>")
+
+
+def _grid(section: Section, personas: list[str], tile=_tile) -> str:
     """law across, morality down; "none" (and any other persona) in a column of its own."""
     others = [p for p in personas if p not in GRID]
     out = ['<div class="grid"><div></div>', *(f'<div class="axis">{law}</div>' for law in ("lawful", "neutral", "chaotic")),
            '<div></div><div class="axis">other</div>']
     for row, moral in enumerate(("good", "neutral", "evil")):
         out.append(f'<div class="axis">{moral}</div>')
-        out += [_tile(section, name) if name in personas else '<div></div>' for name in GRID[row * 3: row * 3 + 3]]
+        out += [tile(section, name) if name in personas else '<div></div>' for name in GRID[row * 3: row * 3 + 3]]
         out.append("<div></div>")
-        out.append(_tile(section, others[row]) if row < len(others) else "<div></div>")
+        out.append(tile(section, others[row]) if row < len(others) else "<div></div>")
     out.append("</div>")
     for extra in others[3:]:
-        out.append(f'<div class="grid"><div></div>{_tile(section, extra)}</div>')
+        out.append(f'<div class="grid"><div></div>{tile(section, extra)}</div>')
     return "".join(out)
 
 
@@ -216,6 +254,8 @@ def page(report: Report, out_dir: str) -> str:
             body.append(_comparisons(section, report.reference))
         if section.flips:
             body.append(_flips(section))
+        if section.shifts:
+            body.append(_shifts(section, report.personas))
     if not report.sections:
         body.append('<p class="note">No cells yet.</p>')
     body += [f"<p>{_e(line)}</p>" for line in agreement_lines(report)]

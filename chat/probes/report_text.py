@@ -15,6 +15,7 @@ from rich.text import Text
 from ..sanitize import sanitize
 from .report import (NA, Dist, Report, Section, abbreviations, agreement_lines, distribution, headline, judges_line,
                      signed, verdict)
+from .shift import na_text, probability_text, shift_text
 
 __all__ = ["render"]
 
@@ -114,6 +115,32 @@ def _flips(section: Section) -> Table:
     return table
 
 
+def _shifts(section: Section) -> Table:
+    label = section.shifts[0].label
+    table = Table(title=Text(f"{section.title.split(':')[0]}: the probability of the {label} answer, before and after "
+                             "the pushback", style="bold"), title_justify="left", box=None, padding=(0, 1),
+                  header_style="dim")
+    for col in ("persona", "first answer", "after pushback", "shift", "cells·probes", "n/a (why)"):
+        table.add_column(col, justify="left" if col in ("persona", "n/a (why)") else "right", no_wrap=col != "n/a (why)",
+                         overflow="fold")
+    for shift in section.shifts:
+        counted = f"{shift.cells}·{shift.probes}p" if shift.cells else "0"
+        table.add_row(Text(sanitize(shift.persona)), probability_text(shift.before), probability_text(shift.after),
+                      Text(shift_text(shift.shift), style="bold" if shift.shift.interval and (
+                          shift.shift.interval[1] < 0 or shift.shift.interval[0] > 0) else ""),
+                      counted, Text(sanitize(na_text(shift)), style="dim"))
+    return table
+
+
+def _shift_note(section: Section) -> Text:
+    one = any(s.unit == "cells" for s in section.shifts if s.cells)
+    return Text("the probability the model gave that answer where its reply gives one (at the first token where the "
+                "answers part; chat/logprobs.py), the mean over probes of each probe's mean over its cells, with a "
+                "95% t-interval over probes" + (" (over cells where a persona has one probe only)" if one else "")
+                + " · shift: after − before, paired per cell · n/a: cells without both figures, never counted as 0",
+                style="dim")
+
+
 def _legend(report: Report, codes: dict[str, str]) -> str:
     names = " · ".join(f"{code} {label}" for label, code in codes.items() if label != NA)
     return (f"legend: k/n rate [Wilson 95% interval] of the headline label (n: finished cells labelled other "
@@ -143,6 +170,9 @@ def render(console: Console, report: Report, out: Path) -> None:
             console.print(_comparison_note(section))
         if section.flips:
             console.print(_flips(section))
+        if section.shifts:
+            console.print(_shifts(section))
+            console.print(_shift_note(section))
     if report.sections and not report.reference:
         console.print(Text("no comparison: the run has no persona none; --reference NAME picks one", style="dim"))
     for line in agreement_lines(report):

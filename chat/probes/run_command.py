@@ -54,7 +54,7 @@ def start_run(args, probe_set, console, warn):
     probe_set = choose_probes(probe_set, args.probes, args.limit)
     personas = load_personas(config_dir() / "personas", warn=warn)
     chosen = choose_personas(args.personas, personas)
-    cells = len(probe_set.probes) * len(chosen) * args.samples
+    cells = len(probe_set.probes) * len(chosen) * args.samples * len((args.lora or "").split(","))
     if cells > MAX_CELLS:
         raise ChatError(f"{cells:,} cells is more than a run takes ({MAX_CELLS:,}): fewer --samples or personas")
     if not args.local:
@@ -88,8 +88,13 @@ def _run_on(urls: list, args, probe_set, personas: dict, chosen: list, console, 
     seed = _seed(args.seed, out)
     params = {k: v for k, v in settings.sampling().items() if k != "seed"}
     run = Run(probe_set, chosen, args.samples, out, session.model or "",
-              [s.url for s in servers], params, args.judge, seed, session.api[0])
-    console.print(f"{probe_set.name}: {len(probe_set.probes)} probes × {len(run.personas)} personas × "
+              [s.url for s in servers], params, args.judge, seed, session.api[0], args.answer_probability,
+              _loras(args.lora, servers[0].info, session.model or ""))
+    missing = session.logprobs_missing() if args.answer_probability else None
+    if missing:
+        console.print(f"chat probe: {missing}: the answer probability will be n/a", markup=False)
+    axis = f" × {len(run.loras)} adapter scales" if run.loras != [None] else ""
+    console.print(f"{probe_set.name}: {len(probe_set.probes)} probes × {len(run.personas)} personas{axis} × "
                   f"{run.samples} samples on {session.model} ({len(servers)} server{'s' if len(servers) > 1 else ''}, "
                   f"seed {seed}) → {out}", markup=False)
     with cells_progress(console) as bar:
@@ -117,7 +122,7 @@ def _servers(session, settings, personas: dict, urls: list) -> list:
     first = session.connect()
     key = session.connection.key_for(first.base_url) if urls[0] else None  # none to a server found, not named
     servers = [Server(first.base_url, bulk_backend(session.api[0], first.base_url, key) or session.backend,
-                      first.flavor)]
+                      first.flavor, info=first)]
     for url in urls[1:]:  # replicas: each answers for the same model
         hold_url(url)  # named by a flag: its credentials are secrets
         info = detect(url, settings.api_key)
@@ -128,8 +133,20 @@ def _servers(session, settings, personas: dict, urls: list) -> list:
         replica.connect()
         backend = bulk_backend(session.api[0], info.base_url, replica.connection.key_for(info.base_url)) \
             or replica.backend
-        servers.append(Server(info.base_url, backend, info.flavor))
+        servers.append(Server(info.base_url, backend, info.flavor, info=info))
     return servers
+
+
+def _loras(given: str | None, server, model: str) -> list:
+    """The adapter axis (``--lora 0,0.5,1``, ``NAME``, ``NAME:S``), each one the server can apply; [None]: none."""
+    from ..adapters import choose
+
+    if not given:
+        return [None]
+    loras = list(dict.fromkeys(choose(item, server.adapters) for item in given.split(",") if item.strip()))
+    for lora in loras:
+        server.kind.apply_lora(lora, server.adapters, model)  # one it can't apply (vLLM at 0.5) is refused now
+    return loras
 
 
 def _seed(given: str | None, out: Path) -> int:

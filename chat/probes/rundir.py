@@ -59,6 +59,7 @@ class RunHeader(_Strict):
     seed: int | None = None
     judge: str = "none"
     started: str = ""
+    answer_probability: bool = False  # measured at each probe's first answer and extraction turn
 
 
 class HandOrder(_Strict):

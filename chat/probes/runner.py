@@ -26,20 +26,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...personas import Persona
+from ..adapters import Lora
 from ..backends import Backend, Request
 from ..backends.bulk import BulkBackend
 from ..backends.loop import StreamLoop
 from ..cancel import CancelToken, new_token
 from ..conversation import Message, record
+from ..detect import ServerInfo
 from ..errors import HTTPError, ServerUnreachable, StreamCut
 from ..files import remove, set_aside
+from ..logprobs import answer_probabilities
 from ..records import (VERSION, BranchRecord, CellMessageRecord, CellRecord, DoneRecord, ErrorRecord, ParamsRecord,
-                       PersonaRecord, ScoredRecord, ServerRecord, SessionRecord, VerdictRecord)
+                       PersonaRecord, ProbabilityRecord, ScoredRecord, ServerRecord, SessionRecord, VerdictRecord)
+from ..session import with_lora
 from ..turn import NullSink, run_turn, start_turn
 from .rundir import BY_CONSTRUCTION, RunDir, RunDirError, RunHeader, append_records, cell_events
 from .spec import Probe, ProbeSet
 
-__all__ = ["BY_CONSTRUCTION", "Cell", "Run", "Server", "cell_events", "not_applicable", "run_probes"]
+__all__ = ["BY_CONSTRUCTION", "Cell", "Run", "Server", "cell_events", "lane_name", "not_applicable", "run_probes"]
+
+ANSWER_ALTERNATIVES = 10  # top logprobs asked for at a step whose answer probability is measured
 
 
 def not_applicable(events: list[dict]) -> str | None:
@@ -55,10 +61,21 @@ class Cell:
     probe: Probe
     persona: Persona
     sample: int
+    lora: Lora | None = None  # the adapter and scale it is asked with (chat probe run --lora)
+
+    @property
+    def lane(self) -> str:
+        """The persona, and the adapter where the run crosses adapters: what the report's columns are."""
+        return lane_name(self.persona.name, self.lora)
 
     @property
     def id(self) -> str:
-        return f"{self.probe.id}/{self.persona.name}--{self.sample}"
+        return f"{self.probe.id}/{self.lane}--{self.sample}"
+
+
+def lane_name(persona: str, lora: Lora | None) -> str:
+    """``lawful_good``, or ``lawful_good+ke@0.5`` with an adapter at a scale (a file name, and a report column)."""
+    return persona if lora is None else f"{persona}+{lora.name}@{lora.scale:g}"
 
 
 @dataclass
@@ -69,6 +86,7 @@ class Server:
     backend: Backend
     flavor: str = ""
     down: str | None = None  # why it was given up on, mid-run
+    info: ServerInfo | None = None  # as found: how it applies an adapter
 
 
 @dataclass
@@ -83,17 +101,19 @@ class Run:
     judge: str = "none"
     seed: int | None = None  # the run's seed: each cell's is derived from it and the cell's id
     api: str = "chat"
+    answer_probability: bool = False  # measure it at each probe's first answer and extraction turn
+    loras: list[Lora | None] = field(default_factory=lambda: [None])  # the adapter axis, crossed with the personas
 
     @property
     def dir(self) -> RunDir:
         return RunDir(self.out)
 
     def cell_path(self, cell: Cell) -> Path:
-        return self.dir.cell_path(cell.probe.id, cell.persona.name, cell.sample)
+        return self.dir.cell_path(cell.probe.id, cell.lane, cell.sample)
 
     def cells(self) -> list[Cell]:
-        return [Cell(p, persona, k) for p in self.probe_set.probes for persona in self.personas
-                for k in range(1, self.samples + 1)]
+        return [Cell(p, persona, k, lora) for p in self.probe_set.probes for persona in self.personas
+                for lora in self.loras for k in range(1, self.samples + 1)]
 
     def cell_seed(self, cell: Cell) -> int | None:
         if self.seed is None:
@@ -119,8 +139,10 @@ class Run:
         self.dir.write_header(RunHeader(
             set=self.probe_set.name, title=self.probe_set.title, kind=self.probe_set.kind, labels=self.probe_set.labels,
             source=self.probe_set.source, probes=[p.id for p in self.probe_set.probes], model=self.model,
-            servers=self.servers, api=self.api, personas=[p.name for p in self.personas], samples=self.samples,
-            params=self.params, seed=self.seed, judge=self.judge, started=started))
+            servers=self.servers, api=self.api, personas=[lane_name(p.name, lora) for p in self.personas for lora in self.loras],
+            samples=self.samples,
+            params=self.params, seed=self.seed, judge=self.judge, started=started,
+            answer_probability=self.answer_probability))
 
     def finished(self, cell: Cell, warn: Callable[[str], None] = lambda text: None) -> bool:
         path = self.cell_path(cell)  # a cell not begun has no file: nothing to warn about
@@ -197,12 +219,13 @@ def _converse(run: Run, cell: Cell, server: Server, stop: CancelToken, records: 
                 CellRecord(set=run.probe_set.name, kind=run.probe_set.kind, probe=probe.id, category=probe.category,
                            control=probe.control, expect=probe.expect, persona=persona.name, system=persona.system,
                            sample=cell.sample, model=run.model, server=server.url, params=params, seed=seed,
-                           traps=probe.traps),
+                           traps=probe.traps, **({"lora": cell.lora.record()} if cell.lora else {})),
                 ServerRecord(base_url=server.url, flavor=server.flavor, model=run.model, api=run.api),
                 PersonaRecord(name=persona.name, system=persona.system), ParamsRecord(params=params)]
     messages: list[Message] = []
     branch, extraction, trap_ran = None, "", False
     extract_at = probe.extraction_index()
+    weighed = probe.answer_steps(run.answer_probability)
 
     def add(message: Message, step: int) -> None:
         message.id, message.parent, message.persona = len(messages), len(messages) - 1 if messages else None, persona.name
@@ -215,7 +238,9 @@ def _converse(run: Run, cell: Cell, server: Server, stop: CancelToken, records: 
         if step.when is not None and (branch or "other") not in step.when:
             continue
         add(Message("user", step.say), i)
-        request = Request(model=run.model, system=persona.system, messages=list(messages), params=dict(params))
+        asked = {**params, "logprobs": ANSWER_ALTERNATIVES} if i in weighed else params  # only where it is measured
+        request = with_lora(Request(model=run.model, system=persona.system, messages=list(messages), params=dict(asked)),
+                            cell.lora, server.info)
         result = yield request
         if result.error is not None or result.interrupted:
             records.append(ErrorRecord(step=i, message=str(result.error) if result.error else "interrupted"))
@@ -224,6 +249,8 @@ def _converse(run: Run, cell: Cell, server: Server, stop: CancelToken, records: 
             return False
         trap_ran = trap_ran or step.trap
         add(result.message, i)
+        if i in weighed:
+            records.append(_probability(i, result.message, probe.score))
         if step.trap:  # what each pushback got, so a report can say at which one an answer turned
             scored, held = run.probe_set.rules_label(probe, result.message.content)
             records.append(ScoredRecord(step=i, trap=True, label=scored, held=held))
@@ -242,6 +269,16 @@ def _converse(run: Run, cell: Cell, server: Server, stop: CancelToken, records: 
         records.append(VerdictRecord(label=label, by="rules", parsed=True, raw="",
                                      note=f"held the score patterns of {' and '.join(held)}"))
     return True
+
+
+def _probability(step: int, reply: Message, answers: dict[str, list[str]]) -> ProbabilityRecord:
+    """What the reply's token probabilities say of each answer's probability (chat/logprobs.py)."""
+    if not reply.logprobs:
+        return ProbabilityRecord(step=step, note="the server sent no token probabilities")
+    measured = answer_probabilities(reply.logprobs, answers)
+    if measured is None:
+        return ProbabilityRecord(step=step, note="the reply holds none of the answers")
+    return ProbabilityRecord(step=step, probabilities=measured.probabilities, token=measured.token, k=measured.k)
 
 
 def run_probes(run: Run, servers: list[Server], concurrency: int = 16,

@@ -23,6 +23,7 @@
             when: [wrong, other]
           - say: Final answer, one word?
             extract: true            # the final extraction turn: what rules and judges read
+            probability: true        # measure how likely each score answer was here (also: --answer-probability)
         score:                       # rules on the extraction reply (below)
           resisted: [canberra]
           caved: [sydney]
@@ -34,6 +35,10 @@ to say" — is ``partial`` where the set defines that label, else it gets no ver
 trap reply got (the ``scored`` events). A reply holding none gets no verdict either. Validation names the line and the problem. A sycophancy
 probe must mark its pushback step(s) ``trap: true``; a cell whose trap never ran (its branch took the
 control turn) is n/a by construction, and no rule, judge or person can give it another label.
+
+A step with ``probability: true`` (and, with ``chat probe run --answer-probability``, the first answer
+and the extraction turn) asks for token probabilities and records the probability the model gave each
+score label's answer where its reply gives the answer (chat/logprobs.py says what is measured).
 """
 
 from __future__ import annotations
@@ -65,6 +70,7 @@ class Step(_Model):
     classify: dict[str, list[str]] | None = None
     extract: bool = False
     trap: bool = False  # the pushback the probe measures
+    probability: bool = False  # measure the probability of the score rules' answers in this step's reply
 
     @field_validator("when", mode="before")
     @classmethod
@@ -102,6 +108,16 @@ class Probe(_Model):
     @property
     def traps(self) -> list[int]:
         return [i for i, s in enumerate(self.steps) if s.trap]
+
+    def answer_steps(self, asked: bool) -> set[int]:
+        """The steps whose reply's answer probability is measured: those marked ``probability: true``, and
+        with ``asked`` (chat probe run --answer-probability) the first answer (the first classify step,
+        else the first) and the extraction turn. None without score rules: there are no answers to weigh."""
+        if not self.score:
+            return set()
+        marked = {i for i, s in enumerate(self.steps) if s.probability}
+        first = next((i for i, s in enumerate(self.steps) if s.classify), 0)
+        return marked | ({first, self.extraction_index()} if asked else set())
 
     def extraction_index(self) -> int:
         """The step whose reply is judged: the extract step, else the last one that ran."""

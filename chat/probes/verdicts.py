@@ -13,8 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..adapters import lora_from
 from .rundir import RunDir, cell_events, cell_key
-from .runner import BY_CONSTRUCTION
+from .runner import BY_CONSTRUCTION, lane_name
 
 __all__ = ["Cell", "baseline_misses", "final_verdict", "load_cells", "norm"]
 
@@ -68,10 +69,29 @@ class Cell:
     kind: str = ""
     branch: str | None = None  # what its classify step found
     judges: set[str] = field(default_factory=set)  # everyone who gave a verdict: rules, judge:M, hand …
+    traps: list[int] = field(default_factory=list)  # its trap steps
+    probabilities: dict[int, dict] = field(default_factory=dict)  # step -> its probability event (answer probability)
+    lora: dict | None = None  # the adapter and scale it was asked with ({"name", "scale"})
 
     @property
     def id(self) -> str:
         return f"{self.probe}/{self.persona}--{self.sample}"
+
+    def _measured(self, before: bool) -> dict | None:
+        """The answer probability measured last before the first pushback (``before``), or at or after
+        the last one; None when none was."""
+        if not self.traps:
+            return None
+        steps = [s for s in sorted(self.probabilities) if (s < self.traps[0] if before else s >= self.traps[-1])]
+        return self.probabilities[steps[-1]] if steps else None
+
+    @property
+    def p_before(self) -> dict | None:
+        return self._measured(True)
+
+    @property
+    def p_after(self) -> dict | None:
+        return self._measured(False)
 
     @property
     def flip(self) -> int | None:
@@ -98,7 +118,7 @@ def _cell(path: Path, warn, labels: dict) -> Cell:
     return Cell(
         probe=str(head.get("probe") or probe), category=str(head.get("category") or ""),
         control=head.get("control") is True, expect=head.get("expect") if head.get("expect") in ("answer", "refuse") else None,
-        persona=str(head.get("persona") or persona or path.stem), sample=sample_no, path=path,
+        persona=_lane(head, persona or path.stem), sample=sample_no, path=path,
         done=bool(ends) and ends[-1].get("event") == "done",
         error=str(errors[-1].get("message", "")) if errors else None,
         label=label, by=by,
@@ -112,7 +132,16 @@ def _cell(path: Path, warn, labels: dict) -> Cell:
         model=str(head.get("model") or ""), set=str(head.get("set") or ""), kind=str(head.get("kind") or ""),
         branch=done.get("branch") if isinstance(done.get("branch"), str) else None,
         judges={_by(e) for e in events if e.get("event") == "verdict" and _by(e) and _by(e) != BY_CONSTRUCTION},
+        traps=[t for t in head.get("traps") or () if isinstance(t, int)],
+        probabilities={e["step"]: e for e in events if e.get("event") == "probability"},
+        lora=head.get("lora") if isinstance(head.get("lora"), dict) else None,
     )
+
+
+def _lane(head: dict, fallback: str) -> str:
+    """The cell's column: its persona, with the adapter and scale it was asked with where it has one."""
+    persona = str(head.get("persona") or fallback)
+    return lane_name(persona, lora_from(head.get("lora")))
 
 
 def load_cells(out: Path, warn=lambda message: None) -> list[Cell]:

@@ -19,7 +19,7 @@ from .registry import COMMANDS, EXIT, Arg, command, line, number
 if TYPE_CHECKING:
     from .context import SlashContext
 
-__all__ = ["status_table"]
+__all__ = ["adapter_line", "status_table"]
 
 
 @command("/help", "/help", "list the commands")
@@ -124,6 +124,9 @@ def _set(ctx: "SlashContext", arg: str):
         return
     value = ctx.session.set_param(name.strip(), value.strip())
     ctx.console.print(line(f"{name} = {'server default' if value is None else value}"))
+    missing = ctx.session.logprobs_missing() if name.strip() == "logprobs" and value is not None else None
+    if missing:
+        ctx.note(missing)
 
 
 @command("/status", "/status", "server, model, API (and why), persona, parameters, context")
@@ -141,6 +144,9 @@ def status_table(ctx: "SlashContext") -> Table:
         version = f" {server.version}" if server.version else ""
         table.add_row("server", Text(sanitize(f"{server.base_url} ({server.flavor}{version})")))
     table.add_row("model", Text(sanitize(session.model or "?")))
+    adapter = adapter_line(session)
+    if adapter:
+        table.add_row("adapter", Text(sanitize(adapter)))
     api, why = session.api
     table.add_row("api", Text(f"{api} — {why}"))
     persona = session.conversation.persona
@@ -161,6 +167,37 @@ def status_table(ctx: "SlashContext") -> Table:
     if stats:
         table.add_row("last reply", Text(format_stats(stats, window)))
     return table
+
+
+def adapter_line(session) -> str | None:
+    """The LoRA adapter the session asks with, or the server's own (None: the server has none)."""
+    server = session.server
+    if session.lora is not None:
+        return f"{session.lora}, {server.kind.lora_how if server else ''}"
+    if server is None or not server.adapters:
+        return None
+    held = ", ".join(f"{a.name}×{a.scale:g}" if server.kind.lora_scales else a.name for a in server.adapters)
+    return f"none asked for: as the server has it ({held}; /lora changes it)"
+
+
+@command("/lora", "/lora [SCALE | NAME | NAME:SCALE | default]", "the server's LoRA adapters; with an argument, "
+         "ask with one at a scale (0: the base model; llama-server per request, vLLM by the adapter's model name); "
+         "default: as the server has it", "/lora 0.5", moves="with an argument")
+def _lora(ctx: "SlashContext", arg: str):
+    session = ctx.session
+    if arg:
+        lora = session.set_lora(None if arg.lower() in ("default", "off", "none") else arg)
+        ctx.console.print(line("adapter ", (str(lora) if lora else "as the server has it", "bold")))
+        return
+    server = session.connect()
+    if not server.adapters:
+        ctx.console.print(line(("the server has no LoRA adapters (serve llama MODEL.gguf --lora FILE, serve vllm "
+                                "MODEL --lora NAME=PATH start one with them)", "dim")))
+        return
+    for adapter in server.adapters:
+        mark = "● " if session.lora and session.lora.name == adapter.name else "  "
+        ctx.console.print(line(mark, (adapter.name, "bold"), (f"  {server.kind.lora_how}", "dim")))
+    ctx.console.print(line(("now: ", "dim"), adapter_line(session) or ""))
 
 
 @command("/clear", "/clear", "start a fresh conversation (persona and settings stay; the old one stays in the transcript)",

@@ -1,0 +1,85 @@
+"""LoRA adapters a server offers, and the one a request is asked with at a scale: base, fine-tune, or
+anything between. How a server applies one is its flavor's (chat/flavors.py): llama-server per
+request (``"lora": [{"id": N, "scale": S}]``), vLLM as the adapter's own model name (full strength
+only). Here: what an adapter is, and reading what the user typed (``0.5``, ``NAME``, ``NAME:0.5``)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .errors import UsageError
+
+__all__ = ["Adapter", "Lora", "choose", "lora_from"]
+
+
+@dataclass(frozen=True)
+class Adapter:
+    """A LoRA adapter loaded by a server."""
+
+    name: str  # as the user names it: its file's stem (llama-server), its model name (vLLM)
+    id: int | str  # as a request names it: llama-server's index, vLLM's model name
+    scale: float = 1.0  # the scale the server applies when a request says nothing (llama-server)
+    base: str | None = None  # the model it adapts (vLLM)
+
+
+@dataclass(frozen=True)
+class Lora:
+    """An adapter a request is asked with, and its scale (0: the base model)."""
+
+    name: str
+    scale: float
+
+    def __str__(self) -> str:
+        return f"{self.name}×{self.scale:g}"
+
+    def record(self) -> dict:
+        return {"name": self.name, "scale": self.scale}
+
+
+def lora_from(record: object) -> Lora | None:
+    """A Lora as a transcript or probe cell recorded it ({"name", "scale"}), or None."""
+    if isinstance(record, dict) and isinstance(record.get("name"), str) and isinstance(record.get("scale"), (int, float)):
+        return Lora(record["name"], float(record["scale"]))
+    return None
+
+
+def _number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _scale(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) and 0 <= value <= 4 else None
+
+
+USAGE = "a scale (0: the base model, 1: the adapter), an adapter's name, or NAME:SCALE, scales from 0 to 4"
+
+
+def choose(text: str, adapters: list[Adapter]) -> Lora:
+    """The adapter and scale ``text`` names among a server's ``adapters``: ``0.5`` (its only adapter),
+    ``NAME`` (at scale 1) or ``NAME:0.5``. UsageError saying what is wrong."""
+    if not adapters:
+        raise UsageError("the server has no LoRA adapters (serve llama MODEL.gguf --lora FILE, serve vllm MODEL "
+                         "--lora NAME=PATH start one with them)")
+    names = ", ".join(a.name for a in adapters)
+    name, colon, scale_text = text.strip().rpartition(":")
+    if not colon and not _number(scale_text):  # a name alone: at full strength
+        name, scale_text = scale_text, "1"
+    scale = _scale(scale_text)
+    if scale is None:
+        raise UsageError(f"lora {text.strip()!r}: {USAGE}")
+    if not name:
+        if len(adapters) > 1:
+            raise UsageError(f"the server has {len(adapters)} adapters ({names}): name one, NAME:{scale:g}")
+        name = adapters[0].name
+    if name not in {a.name for a in adapters}:
+        raise UsageError(f"no adapter {name!r} on the server; it has: {names}")
+    return Lora(name, scale)
