@@ -199,6 +199,12 @@ def test_a_server_that_is_gone_is_unreachable_so_its_cells_move(fake, way):
 
 
 @pytest.mark.parametrize("way", READS)
+def test_a_server_name_that_does_not_resolve_is_unreachable(way):
+    backend = bulk_backend("chat", "http://no-such-host.invalid:9/v1", None)
+    assert isinstance(read_as(way)(backend, request()).error, ServerUnreachable)
+
+
+@pytest.mark.parametrize("way", READS)
 def test_a_stop_shuts_a_stalled_stream_at_once(fake, way):
     fb = fake("vllm")
     fb.script(Reply(text="one two three", chunk_chars=4, stall_after=1, stall_seconds=30))

@@ -96,7 +96,7 @@ class StreamLoop:
         try:
             self._connect(stream)
         except Exception as exc:  # noqa: BLE001 - ended as the blocking path ends it (from run: no recursion)
-            self._soon.append(lambda: self._end(stream, exc, time.perf_counter()))
+            self._soon.append(lambda error=exc: self._end(stream, error, time.perf_counter()))  # exc: unbound past the except
 
     def run(self) -> None:
         """Read every stream to its end, and those their callbacks start; the loop is then closed."""
