@@ -6,9 +6,9 @@ at a time.
 What a read brought is split into events in one pass (sse.py's EventSplitter) and its JSON decoded
 in one call by msgspec into the few fields a reply needs (about 0.5 µs a chunk, where json.loads and a
 walk over the dict cost 3–5 µs). The answer's and the reasoning's pieces are joined and handed to the
-API's own stream parser (chat_completions.py, responses.py) as one chunk, so every rule of reading a
-stream — inline <think> split, usage and speed checked, lone surrogates, in-band errors, tool calls —
-is the parser's, as for any stream. A read holding anything else (a tool call, an error, token
+API's own stream parser (chat_completions.py's ``delta`` and ``figures``, the fields already read;
+responses.py) as one delta, so every rule of reading a stream — inline <think> split, usage and speed
+checked, lone surrogates, in-band errors, tool calls — is the parser's, as for any stream. A read holding anything else (a tool call, an error, token
 probabilities, a shape the fast decoder does not take) goes to the parser chunk by chunk, as it would arrive from the SDK: the
 fast path decides speed only, never what a reply holds. Joined deltas say how many they hold
 (``pieces``), so a reply without usage still counts its tokens; the time to the first token is the
@@ -26,7 +26,7 @@ import msgspec
 
 from .. import cancel, limits
 from ..errors import ChatError, StreamCut, from_error_body, network, redirected
-from ..events import Event, ReasoningDelta, TextDelta
+from ..events import Event, ReasoningDelta
 from ..flavors import refine
 from ..wire import load_object, text
 from .base import Backend, Request, as_sent
@@ -38,24 +38,22 @@ from .sse import EventSplitter
 __all__ = ["BulkBackend", "StreamReading", "bulk_backend", "check_answer", "failure"]
 
 
-class _Delta(msgspec.Struct):
+class _Delta(msgspec.Struct, gc=False):
     content: str | None = None
     reasoning: str | None = None
     reasoning_content: str | None = None
-    tool_calls: object = None
 
 
-class _Choice(msgspec.Struct):
+class _Choice(msgspec.Struct, gc=False):
     delta: _Delta | None = None
     finish_reason: str | None = None
     logprobs: object = None
 
 
-class _Chunk(msgspec.Struct):
+class _Chunk(msgspec.Struct, gc=False):
     choices: list[_Choice] | None = None
     usage: dict | None = None
     timings: dict | None = None
-    error: object = None
 
 
 class _Item(msgspec.Struct):
@@ -99,35 +97,37 @@ class _ChatBlocks:
             yield from self._joined(datas)
 
     def _joined(self, datas: list[bytes]) -> Iterator[Event]:
+        raw = _array(datas)
+        if b'"tool_calls"' in raw or b'"error"' in raw:  # a call or an error (or text that names one): the parser's
+            return (yield from self._one_by_one(datas))
         try:
-            chunks = _CHUNKS.decode(_array(datas))
+            chunks = _CHUNKS.decode(raw)
         except (msgspec.DecodeError, msgspec.ValidationError):
             return (yield from self._one_by_one(datas))
-        content, reasoning, finish, usage, timings = [], [], None, None, None
+        content, reasoning, finish, figures = [], [], None, None
         for chunk in chunks:
-            if chunk.error is not None or chunk.usage and usage or chunk.timings and timings:
-                return (yield from self._one_by_one(datas))  # an error, or figures twice: the parser's to check
+            if chunk.usage or chunk.timings:
+                if figures is not None:  # figures twice: the parser's to check
+                    return (yield from self._one_by_one(datas))
+                figures = chunk
             for choice in chunk.choices or ():
                 if choice.logprobs is not None:  # token probabilities: each chunk's belong to its own text
                     return (yield from self._one_by_one(datas))
                 delta = choice.delta
                 if delta is not None:
-                    if delta.tool_calls is not None or (usage or timings) and (delta.content or delta.reasoning
-                                                                               or delta.reasoning_content):
-                        return (yield from self._one_by_one(datas))  # a call, or text after the figures
-                    if delta.content:
-                        content.append(delta.content)
-                    said = delta.reasoning or delta.reasoning_content
-                    if said:
-                        reasoning.append(said)
+                    said, thought = delta.content, delta.reasoning or delta.reasoning_content
+                    if said or thought:
+                        if figures is not None:  # text after the figures: the parser's to check
+                            return (yield from self._one_by_one(datas))
+                        if said:
+                            content.append(said)
+                        if thought:
+                            reasoning.append(thought)
                 finish = choice.finish_reason or finish
-            usage = chunk.usage or usage
-            timings = chunk.timings or timings
-        joined = {"choices": [{"delta": {"content": "".join(content), "reasoning": "".join(reasoning)},
-                               "finish_reason": finish}]}
-        yield from _counted(self.parser.feed(joined), len(reasoning), len(content))
-        if usage or timings:  # the figures come last: what came before them is handed on first
-            yield from self.parser.feed({"usage": usage, "timings": timings})
+        parser = self.parser
+        yield from _counted(parser.delta("".join(reasoning), "".join(content), (), finish), len(reasoning), len(content))
+        if figures is not None:  # the figures come last: what came before them is handed on first
+            parser.figures(figures.usage, figures.timings)
 
     def _one_by_one(self, datas: list[bytes]) -> Iterator[Event]:
         """As the SDK backend reads them: a chunk at a time, what came before a bad one kept."""

@@ -62,13 +62,14 @@ class Reader:
     another request then. StreamError past ``cap`` bytes of body or MAX_HEAD of head."""
 
     def __init__(self, cap: int = limits.MAX_STREAM):
+        self._parts: list[bytes] = []
+        self.on_body = self._parts.append  # httptools' callback for each piece of body: no Python frame a chunk
         self._parser = httptools.HttpResponseParser(self)
         self.status: int | None = None
         self.headers: dict[str, str] = {}
         self.done = False
         self.keep = True
         self._cap, self._body, self._head = cap, 0, 0
-        self._parts: list[bytes] = []
         self._failed: Exception | None = None  # raised in a callback: the parser only says one was
         self._to_close = False  # neither a length nor chunks: the body ends with the connection
 
@@ -93,6 +94,9 @@ class Reader:
             return b""
         block = self._parts[0] if len(self._parts) == 1 else b"".join(self._parts)
         self._parts.clear()
+        self._body += len(block)
+        if self._body > self._cap:  # looked at a read at a time: the cap is passed by one read at most
+            raise StreamError(f"the server sent more than {limits.size(self._cap)} in one answer: stopped there")
         return block
 
     def eof(self) -> None:
@@ -126,12 +130,6 @@ class Reader:
             and "content-length" not in self.headers
         if self._to_close:
             self.keep = False
-
-    def on_body(self, body: bytes) -> None:
-        self._body += len(body)
-        if self._body > self._cap:
-            self._fail(StreamError(f"the server sent more than {limits.size(self._cap)} in one answer: stopped there"))
-        self._parts.append(body)
 
     def on_message_complete(self) -> None:
         if self.status is not None:
