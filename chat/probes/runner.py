@@ -317,6 +317,9 @@ def _run_cells(run: Run, servers: list[Server], todo: deque, concurrency: int, p
     return cells.counts["finished"], len(run.cells()) - cells.total
 
 
+_BEHIND = 64  # cells finished and not yet on disk, at most
+
+
 class _Cells:
     """The cells still to run, shared by every server (a failing one's go to the others), and what
     the run has done so far."""
@@ -367,9 +370,11 @@ class _Cells:
     def on_loop(self, servers: list[Server], width: int) -> None:
         """Cells on ``servers``, ``width`` at once on each, every reply read by one StreamLoop here. A
         finished cell is written (and fsync'd) on a thread of its own: the loop does not wait for the
-        disk, and the cell counts as done once its lines are on it."""
+        disk, and the cell counts as done once its lines are on it; the loop waits when the disk is
+        _BEHIND cells behind (what waits to be written is held in memory)."""
         loop = StreamLoop(self.stop)
         failed: list[BaseException] = []
+        room = threading.Semaphore(_BEHIND)
 
         def save(cell: Cell, records: list, ok: bool) -> None:
             try:
@@ -378,6 +383,8 @@ class _Cells:
                 failed.append(e)
                 self.stop.cancel("the cells could not be written")
                 return
+            finally:
+                room.release()
             self.ended(ok, _tokens(records))
 
         def begin(server: Server) -> None:
@@ -393,6 +400,7 @@ class _Cells:
                 append_records(self.run.cell_path(cell), *records)
                 return self.failed(server, cell, e)
             except StopIteration as end:
+                room.acquire()
                 writer.submit(save, cell, records, end.value)
                 return begin(server)
             start_turn(loop, server.backend, request, lambda reply: step(server, cell, script, records, reply))
