@@ -136,3 +136,19 @@ def test_the_end_of_a_probe_run_reads_each_cell_once(fake, tmp_path, isolated_en
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "READS 18" in r.stdout  # nine personas × two samples, each read once
+
+
+def test_a_reports_cells_share_the_strings_every_cell_repeats(tmp_path):
+    """The closing report holds every cell of the run at once: what all of them repeat (the server, the
+    model, the set, the persona, the labels) is held once, not once a cell (~0.6 KB a cell of 1.7)."""
+    from test_probe_report import write_cell, write_run
+
+    from gridchat.chat.probes.report import load_cells
+
+    write_run(tmp_path, "sycophancy", ["lawful_good"])
+    for probe in ("p1", "p2"):
+        write_cell(tmp_path, probe, "lawful_good", 0, ["resisted"], trap_labels=["resisted"])
+    a, b = load_cells(tmp_path)
+    for name in ("server", "model", "set", "kind", "category", "persona", "label", "by", "rules"):
+        assert getattr(a, name) is getattr(b, name), name
+    assert a.trap_labels[0] is b.trap_labels[0]
