@@ -132,7 +132,8 @@ class StreamLoop:
         idle = self._idle.get(pool)
         if idle:
             stream.sock, stream.reused = idle.pop(), True
-            self._watch(stream, selectors.EVENT_WRITE, READ_TIMEOUT)
+            sent = self._send_early(stream)
+            self._watch(stream, selectors.EVENT_READ if sent else selectors.EVENT_WRITE, READ_TIMEOUT)
             return
         if pool not in self._addresses:  # resolved once a run, as the blocking path's first connection does
             self._addresses[pool] = socket.getaddrinfo(*pool.address, type=socket.SOCK_STREAM)
@@ -150,6 +151,18 @@ class StreamLoop:
         if code not in (0, errno.EINPROGRESS):
             raise OSError(code, f"connecting failed: {errno.errorcode.get(code, code)}")
         self._watch(stream, selectors.EVENT_WRITE, CONNECT_TIMEOUT)
+
+    @staticmethod
+    def _send_early(stream: _Stream) -> bool:
+        """Send on a kept connection at once (whether all went): waiting to be told it is writable put
+        the request after the rest of this wake-up's work — at 128 streams ending together, ~60 ms.
+        A failure is left to the watch for writing, which finds it and handles it as any send's."""
+        try:
+            sent = stream.sock.send(stream.out)
+        except OSError:
+            return False
+        stream.out = stream.out[sent:]
+        return not stream.out.nbytes
 
     def _watch(self, stream: _Stream, events: int, timeout: float) -> None:
         stream.deadline = time.perf_counter() + timeout
