@@ -9,7 +9,7 @@ move the head or add siblings: nothing is ever removed, so every branch stays re
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 from ..personas import NONE, Persona
 from .events import ToolCall
@@ -43,10 +43,27 @@ class Message:
     logprobs: list[dict] | None = None  # assistant replies: the answer's tokens and their probabilities, if asked
 
 
+_KEPT = ("id", "role", "content", "parent")  # written even when empty
+
+
 def record(message: Message) -> dict:
-    """A message as a transcript record: empty fields left out."""
-    data = asdict(message)
-    return {k: v for k, v in data.items() if v not in (None, "", [], False) or k in ("id", "role", "content", "parent")}
+    """A message as a transcript record: empty fields left out. Its dicts (stats, params, lora: flat)
+    and tool calls are copied one level down, not deep-copied as dataclasses.asdict would (~60 µs a
+    message: a probe run records thousands); its token probabilities, never changed once read, are shared."""
+    data = {}
+    for name in _FIELDS:
+        value = getattr(message, name)
+        if value in (None, "", [], False) and name not in _KEPT:
+            continue
+        if name == "tool_calls":
+            value = [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in value]
+        elif type(value) is dict:
+            value = dict(value)
+        data[name] = value
+    return data
+
+
+_FIELDS = tuple(f.name for f in fields(Message))
 
 
 @dataclass(slots=True)

@@ -188,7 +188,7 @@ class Repl:
         return 0
 
     def _connect_and_greet(self) -> None:
-        threading.Thread(target=_preload, daemon=True).start()
+        self._preload_once_shown()
         self.console.print(Text(f"gridchat {__version__}", style="bold"), Text("· /help lists commands", style="dim"))
         try:
             self.session.connect()
@@ -202,6 +202,18 @@ class Repl:
             show_last_exchange(self)
         if self.session.pending_text:  # --resume of a message that was never answered
             self.offer(self.session.pending_text)
+
+    def _preload_once_shown(self) -> None:
+        """Preload (the openai SDK: ~0.25 s of CPU) once the first prompt is drawn: started before, its
+        thread took the GIL from connecting and drawing, ~30 ms later to the prompt (bench startup)."""
+        started = []
+
+        def start(_app) -> None:
+            if not started:
+                started.append(True)
+                threading.Thread(target=_preload, daemon=True).start()
+
+        self.prompt_session.app.after_render += start
 
     def send(self, text: str) -> None:
         if self.panels.open is not None:  # a panel is open: the message goes to every lane

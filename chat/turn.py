@@ -21,7 +21,8 @@ from .params import OPTIONAL
 from .redact import redact_tokens
 from .toolbox import Approver, Toolbox
 
-__all__ = ["NullSink", "OPTIONAL_PARAMS", "Sink", "TurnResult", "TurnStats", "run_exchange", "run_turn", "shortfall"]
+__all__ = ["NullSink", "OPTIONAL_PARAMS", "Sink", "TurnResult", "TurnStats", "run_exchange", "run_turn", "shortfall",
+           "start_turn"]
 
 
 class Sink(Protocol):
@@ -149,72 +150,125 @@ def run_turn(backend: Backend, request: Request, sink: Sink, cancel: CancelToken
     token = cancel if cancel is not None else new_token()
     while True:
         result = _stream(backend, request, sink, token)
-        error = result.error
-        rejected = [name for name in OPTIONAL_PARAMS if name in request.params and name not in backend.unsupported
-                    and isinstance(error, HTTPError) and error.status in (400, 422) and name in str(error)]
-        if not rejected or result.started:
-            result.message.params = {k: v for k, v in request.params.items() if k not in backend.unsupported}
-            result.message.model = request.model or None
-            result.message.lora = request.lora
+        rejected = _rejected(backend, request, result)
+        if not rejected:
+            _settle(backend, request, result)
             if keep is not None:
                 keep(result)
             sink.end(result)
             return result
-        backend.unsupported.update(rejected)
         sink.notice(f"the server rejects {', '.join(rejected)}: sent without {'it' if len(rejected) == 1 else 'them'} "
                     "from now on")
 
 
+def start_turn(loop, backend: Backend, request: Request, then: Callable[[TurnResult], None]) -> None:
+    """``run_turn`` on a StreamLoop (chat/backends/loop.py: many replies read on one thread), showing
+    nothing: ``then(result)`` once the reply is over. The loop's token stops it."""
+    reply = _Reply(time.perf_counter())
+
+    def events(got: list[Event], at: float) -> None:
+        for event in got:
+            reply.event(event, at)
+
+    def end(error: Exception | None, at: float) -> None:
+        result = reply.end(at, error, loop.stopped)
+        if _rejected(backend, request, result):
+            start_turn(loop, backend, request, then)
+            return
+        _settle(backend, request, result)
+        then(result)
+
+    loop.stream(backend, request, events, end)
+
+
+def _rejected(backend: Backend, request: Request, result: TurnResult) -> list[str]:
+    """The optional parameters a failed request was refused for (none once a reply began): the
+    backend leaves them out from now on, and the request is to be sent again."""
+    error = result.error
+    if result.started or not isinstance(error, HTTPError) or error.status not in (400, 422):
+        return []
+    rejected = [name for name in OPTIONAL_PARAMS
+                if name in request.params and name not in backend.unsupported and name in str(error)]
+    backend.unsupported.update(rejected)
+    return rejected
+
+
+def _settle(backend: Backend, request: Request, result: TurnResult) -> None:
+    """What the reply was asked with: the parameters sent, the model."""
+    result.message.params = {k: v for k, v in request.params.items() if k not in backend.unsupported}
+    result.message.model = request.model or None
+    result.message.lora = request.lora
+
+
+class _Reply:
+    """A reply put together from its events as they come, whoever reads the stream."""
+
+    __slots__ = ("start", "text", "reasoning", "tokens", "message", "stats", "deltas")
+
+    def __init__(self, start: float):
+        self.start = start
+        self.text: list[str] = []
+        self.reasoning: list[str] = []
+        self.tokens: list[dict] = []
+        self.message = Message("assistant")
+        self.stats = TurnStats()
+        self.deltas = 0
+
+    def event(self, event: Event, at: float | None = None) -> None:
+        """One event; ``at``: when it arrived (default: now)."""
+        kind, stats = type(event), self.stats
+        if kind is TextDelta or kind is ReasoningDelta:
+            if stats.time_to_first_token is None:
+                stats.time_to_first_token = (time.perf_counter() if at is None else at) - self.start
+            (self.text if kind is TextDelta else self.reasoning).append(event.text)
+            self.deltas += event.pieces
+        elif kind is ToolCall:
+            self.message.tool_calls.append(event)
+        elif kind is Usage:
+            stats.prompt_tokens = event.prompt_tokens
+            stats.completion_tokens = event.completion_tokens or 0
+            stats.server_tokens_per_second = event.tokens_per_second
+        elif kind is Finish:
+            stats.finish_reason = event.reason
+        elif kind is Logprobs:
+            self.tokens += event.tokens
+
+    def end(self, at: float, error: Exception | None = None, stopped: bool = False) -> TurnResult:
+        """The reply as it ended: whole (no error), stopped (Cancelled, or any error once ``stopped``:
+        the connection was shut down under it) or failed (a ChatError)."""
+        message, stats = self.message, self.stats
+        result = TurnResult(message, stats)
+        if isinstance(error, Cancelled) or error is not None and stopped:
+            result.interrupted = True
+        elif error is not None:
+            result.error = error
+        stats.elapsed = at - self.start
+        if not stats.completion_tokens:  # no usage from the server: count deltas (about one token each)
+            stats.completion_tokens, stats.counted = self.deltas, True
+        message.content = "".join(self.text).lstrip("\n")
+        message.reasoning = "".join(self.reasoning).strip()
+        message.interrupted = result.interrupted or result.error is not None
+        message.stats = stats.record()
+        message.logprobs = redact_tokens(self.tokens) or None  # a secret split across tokens is whole only when joined
+        return result
+
+
 def _stream(backend: Backend, request: Request, sink: Sink, token: CancelToken) -> TurnResult:
-    text: list[str] = []
-    reasoning: list[str] = []
-    tokens: list[dict] = []
-    message = Message("assistant")
-    stats = TurnStats()
-    result = TurnResult(message, stats)
-    deltas = 0
-    start = time.perf_counter()
+    reply = _Reply(time.perf_counter())
+    error: Exception | None = None
     with token.active():
         stream = backend.stream(request)
         try:
             if token.cancelled:
                 raise Cancelled
             for event in stream:
-                kind = type(event)
-                if kind is TextDelta or kind is ReasoningDelta:
-                    if stats.time_to_first_token is None:
-                        stats.time_to_first_token = time.perf_counter() - start
-                    (text if kind is TextDelta else reasoning).append(event.text)
-                    deltas += event.pieces
-                elif kind is ToolCall:
-                    message.tool_calls.append(event)
-                elif kind is Usage:
-                    stats.prompt_tokens = event.prompt_tokens
-                    stats.completion_tokens = event.completion_tokens or 0
-                    stats.server_tokens_per_second = event.tokens_per_second
-                elif kind is Finish:
-                    stats.finish_reason = event.reason
-                elif kind is Logprobs:
-                    tokens += event.tokens
+                reply.event(event)
                 sink.event(event)
-        except Cancelled:
-            result.interrupted = True
-        except ChatError as err:
-            if token.cancelled:  # the connection was shut down under it: a stop, not a failure
-                result.interrupted = True
-            else:
-                result.error = err
+        except (Cancelled, ChatError) as err:
+            error = err
         finally:
             stream.close()  # drops the connection at once when the reply was cut short
-    stats.elapsed = time.perf_counter() - start
-    if not stats.completion_tokens:  # no usage from the server: count deltas (about one token each)
-        stats.completion_tokens, stats.counted = deltas, True
-    message.content = "".join(text).lstrip("\n")
-    message.reasoning = "".join(reasoning).strip()
-    message.interrupted = result.interrupted or result.error is not None
-    message.stats = stats.record()
-    message.logprobs = redact_tokens(tokens) or None  # a secret split across tokens is whole only when joined
-    return result
+    return reply.end(time.perf_counter(), error, token.cancelled)
 
 
 def _result_for_unrun(call: ToolCall, why: str) -> Message:

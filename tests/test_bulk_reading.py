@@ -1,8 +1,9 @@
 """Probe runs read their replies in bulk (chat/backends/bulk.py: no SDK, a read of a stream parsed at
 once). What a reply holds must not depend on it: every stream below — well-formed, with tool calls,
 reasoning, inline <think>, errors in band and out, cut, malformed — gives the same reply, figures and
-error through the bulk backend as through the SDK's. And the figures a run records (tokens, time to
-the first token, tokens/s) are those the fake served."""
+error through the bulk backend as through the SDK's, read on the caller's thread or on a stream loop
+(chat/backends/loop.py: a probe run's many replies on one thread), on both APIs. And the figures a
+run records (tokens, time to the first token, tokens/s) are those the fake served, either way."""
 
 from __future__ import annotations
 
@@ -20,8 +21,9 @@ from gridchat.chat.backends.base import Request
 from gridchat.chat.cancel import CancelToken
 from gridchat.chat.conversation import Message
 from gridchat.chat.errors import ServerUnreachable, StreamCut
-from gridchat.chat.turn import NullSink, run_turn
-from test_malformed_streams import CHAT_CHUNKS, PARTIAL
+from gridchat.chat.backends.loop import StreamLoop
+from gridchat.chat.turn import NullSink, run_turn, start_turn
+from test_malformed_streams import CHAT_CHUNKS, PARTIAL, RESPONSES_EVENTS
 
 MODEL = "fake/persona-20b"
 
@@ -48,6 +50,22 @@ def outcome(result) -> dict:
             "interrupted": result.interrupted}
 
 
+def looped(backend, req: Request, token: CancelToken | None = None):
+    """The turn run on a stream loop, as a probe run runs its many."""
+    loop, got = StreamLoop(token), []
+    start_turn(loop, backend, req, got.append)
+    loop.run()
+    return got[0]
+
+
+def read_as(way: str):
+    """A turn runner for ``way``: on the caller's thread, or on a stream loop."""
+    return (lambda backend, req, token=None: run_turn(backend, req, NullSink(), token)) if way == "thread" else looped
+
+
+READS = ["thread", "loop"]
+_PARTIAL_ITEM = '{"type":"response.output_text.delta","output_index":0,"delta":"partial "}'
+
 REPLIES = {
     "plain": Reply(text="It is 42, and I am sure of it." * 20, chunk_chars=3),
     "reasoning": Reply(reasoning="Six sevens... " * 10, text="42.", chunk_chars=2),
@@ -70,30 +88,61 @@ REPLIES = {
     **{f"malformed: {name}": Reply(raw_events=[PARTIAL, chunk, "[DONE]"]) for name, chunk in CHAT_CHUNKS.items()},
 }
 
+# Responses-API streams as raw events (each a `data:` line: its type in the payload, as a server that
+# sends no `event:` lines does), odd and malformed.
+_COMPLETED = '{"type":"response.completed","response":{"status":"completed","output":[],' \
+             '"usage":{"input_tokens":7,"output_tokens":3}}}'
+RESPONSES_REPLIES = {
+    "raw deltas then completed": Reply(raw_events=[_PARTIAL_ITEM, _PARTIAL_ITEM.replace("partial ", "answer"),
+                                                   _COMPLETED]),
+    "unknown event types between deltas": Reply(raw_events=[_PARTIAL_ITEM, '{"type":"response.future.thing","x":1}',
+                                                            _PARTIAL_ITEM, _COMPLETED]),
+    "reasoning then text deltas": Reply(raw_events=[
+        '{"type":"response.reasoning_text.delta","output_index":0,"delta":"six sevens"}', _PARTIAL_ITEM, _COMPLETED]),
+    "no completed event": Reply(raw_events=[_PARTIAL_ITEM]),
+    "an error event": Reply(raw_events=[_PARTIAL_ITEM, '{"type":"error","code":"server_error","message":"boom"}']),
+    "a [DONE] after completed": Reply(raw_events=[_PARTIAL_ITEM, _COMPLETED, "[DONE]"]),
+    "a [DONE] instead of completed": Reply(raw_events=[_PARTIAL_ITEM, "[DONE]"]),
+    "not JSON": Reply(raw_events=[_PARTIAL_ITEM, "{not json"]),
+    **{f"malformed: {name}": Reply(raw_events=[_PARTIAL_ITEM, event]) for name, event in RESPONSES_EVENTS.items()},
+}
+
 
 @pytest.mark.parametrize("api", ["chat", "responses"])
 @pytest.mark.parametrize("flavor", ["vllm", "llamacpp"])
 @pytest.mark.parametrize("name", list(REPLIES))
 def test_a_reply_read_in_bulk_is_the_reply_the_sdk_backend_reads(fake, flavor, api, name):
     if api == "responses" and (name.startswith("malformed") or REPLIES[name].raw_events):
-        pytest.skip("chat-completions chunks")
-    fb = fake(flavor)
+        pytest.skip("chat-completions chunks (RESPONSES_REPLIES has the Responses API's own)")
+    same_three_ways(fake(flavor), api, REPLIES[name])
+
+
+@pytest.mark.parametrize("name", list(RESPONSES_REPLIES))
+def test_a_responses_stream_read_in_bulk_is_the_one_the_sdk_backend_reads(fake, name):
+    same_three_ways(fake("vllm"), "responses", RESPONSES_REPLIES[name])
+
+
+def same_three_ways(fb: FakeBackend, api: str, reply: Reply) -> None:
+    """The SDK's backend, the bulk one on this thread and the bulk one on a stream loop read ``reply``
+    alike, and send the same request."""
     got = []
-    for backend in (sdk(fb, api), bulk_backend(api, fb.base_url, "k")):
-        fb.script(REPLIES[name])
-        got.append(outcome(run_turn(backend, request(temperature=0.5), NullSink())))
-    assert got[0] == got[1]
+    for backend, read in ((sdk(fb, api), read_as("thread")), (bulk_backend(api, fb.base_url, "k"), read_as("thread")),
+                          (bulk_backend(api, fb.base_url, "k"), looped)):
+        fb.script(reply)
+        got.append(outcome(read(backend, request(temperature=0.5))))
+    assert got[0] == got[1] == got[2]
     bodies = [r.body for r in fb.generations()]
-    assert bodies[0] == bodies[1]  # the same request, to the byte of its JSON
+    assert bodies[0] == bodies[1] == bodies[2]  # the same request, to the byte of its JSON
 
 
-def test_the_figures_recorded_are_those_the_fake_served(fake):
+@pytest.mark.parametrize("way", READS)
+def test_the_figures_recorded_are_those_the_fake_served(fake, way):
     """Tokens and prompt tokens as the server counted them; the first token after the delay the fake
     waited before it, and not at the end of the stream (a bulk reader must not time the last read)."""
     fb = fake("vllm")
     reply = Reply(text="It is 42. " * 4, chunk_chars=4, delay=0.05)  # 10 deltas, 0.05 s before each
     fb.script(reply)
-    result = run_turn(bulk_backend("chat", fb.base_url, None), request(), NullSink())
+    result = read_as(way)(bulk_backend("chat", fb.base_url, None), request())
     stats = result.message.stats
     assert stats["completion_tokens"] == 10 and stats["prompt_tokens"] == (len("Persona: lawful_good")
                                                                            + len("What is 6 times 7?")) // 4 + 10
@@ -104,37 +153,59 @@ def test_the_figures_recorded_are_those_the_fake_served(fake):
     assert stats["finish_reason"] == "stop"
 
 
-def test_a_reply_without_usage_counts_the_deltas_it_joined(fake):
+@pytest.mark.parametrize("way", READS)
+def test_a_reply_without_usage_counts_the_deltas_it_joined(fake, way):
     fb = fake("vllm")
     fb.script(REPLIES["no usage"])
-    result = run_turn(bulk_backend("chat", fb.base_url, None), request(), NullSink())
+    result = read_as(way)(bulk_backend("chat", fb.base_url, None), request())
     assert result.message.content == "abcde" and result.message.stats["completion_tokens"] == 5
 
 
-def test_a_connection_the_server_closed_while_idle_is_replaced(fake):
+@pytest.mark.parametrize("way", READS)
+def test_a_connection_the_server_closed_while_idle_is_replaced(fake, way):
     """The server restarts between two requests: the kept connection is dead; the next request goes
     out on a new one, with no error."""
     fb = fake("vllm")
     backend = bulk_backend("chat", fb.base_url, None)
-    assert run_turn(backend, request(), NullSink()).error is None
-    port = fb.port
-    fb.stop()
-    again = FakeBackend("vllm", port=port).start()
+    port, again = fb.port, []
+
+    def restart(first) -> None:
+        assert first.error is None
+        fb.stop()
+        again.append(FakeBackend("vllm", port=port).start())
+
     try:
-        result = run_turn(backend, request(), NullSink())
+        if way == "thread":
+            restart(run_turn(backend, request(), NullSink()))
+            result = run_turn(backend, request(), NullSink())
+        else:  # both on one loop, whose kept connection is the dead one
+            loop, got = StreamLoop(), []
+            start_turn(loop, backend, request(), lambda first: (restart(first),
+                                                                start_turn(loop, backend, request(), got.append)))
+            loop.run()
+            result = got[0]
         assert result.error is None and result.message.content.startswith("Echo")
     finally:
-        again.stop()
+        for server in again:
+            server.stop()
 
 
-def test_a_server_that_is_gone_is_unreachable_so_its_cells_move(fake):
+@pytest.mark.parametrize("way", READS)
+def test_a_server_that_is_gone_is_unreachable_so_its_cells_move(fake, way):
     fb = fake("vllm")
     backend = bulk_backend("chat", fb.base_url, None)
     fb.stop()
-    assert isinstance(run_turn(backend, request(), NullSink()).error, ServerUnreachable)
+    assert isinstance(read_as(way)(backend, request()).error, ServerUnreachable)
 
 
-def test_a_stop_shuts_a_stalled_stream_at_once(fake):
+@pytest.mark.parametrize("way", READS)
+def test_a_server_name_that_does_not_resolve_is_unreachable(way):
+    backend = bulk_backend("chat", "http://no-such-host.invalid:9/v1", None)
+    assert isinstance(read_as(way)(backend, request()).error, ServerUnreachable)
+
+
+@pytest.mark.parametrize("way", READS)
+def test_a_stop_shuts_a_stalled_stream_at_once(fake, way):
     fb = fake("vllm")
     fb.script(Reply(text="one two three", chunk_chars=4, stall_after=1, stall_seconds=30))
     token = CancelToken()
@@ -147,16 +218,17 @@ def test_a_stop_shuts_a_stalled_stream_at_once(fake):
 
     threading.Thread(target=stop_once_streaming, daemon=True).start()
     start = time.perf_counter()
-    result = run_turn(bulk_backend("chat", fb.base_url, None), request(), NullSink(), token)
+    result = read_as(way)(bulk_backend("chat", fb.base_url, None), request(), token)
     assert result.interrupted and result.error is None
     assert time.perf_counter() - start < 20  # not the 30 s stall
 
 
-def test_credentials_go_as_the_sdk_sends_them(fake):
+@pytest.mark.parametrize("way", READS)
+def test_credentials_go_as_the_sdk_sends_them(fake, way):
     fb = fake("vllm", api_key="sekrit")
-    assert run_turn(bulk_backend("chat", fb.base_url, "sekrit"), request(), NullSink()).error is None
+    assert read_as(way)(bulk_backend("chat", fb.base_url, "sekrit"), request()).error is None
     assert fb.generations()[-1].header("Authorization") == "Bearer sekrit"
-    refused = run_turn(bulk_backend("chat", fb.base_url, "wrong"), request(), NullSink()).error
+    refused = read_as(way)(bulk_backend("chat", fb.base_url, "wrong"), request()).error
     assert refused is not None and refused.status == 401
 
 

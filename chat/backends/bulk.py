@@ -6,9 +6,9 @@ at a time.
 What a read brought is split into events in one pass (sse.py's EventSplitter) and its JSON decoded
 in one call by msgspec into the few fields a reply needs (about 0.5 µs a chunk, where json.loads and a
 walk over the dict cost 3–5 µs). The answer's and the reasoning's pieces are joined and handed to the
-API's own stream parser (chat_completions.py, responses.py) as one chunk, so every rule of reading a
-stream — inline <think> split, usage and speed checked, lone surrogates, in-band errors, tool calls —
-is the parser's, as for any stream. A read holding anything else (a tool call, an error, token
+API's own stream parser (chat_completions.py's ``delta`` and ``figures``, the fields already read;
+responses.py) as one delta, so every rule of reading a stream — inline <think> split, usage and speed
+checked, lone surrogates, in-band errors, tool calls — is the parser's, as for any stream. A read holding anything else (a tool call, an error, token
 probabilities, a shape the fast decoder does not take) goes to the parser chunk by chunk, as it would arrive from the SDK: the
 fast path decides speed only, never what a reply holds. Joined deltas say how many they hold
 (``pieces``), so a reply without usage still counts its tokens; the time to the first token is the
@@ -26,7 +26,7 @@ import msgspec
 
 from .. import cancel, limits
 from ..errors import ChatError, StreamCut, from_error_body, network, redirected
-from ..events import Event, ReasoningDelta, TextDelta
+from ..events import Event, ReasoningDelta
 from ..flavors import refine
 from ..wire import load_object, text
 from .base import Backend, Request, as_sent
@@ -35,27 +35,25 @@ from .http1 import Pool, plain_http
 from .responses import ResponsesStreamParser
 from .sse import EventSplitter
 
-__all__ = ["BulkBackend", "bulk_backend"]
+__all__ = ["BulkBackend", "StreamReading", "bulk_backend", "check_answer", "failure"]
 
 
-class _Delta(msgspec.Struct):
+class _Delta(msgspec.Struct, gc=False):
     content: str | None = None
     reasoning: str | None = None
     reasoning_content: str | None = None
-    tool_calls: object = None
 
 
-class _Choice(msgspec.Struct):
+class _Choice(msgspec.Struct, gc=False):
     delta: _Delta | None = None
     finish_reason: str | None = None
     logprobs: object = None
 
 
-class _Chunk(msgspec.Struct):
+class _Chunk(msgspec.Struct, gc=False):
     choices: list[_Choice] | None = None
     usage: dict | None = None
     timings: dict | None = None
-    error: object = None
 
 
 class _Item(msgspec.Struct):
@@ -99,35 +97,37 @@ class _ChatBlocks:
             yield from self._joined(datas)
 
     def _joined(self, datas: list[bytes]) -> Iterator[Event]:
+        raw = _array(datas)
+        if b'"tool_calls"' in raw or b'"error"' in raw:  # a call or an error (or text that names one): the parser's
+            return (yield from self._one_by_one(datas))
         try:
-            chunks = _CHUNKS.decode(_array(datas))
+            chunks = _CHUNKS.decode(raw)
         except (msgspec.DecodeError, msgspec.ValidationError):
             return (yield from self._one_by_one(datas))
-        content, reasoning, finish, usage, timings = [], [], None, None, None
+        content, reasoning, finish, figures = [], [], None, None
         for chunk in chunks:
-            if chunk.error is not None or chunk.usage and usage or chunk.timings and timings:
-                return (yield from self._one_by_one(datas))  # an error, or figures twice: the parser's to check
+            if chunk.usage or chunk.timings:
+                if figures is not None:  # figures twice: the parser's to check
+                    return (yield from self._one_by_one(datas))
+                figures = chunk
             for choice in chunk.choices or ():
                 if choice.logprobs is not None:  # token probabilities: each chunk's belong to its own text
                     return (yield from self._one_by_one(datas))
                 delta = choice.delta
                 if delta is not None:
-                    if delta.tool_calls is not None or (usage or timings) and (delta.content or delta.reasoning
-                                                                               or delta.reasoning_content):
-                        return (yield from self._one_by_one(datas))  # a call, or text after the figures
-                    if delta.content:
-                        content.append(delta.content)
-                    said = delta.reasoning or delta.reasoning_content
-                    if said:
-                        reasoning.append(said)
+                    said, thought = delta.content, delta.reasoning or delta.reasoning_content
+                    if said or thought:
+                        if figures is not None:  # text after the figures: the parser's to check
+                            return (yield from self._one_by_one(datas))
+                        if said:
+                            content.append(said)
+                        if thought:
+                            reasoning.append(thought)
                 finish = choice.finish_reason or finish
-            usage = chunk.usage or usage
-            timings = chunk.timings or timings
-        joined = {"choices": [{"delta": {"content": "".join(content), "reasoning": "".join(reasoning)},
-                               "finish_reason": finish}]}
-        yield from _counted(self.parser.feed(joined), len(reasoning), len(content))
-        if usage or timings:  # the figures come last: what came before them is handed on first
-            yield from self.parser.feed({"usage": usage, "timings": timings})
+        parser = self.parser
+        yield from _counted(parser.delta("".join(reasoning), "".join(content), (), finish), len(reasoning), len(content))
+        if figures is not None:  # the figures come last: what came before them is handed on first
+            parser.figures(figures.usage, figures.timings)
 
     def _one_by_one(self, datas: list[bytes]) -> Iterator[Event]:
         """As the SDK backend reads them: a chunk at a time, what came before a bad one kept."""
@@ -183,6 +183,37 @@ class _ResponsesBlocks:
         return []
 
 
+class StreamReading:
+    """One answer's stream read as it comes, with no I/O: the body's blocks in (``feed``), events out;
+    ``over`` once the reply is (anything after it is not read), ``end()`` when the body is. The
+    blocking ``BulkBackend.stream`` and the stream loop (loop.py) read through it alike."""
+
+    def __init__(self, api: str):
+        self.chat = api == "chat"
+        self.events = EventSplitter()
+        self.blocks = _ChatBlocks() if self.chat else _ResponsesBlocks()
+
+    @property
+    def over(self) -> bool:
+        return self.blocks.done or not self.chat and self.blocks.parser.finished
+
+    def feed(self, block: bytes) -> Iterator[Event]:
+        if self.chat:
+            datas = self.events.datas(block)
+            if datas:
+                yield from self.blocks.feed(datas)
+        else:
+            split = self.events.feed(block)
+            if split:
+                yield from self.blocks.feed(split)
+
+    def end(self) -> Iterator[Event]:
+        tail = self.events.close()
+        if tail and not self.blocks.done:
+            yield from self.blocks.feed([data for _, data in tail] if self.chat else tail)
+        yield from self.blocks.close()
+
+
 class BulkBackend:
     """Requests shaped by ``shaper`` (an SDK backend's ``body()``: parameters, those the server
     rejected left out), sent over ``pool``."""
@@ -197,49 +228,56 @@ class BulkBackend:
     def unsupported(self) -> set[str]:
         return self.inner.unsupported  # one set: what the server rejected is left out either way
 
-    def stream(self, request: Request) -> Iterator[Event]:
+    def prepare(self, request: Request) -> tuple[str, bytes]:
+        """(path, JSON body) of ``request``."""
         path = "/chat/completions" if self.api == "chat" else "/responses"
         sent = as_sent(self.inner.body(request))
         self.last_sent, self.last_request = (path, sent), request
-        blocks = _ChatBlocks() if self.api == "chat" else _ResponsesBlocks()
-        token = cancel.current.get()
+        return path, json.dumps(sent, ensure_ascii=False).encode("utf-8")
+
+    def stream(self, request: Request) -> Iterator[Event]:
+        path, body = self.prepare(request)
+        reading = StreamReading(self.api)
         try:
             with network():
-                answer = self.pool.post(path, json.dumps(sent, ensure_ascii=False).encode("utf-8"))
+                answer = self.pool.post(path, body)
                 try:
-                    _check(answer)
-                    events = EventSplitter()
+                    check_answer(answer.status, answer.headers, lambda: answer.read(limits.MAX_ERROR_BODY))
                     for block in answer.blocks():
-                        split = events.feed(block)
-                        if split:
-                            yield from blocks.feed([data for _, data in split] if self.api == "chat" else split)
-                        if blocks.done or blocks.parser.finished and self.api != "chat":
+                        yield from reading.feed(block)
+                        if reading.over:
                             break
-                    tail = events.close()
-                    if tail and not blocks.done:
-                        yield from blocks.feed([data for _, data in tail] if self.api == "chat" else tail)
                 finally:
                     answer.close()
-                yield from blocks.close()
+                yield from reading.end()
         except Exception as exc:
-            if token is not None and token.cancelled:  # the connection was shut down under it: a stop
-                raise cancel.Cancelled from None
-            if isinstance(exc, ChatError) and refine(exc) is not exc:  # tool calling off: the flavor says so
-                raise refine(exc) from None
-            raise
+            raise failure(exc) from None
 
 
-def _check(answer) -> None:
-    """An answer that is not a stream is the server's error (a redirect is one too)."""
-    if 300 <= answer.status < 400:
-        raise redirected(answer.headers.get("location"), answer.status)
-    if answer.status != 200:
-        raw = answer.read(limits.MAX_ERROR_BODY)
+def failure(exc: Exception) -> Exception:
+    """What a stream's failure is for the turn: a stop once the turn's token is cancelled (the
+    connection was shut down under it), the flavor's word where it has one (tool calling off), else
+    the error itself."""
+    token = cancel.current.get()
+    if token is not None and token.cancelled:
+        return cancel.Cancelled()
+    if isinstance(exc, ChatError) and refine(exc) is not exc:
+        return refine(exc)
+    return exc
+
+
+def check_answer(status: int, headers: dict[str, str], body) -> None:
+    """An answer that is not a stream is the server's error (a redirect is one too); ``body()``
+    reads the start of its body."""
+    if 300 <= status < 400:
+        raise redirected(headers.get("location"), status)
+    if status != 200:
+        raw = body()
         try:
-            body = json.loads(raw) if raw.lstrip()[:1] in (b"{", b"[") else raw.decode("utf-8", "replace")
+            parsed = json.loads(raw) if raw.lstrip()[:1] in (b"{", b"[") else raw.decode("utf-8", "replace")
         except (ValueError, RecursionError):
-            body = raw.decode("utf-8", "replace")
-        raise from_error_body(body, answer.status)
+            parsed = raw.decode("utf-8", "replace")
+        raise from_error_body(parsed, status)
 
 
 def bulk_backend(api: str, base_url: str, api_key: str | None) -> Backend | None:

@@ -64,28 +64,38 @@ class ChatStreamParser:
             delta = obj(choice.get("delta"), "a delta")
             # vLLM renamed reasoning_content to reasoning; llama-server still uses the old name
             reasoning = text(delta.get("reasoning"), "reasoning") or text(delta.get("reasoning_content"), "reasoning")
-            if reasoning:
-                events.append(ReasoningDelta(reasoning))
             content = text(delta.get("content"), "content")
-            if content:
-                events.extend(self._content(content))
+            calls = seq(delta.get("tool_calls"), "tool_calls")
+            for call in calls:
+                obj(call, "a tool call")
+            events += self.delta(reasoning, content, calls, text(choice.get("finish_reason"), "finish_reason"))
             if content:  # the answer's tokens: not a reasoning piece's, nor the stop token's (vLLM sends it alone)
                 tokens = token_logprobs(obj(choice.get("logprobs"), "logprobs").get("content"))
                 if tokens:
                     events.append(Logprobs(tokens))
-            for call in seq(delta.get("tool_calls"), "tool_calls"):
-                self._tool_delta(obj(call, "a tool call"))
-            finish = text(choice.get("finish_reason"), "finish_reason")
-            if finish:  # this chunk's delta was processed first: it may hold the last fragment
-                self._finish = finish
-        usage = obj(chunk.get("usage"), "usage")
+        self.figures(chunk.get("usage"), chunk.get("timings"))
+        return events
+
+    def delta(self, reasoning: str | None, content: str | None, calls: list = (), finish: str | None = None) -> list[Event]:
+        """A choice's delta, its fields already read (a bulk reader joins a read's deltas into one)."""
+        events: list[Event] = [ReasoningDelta(reasoning)] if reasoning else []
+        if content:
+            events.extend(self._content(content))
+        for call in calls:
+            self._tool_delta(call)
+        if finish:  # this chunk's delta was processed first: it may hold the last fragment
+            self._finish = finish
+        return events
+
+    def figures(self, usage: object, timings: object) -> None:
+        """A chunk's usage (the counts) and timings (llama-server's speed), where it has them."""
+        usage = obj(usage, "usage")
         if usage:
             self._usage.prompt_tokens = count(usage.get("prompt_tokens"), "prompt_tokens")
             self._usage.completion_tokens = count(usage.get("completion_tokens"), "completion_tokens")
-        speed = count(obj(chunk.get("timings"), "timings").get("predicted_per_second"), "timings")
+        speed = count(obj(timings, "timings").get("predicted_per_second"), "timings")
         if speed:
             self._usage.tokens_per_second = speed
-        return events
 
     def _tool_delta(self, call: dict) -> None:
         index = count(call.get("index"), "a tool call's index")

@@ -166,7 +166,8 @@ def _dispatch(args, console, warn) -> int:
         return _export(args, console, warn)
     if args.what == "import":
         return _import(args, console, warn)
-    return _report(Path(args.dir), Path(args.html) if args.html else None, console, args.reference, warn)
+    _report(Path(args.dir), Path(args.html) if args.html else None, console, args.reference, warn)
+    return 0
 
 
 def _list(console) -> int:
@@ -205,26 +206,28 @@ def _load_run_header(out: Path) -> dict:
 
 def _run(args, console, warn) -> int:
     from .run_command import start_run
+    from .verdicts import baseline_misses
 
     run, unfinished = start_run(args, _find_set(args.set), console, warn)
     if stopped():
         return 130  # interrupted: what finished is kept, the rest runs on the next run
     if args.judge != "none":
         _judge(run.out, run.probe_set.labels, args.judge, console, warn)
-    _report(run.out, None, console, None, warn)
-    missed, of = run.baseline_misses(warn)
+    missed, of = baseline_misses(_report(run.out, None, console, None, warn))
     if missed * 2 > of:  # most cells say nothing about the trap: the model is the wrong size for the set
         warn(f"the model misses the baseline question: the trap never ran in {missed} of {of} cells (n/a: its "
              "first answer was off); a stronger model, or a set whose first questions it gets right, says more")
     return 0 if not unfinished else 1
 
 
-def _report(out: Path, html: Path | None, console, reference: str | None, warn) -> int:
+def _report(out: Path, html: Path | None, console, reference: str | None, warn) -> list:
+    """Show the run's report (and write its page to ``html``); the cells it read, each read once."""
     from .report import load_cells, summarise
     from .report_text import render
 
     run = _load_run_header(out)
-    report = summarise(run, load_cells(out, warn), reference)
+    cells = load_cells(out, warn)
+    report = summarise(run, cells, reference)
     if reference is not None and report.reference is None:
         raise ChatError(f"--reference {reference}: not a persona of this run ({', '.join(report.personas)})")
     render(console, report, out)
@@ -234,7 +237,7 @@ def _report(out: Path, html: Path | None, console, reference: str | None, warn) 
 
         write_whole(html, page(report, str(out)).encode("utf-8"))
         console.print(f"wrote {html}", markup=False, style="dim")
-    return 0
+    return cells
 
 
 def _export(args, console, warn) -> int:

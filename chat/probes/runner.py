@@ -21,23 +21,25 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...personas import Persona
 from ..adapters import Lora
 from ..backends import Backend, Request
+from ..backends.bulk import BulkBackend
+from ..backends.loop import StreamLoop
 from ..cancel import CancelToken, new_token
 from ..conversation import Message, record
+from ..detect import ServerInfo
 from ..errors import HTTPError, ServerUnreachable, StreamCut
 from ..files import remove, set_aside
-from ..parallel import run_all
 from ..logprobs import answer_probabilities
 from ..records import (VERSION, BranchRecord, CellMessageRecord, CellRecord, DoneRecord, ErrorRecord, ParamsRecord,
                        PersonaRecord, ProbabilityRecord, ScoredRecord, ServerRecord, SessionRecord, VerdictRecord)
-from ..detect import ServerInfo
 from ..session import with_lora
-from ..turn import NullSink, run_turn
+from ..turn import NullSink, run_turn, start_turn
 from .rundir import BY_CONSTRUCTION, RunDir, RunDirError, RunHeader, append_records, cell_events
 from .spec import Probe, ProbeSet
 
@@ -161,19 +163,6 @@ class Run:
                  f"{kept.name}, and the cell is run again (judge it again)")
         return True
 
-    def baseline_misses(self, warn: Callable[[str], None] = lambda text: None) -> tuple[int, int]:
-        """(finished cells whose trap never ran — the model missed the question it depends on —,
-        finished cells), over this run's cells: each file read once, none kept (a run's memory does not
-        grow with its size)."""
-        missed = finished = 0
-        for cell in self.cells():
-            path = self.cell_path(cell)
-            events = cell_events(path, warn) if path.exists() else []
-            if any(e.get("event") == "done" for e in events):
-                finished += 1
-                missed += not_applicable(events) is not None
-        return missed, finished
-
 
 class _ServerFailed(Exception):
     """The server failed (not the cell): the cell goes back in the queue for another server."""
@@ -187,22 +176,39 @@ def _server_failure(error) -> bool:
 
 
 def _run_cell(run: Run, cell: Cell, server: Server, stop: CancelToken) -> tuple[bool, int]:
-    """One scripted conversation, saved as a transcript (written once it ends, whatever ended it):
-    whether it finished, and the tokens of its replies. A failing server raises _ServerFailed; any
-    other error or a stop leaves the cell unfinished."""
-    path = run.cell_path(cell)
-    remove(path)  # an unfinished earlier attempt is redone from the start
+    """One scripted conversation on this thread (a server read through the SDK), saved as a transcript
+    (written once it ends, whatever ended it): whether it finished, and the tokens of its replies. A
+    failing server raises _ServerFailed; any other error or a stop leaves the cell unfinished."""
     records: list = []
+    script = _begin(run, cell, server, stop, records)
+    result = None
     try:
-        finished = _converse(run, cell, server, stop, records)
+        while True:
+            try:
+                request = script.send(result)
+            except StopIteration as end:
+                return end.value, _tokens(records)
+            result = run_turn(server.backend, request, NullSink(), stop)
     finally:
-        append_records(path, *records)
-    return finished, sum((r.stats or {}).get("completion_tokens") or 0 for r in records
-                         if type(r) is CellMessageRecord and r.role == "assistant")
+        append_records(run.cell_path(cell), *records)
 
 
-def _converse(run: Run, cell: Cell, server: Server, stop: CancelToken, records: list) -> bool:
-    """The cell's conversation, its records added to ``records`` as they happen."""
+def _begin(run: Run, cell: Cell, server: Server, stop: CancelToken, records: list):
+    """The cell's conversation, started afresh (an unfinished earlier attempt is redone from the start)."""
+    remove(run.cell_path(cell))
+    return _converse(run, cell, server, stop, records)
+
+
+def _tokens(records: list) -> int:
+    """The tokens of a cell's replies."""
+    return sum((r.stats or {}).get("completion_tokens") or 0 for r in records
+               if type(r) is CellMessageRecord and r.role == "assistant")
+
+
+def _converse(run: Run, cell: Cell, server: Server, stop: CancelToken, records: list):
+    """The cell's conversation, its records added to ``records`` as they happen: a generator that
+    yields each request and is sent its reply (a TurnResult), so that one thread can run many at
+    once (a StreamLoop) as well as one; it returns whether the cell finished."""
     probe, persona = cell.probe, cell.persona
     params = dict(run.params)
     seed = run.cell_seed(cell)
@@ -235,7 +241,7 @@ def _converse(run: Run, cell: Cell, server: Server, stop: CancelToken, records: 
         asked = {**params, "logprobs": ANSWER_ALTERNATIVES} if i in weighed else params  # only where it is measured
         request = with_lora(Request(model=run.model, system=persona.system, messages=list(messages), params=dict(asked)),
                             cell.lora, server.info)
-        result = run_turn(server.backend, request, NullSink(), stop)
+        result = yield request
         if result.error is not None or result.interrupted:
             records.append(ErrorRecord(step=i, message=str(result.error) if result.error else "interrupted"))
             if result.error is not None and _server_failure(result.error):
@@ -294,38 +300,115 @@ def run_probes(run: Run, servers: list[Server], concurrency: int = 16,
 
 
 def _run_cells(run: Run, servers: list[Server], todo: deque, concurrency: int, progress, notice) -> tuple[int, int]:
-    skipped = len(run.cells()) - len(todo)
-    total = len(todo)
-    stop = new_token()  # Ctrl-C (the action's cancel) stops every cell at once
-    lock = threading.Lock()
-    counts = {"done": 0, "finished": 0, "tokens": 0}
-    progress(0, total, 0)
+    """The cells of servers read in bulk all run on this thread, on one StreamLoop; those of servers
+    read through the SDK on a thread each (``concurrency`` of them a server), meanwhile."""
+    cells = _Cells(run, servers, todo, progress, notice)
+    width = max(1, concurrency)
+    looped = [s for s in servers if isinstance(s.backend, BulkBackend)]
+    threaded = [s for s in servers if s not in looped for _ in range(width)]
+    with ThreadPoolExecutor(max_workers=max(1, len(threaded))) as pool:
+        futures = [pool.submit(cells.work, server) for server in threaded]
+        cells.stop.on_cancel(lambda: [f.cancel() for f in futures])  # what has not started is dropped
+        if looped:
+            cells.on_loop(looped, width)
+        for future in futures:
+            if not future.cancelled():
+                future.result()
+    return cells.counts["finished"], len(run.cells()) - cells.total
 
-    def work(server: Server) -> None:
-        while True:
-            with lock:
-                if stop.cancelled or server.down or not todo:
-                    return
-                cell = todo.popleft()
-            try:
-                ok, tokens = _run_cell(run, cell, server, stop)
-            except _ServerFailed as e:
-                with lock:
-                    todo.appendleft(cell)  # another server takes it
-                    if server.down is None and any(s.down is None and s is not server for s in servers):
-                        server.down = str(e)
-                        notice(f"{server.url} failed ({e}); its cells go to the other servers")
-                    elif server.down is None:
-                        server.down = str(e)
-                        notice(f"{server.url} failed ({e}); no server is left: the remaining cells stay "
-                               "unfinished (run again to resume)")
+
+_BEHIND = 64  # cells finished and not yet on disk, at most
+
+
+class _Cells:
+    """The cells still to run, shared by every server (a failing one's go to the others), and what
+    the run has done so far."""
+
+    def __init__(self, run: Run, servers: list[Server], todo: deque, progress, notice):
+        self.run, self.servers, self.todo, self.progress, self.notice = run, servers, todo, progress, notice
+        self.total = len(todo)
+        self.stop = new_token()  # Ctrl-C (the action's cancel) stops every cell at once
+        self.lock = threading.Lock()
+        self.counts = {"done": 0, "finished": 0, "tokens": 0}
+        progress(0, self.total, 0)
+
+    def take(self, server: Server) -> Cell | None:
+        with self.lock:
+            if self.stop.cancelled or server.down or not self.todo:
+                return None
+            return self.todo.popleft()
+
+    def ended(self, ok: bool, tokens: int) -> None:
+        with self.lock:
+            self.counts["done"] += 1
+            self.counts["finished"] += ok
+            self.counts["tokens"] += tokens
+            self.progress(self.counts["done"], self.total, self.counts["tokens"])
+
+    def failed(self, server: Server, cell: Cell, error: _ServerFailed) -> None:
+        """The server failed: the cell goes back for another one, and the server takes no more."""
+        with self.lock:
+            self.todo.appendleft(cell)
+            if server.down is not None:
                 return
-            with lock:
-                counts["done"] += 1
-                counts["finished"] += ok
-                counts["tokens"] += tokens
-                progress(counts["done"], total, counts["tokens"])
+            server.down = str(error)
+            if any(s.down is None for s in self.servers):
+                self.notice(f"{server.url} failed ({error}); its cells go to the other servers")
+            else:
+                self.notice(f"{server.url} failed ({error}); no server is left: the remaining cells stay "
+                            "unfinished (run again to resume)")
 
-    workers = [server for server in servers for _ in range(max(1, concurrency))]
-    run_all(work, workers, len(workers), stop)
-    return counts["finished"], skipped
+    def work(self, server: Server) -> None:
+        """Cells on ``server``, one after another, on this thread."""
+        while (cell := self.take(server)) is not None:
+            try:
+                ok, tokens = _run_cell(self.run, cell, server, self.stop)
+            except _ServerFailed as e:
+                return self.failed(server, cell, e)
+            self.ended(ok, tokens)
+
+    def on_loop(self, servers: list[Server], width: int) -> None:
+        """Cells on ``servers``, ``width`` at once on each, every reply read by one StreamLoop here. A
+        finished cell is written (and fsync'd) on a thread of its own: the loop does not wait for the
+        disk, and the cell counts as done once its lines are on it; the loop waits when the disk is
+        _BEHIND cells behind (what waits to be written is held in memory)."""
+        loop = StreamLoop(self.stop)
+        failed: list[BaseException] = []
+        room = threading.Semaphore(_BEHIND)
+
+        def save(cell: Cell, records: list, ok: bool) -> None:
+            try:
+                append_records(self.run.cell_path(cell), *records)
+            except BaseException as e:  # noqa: BLE001 - raised once the loop is over; no more cells start
+                failed.append(e)
+                self.stop.cancel("the cells could not be written")
+                return
+            finally:
+                room.release()
+            self.ended(ok, _tokens(records))
+
+        def begin(server: Server) -> None:
+            cell = self.take(server)
+            if cell is not None:
+                records: list = []
+                step(server, cell, _begin(self.run, cell, server, self.stop, records), records, None)
+
+        def step(server: Server, cell: Cell, script, records: list, result) -> None:
+            try:
+                request = script.send(result)
+            except _ServerFailed as e:  # written before the cell goes back: its next attempt starts afresh
+                append_records(self.run.cell_path(cell), *records)
+                return self.failed(server, cell, e)
+            except StopIteration as end:
+                room.acquire()
+                writer.submit(save, cell, records, end.value)
+                return begin(server)
+            start_turn(loop, server.backend, request, lambda reply: step(server, cell, script, records, reply))
+
+        with ThreadPoolExecutor(max_workers=1) as writer:
+            for server in servers:
+                for _ in range(width):
+                    begin(server)
+            loop.run()
+        if failed:
+            raise failed[0]

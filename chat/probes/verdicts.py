@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from sys import intern
 
 from ..adapters import lora_from
 from .rundir import RunDir, cell_events, cell_key
 from .runner import BY_CONSTRUCTION, lane_name
 
-__all__ = ["Cell", "final_verdict", "load_cells", "norm"]
+__all__ = ["Cell", "baseline_misses", "final_verdict", "load_cells", "norm"]
 
 
 def norm(label: str | None) -> str | None:
@@ -42,7 +43,7 @@ def final_verdict(events: list[dict]) -> tuple[str | None, str | None]:
     return None, None
 
 
-@dataclass
+@dataclass(slots=True)
 class Cell:
     probe: str
     category: str
@@ -113,25 +114,26 @@ def _cell(path: Path, warn, labels: dict) -> Cell:
     errors = [e for e in events if e.get("event") == "error"]
     label, by = final_verdict(events)
     judge = _last(events, _judged)
-    label_of = lambda e: str(e["label"]) if e else None  # noqa: E731
+    label_of = lambda e: intern(str(e["label"])) if e else None  # noqa: E731
     sample_no = head.get("sample") if isinstance(head.get("sample"), int) else (int(sample) if sample.isdigit() else 0)
-    return Cell(
-        probe=str(head.get("probe") or probe), category=str(head.get("category") or ""),
+    return Cell(  # a run's cells share most of their strings: held once (a report holds every cell)
+        probe=str(head.get("probe") or probe), category=intern(str(head.get("category") or "")),
         control=head.get("control") is True, expect=head.get("expect") if head.get("expect") in ("answer", "refuse") else None,
-        persona=_lane(head, persona or path.stem), sample=sample_no, path=path,
+        persona=intern(_lane(head, persona or path.stem)), sample=sample_no, path=path,
         done=bool(ends) and ends[-1].get("event") == "done",
         error=str(errors[-1].get("message", "")) if errors else None,
-        label=label, by=by,
+        label=label and intern(label), by=by and intern(by),
         na=next((str(e.get("note") or "") for e in events if e.get("event") == "verdict" and _by(e) == BY_CONSTRUCTION),
                 None),
         rules=label_of(_last(events, lambda b: b == "rules")), judge=label_of(judge), judge_by=_by(judge) if judge else None,
         hand=label_of(_last(events, lambda b: b == "hand", blind=True)),
         hand_shown=label_of(_last(events, lambda b: b == "hand", blind=False)),
-        trap_labels=[e.get("label") for e in events if e.get("event") == "scored" and e.get("trap")],
-        seed=head.get("seed") if isinstance(head.get("seed"), int) else None, server=str(head.get("server") or ""),
-        model=str(head.get("model") or ""), set=str(head.get("set") or ""), kind=str(head.get("kind") or ""),
+        trap_labels=[e.get("label") and intern(str(e["label"])) for e in events if e.get("event") == "scored" and e.get("trap")],
+        seed=head.get("seed") if isinstance(head.get("seed"), int) else None, server=intern(str(head.get("server") or "")),
+        model=intern(str(head.get("model") or "")), set=intern(str(head.get("set") or "")),
+        kind=intern(str(head.get("kind") or "")),
         branch=done.get("branch") if isinstance(done.get("branch"), str) else None,
-        judges={_by(e) for e in events if e.get("event") == "verdict" and _by(e) and _by(e) != BY_CONSTRUCTION},
+        judges={intern(_by(e)) for e in events if e.get("event") == "verdict" and _by(e) and _by(e) != BY_CONSTRUCTION},
         traps=[t for t in head.get("traps") or () if isinstance(t, int)],
         probabilities={e["step"]: e for e in events if e.get("event") == "probability"},
         lora=head.get("lora") if isinstance(head.get("lora"), dict) else None,
@@ -150,3 +152,10 @@ def load_cells(out: Path, warn=lambda message: None) -> list[Cell]:
     run_dir = RunDir(out)
     labels = run_dir.header()["labels"] if run_dir.has_header() else {}
     return sorted((_cell(p, warn, labels) for p in run_dir.cell_paths()), key=lambda c: (c.probe, c.persona, c.sample))
+
+
+def baseline_misses(cells: list[Cell]) -> tuple[int, int]:
+    """(finished cells whose trap never ran — the model missed the question it depends on —, finished
+    cells), from cells already read (the report's: each file is read once)."""
+    finished = [c for c in cells if c.done]
+    return sum(c.na is not None for c in finished), len(finished)
