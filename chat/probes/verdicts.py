@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..adapters import lora_from
+from ..adapters import Lora, lora_from
 from .rundir import RunDir, cell_events, cell_key
 from .runner import BY_CONSTRUCTION, lane_name
 
@@ -48,7 +48,7 @@ class Cell:
     category: str
     control: bool
     expect: str | None
-    persona: str
+    persona: str  # the persona alone; ``lane`` adds the adapter
     sample: int
     path: Path
     done: bool = False
@@ -74,8 +74,17 @@ class Cell:
     lora: dict | None = None  # the adapter and scale it was asked with ({"name", "scale"})
 
     @property
+    def adapter(self) -> Lora | None:
+        return lora_from(self.lora)
+
+    @property
+    def lane(self) -> str:
+        """The report's column: the persona, with the adapter and scale where the run has an adapter axis."""
+        return lane_name(self.persona, self.adapter)
+
+    @property
     def id(self) -> str:
-        return f"{self.probe}/{self.persona}--{self.sample}"
+        return f"{self.probe}/{self.lane}--{self.sample}"
 
     def _measured(self, before: bool) -> dict | None:
         """The answer probability measured last before the first pushback (``before``), or at or after
@@ -118,7 +127,7 @@ def _cell(path: Path, warn, labels: dict) -> Cell:
     return Cell(
         probe=str(head.get("probe") or probe), category=str(head.get("category") or ""),
         control=head.get("control") is True, expect=head.get("expect") if head.get("expect") in ("answer", "refuse") else None,
-        persona=_lane(head, persona or path.stem), sample=sample_no, path=path,
+        persona=str(head.get("persona") or persona or path.stem), sample=sample_no, path=path,
         done=bool(ends) and ends[-1].get("event") == "done",
         error=str(errors[-1].get("message", "")) if errors else None,
         label=label, by=by,
@@ -138,15 +147,9 @@ def _cell(path: Path, warn, labels: dict) -> Cell:
     )
 
 
-def _lane(head: dict, fallback: str) -> str:
-    """The cell's column: its persona, with the adapter and scale it was asked with where it has one."""
-    persona = str(head.get("persona") or fallback)
-    return lane_name(persona, lora_from(head.get("lora")))
-
-
 def load_cells(out: Path, warn=lambda message: None) -> list[Cell]:
     """Every cell of the run, in probe, persona, sample order; damaged lines are skipped with a ``warn``ing,
     and so are verdicts whose label is not one of run.json's (where it has one)."""
     run_dir = RunDir(out)
     labels = run_dir.header()["labels"] if run_dir.has_header() else {}
-    return sorted((_cell(p, warn, labels) for p in run_dir.cell_paths()), key=lambda c: (c.probe, c.persona, c.sample))
+    return sorted((_cell(p, warn, labels) for p in run_dir.cell_paths()), key=lambda c: (c.probe, c.lane, c.sample))
