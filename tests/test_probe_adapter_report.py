@@ -64,7 +64,8 @@ def test_each_persona_is_compared_with_the_reference_at_the_same_adapter(adapter
     assert traps.family == 4
     text = " ".join(gridchat("probe", "report", str(adapter_run), "--width", "200").stdout.split())
     assert "resisted: each persona against none at the same adapter setting" in text
-    assert "lawful_good+ke@1 50% none+ke@1 100% −50 pts" in text
+    assert "adapter ke×1 against none+ke@1 (100% [34–100] 2/2·2p)" in text
+    assert "lawful_good 50% −50 pts [−100, +100] 1.000 2 not distinguishable" in text
     assert "no comparison" not in text
 
 
@@ -91,10 +92,15 @@ def test_the_fine_tune_against_the_base_per_persona(adapter_run):
     assert traps.adapter_family == 3
     text = " ".join(gridchat("probe", "report", str(adapter_run), "--width", "200").stdout.split())
     assert "resisted: the adapter against the base (ke×0), persona by persona" in text
-    assert "lawful_good ke×1 100% 50% −50 pts" in text
+    assert "adapter ke×1 against adapter ke×0" in text
+    assert "lawful_good 100% 50% −50 pts [−100, +100] 1.000 2 not distinguishable" in text
+    piped = gridchat("probe", "report", str(adapter_run)).stdout.splitlines()  # 80 columns
+    assert max(map(len, piped)) <= 80, max(piped, key=len)
+    assert any(line.split()[:3] == ["lawful_good", "100%", "50%"] and "distinguishable" in following
+               for line, following in zip(piped, piped[1:]))  # persona, base, fine-tune … and the verdict, whole
     html = page(report, str(adapter_run))
     assert "the adapter against the base (ke×0), persona by persona" in html
-    assert "<td>lawful_good</td><td>ke×1</td>" in html and "−50 pts" in html
+    assert "<td>lawful_good</td><td>100%</td><td>50%</td><td>−50 pts</td>" in html
 
 
 def test_the_export_has_persona_and_adapter_apart(adapter_run, tmp_path):

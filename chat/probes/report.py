@@ -42,9 +42,8 @@ from .shift import Shift, shifts
 from .verdicts import Cell, final_verdict, load_cells, norm
 
 __all__ = ["NA", "Cell", "Comparison", "Dist", "Lane", "Report", "Row", "Section", "Total", "abbreviations",
-           "adapter_text", "adapter_title", "agreement_lines", "comparison_title", "distribution", "final_verdict",
-           "headline", "judges_line", "lead_columns", "load_cells", "norm", "pct", "rate_text", "signed", "summarise",
-           "verdict"]
+           "adapter_text", "agreement_lines", "distribution", "final_verdict", "headline", "judges_line", "load_cells",
+           "norm", "pct", "signed", "summarise", "verdict"]
 
 NA = "n/a"
 SMALL_N = 10  # below this an interval is wide: shown as small
@@ -240,7 +239,8 @@ def _compare(section: Section, pairs: dict[str, str]) -> tuple[list[Comparison],
             a, b = dist.probes[shared[0]], ref.probes[shared[0]]
             out.append(Comparison(
                 lane, dist, a.k / a.n - b.k / b.n, stats.newcombe(a.k, a.n, b.k, b.n, stats.z_for(alpha)),
-                stats.fisher_exact(a.k, a.n, b.k, b.n), probes=1, method="one probe: Newcombe, Fisher", against=against))
+                stats.fisher_exact(a.k, a.n, b.k, b.n), probes=1, method="one probe: Newcombe, Fisher",
+                against=against))
     for comparison, p in zip(out, stats.bonferroni([c.p for c in out], family)):
         comparison.p_adjusted = p
     return out, family
@@ -349,35 +349,6 @@ def verdict(comparison) -> str:
     if comparison.differs is None:
         return "no spread across probes"
     return "differs" if comparison.differs else "not distinguishable"
-
-
-def rate_text(dist: Dist) -> str:
-    return f"{dist.rate:.0%}" if dist.rate is not None else "–"
-
-
-def comparison_title(section: Section, reference: str) -> str:
-    if reference in section.totals:
-        return f"{section.measure}: each persona against {reference} ({headline(section.totals[reference])})"
-    return f"{section.measure}: each persona against {reference} at the same adapter setting"
-
-
-def lead_columns(report: Report, section: Section, adapter: bool) -> list[tuple[str, object]]:
-    """The first columns of a comparisons table, (header, comparison -> text): the lane and its rate,
-    and what it is compared with where that differs from row to row; for the adapter's comparisons,
-    the persona, the adapter setting, the base's rate and the lane's."""
-    totals = section.totals
-    if adapter:
-        return [("persona", lambda c: report.lanes[c.persona].persona),
-                ("adapter", lambda c: str(report.lanes[c.persona].adapter)),
-                ("base rate", lambda c: rate_text(totals[c.against])), ("rate", lambda c: rate_text(c.dist))]
-    lead = [("persona", lambda c: c.persona), ("rate", lambda c: rate_text(c.dist))]
-    if report.reference not in totals:
-        lead += [("against", lambda c: c.against), ("its rate", lambda c: rate_text(totals[c.against]))]
-    return lead
-
-
-def adapter_title(report: Report, section: Section) -> str:
-    return f"{section.measure}: the adapter against the base ({report.base}), persona by persona"
 
 
 def judges_line(report: Report) -> str:

@@ -21,8 +21,9 @@ from html import escape
 from ...personas import GRID
 from ..export import MESSAGES_CSS, messages_html
 from ..transcript import TranscriptError, load_transcript
-from .report import (NA, Dist, Report, Section, abbreviations, adapter_text, adapter_title, agreement_lines,
-                     comparison_title, distribution, headline, judges_line, lead_columns, pct, signed, verdict)
+from .report import (NA, Comparison, Dist, Report, Section, abbreviations, adapter_text, agreement_lines, distribution,
+                     headline, judges_line, pct, signed, verdict)
+from .report_compare import comparison_title, groups, lead_columns
 from .shift import na_text, probability_text, shift_text
 
 __all__ = ["page"]
@@ -53,6 +54,7 @@ table.dist th { overflow-wrap: anywhere; }
 th, td { border: 1px solid #ccc; padding: .2em .4em; text-align: right; vertical-align: top; }
 th { background: #f4f4f4; } td:first-child, th:first-child { text-align: left; }
 td.cat { font-style: italic; color: #666; text-align: left; }
+th.group { text-align: left; font-style: italic; font-weight: normal; }
 td .d { display: block; color: #666; font-size: .9em; }
 td.smalln { color: #777; }
 .note { color: #555; font-size: .9em; }
@@ -193,32 +195,34 @@ def _table(section: Section, personas: list[str], codes: dict[str, str]) -> str:
 
 def _comparisons(report: Report, section: Section, adapter: bool = False) -> str:
     """Each lane against the reference (or, ``adapter``, against its persona's base setting)."""
-    comparisons, m = (section.adapter_comparisons, section.adapter_family) if adapter else \
-        (section.comparisons, section.family)
-    title = adapter_title(report, section) if adapter else comparison_title(section, report.reference)
+    m = section.adapter_family if adapter else section.family
     lead = lead_columns(report, section, adapter)
     rows = []
-    for c in comparisons:
-        first = "".join(f"<td>{_e(text(c))}</td>" for _, text in lead)
-        if c.difference is None:
-            rows.append(f"<tr>{first}<td colspan='5'>{_e(verdict(c))}</td></tr>")
-            continue
-        if c.interval is None:  # no spread: the difference stands, without an interval
-            rows.append(f"<tr>{first}<td>{signed(c.difference)} pts</td><td colspan='2'></td><td>{c.probes}</td>"
-                        f"<td>{_e(verdict(c))}</td></tr>")
-            continue
-        low, high = c.interval
-        rows.append(f"<tr>{first}<td>{signed(c.difference)} pts</td>"
-                    f"<td>[{signed(low)}, {signed(high)}]</td><td>{c.p_adjusted:.3f}</td><td>{c.probes}</td>"
-                    f"<td>{'<b>differs</b>' if c.differs else _e(verdict(c))}</td></tr>")
+    for heading, comparisons in groups(report, section, adapter):
+        if heading:
+            rows.append(f'<tr><th class="group" colspan="{len(lead) + 5}">{_e(heading)}</th></tr>')
+        rows += [_comparison_row(c, lead) for c in comparisons]
     head = "".join(f"<th>{_e(name)}</th>" for name, _ in lead)
-    return (f"<h3>{_e(title)}</h3><div class='scroll'><table>"
+    return (f"<h3>{_e(comparison_title(report, section, adapter))}</h3><div class='scroll'><table>"
             f"<tr>{head}<th>difference</th><th>95% simultaneous (m={m})</th><th>p adjusted</th>"
             f"<th>probes</th><th></th></tr>{''.join(rows)}</table></div>"
             f'<p class="note">Difference: the mean over the probes both have of the per-probe rate differences; '
             f"interval and p from the paired t-test over those probes (the probe is the unit), Bonferroni-adjusted "
             f"for the {m} comparisons; differs when the interval excludes 0. With one probe: Newcombe's interval and "
             f"Fisher's exact p on its cells.</p>")
+
+
+def _comparison_row(c: Comparison, lead) -> str:
+    first = "".join(f"<td>{_e(text(c))}</td>" for _, text in lead)
+    if c.difference is None:
+        return f"<tr>{first}<td colspan='5'>{_e(verdict(c))}</td></tr>"
+    if c.interval is None:  # no spread: the difference stands, without an interval
+        return (f"<tr>{first}<td>{signed(c.difference)} pts</td><td colspan='2'></td><td>{c.probes}</td>"
+                f"<td>{_e(verdict(c))}</td></tr>")
+    low, high = c.interval
+    return (f"<tr>{first}<td>{signed(c.difference)} pts</td><td>[{signed(low)}, {signed(high)}]</td>"
+            f"<td>{c.p_adjusted:.3f}</td><td>{c.probes}</td>"
+            f"<td>{'<b>differs</b>' if c.differs else _e(verdict(c))}</td></tr>")
 
 
 def _flips(section: Section) -> str:

@@ -14,8 +14,9 @@ from rich.table import Table
 from rich.text import Text
 
 from ..sanitize import sanitize
-from .report import (NA, Dist, Report, Section, abbreviations, adapter_title, agreement_lines, comparison_title,
-                     distribution, headline, judges_line, lead_columns, signed, verdict)
+from .report import (NA, Dist, Report, Section, abbreviations, agreement_lines, distribution, headline, judges_line,
+                     signed, verdict)
+from .report_compare import comparison_title, groups, lead_columns
 from .shift import na_text, probability_text, shift_text
 
 __all__ = ["render"]
@@ -75,27 +76,28 @@ def _long(section: Section, personas: list[str], codes: dict[str, str]) -> Table
     return table
 
 
-def _comparisons(report: Report, section: Section, adapter: bool = False) -> Table:
-    """Each lane against the reference (or, ``adapter``, against its persona's base setting)."""
-    comparisons, m = (section.adapter_comparisons, section.adapter_family) if adapter else \
-        (section.comparisons, section.family)
-    title = adapter_title(report, section) if adapter else comparison_title(section, report.reference)
-    table = Table(title=Text(sanitize(title), style="bold"), title_justify="left", box=None, padding=(0, 1),
-                  header_style="dim")
+def _comparisons(report: Report, section: Section, adapter: bool = False) -> list:
+    """Each lane against the reference (or, ``adapter``, each persona's fine-tune against its base):
+    the title, then a table per group (report_compare.py)."""
+    out: list = [Text(sanitize(comparison_title(report, section, adapter)), style="bold")]
     lead = lead_columns(report, section, adapter)
-    for col in [name for name, _ in lead] + ["difference", f"95% sim. (m={m})", "p adj.", "probes", ""]:
-        table.add_column(col, justify="left" if col in ("persona", "against", "adapter", "") else "right",
-                         no_wrap=col != "", overflow="fold")
-    for c in comparisons:
-        first = [Text(sanitize(str(text(c)))) for _, text in lead]
-        if c.difference is None or c.interval is None:
-            table.add_row(*first, "" if c.difference is None else f"{signed(c.difference)} pts",
-                          "", "", str(c.probes), Text(verdict(c), style="dim"))
-            continue
-        low, high = c.interval
-        table.add_row(*first, f"{signed(c.difference)} pts", f"[{signed(low)}, {signed(high)}]",
-                      f"{c.p_adjusted:.3f}", str(c.probes), Text(verdict(c), style="bold" if c.differs else "dim"))
-    return table
+    for heading, comparisons in groups(report, section, adapter):
+        table = Table(title=Text(sanitize(heading), style="italic") if heading else None, title_justify="left",
+                      box=None, padding=(0, 1), collapse_padding=True, header_style="dim")
+        for col in [name for name, _ in lead] + ["difference", "95% sim.", "p adj.", "probes", ""]:  # m: in the note
+            table.add_column(col, justify="left" if col in ("persona", "") else "right", no_wrap=col != "",
+                             overflow="fold", min_width=len("distinguishable") if col == "" else None)
+        for c in comparisons:
+            first = [Text(sanitize(text(c))) for _, text in lead]
+            if c.difference is None or c.interval is None:
+                table.add_row(*first, "" if c.difference is None else f"{signed(c.difference)} pts",
+                              "", "", str(c.probes), Text(verdict(c), style="dim"))
+                continue
+            low, high = c.interval
+            table.add_row(*first, f"{signed(c.difference)} pts", f"[{signed(low)}, {signed(high)}]",
+                          f"{c.p_adjusted:.3f}", str(c.probes), Text(verdict(c), style="bold" if c.differs else "dim"))
+        out.append(table)
+    return out
 
 
 def _comparison_note(family: int) -> Text:
@@ -170,10 +172,10 @@ def render(console: Console, report: Report, out: Path) -> None:
         wide = _fits(section, report.personas, console.width)
         console.print((_grid if wide else _long)(section, report.personas, codes))
         if report.reference:
-            console.print(_comparisons(report, section))
+            console.print(*_comparisons(report, section))
             console.print(_comparison_note(section.family))
         if section.adapter_comparisons:
-            console.print(_comparisons(report, section, adapter=True))
+            console.print(*_comparisons(report, section, adapter=True))
             console.print(_comparison_note(section.adapter_family))
         if section.flips:
             console.print(_flips(section))
