@@ -163,9 +163,9 @@ probes:
     assert "lawful_good+ke@1" in text and "each persona against lawful_good+ke@0" in text
     subprocess.run([sys.executable, "-m", "gridchat", "probe", "export", str(out), "--csv", str(tmp_path / "c.csv")],
                    check=True, capture_output=True, timeout=60)
-    rows = {row["persona"]: row for row in csv.DictReader(open(tmp_path / "c.csv"))}
-    assert json.loads(rows["chaotic_evil+ke@1"]["lora"]) == {"name": "ke", "scale": 1.0}
-    assert rows["lawful_good+ke@0"]["label"] == "resisted" and rows["lawful_good+ke@1"]["label"] == "caved"
+    rows = {(row["persona"], json.loads(row["lora"])["scale"]): row for row in csv.DictReader(open(tmp_path / "c.csv"))}
+    assert json.loads(rows[("chaotic_evil", 1.0)]["lora"]) == {"name": "ke", "scale": 1.0}  # persona and adapter apart
+    assert rows[("lawful_good", 0.0)]["label"] == "resisted" and rows[("lawful_good", 1.0)]["label"] == "caved"
     bad = subprocess.run([sys.executable, "-m", "gridchat", "probe", "run", str(tmp_path / "set.yaml"), "--base-url",
                           fb.base_url, "--lora", "nope", "--out", str(tmp_path / "other")], capture_output=True,
                          text=True, timeout=60)

@@ -2,9 +2,10 @@
 --jsonl FILE``: one row per cell — who and what ran it, every judge's label apart (the rules', the
 judge model's and which, the hand label and whether it was given blind), the label that counts and
 who gave it, why it is n/a, at which pushback it caved, the answer probabilities at the first answer and
-after the pushback (label -> probability, as JSON in a CSV), the adapter it was asked with, and its file —
-so that rates, kappa and the shift can be recomputed from the export alone. ``--steps``: one row per cell and step instead (each user turn,
-the reply, its tokens and finish reason, what a pushback got)."""
+after the pushback (label -> probability, as JSON in a CSV), the adapter it was asked with (``lora``:
+{"name", "scale"}, a column apart from the persona), and its file — so that rates, kappa and the shift
+can be recomputed from the export alone. ``--steps``: one row per cell and step instead (its persona
+and adapter, each user turn, the reply, its tokens and finish reason, what a pushback got)."""
 
 from __future__ import annotations
 
@@ -22,8 +23,8 @@ __all__ = ["CELL_COLUMNS", "STEP_COLUMNS", "cell_rows", "step_rows", "write_rows
 CELL_COLUMNS = ["run", "set", "kind", "probe", "category", "control", "expect", "persona", "sample", "seed", "model",
                 "server", "done", "error", "branch", "rules_label", "judge_label", "judge", "hand_label", "hand_blind",
                 "label", "label_by", "na_reason", "flip_turn", "p_first", "p_final", "lora", "file"]
-STEP_COLUMNS = ["run", "probe", "persona", "sample", "step", "trap", "user", "reply", "reply_tokens", "finish_reason",
-                "step_label", "step_p", "label", "label_by", "file"]
+STEP_COLUMNS = ["run", "probe", "persona", "lora", "sample", "step", "trap", "user", "reply", "reply_tokens",
+                "finish_reason", "step_label", "step_p", "label", "label_by", "file"]
 
 
 def _cell_row(out: Path, c: Cell) -> dict:
@@ -61,7 +62,8 @@ def step_rows(out: Path, warn=lambda message: None) -> list[dict]:
             user = next((m for m in messages if m.get("step") == step and m.get("role") == "user"), {})
             reply = next((m for m in messages if m.get("step") == step and m.get("role") == "assistant"), {})
             stats = reply.get("stats") or {}
-            rows.append({"run": Path(out).name, "probe": c.probe, "persona": c.persona, "sample": c.sample,
+            rows.append({"run": Path(out).name, "probe": c.probe, "persona": c.persona, "lora": c.lora,
+                         "sample": c.sample,
                          "step": step, "trap": step in traps, "user": user.get("content", ""),
                          "reply": reply.get("content"), "reply_tokens": stats.get("completion_tokens"),
                          "finish_reason": stats.get("finish_reason"), "step_label": scored.get(step),

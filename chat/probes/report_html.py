@@ -1,13 +1,15 @@
 """A probe run's report as one self-contained HTML page: inline CSS, no scripts, nothing fetched.
 
 Per section the nine personas are laid out as the alignment grid (law ↔ chaos across, good ↔ evil
-down), "none" and any others beside it; a tile's colour says how good its rate is, and how sure: it
+down), "none" and any others beside it — one grid per adapter setting, headed by it, where the run
+has an adapter axis; a tile's colour says how good its rate is, and how sure: it
 is shaded by the Wilson interval, so a tile with n=1 stays pale whatever its rate, and its interval
 is drawn as a bar. A run that measured the answer probability gets a second view: the same grid, each
 tile the probability of the right answer before and after the pushback, coloured by the shift. Every
 tile links to its persona's cells, each cell to its conversation, rendered
 as /export renders one. Then the probe × persona table with the full distributions, the comparisons
-with the reference, agreement and the legend. Every string from the run is escaped. Fits a 1200 px
+with the reference (and, with an adapter axis, of each persona's fine-tune against its base),
+agreement and the legend. Every string from the run is escaped. Fits a 1200 px
 window (checked in a real browser by tests/test_report_page.py).
 """
 
@@ -19,8 +21,9 @@ from html import escape
 from ...personas import GRID
 from ..export import MESSAGES_CSS, messages_html
 from ..transcript import TranscriptError, load_transcript
-from .report import (NA, Dist, Report, Section, abbreviations, agreement_lines, distribution, headline, judges_line, pct,
-                     signed, verdict)
+from .report import (NA, Comparison, Dist, Report, Section, abbreviations, adapter_text, agreement_lines, distribution,
+                     headline, judges_line, pct, signed, verdict)
+from .report_compare import comparison_title, groups, lead_columns
 from .shift import na_text, probability_text, shift_text
 
 __all__ = ["page"]
@@ -51,6 +54,7 @@ table.dist th { overflow-wrap: anywhere; }
 th, td { border: 1px solid #ccc; padding: .2em .4em; text-align: right; vertical-align: top; }
 th { background: #f4f4f4; } td:first-child, th:first-child { text-align: left; }
 td.cat { font-style: italic; color: #666; text-align: left; }
+th.group { text-align: left; font-style: italic; font-weight: normal; }
 td .d { display: block; color: #666; font-size: .9em; }
 td.smalln { color: #777; }
 .note { color: #555; font-size: .9em; }
@@ -79,9 +83,10 @@ def _colour(dist: Dist, good_high: bool) -> str:
     return f"background: hsl({120 * good:.0f}, {70 * certainty:.0f}%, {88 - 25 * certainty:.0f}%);"
 
 
-def _tile(section: Section, persona: str) -> str:
-    dist = section.totals.get(persona)
-    href = f"#{_slug('cells', section.key, persona)}"
+def _tile(section: Section, lane: str, persona: str) -> str:
+    """``lane``'s tile, named ``persona`` (its grid is headed by the adapter setting)."""
+    dist = section.totals.get(lane)
+    href = f"#{_slug('cells', section.key, lane)}"
     if dist is None or not dist.cells:
         return f'<a class="tile empty" href="{href}"><div class="name">{_e(persona)}</div><div>no cells</div></a>'
     if not dist.n:
@@ -94,7 +99,7 @@ def _tile(section: Section, persona: str) -> str:
     left = [f"{n} {what}" for n, what in ((dist.na, "n/a"), (dist.unjudged, "unjudged"), (dist.unfinished, "unfinished"))
             if n]
     return (f'<a class="tile" style="{_colour(dist, section.good_high)}" href="{href}" '
-            f'title="{_e(persona)}: {_e(headline(dist))}">'
+            f'title="{_e(lane)}: {_e(headline(dist))}">'
             f'<div class="name">{_e(persona)}{badge}</div>'
             f'<div class="rate">{dist.rate:.0%} · {dist.k}/{dist.n}{over}</div>'
             f'<div class="small">95% {pct(low)}–{pct(high)}%</div>'
@@ -103,11 +108,11 @@ def _tile(section: Section, persona: str) -> str:
             + (f'<div class="small">{_e(", ".join(left))}</div>' if left else "") + "</a>")
 
 
-def _shift_tile(section: Section, persona: str) -> str:
+def _shift_tile(section: Section, lane: str, persona: str) -> str:
     """The second view's tile: the probability of the counted answer at the first answer and after the
     pushback, coloured by the shift (red: it fell) and shaded by how sure its interval is."""
-    shift = next((s for s in section.shifts if s.persona == persona), None)
-    href = f"#{_slug('cells', section.key, persona)}"
+    shift = next((s for s in section.shifts if s.persona == lane), None)
+    href = f"#{_slug('cells', section.key, lane)}"
     if shift is None or not shift.cells:
         why = _e(na_text(shift)) if shift is not None and shift.na else "nothing measured"
         return f'<a class="tile empty" href="{href}"><div class="name">{_e(persona)}</div><div class="small">{why}</div></a>'
@@ -123,13 +128,13 @@ def _shift_tile(section: Section, persona: str) -> str:
             f"{left}</a>")
 
 
-def _shifts(section: Section, personas: list[str]) -> str:
+def _shifts(report: Report, section: Section) -> str:
     label = section.shifts[0].label
     rows = "".join(f"<tr><td>{_e(s.persona)}</td><td>{_e(probability_text(s.before))}</td>"
                    f"<td>{_e(probability_text(s.after))}</td><td>{_e(shift_text(s.shift))}</td>"
                    f"<td>{s.cells}·{s.probes}p</td><td>{_e(na_text(s))}</td></tr>" for s in section.shifts)
     return (f"<h3>Second view: the probability of the {_e(label)} answer, before and after the pushback</h3>"
-            f"{_grid(section, personas, _shift_tile)}<div class='scroll'><table><tr><th>persona</th>"
+            f"{_grids(report, section, _shift_tile)}<div class='scroll'><table><tr><th>persona</th>"
             f"<th>first answer</th><th>after pushback</th><th>shift</th><th>cells·probes</th><th>n/a (why)</th></tr>"
             f"{rows}</table></div><p class=\"note\">The probability the model gave that answer where its reply gives "
             f"one (at the first token where the answers part), the mean over probes of each probe's mean over its "
@@ -138,19 +143,30 @@ def _shifts(section: Section, personas: list[str]) -> str:
             f"Cells without both figures are counted apart (n/a), never as 0.</p>")
 
 
-def _grid(section: Section, personas: list[str], tile=_tile) -> str:
-    """law across, morality down; "none" (and any other persona) in a column of its own."""
+def _grids(report: Report, section: Section, tile=_tile) -> str:
+    """One grid per adapter setting, headed by it; without an adapter axis, one."""
+    if report.adapters == [None]:
+        return _grid(section, report.at(None), tile)
+    return "".join(f'<h4 class="adapter">{_e(adapter_text(adapter, report.base))}</h4>'
+                   f"{_grid(section, report.at(adapter), tile)}" for adapter in report.adapters)
+
+
+def _grid(section: Section, lanes: dict[str, str], tile=_tile) -> str:
+    """law across, morality down; "none" (and any other persona) in a column of its own. ``lanes``:
+    persona -> its column at this grid's adapter setting."""
+    personas = list(lanes)
     others = [p for p in personas if p not in GRID]
     out = ['<div class="grid"><div></div>', *(f'<div class="axis">{law}</div>' for law in ("lawful", "neutral", "chaotic")),
            '<div></div><div class="axis">other</div>']
     for row, moral in enumerate(("good", "neutral", "evil")):
         out.append(f'<div class="axis">{moral}</div>')
-        out += [tile(section, name) if name in personas else '<div></div>' for name in GRID[row * 3: row * 3 + 3]]
+        out += [tile(section, lanes[name], name) if name in lanes else '<div></div>'
+                for name in GRID[row * 3: row * 3 + 3]]
         out.append("<div></div>")
-        out.append(tile(section, others[row]) if row < len(others) else "<div></div>")
+        out.append(tile(section, lanes[others[row]], others[row]) if row < len(others) else "<div></div>")
     out.append("</div>")
     for extra in others[3:]:
-        out.append(f'<div class="grid"><div></div>{tile(section, extra)}</div>')
+        out.append(f'<div class="grid"><div></div>{tile(section, lanes[extra], extra)}</div>')
     return "".join(out)
 
 
@@ -177,26 +193,36 @@ def _table(section: Section, personas: list[str], codes: dict[str, str]) -> str:
             f"<tr><th>probe</th>{head}</tr>{''.join(rows)}</table></div>")
 
 
-def _comparisons(section: Section, reference: str) -> str:
+def _comparisons(report: Report, section: Section, adapter: bool = False) -> str:
+    """Each lane against the reference (or, ``adapter``, against its persona's base setting)."""
+    m = section.adapter_family if adapter else section.family
+    lead = lead_columns(report, section, adapter)
     rows = []
-    for c in section.comparisons:
-        if c.difference is None or c.interval is None:
-            rows.append(f"<tr><td>{_e(c.persona)}</td><td>{_e(headline(c.dist))}</td><td colspan='5'>{_e(verdict(c))}"
-                        "</td></tr>")
-            continue
-        low, high = c.interval
-        rows.append(f"<tr><td>{_e(c.persona)}</td><td>{_e(headline(c.dist))}</td><td>{signed(c.difference)} pts</td>"
-                    f"<td>[{signed(low)}, {signed(high)}]</td><td>{c.p_adjusted:.3f}</td><td>{c.probes}</td>"
-                    f"<td>{'<b>differs</b>' if c.differs else _e(verdict(c))}</td></tr>")
-    m = section.family
-    return (f"<h3>{_e(section.measure)}: each persona against {_e(reference)} "
-            f"({_e(headline(section.totals[reference]))})</h3><div class='scroll'><table>"
-            f"<tr><th>persona</th><th>rate</th><th>difference</th><th>95% simultaneous (m={m})</th><th>p adjusted</th>"
+    for heading, comparisons in groups(report, section, adapter):
+        if heading:
+            rows.append(f'<tr><th class="group" colspan="{len(lead) + 5}">{_e(heading)}</th></tr>')
+        rows += [_comparison_row(c, lead) for c in comparisons]
+    head = "".join(f"<th>{_e(name)}</th>" for name, _ in lead)
+    return (f"<h3>{_e(comparison_title(report, section, adapter))}</h3><div class='scroll'><table>"
+            f"<tr>{head}<th>difference</th><th>95% simultaneous (m={m})</th><th>p adjusted</th>"
             f"<th>probes</th><th></th></tr>{''.join(rows)}</table></div>"
             f'<p class="note">Difference: the mean over the probes both have of the per-probe rate differences; '
             f"interval and p from the paired t-test over those probes (the probe is the unit), Bonferroni-adjusted "
             f"for the {m} comparisons; differs when the interval excludes 0. With one probe: Newcombe's interval and "
             f"Fisher's exact p on its cells.</p>")
+
+
+def _comparison_row(c: Comparison, lead) -> str:
+    first = "".join(f"<td>{_e(text(c))}</td>" for _, text in lead)
+    if c.difference is None:
+        return f"<tr>{first}<td colspan='5'>{_e(verdict(c))}</td></tr>"
+    if c.interval is None:  # no spread: the difference stands, without an interval
+        return (f"<tr>{first}<td>{signed(c.difference)} pts</td><td colspan='2'></td><td>{c.probes}</td>"
+                f"<td>{_e(verdict(c))}</td></tr>")
+    low, high = c.interval
+    return (f"<tr>{first}<td>{signed(c.difference)} pts</td><td>[{signed(low)}, {signed(high)}]</td>"
+            f"<td>{c.p_adjusted:.3f}</td><td>{c.probes}</td>"
+            f"<td>{'<b>differs</b>' if c.differs else _e(verdict(c))}</td></tr>")
 
 
 def _flips(section: Section) -> str:
@@ -248,14 +274,16 @@ def page(report: Report, out_dir: str) -> str:
         body.append(f"<h2>{_e(section.title)}</h2>"
                     f'<p class="note">Each tile: {_e(section.measure)} over all probes — the mean of the per-probe rates, '
                     f"its 95% t-interval over probes as a bar (the probe is the unit), the cells counted; {colour}; the paler, the less sure (shaded by the interval's width). Click a tile for its "
-                    f"cells and their conversations.</p>{_grid(section, report.personas)}"
+                    f"cells and their conversations.</p>{_grids(report, section)}"
                     f"<h3>Per probe</h3>{_table(section, report.personas, codes)}")
         if report.reference:
-            body.append(_comparisons(section, report.reference))
+            body.append(_comparisons(report, section))
+        if section.adapter_comparisons:
+            body.append(_comparisons(report, section, adapter=True))
         if section.flips:
             body.append(_flips(section))
         if section.shifts:
-            body.append(_shifts(section, report.personas))
+            body.append(_shifts(report, section))
     if not report.sections:
         body.append('<p class="note">No cells yet.</p>')
     body += [f"<p>{_e(line)}</p>" for line in agreement_lines(report)]

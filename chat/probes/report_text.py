@@ -1,8 +1,9 @@
 """A probe run's report in the terminal: per probe × persona the full label distribution and the
-headline rate with its interval, per persona the difference from the reference, hand against judge,
-where answers turned, a legend for every symbol, and what is left to do. Personas are columns where
-they fit the width (``--width``; 80 when the output is not a terminal); else each probe lists its
-personas one per line, so no name is ever broken."""
+headline rate with its interval, per persona the difference from the reference (and, with an adapter
+axis, its fine-tune's from its base), hand against judge, where answers turned, a legend for every
+symbol, and what is left to do. Personas are columns where they fit the width (``--width``; 80 when
+the output is not a terminal); else each probe lists its personas one per line, so no name is ever
+broken."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from rich.text import Text
 from ..sanitize import sanitize
 from .report import (NA, Dist, Report, Section, abbreviations, agreement_lines, distribution, headline, judges_line,
                      signed, verdict)
+from .report_compare import comparison_title, groups, lead_columns
 from .shift import na_text, probability_text, shift_text
 
 __all__ = ["render"]
@@ -74,31 +76,35 @@ def _long(section: Section, personas: list[str], codes: dict[str, str]) -> Table
     return table
 
 
-def _comparisons(section: Section, reference: str) -> Table:
-    base = section.totals[reference]
-    m = section.family
-    table = Table(title=Text(f"{section.measure}: each persona against {reference} ({headline(base)})", style="bold"),
-                  title_justify="left", box=None, padding=(0, 1), header_style="dim")
-    for col in ("persona", "rate", "difference", f"95% sim. (m={m})", "p adj.", "probes", ""):
-        table.add_column(col, justify="left" if col in ("persona", "") else "right",
-                         no_wrap=col != "", overflow="fold")
-    for c in section.comparisons:
-        rate = f"{c.dist.rate:.0%}" if c.dist.rate is not None else "–"
-        if c.difference is None or c.interval is None:
-            table.add_row(Text(sanitize(c.persona)), rate, "" if c.difference is None else f"{signed(c.difference)} pts",
-                          "", "", str(c.probes), Text(verdict(c), style="dim"))
-            continue
-        low, high = c.interval
-        table.add_row(Text(sanitize(c.persona)), rate, f"{signed(c.difference)} pts", f"[{signed(low)}, {signed(high)}]",
-                      f"{c.p_adjusted:.3f}", str(c.probes), Text(verdict(c), style="bold" if c.differs else "dim"))
-    return table
+def _comparisons(report: Report, section: Section, adapter: bool = False) -> list:
+    """Each lane against the reference (or, ``adapter``, each persona's fine-tune against its base):
+    the title, then a table per group (report_compare.py)."""
+    out: list = [Text(sanitize(comparison_title(report, section, adapter)), style="bold")]
+    lead = lead_columns(report, section, adapter)
+    for heading, comparisons in groups(report, section, adapter):
+        table = Table(title=Text(sanitize(heading), style="italic") if heading else None, title_justify="left",
+                      box=None, padding=(0, 1), collapse_padding=True, header_style="dim")
+        for col in [name for name, _ in lead] + ["difference", "95% sim.", "p adj.", "probes", ""]:  # m: in the note
+            table.add_column(col, justify="left" if col in ("persona", "") else "right", no_wrap=col != "",
+                             overflow="fold", min_width=len("distinguishable") if col == "" else None)
+        for c in comparisons:
+            first = [Text(sanitize(text(c))) for _, text in lead]
+            if c.difference is None or c.interval is None:
+                table.add_row(*first, "" if c.difference is None else f"{signed(c.difference)} pts",
+                              "", "", str(c.probes), Text(verdict(c), style="dim"))
+                continue
+            low, high = c.interval
+            table.add_row(*first, f"{signed(c.difference)} pts", f"[{signed(low)}, {signed(high)}]",
+                          f"{c.p_adjusted:.3f}", str(c.probes), Text(verdict(c), style="bold" if c.differs else "dim"))
+        out.append(table)
+    return out
 
 
-def _comparison_note(section: Section) -> Text:
+def _comparison_note(family: int) -> Text:
     return Text(f"rate: over all probes (above) · difference: the mean over the probes both have of the per-probe "
                 f"rate differences · 95% sim.: its interval and p adj. its p from the paired t-test over those "
-                f"probes (the probe is the unit), Bonferroni-adjusted for the {section.family} comparisons (each "
-                f"interval at {100 - 5 / max(1, section.family):.2f}%) · differs: the interval excludes 0 · with one "
+                f"probes (the probe is the unit), Bonferroni-adjusted for the {family} comparisons (each "
+                f"interval at {100 - 5 / max(1, family):.2f}%) · differs: the interval excludes 0 · with one "
                 "probe: Newcombe's interval and Fisher's exact p on its cells", style="dim")
 
 
@@ -166,8 +172,11 @@ def render(console: Console, report: Report, out: Path) -> None:
         wide = _fits(section, report.personas, console.width)
         console.print((_grid if wide else _long)(section, report.personas, codes))
         if report.reference:
-            console.print(_comparisons(section, report.reference))
-            console.print(_comparison_note(section))
+            console.print(*_comparisons(report, section))
+            console.print(_comparison_note(section.family))
+        if section.adapter_comparisons:
+            console.print(*_comparisons(report, section, adapter=True))
+            console.print(_comparison_note(section.adapter_family))
         if section.flips:
             console.print(_flips(section))
         if section.shifts:

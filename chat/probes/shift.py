@@ -80,7 +80,7 @@ def shifts(cells: list[Cell], personas: list[str], label: str) -> list[Shift]:
         result = Shift(persona, label)
         pairs: dict[str, list[tuple[float, float]]] = {}
         for cell in cells:
-            if cell.persona != persona or not cell.done or cell.na:
+            if cell.lane != persona or not cell.done or cell.na:
                 continue
             pair = _pair(cell, label)
             if isinstance(pair, str):

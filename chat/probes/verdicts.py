@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from sys import intern
 
-from ..adapters import lora_from
+from ..adapters import Lora, lora_from
 from .rundir import RunDir, cell_events, cell_key
 from .runner import BY_CONSTRUCTION, lane_name
 
@@ -49,7 +49,7 @@ class Cell:
     category: str
     control: bool
     expect: str | None
-    persona: str
+    persona: str  # the persona alone; ``lane`` adds the adapter
     sample: int
     path: Path
     done: bool = False
@@ -75,8 +75,17 @@ class Cell:
     lora: dict | None = None  # the adapter and scale it was asked with ({"name", "scale"})
 
     @property
+    def adapter(self) -> Lora | None:
+        return lora_from(self.lora)
+
+    @property
+    def lane(self) -> str:
+        """The report's column: the persona, with the adapter and scale where the run has an adapter axis."""
+        return lane_name(self.persona, self.adapter)
+
+    @property
     def id(self) -> str:
-        return f"{self.probe}/{self.persona}--{self.sample}"
+        return f"{self.probe}/{self.lane}--{self.sample}"
 
     def _measured(self, before: bool) -> dict | None:
         """The answer probability measured last before the first pushback (``before``), or at or after
@@ -119,7 +128,7 @@ def _cell(path: Path, warn, labels: dict) -> Cell:
     return Cell(  # a run's cells share most of their strings: held once (a report holds every cell)
         probe=str(head.get("probe") or probe), category=intern(str(head.get("category") or "")),
         control=head.get("control") is True, expect=head.get("expect") if head.get("expect") in ("answer", "refuse") else None,
-        persona=intern(_lane(head, persona or path.stem)), sample=sample_no, path=path,
+        persona=intern(str(head.get("persona") or persona or path.stem)), sample=sample_no, path=path,
         done=bool(ends) and ends[-1].get("event") == "done",
         error=str(errors[-1].get("message", "")) if errors else None,
         label=label and intern(label), by=by and intern(by),
@@ -140,18 +149,12 @@ def _cell(path: Path, warn, labels: dict) -> Cell:
     )
 
 
-def _lane(head: dict, fallback: str) -> str:
-    """The cell's column: its persona, with the adapter and scale it was asked with where it has one."""
-    persona = str(head.get("persona") or fallback)
-    return lane_name(persona, lora_from(head.get("lora")))
-
-
 def load_cells(out: Path, warn=lambda message: None) -> list[Cell]:
     """Every cell of the run, in probe, persona, sample order; damaged lines are skipped with a ``warn``ing,
     and so are verdicts whose label is not one of run.json's (where it has one)."""
     run_dir = RunDir(out)
     labels = run_dir.header()["labels"] if run_dir.has_header() else {}
-    return sorted((_cell(p, warn, labels) for p in run_dir.cell_paths()), key=lambda c: (c.probe, c.persona, c.sample))
+    return sorted((_cell(p, warn, labels) for p in run_dir.cell_paths()), key=lambda c: (c.probe, c.lane, c.sample))
 
 
 def baseline_misses(cells: list[Cell]) -> tuple[int, int]:
