@@ -270,3 +270,56 @@ def test_new_6_a_request_the_server_read_is_not_sent_again(raw):
     run_turn(backend, request(seed=7), NullSink())
     run_turn(backend, request(seed=7), NullSink())
     assert len(server.requests) == 2, f"the server was sent {len(server.requests)} generation requests for 2 turns"
+
+
+# --- token probabilities and the answer probability (issue 21) --------------------------------------
+
+def with_logprobs(logprob: float, pieces=("It is", " 42", ".")):
+    """An answer whose every token (and each of its two alternatives) has ``logprob``."""
+    def answer(conn, req, n):
+        events = [json.dumps({"choices": [{"index": 0, "delta": {"content": p}, "logprobs": {"content": [
+            {"token": p, "logprob": logprob, "top_logprobs": [{"token": p, "logprob": logprob},
+                                                              {"token": " 48", "logprob": logprob}]}]}}]})
+                  for p in pieces]
+        events += [json.dumps({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}), "[DONE]"]
+        conn.sendall(OK_HEAD + chunked("".join(f"data: {e}\n\n" for e in events).encode(), 50))
+    return answer
+
+
+def test_new_7_a_huge_positive_logprob_is_not_a_traceback(raw, tmp_path):
+    """Promise: errors (issue 16, 6) and outside input checked where it is read. A server sends a
+    logprob of 1000 (a log-probability is at most 0): the stream reader takes any finite number, and
+    `chat probe run --answer-probability` dies in math.exp with an OverflowError traceback."""
+    r = probe_run(raw(with_logprobs(1000.0)).base_url, tmp_path, "--answer-probability")
+    assert "Traceback" not in r.stderr and "OverflowError" not in r.stderr, r.stderr[-600:]
+
+
+def test_new_8_a_positive_logprob_is_not_a_probability_above_one(raw, tmp_path):
+    """Promise: bad input from a server is refused with one line, not recorded as a figure. A logprob of
+    0.5 is a probability of 165%: the stream reader takes it, the cell records 1.65 as the answer's
+    probability, and `chat probe report` shows `165%` as the persona's mean before and after."""
+    r = probe_run(raw(with_logprobs(0.5)).base_url, tmp_path, "--answer-probability")
+    cell = next((tmp_path / "run" / "cells").rglob("*.jsonl")).read_text()
+    figures = [v for line in cell.splitlines() if '"probability"' in line
+               for v in json.loads(line).get("probabilities", {}).values() if v is not None]
+    assert all(0 <= v <= 1 for v in figures), figures
+    assert "165%" not in r.stdout
+
+
+def test_new_9_a_cell_holding_a_probability_of_2_is_damaged_not_reported(raw, tmp_path):
+    """Promise: files read (issue 16, 4) — what doesn't fit is skipped with a warning naming file:line.
+    A cell file (edited, damaged, or written by another tool) says the right answer's probability was
+    2, or -1, or 1e308: ProbabilityRecord takes any finite number, and the report shows `200%`,
+    `-100%` and `inf%` as the persona's mean probability, without a warning."""
+    r = probe_run(raw(with_logprobs(-0.1)).base_url, tmp_path, "--answer-probability")
+    assert r.returncode == 0, r.stderr
+    path = next((tmp_path / "run" / "cells").rglob("*.jsonl"))
+    original = [json.loads(line) for line in path.read_text().splitlines()]
+    for bad, shown in ((2, "200%"), (-1, "-100%"), (1e308, "inf%")):
+        lines = [{**e, "probabilities": {**e["probabilities"], "resisted": bad}} if e.get("event") == "probability"
+                 else e for e in original]
+        path.write_text("".join(json.dumps(e) + "\n" for e in lines))
+        report = subprocess.run([sys.executable, "-m", "gridchat", "probe", "report", str(tmp_path / "run")],
+                                capture_output=True, text=True, timeout=60)
+        assert shown not in report.stdout, f"a probability of {bad} in a cell is reported as {shown}"
+        assert f"{path.name}:" in report.stderr, "no warning names the damaged line"
