@@ -323,3 +323,33 @@ def test_new_9_a_cell_holding_a_probability_of_2_is_damaged_not_reported(raw, tm
                                 capture_output=True, text=True, timeout=60)
         assert shown not in report.stdout, f"a probability of {bad} in a cell is reported as {shown}"
         assert f"{path.name}:" in report.stderr, "no warning names the damaged line"
+
+
+def logprob_events(tokens) -> list[str]:
+    """A Chat Completions stream of ``(token, logprob, [(alternative, logprob), …])``, for the fake's raw_events."""
+    events = [json.dumps({"choices": [{"index": 0, "delta": {"content": t}, "logprobs": {"content": [
+        {"token": t, "logprob": lp, "top_logprobs": [{"token": a, "logprob": alp} for a, alp in top]}]}}]})
+        for t, lp, top in tokens]
+    return events + [json.dumps({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}), "[DONE]"]
+
+
+def test_new_10_probs_on_a_reply_with_a_huge_logprob_keeps_the_session(fake, term):
+    """Promise: errors (issue 16, 6) — bad input gets one clear line and the session goes on. A reply
+    whose token has a logprob of 1000 is taken and kept; `/probs` then ends the whole chat with
+    "chat: internal error (a bug in gridchat): OverflowError: math range error" (same root as new-7:
+    the stream reader takes a log-probability above 0)."""
+    from fake_backend import Reply
+
+    fb = fake("vllm")
+    fb.script(Reply(raw_events=logprob_events([("It is", -0.1, [("It is", -0.1)]),
+                                               (" 42", 1000.0, [(" 42", 1000.0), (" 48", -2.0)]), (".", -0.1, [])])))
+    t = term(fb, "--persona", "lawful_good")
+    t.wait_prompt("lawful_good")
+    t.line("/set logprobs on")
+    t.wait_for("logprobs = 5")
+    t.line("What is 6 times 7?")
+    t.wait_for("It is 42.")
+    t.wait_prompt("lawful_good")
+    t.line("/probs 42")
+    t.wait(lambda: "internal error" in t.screen() or t.screen().count("lawful_good ›") >= 4, "/probs to answer")
+    assert "internal error" not in t.screen(), t.screen()
