@@ -353,3 +353,31 @@ def test_new_10_probs_on_a_reply_with_a_huge_logprob_keeps_the_session(fake, ter
     t.line("/probs 42")
     t.wait(lambda: "internal error" in t.screen() or t.screen().count("lawful_good ›") >= 4, "/probs to answer")
     assert "internal error" not in t.screen(), t.screen()
+
+
+def test_new_11_a_transcript_token_with_a_huge_logprob_is_a_damaged_line_not_an_internal_error(fake, term, tmp_path):
+    """Promise: files read (issue 16, 4) — what doesn't fit is skipped with a warning naming file:line.
+    A transcript whose reply holds a token with a logprob of 1000 (TokenRecord takes any finite
+    number) resumes without a word; `/probs` then ends the chat with "internal error: OverflowError"."""
+    from fake_backend import Reply
+    from gridchat.chat.config import Settings
+    from gridchat.chat.session import Session
+    from gridchat.chat.transcript import Transcript
+    from gridchat.personas import load_personas
+
+    fb = fake("vllm")
+    fb.script(Reply(tokens=[("It", 0.7, {"The": 0.2}), (" is", 0.9, {}), (" 42", 0.8, {" 48": 0.1}), (".", 0.99, {})]))
+    transcript = Transcript.new(tmp_path)
+    Session(Settings(base_url=fb.base_url, logprobs=2), load_personas(), transcript=transcript).send("Q?", NullSink())
+    transcript.close()
+    lines = [json.loads(line) for line in transcript.path.read_text().splitlines()]
+    for e in lines:
+        if e.get("logprobs"):
+            e["logprobs"][2]["logprob"] = 1000
+    transcript.path.write_text("".join(json.dumps(e) + "\n" for e in lines))
+    t = term(fb, "--resume", str(transcript.path))
+    t.wait_prompt("none")
+    t.line("/probs")
+    t.wait(lambda: "internal error" in t.screen() or "tokens ·" in t.screen() or "without token" in t.screen(),
+           "/probs to answer")
+    assert "internal error" not in t.screen(), t.screen()
