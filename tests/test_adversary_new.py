@@ -381,3 +381,23 @@ def test_new_11_a_transcript_token_with_a_huge_logprob_is_a_damaged_line_not_an_
     t.wait(lambda: "internal error" in t.screen() or "tokens ·" in t.screen() or "without token" in t.screen(),
            "/probs to answer")
     assert "internal error" not in t.screen(), t.screen()
+
+
+# --- adapter lanes (issue 21, 3) ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("flavor", ["vllm", "llamacpp"])
+@pytest.mark.parametrize("command", ["/status", "/lora nosuch", "/lora"])
+def test_new_12_a_server_with_many_adapters_is_a_short_list(fake, term, flavor, command):
+    """Promise: outside input is bounded (issue 16, 5) — lists shown to the user are not one line per
+    name or one line of all names (chat/limits.py: MAX_SHOWN in a line, MAX_ROWS a name a line). A
+    server offering 1,000 adapters (vLLM: 1,000 models with a parent, no cap at all; llama-server:
+    /lora-adapters, cut at 256): `/status` prints every name in its adapters line, `/lora nosuch`
+    every name in its error line, and `/lora` one row per adapter — hundreds of lines of screen."""
+    fb = fake(flavor)
+    fb.adapters = [f"adapter-{i:04d}" for i in range(1000)]
+    t = term(fb, "--persona", "none")
+    t.wait_prompt("none")
+    t.line(command)
+    t.wait(lambda: t.screen().count("none ›") >= 2 and t.cursor_line() == "none ›", "the command to end")
+    shown = t.screen().split(f"none › {command}", 1)[1].splitlines()
+    assert len(shown) < 40, f"{command} showed {len(shown)} lines for a server with 1,000 adapters"
