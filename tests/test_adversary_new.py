@@ -401,3 +401,35 @@ def test_new_12_a_server_with_many_adapters_is_a_short_list(fake, term, flavor, 
     t.wait(lambda: t.screen().count("none ›") >= 2 and t.cursor_line() == "none ›", "the command to end")
     shown = t.screen().split(f"none › {command}", 1)[1].splitlines()
     assert len(shown) < 40, f"{command} showed {len(shown)} lines for a server with 1,000 adapters"
+
+
+def serve_dry_run(*args, timeout=30):
+    return subprocess.run([sys.executable, "-m", "gridchat", "serve", *args, "--dry-run"], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_new_13_a_deeply_nested_adapter_config_is_one_line_not_a_traceback(tmp_path):
+    """Promise: errors (issue 16, 6) / files read (4). `serve vllm MODEL --lora ke=DIR` reads DIR's
+    adapter_config.json with json.loads and catches OSError, ValueError and AttributeError only: a file
+    of 200,000 nested brackets ends `serve` with a RecursionError traceback."""
+    (tmp_path / "ke").mkdir()
+    (tmp_path / "ke" / "adapter_config.json").write_text("[" * 200_000 + "]" * 200_000)
+    r = serve_dry_run("vllm", "some/model", "--lora", f"ke={tmp_path / 'ke'}")
+    assert "Traceback" not in r.stderr, r.stderr[-400:]
+    assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_new_14_an_adapter_config_that_is_a_fifo_does_not_hang_serve(tmp_path):
+    """Promise: files read (issue 16, 4) — one reader for every file (chat/datafile.py's read_bytes:
+    regular files only, opened without blocking, capped). serve/launch.py reads adapter_config.json
+    with Path.read_text around it: a FIFO there hangs `serve vllm --lora … --dry-run` for ever (and a
+    sparse 3 GB file is read whole: 18 s and 6 GB of memory, here, before it is refused as not JSON)."""
+    import os
+
+    (tmp_path / "ke").mkdir()
+    os.mkfifo(tmp_path / "ke" / "adapter_config.json")
+    try:
+        r = serve_dry_run("vllm", "some/model", "--lora", f"ke={tmp_path / 'ke'}", timeout=15)
+    except subprocess.TimeoutExpired:
+        pytest.fail("serve vllm --lora --dry-run was still reading a FIFO after 15 s")
+    assert r.returncode != 0 and "Traceback" not in r.stderr
