@@ -433,3 +433,57 @@ def test_new_14_an_adapter_config_that_is_a_fifo_does_not_hang_serve(tmp_path):
     except subprocess.TimeoutExpired:
         pytest.fail("serve vllm --lora --dry-run was still reading a FIFO after 15 s")
     assert r.returncode != 0 and "Traceback" not in r.stderr
+
+
+# --- anything else met on the way ------------------------------------------------------------------------
+
+def chat_cli(*args, env=None, timeout=60):
+    import os
+
+    full = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "GRIDCHAT_API_KEY")} | (env or {})
+    return subprocess.run([sys.executable, "-m", "gridchat", *args], capture_output=True, text=True, env=full,
+                          timeout=timeout)
+
+
+@pytest.mark.parametrize("where", ["chat -p", "probe run", "bulk read"])
+def test_new_15_a_base_url_with_a_non_ascii_path_is_not_an_internal_error(fake, tmp_path, where):
+    """Promise: errors (issue 16, 6) — a user's input gets one clear line (or works, as the SDK makes it
+    work: it percent-encodes the path). A base URL behind a proxy prefix such as /€/v1: server detection
+    (http.client) raises UnicodeEncodeError — `chat -p` ends in "internal error (a bug in gridchat)",
+    `chat probe run` in a traceback — and the bulk reader of probe runs (http1.py, which writes the
+    path into the request line as it is, a space too) raises it out of the turn."""
+    fb = fake("vllm")
+    url = fb.base_url.replace("/v1", "/€/v1")
+    if where == "bulk read":
+        try:
+            result = run_turn(bulk_backend("chat", url, "k"), request(), NullSink())
+        except UnicodeEncodeError:
+            pytest.fail("UnicodeEncodeError escaped the turn")
+        assert result.error is None or "internal" not in str(result.error)
+        return
+    if where == "chat -p":
+        r = chat_cli("--base-url", url, "-p", "hi")
+    else:
+        (tmp_path / "arith.yaml").write_text(SET)
+        r = chat_cli("probe", "run", str(tmp_path / "arith.yaml"), "--base-url", url, "--personas", "none",
+                     "--out", str(tmp_path / "run"))
+    assert "internal error" not in r.stderr and "Traceback" not in r.stderr, r.stderr[-500:]
+
+
+@pytest.mark.parametrize("where", ["chat -p", "probe run"])
+@pytest.mark.parametrize("key", ["sk-live-4f9a8b7c6d5e\r", "sk-live-4f9a8b7c6d5e\u200b"])
+def test_new_16_a_key_that_cannot_be_a_header_is_one_line_and_never_printed(fake, tmp_path, where, key):
+    """Promises: errors (issue 16, 6) and secrets (2). An API key read from a file with Windows line
+    ends (`OPENAI_API_KEY=$(cat key.txt)` keeps the \\r) or pasted with a zero-width space can't be sent
+    in a header: `chat -p` ends in "internal error (a bug in gridchat)"; `chat probe run` ends in a
+    traceback whose last line prints the whole key (`ValueError: Invalid header value b'Bearer
+    sk-live-…\\r'`) — the redactor never sees a traceback."""
+    fb = fake("vllm")
+    if where == "chat -p":
+        r = chat_cli("--base-url", fb.base_url, "-p", "hi", env={"OPENAI_API_KEY": key})
+    else:
+        (tmp_path / "arith.yaml").write_text(SET)
+        r = chat_cli("probe", "run", str(tmp_path / "arith.yaml"), "--base-url", fb.base_url, "--personas", "none",
+                     "--out", str(tmp_path / "run"), env={"OPENAI_API_KEY": key})
+    assert "4f9a8b7c6d5e" not in r.stderr + r.stdout, "the key is printed"
+    assert "internal error" not in r.stderr and "Traceback" not in r.stderr, r.stderr[-300:]
