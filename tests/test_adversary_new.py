@@ -487,3 +487,28 @@ def test_new_16_a_key_that_cannot_be_a_header_is_one_line_and_never_printed(fake
                      "--out", str(tmp_path / "run"), env={"OPENAI_API_KEY": key})
     assert "4f9a8b7c6d5e" not in r.stderr + r.stdout, "the key is printed"
     assert "internal error" not in r.stderr and "Traceback" not in r.stderr, r.stderr[-300:]
+
+
+def test_new_17_a_cell_recorded_with_an_adapter_ran_with_that_adapter(fake, tmp_path):
+    """Promise: probe cells record the adapter and scale they were asked with (issue 21, 3) — the
+    record is the data. `chat probe run --lora 0,1` over two llama-server replicas, the second started
+    without the adapter (a `serve llama` without --lora): `--lora` is checked against the first server
+    only, and llama.cpp's apply_lora builds the request's lora field from the replica's own list
+    without asking whether the adapter is in it, so the second replica answers the `ke@1` cells as the
+    base model (`"lora": []`) and the cells say `ke×1`: the report compares base against base."""
+    from test_probe_run_options import THREE
+
+    first, second = fake("llamacpp"), fake("llamacpp")
+    first.adapters = ["ke"]
+    path = tmp_path / "arith.yaml"
+    path.write_text(THREE)
+    r = subprocess.run([sys.executable, "-m", "gridchat", "probe", "run", str(path), "--base-url", first.base_url,
+                        "--base-url", second.base_url, "--personas", "none", "--samples", "6", "--concurrency", "1",
+                        "--lora", "0,1", "--out", str(tmp_path / "run")], capture_output=True, text=True, timeout=120)
+    asked = [g.body.get("lora") for g in second.generations()]
+    recorded_on_second = [c for c in (tmp_path / "run" / "cells").rglob("*ke@1*.jsonl")
+                          if second.base_url in c.read_text()]
+    assert not (r.returncode == 0 and recorded_on_second and all(not any(a.get("scale") for a in (lora or []))
+                                                                 for lora in asked)), (
+        f"{len(recorded_on_second)} cells recorded as ke×1 were answered by a replica without the adapter "
+        f"(lora fields sent there: {sorted({json.dumps(x) for x in asked})})")
