@@ -272,6 +272,20 @@ def test_new_6_a_request_the_server_read_is_not_sent_again(raw):
     assert len(server.requests) == 2, f"the server was sent {len(server.requests)} generation requests for 2 turns"
 
 
+
+def test_new_18_a_head_with_bare_line_feeds_is_read_or_refused_not_waited_on(raw):
+    """Promise: the bulk path never changes what a reply holds; outside input is bounded. A small
+    server that ends its status line and headers with a bare LF (RFC 9112 lets a reader accept it; h11,
+    under the SDK, does): the SDK's backend reads the reply; http1.py looks only for CRLF CRLF, so it
+    waits for an end of head that never comes — a cell stuck for the 600 s read timeout."""
+    def answer(conn, req, n):
+        conn.sendall(b"HTTP/1.1 200 OK\nContent-Type: text/event-stream\nTransfer-Encoding: chunked\n\n"
+                     + chunked(sse("It is ", "42.")))
+
+    via_sdk, via_bulk = sdk_and_bulk(raw, answer)
+    assert via_sdk == ("It is 42.", None)
+    assert via_bulk != "still reading"
+
 # --- token probabilities and the answer probability (issue 21) --------------------------------------
 
 def with_logprobs(logprob: float, pieces=("It is", " 42", ".")):
