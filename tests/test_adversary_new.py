@@ -239,16 +239,19 @@ def test_new_5_an_answer_to_no_request_is_not_the_next_cells_reply(raw):
     SDK's pool sees an idle connection with bytes waiting and drops it; http1.py puts it back in the
     pool, sends the next request on it and takes the stale bytes for its answer: the next cell records
     a reply its own request never got (here the server saw one request, and the client has two replies)."""
+    injected = threading.Event()
+
     def answer(conn, req, n):
         conn.sendall(OK_HEAD + chunked(sse(f"reply to request {n}")))
         if n == 1:
-            time.sleep(0.2)
+            time.sleep(0.2)  # the first answer is read whole and its connection back in the pool
             conn.sendall(OK_HEAD + chunked(sse("INJECTED: answer to no request")))
+            injected.set()
 
     server = raw(answer)
     backend = bulk_backend("chat", server.base_url, "k")
     assert run_turn(backend, request(), NullSink()).message.content == "reply to request 1"
-    time.sleep(0.5)
+    assert injected.wait(10)
     second = run_turn(backend, request(), NullSink())
     assert second.message.content == "reply to request 2", (second.message.content, len(server.requests))
 
