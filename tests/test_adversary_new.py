@@ -529,3 +529,31 @@ def test_new_17_a_cell_recorded_with_an_adapter_ran_with_that_adapter(fake, tmp_
                                                                  for lora in asked)), (
         f"{len(recorded_on_second)} cells recorded as ke×1 were answered by a replica without the adapter "
         f"(lora fields sent there: {sorted({json.dumps(x) for x in asked})})")
+
+
+def test_new_19_ctrl_c_while_a_probe_run_waits_for_a_silent_server_is_one_line(tmp_path):
+    """Promise: Ctrl-C (issue 16, 7) — it stops what runs, with one line; errors (6) — never a
+    traceback. `chat probe run` against a server that accepts the connection and never answers: Ctrl-C
+    while it is finding out what the server is (detection, made stoppable by chat/cancel.py) raises
+    Cancelled, which chat/probes/cli.py does not catch (only KeyboardInterrupt and ChatError): a
+    traceback ending in `gridchat.chat.cancel.Cancelled`. `chat -p` says "interrupted while connecting"."""
+    import signal
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    silent.settimeout(30)
+    (tmp_path / "arith.yaml").write_text(SET)
+    p = subprocess.Popen([sys.executable, "-m", "gridchat", "probe", "run", str(tmp_path / "arith.yaml"), "--base-url",
+                          f"http://127.0.0.1:{silent.getsockname()[1]}/v1", "--personas", "none",
+                          "--out", str(tmp_path / "run")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        conn, _ = silent.accept()
+        conn.settimeout(30)
+        assert conn.recv(65536)  # its first look at the server is on the way: Ctrl-C now
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=30)
+    finally:
+        p.kill()
+        silent.close()
+    assert "Traceback" not in err and "Cancelled" not in err, err[-300:]
