@@ -256,6 +256,26 @@ def test_new_5_an_answer_to_no_request_is_not_the_next_cells_reply(raw):
     assert second.message.content == "reply to request 2", (second.message.content, len(server.requests))
 
 
+def test_new_5_an_idle_timeout_408_is_not_the_next_cells_answer(raw):
+    """new-5 as servers meet it: a server that closes an idle kept-alive connection with a
+    `408 Request Timeout` (as nginx-style servers do) leaves that answer on the pooled connection; the
+    next cell sent on it reads the 408 as its own answer and fails ("server error 408"), where the
+    SDK's backend opens a new connection and gets the reply."""
+    closed = threading.Event()
+
+    def answer(conn, req, n):
+        conn.sendall(OK_HEAD + chunked(sse(f"reply {n}")))
+        time.sleep(0.2)  # idle: the server times the connection out
+        conn.sendall(b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+        closed.set()
+        return "close"
+
+    backend = bulk_backend("chat", raw(answer).base_url, "k")
+    assert run_turn(backend, request(), NullSink()).message.content == "reply 1"
+    assert closed.wait(10)
+    second = run_turn(backend, request(), NullSink())
+    assert second.error is None and second.message.content == "reply 2", second.error
+
 def test_new_6_a_request_the_server_read_is_not_sent_again(raw):
     """Promise: the bulk path never changes what a reply holds (and a cell's cost is its own). The
     server reads the second request on a kept-alive connection in full, then closes it without an
