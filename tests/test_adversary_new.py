@@ -577,3 +577,21 @@ def test_new_19_ctrl_c_while_a_probe_run_waits_for_a_silent_server_is_one_line(t
         p.kill()
         silent.close()
     assert "Traceback" not in err and "Cancelled" not in err, err[-300:]
+
+
+def test_new_20_two_adapter_scales_never_share_a_cell_file(fake, tmp_path):
+    """Promise: files written (issue 16, 3) — each cell is one file, written whole, never interleaved
+    with another's. `chat probe run --lora ke:0.1234561,ke:0.1234562`: two scales (kept apart as two
+    lanes) are named in the cell's file name with `{scale:g}` (6 digits), so both lanes' cells go to
+    `none+ke@0.123456--N.jsonl`: "6 cells run", 3 files, each with two conversations and two done lines;
+    a rerun and the report see 3 cells."""
+    fb = fake("llamacpp")
+    fb.adapters = ["ke"]
+    (tmp_path / "arith.yaml").write_text(SET)
+    r = subprocess.run([sys.executable, "-m", "gridchat", "probe", "run", str(tmp_path / "arith.yaml"), "--base-url",
+                        fb.base_url, "--personas", "none", "--samples", "3", "--lora", "ke:0.1234561,ke:0.1234562",
+                        "--out", str(tmp_path / "run")], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    files = list((tmp_path / "run" / "cells").rglob("*.jsonl"))
+    done_lines = [sum('"event": "done"' in line for line in f.read_text().splitlines()) for f in files]
+    assert len(files) == 6 and done_lines == [1] * 6, (sorted(f.name for f in files), done_lines)
