@@ -137,12 +137,12 @@ def _standard_streams(stdin: TextIO, stdout: TextIO, stderr: TextIO) -> Iterator
 
 
 def _dispatch(argv: list[str], guard) -> int:
-    from .output import say
+    from .output import say, unless_a_bug
 
     if argv[:1] == ["probe"]:  # chat probe list|run|judge|report
         from .probes.cli import run as probe
 
-        return probe(argv[1:])
+        return unless_a_bug("chat probe", lambda: probe(argv[1:]))
     if argv[:1] == ["serve"]:  # chat serve … is serve …
         from ..serve.cli import main as serve
 
@@ -150,23 +150,19 @@ def _dispatch(argv: list[str], guard) -> int:
     from .errors import PathError, paths
 
     args = parser().parse_args(argv)
-    try:
-        with paths():  # a path the system refuses (a name too long) is one line, wherever it was looked at
-            return _run(args, guard)
-    except PathError as err:
-        say(f"chat: error: {err}")
-        return 1
-    except KeyboardInterrupt:  # before the session began (loading a transcript, starting the local engine)
-        say("")
-        return 130
-    except BrokenPipeError:  # the process's to handle (main)
-        raise
-    except Exception as exc:  # only a bug of ours gets here (known errors are ChatErrors): say it is one
-        if os.environ.get("GRIDCHAT_DEBUG", "0") not in ("", "0"):
-            raise
-        say(f"chat: internal error (a bug in gridchat): {type(exc).__name__}: {exc}. Everything said so far is "
-            "in the session's transcript (chat --resume goes on); GRIDCHAT_DEBUG=1 shows the traceback")
-        return 1
+
+    def chat() -> int:
+        try:
+            with paths():  # a path the system refuses (a name too long) is one line, wherever it was looked at
+                return _run(args, guard)
+        except PathError as err:
+            say(f"chat: error: {err}")
+            return 1
+        except KeyboardInterrupt:  # before the session began (loading a transcript, starting the local engine)
+            say("")
+            return 130
+
+    return unless_a_bug("chat", chat, " Everything said so far is in the session's transcript (chat --resume goes on);")
 
 
 def _run(args: argparse.Namespace, guard) -> int:

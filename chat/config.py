@@ -116,6 +116,17 @@ class _Settings(BaseModel):
     def _address(cls, value):
         return web_address(value)
 
+    @field_validator("api_key")
+    @classmethod
+    def _a_key(cls, value):
+        """A key goes into a header: spaces and line ends around it (a key file's CRLF) are dropped, and
+        a key holding any other character a header can't carry (a zero-width space pasted with it) is
+        refused — never sent, never echoed."""
+        value = value.strip(" \t\r\n") if value is not None else None
+        if value is not None and not all("!" <= c <= "~" for c in value):
+            raise ValueError(RULES["api_key"])
+        return value or None
+
     def sampling(self) -> dict[str, float | int]:
         """The sampling parameters that are set; unset ones are left to the server."""
         return {k: v for k in SAMPLING if (v := getattr(self, k)) is not None}
@@ -132,6 +143,7 @@ SAMPLING = tuple(PARAMS)
 RULES = {
     "base_url": WEB_ADDRESS_RULE,
     "judge_url": WEB_ADDRESS_RULE,
+    "api_key": "holds a character an HTTP header can't carry (a space, a control or an invisible character)",
     **{name: p.rule for name, p in PARAMS.items()},
     "max_tool_rounds": "must be a whole number, 1 or more",
     "api": "must be auto, chat or responses",
@@ -168,7 +180,7 @@ def _from_env(env) -> dict:
         variable = _ENV.get(name, f"GRIDCHAT_{name.upper()}")
         value = env.get(variable)
         if value:
-            values[name] = (value, f"{variable}={value}")
+            values[name] = (value, variable if name == "api_key" else f"{variable}={value}")  # a key is never shown
     return values
 
 
@@ -213,8 +225,8 @@ def load_settings(flags: dict | None = None, env=None, path: Path | None = None,
     named = path is not None or bool(env.get("GRIDCHAT_CONFIG"))
     merged = _from_file(path or Path(env.get("GRIDCHAT_CONFIG") or config_dir() / "config.yaml"), warn, where, named)
     given = [(name, value, ("env", source)) for name, (value, source) in _from_env(env).items()]
-    given += [(name, value, ("flag", f"--{name.replace('_', '-')} {value}")) for name, value in (flags or {}).items()
-              if value is not None]
+    given += [(name, value, ("flag", f"--{name.replace('_', '-')}" + ("" if name == "api_key" else f" {value}")))
+              for name, value in (flags or {}).items() if value is not None]
     for name, value, (kind, source) in given:
         try:
             merged[name] = check(name, value)

@@ -175,7 +175,7 @@ def detect(base_url: str, api_key: str | None = None, timeout: float = 5.0) -> S
     failure; fields of the wrong shape are left out rather than trusted."""
     base = base_url.rstrip("/")
     try:
-        check("base_url", base)  # a typed address (/compare @URL, a judge) passes the flags' rule too
+        base = check("base_url", base)  # a typed address (/compare @URL, a judge) passes the flags' rule too
     except ValueError as e:
         raise UsageError(f"{base}: {e}") from None
     try:

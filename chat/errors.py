@@ -63,6 +63,7 @@ __all__ = [
     "TranscriptError",
     "UsageError",
     "from_error_body",
+    "known",
     "network",
     "paths",
     "translate",
@@ -347,6 +348,16 @@ def translate(exc: BaseException) -> ChatError | None:
         if make is not None:
             return make(exc)
     return None
+
+
+def known(exc: Exception) -> ChatError:
+    """The ChatError ``exc``, met while talking to a server, becomes; ``exc`` itself raised when it is
+    none of the known ones (a bug of ours, never disguised as a server's error). For errors caught
+    elsewhere (a stream loop's), as ``network`` is for calls."""
+    err = translate(exc)
+    if err is None:
+        raise exc
+    return err
 
 
 @contextmanager

@@ -20,7 +20,9 @@ tests/test_output_boundary.py fails on any other way to the terminal: a bare ``p
 from __future__ import annotations
 
 import errno
+import os
 import sys
+from collections.abc import Callable
 from typing import TextIO
 
 from rich.console import Console
@@ -30,7 +32,7 @@ from rich.text import Text
 from .redact import MASK, found, redact
 from .sanitize import sanitize
 
-__all__ = ["Screen", "Writer", "clean", "formatted", "say"]
+__all__ = ["Screen", "Writer", "clean", "formatted", "say", "unless_a_bug"]
 
 _GONE = (errno.EIO, errno.ENXIO, errno.EBADF)  # the terminal is no more (hang-up, closed window)
 
@@ -106,6 +108,22 @@ def say(message: str, *, err: bool = True) -> None:
         if err and e.errno in (*_GONE, errno.EPIPE):
             return  # nowhere left to complain to
         raise
+
+
+def unless_a_bug(command: str, body: Callable[[], int], after: str = "") -> int:
+    """``body()``'s exit status; an exception no error mapping knew — only a bug of ours: every known
+    error is a ChatError or the command's own — is one line saying so (made safe and redacted as every
+    line is: a traceback would print a refused header's key), status 1. GRIDCHAT_DEBUG=1 raises it."""
+    try:
+        return body()
+    except BrokenPipeError:  # the reader left: the process's to handle (chat.cli.main)
+        raise
+    except Exception as exc:
+        if os.environ.get("GRIDCHAT_DEBUG", "0") not in ("", "0"):
+            raise
+        say(f"{command}: internal error (a bug in gridchat): {type(exc).__name__}: {exc}.{after} "
+            "GRIDCHAT_DEBUG=1 shows the traceback")
+        return 1
 
 
 class Writer:

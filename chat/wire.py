@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import re
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from .errors import StreamError
 
@@ -16,14 +16,26 @@ __all__ = ["MAX_COUNT", "WEB_ADDRESS_RULE", "count", "load_json", "load_object",
 WEB_ADDRESS_RULE = "not an http:// or https:// address"
 
 
+_URL_SAFE = "/%:@!$&'()*+,;=~"  # kept as they are in a path or query: what a URL may hold unescaped
+
+
 def web_address(value: str | None) -> str | None:
-    """``value`` if it is an http:// or https:// address (or None); ValueError otherwise: a server's
-    address, typed or read from a file."""
-    if value is not None:
+    """``value`` if it is an http:// or https:// address (or None), its path and query percent-encoded
+    as the openai SDK sends them (``/€/v1`` → ``/%E2%82%AC/v1``: a request line is ASCII); ValueError
+    otherwise: a server's address, typed or read from a file."""
+    if value is None:
+        return None
+    try:
         parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(WEB_ADDRESS_RULE)
-    return value
+        parts.port  # noqa: B018 — a port that is no number is refused here, not at the first request
+    except ValueError:
+        raise ValueError(WEB_ADDRESS_RULE) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(WEB_ADDRESS_RULE)
+    if not parts.netloc.isascii() or not parts.netloc.isprintable() or " " in parts.netloc:
+        raise ValueError(f"{WEB_ADDRESS_RULE}: its host part must be ASCII (a host name in its xn-- form, "
+                         "a password's other characters %-encoded)")
+    return urlunsplit(parts._replace(path=quote(parts.path, _URL_SAFE), query=quote(parts.query, _URL_SAFE + "?")))
 
 MAX_COUNT = 10**12  # tokens, windows, speeds: anything bigger is not a real figure
 _SURROGATE = re.compile("[\ud800-\udfff]")

@@ -7,7 +7,7 @@ import shlex
 import sys
 
 from ..chat.errors import PathError, paths
-from ..chat.output import Screen, say
+from ..chat.output import Screen, say, unless_a_bug
 from .families import FAMILIES, detect_family
 from .launch import Launch, LaunchError, llama_command, vllm_command
 from .process import ServerDied, ServerProcess
@@ -96,6 +96,10 @@ def _say(message: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    return unless_a_bug("serve", lambda: _main(argv))
+
+
+def _main(argv: list[str]) -> int:
     extra: list[str] = []
     if "--" in argv:  # everything after -- goes to the server untouched
         i = argv.index("--")

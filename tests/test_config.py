@@ -36,6 +36,31 @@ def test_api_key_from_the_conventional_variable():
     assert load_settings({}, env={"OPENAI_API_KEY": "sk-local"}).api_key == "sk-local"
 
 
+def test_a_key_read_with_its_line_end_is_the_key_and_one_no_header_can_carry_is_refused_unshown():
+    """`OPENAI_API_KEY=$(cat key.txt)` of a file with CRLF keeps the \r: the key is what is around it;
+    a zero-width space pasted with it can't be sent: refused, naming where it came from, never the key."""
+    assert load_settings({}, env={"OPENAI_API_KEY": "sk-local\r"}).api_key == "sk-local"
+    for flags, env in [({}, {"OPENAI_API_KEY": "sk-4f9a\u200b"}), ({"api_key": "sk-4f9a\u200b"}, {})]:
+        with pytest.raises(ConfigError) as refused:
+            load_settings(flags, env=env)
+        assert "header" in str(refused.value) and "4f9a" not in str(refused.value)
+
+
+@pytest.mark.parametrize("given,sent", [
+    ("http://gpu1:8000/€/v1", "http://gpu1:8000/%E2%82%AC/v1"),  # a request line is ASCII, as the SDK sends it
+    ("http://gpu1:8000/a b/v1", "http://gpu1:8000/a%20b/v1"),
+    ("http://u:p%40ss@gpu1/v1%2F", "http://u:p%40ss@gpu1/v1%2F"),  # escaped already: kept as it is
+])
+def test_a_base_url_is_percent_encoded_as_the_sdk_sends_it(given, sent):
+    assert load_settings({"base_url": given}, env={}).base_url == sent
+
+
+@pytest.mark.parametrize("given", ["http://bücher.example/v1", "http://gpu1:port/v1", "ftp://gpu1/v1"])
+def test_an_address_no_request_can_carry_is_one_clear_error(given):
+    with pytest.raises(ConfigError, match="not an http:// or https:// address"):
+        load_settings({"base_url": given}, env={})
+
+
 @pytest.mark.parametrize("text,fragment", [
     ("temprature: 0.5\n", "unknown setting 'temprature'"),
     ("temperature: hot\n", "temperature"),

@@ -28,6 +28,7 @@ import httptools
 
 from .. import cancel, limits
 from ..errors import StreamCut, StreamError
+from ..wire import web_address
 
 __all__ = ["Answer", "ClosedIdle", "Connection", "Pool", "READ", "Reader", "plain_http"]
 
@@ -205,7 +206,7 @@ class Pool:
     def __init__(self, base_url: str, api_key: str | None = None):
         parts = urllib.parse.urlsplit(base_url)
         self.address = (parts.hostname, parts.port or 80)
-        self.prefix = parts.path.rstrip("/")
+        self.prefix = urllib.parse.urlsplit(web_address(base_url)).path.rstrip("/")  # percent-encoded: ASCII
         host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
         self._head = f"Host: {host}{f':{parts.port}' if parts.port else ''}\r\n"
         if api_key:

@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 from .. import limits
 from ..cancel import Cancelled, CancelToken
-from ..errors import StreamCut, translate
+from ..errors import StreamCut, known
 from .base import Request
 from .bulk import BulkBackend, StreamReading, check_answer, failure
 from .http1 import CONNECT_TIMEOUT, READ, READ_TIMEOUT, ClosedIdle, Pool, Reader
@@ -254,10 +254,7 @@ class StreamLoop:
             return Cancelled()
         if isinstance(error, ClosedIdle):
             error = StreamCut("the server closed the connection before answering")
-        translated = translate(error)
-        if translated is None:  # a bug of ours: raised, never disguised as a server's error
-            raise error
-        return failure(translated)
+        return failure(known(error))
 
     def _unwatch(self, stream: _Stream, shut: bool = False) -> None:
         if stream.sock is None:

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from .. import interrupts
-from ..cancel import stopped
+from ..cancel import Cancelled, stopped
 from ..errors import ChatError, UsageError, paths
 from ..output import Screen, say
 
@@ -145,7 +145,7 @@ def run(argv: list[str]) -> int:
     except ChatError as err:
         say(f"chat probe: error: {err}")
         return 1
-    except KeyboardInterrupt:  # a signal to leave at a question
+    except (KeyboardInterrupt, Cancelled):  # a signal to leave at a question; Ctrl-C while connecting
         token = None
     if token is None or token.cancelled:
         say("chat probe: interrupted; run the same command again to resume")
