@@ -49,9 +49,10 @@ In a session, /help lists the slash commands. Exit status: 0 ok, 1 error, 130 in
 
 def parser() -> argparse.ArgumentParser:
     from .config import config_dir, config_path
+    from .output import Parser
     from .params import add_flags
 
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="chat",
         description="Streaming terminal chat with persona-conditioned models served by vLLM or llama-server.",
         epilog=EPILOG.format(config=config_path(), personas=config_dir() / "personas"),
@@ -138,6 +139,9 @@ def _standard_streams(stdin: TextIO, stdout: TextIO, stderr: TextIO) -> Iterator
 
 def _dispatch(argv: list[str], guard) -> int:
     from .output import say, unless_a_bug
+    from .redact import hold_given
+
+    hold_given(argv, os.environ)  # before a parser echoes one given to the wrong flag
 
     if argv[:1] == ["probe"]:  # chat probe list|run|judge|report
         from .probes.cli import run as probe

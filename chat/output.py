@@ -19,6 +19,7 @@ tests/test_output_boundary.py fails on any other way to the terminal: a bare ``p
 
 from __future__ import annotations
 
+import argparse
 import errno
 import os
 import sys
@@ -32,7 +33,7 @@ from rich.text import Text
 from .redact import MASK, found, redact
 from .sanitize import sanitize
 
-__all__ = ["Screen", "Writer", "clean", "formatted", "say", "unless_a_bug"]
+__all__ = ["Parser", "Screen", "Writer", "clean", "formatted", "say", "unless_a_bug"]
 
 _GONE = (errno.EIO, errno.ENXIO, errno.EBADF)  # the terminal is no more (hang-up, closed window)
 
@@ -108,6 +109,16 @@ def say(message: str, *, err: bool = True) -> None:
         if err and e.errno in (*_GONE, errno.EPIPE):
             return  # nowhere left to complain to
         raise
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse's parser, whose usage, help and errors (which echo what was typed: a key given to the
+    wrong flag) are made safe and redacted as every line is."""
+
+    def _print_message(self, message: str, file: TextIO | None = None) -> None:
+        stream = file or sys.stderr
+        if message and stream is not None:
+            stream.write(clean(message))
 
 
 def unless_a_bug(command: str, body: Callable[[], int], after: str = "") -> int:

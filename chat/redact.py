@@ -19,7 +19,7 @@ import re
 import threading
 from urllib.parse import unquote, urlsplit
 
-__all__ = ["MASK", "hold", "hold_url", "redact", "redact_tokens", "redact_value", "secrets"]
+__all__ = ["MASK", "hold", "hold_given", "hold_url", "redact", "redact_tokens", "redact_value", "secrets"]
 
 MASK = "***"
 
@@ -31,6 +31,19 @@ _pattern: re.Pattern | None = None
 def secrets() -> frozenset[str]:
     """Every secret held now."""
     return frozenset(_held)
+
+
+def hold_given(argv: list[str], env) -> None:
+    """Hold the keys a command line (``--api-key KEY``) and the environment give, before anything
+    parses them: a parser's error echoes what was typed."""
+    for name in ("OPENAI_API_KEY", "GRIDCHAT_API_KEY"):
+        hold(env.get(name))
+    for flag, value in zip(argv, argv[1:]):
+        if flag == "--api-key":
+            hold(value)
+    for arg in argv:
+        if arg.startswith("--api-key="):
+            hold(arg.partition("=")[2])
 
 
 def hold(secret: str | None) -> None:

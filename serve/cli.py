@@ -7,7 +7,7 @@ import shlex
 import sys
 
 from ..chat.errors import PathError, paths
-from ..chat.output import Screen, say, unless_a_bug
+from ..chat.output import Parser, Screen, say, unless_a_bug
 from .families import FAMILIES, detect_family
 from .launch import Launch, LaunchError, llama_command, vllm_command
 from .process import ServerDied, ServerProcess
@@ -35,7 +35,7 @@ options after --, e.g.  serve vllm BIG-MODEL --tp 8 -- --pipeline-parallel-size 
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="serve", description="Start a model server set up for gridchat.",
+    p = Parser(prog="serve", description="Start a model server set up for gridchat.",
                                 epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="backend", required=True, metavar="{vllm,llama,local}")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from .. import interrupts
 from ..cancel import Cancelled, stopped
 from ..errors import ChatError, UsageError, paths
-from ..output import Screen, say
+from ..output import Parser, Screen, say
 
 __all__ = ["SETS_DIR", "new_set_path", "run", "user_sets_dir"]
 
@@ -58,7 +58,7 @@ def _find_set(name: str):
 def parser() -> argparse.ArgumentParser:
     from ..params import add_flags
 
-    p = argparse.ArgumentParser(prog="chat probe", description="Scripted probes across the persona grid.",
+    p = Parser(prog="chat probe", description="Scripted probes across the persona grid.",
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="examples:\n  chat probe run sycophancy --personas all --samples 5 --seed 1\n"
                                        "  chat probe run sycophancy --local --limit 3 --personas lawful_evil,none\n"
