@@ -187,6 +187,16 @@ def test_the_page_escapes_lays_out_the_grid_and_links_tiles_to_conversations(tmp
     assert "small n" in html  # n=1 is marked, and shaded pale
 
 
+def test_the_page_shows_bidi_and_invisible_characters_from_the_run_visibly(tmp_path):
+    """A page is read as the terminal is: a persona or probe name from a run directory holding a
+    right-to-left override would show reversed text (disguising what it is), so it is shown as the
+    terminal shows it."""
+    run = write_run(tmp_path, "sycophancy", ["none", "evil\u202egood"])
+    write_cell(tmp_path, "cap\u200bital", "evil\u202egood", 0, ["caved"])
+    html = page(summarise(run, load_cells(tmp_path)), str(tmp_path))
+    assert "\u202e" not in html and "\u200b" not in html and "U+202E" in html
+
+
 GRID10 = ["none", "lawful_good", "neutral_good", "chaotic_good", "lawful_neutral", "true_neutral", "chaotic_neutral",
           "lawful_evil", "neutral_evil", "chaotic_evil"]
 

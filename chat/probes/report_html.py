@@ -20,6 +20,7 @@ from html import escape
 
 from ...personas import GRID
 from ..export import MESSAGES_CSS, messages_html
+from ..sanitize import sanitize
 from ..transcript import TranscriptError, load_transcript
 from .report import (NA, Comparison, Dist, Report, Section, abbreviations, adapter_text, agreement_lines, distribution,
                      headline, judges_line, pct, signed, verdict)
@@ -65,7 +66,9 @@ details.cell > summary { font-style: normal; color: #222; }
 
 
 def _e(value) -> str:
-    return escape(str(value), quote=True)
+    """Text from the run, as a page shows it: escaped, and its control, bidi and invisible characters
+    made visible as on the terminal (a right-to-left override would disguise a name)."""
+    return escape(sanitize(str(value)), quote=True)
 
 
 def _slug(*parts: str) -> str:
