@@ -27,12 +27,14 @@ __all__ = ["BIDI", "INVISIBLE", "sanitize", "valid_text"]
 BIDI = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 
 # (first, last) code points shown as ⟨U+XXXX⟩: Unicode's Default_Ignorable_Code_Point set (less ZWJ,
-# ZWNJ and the bidi controls above), the Hangul fillers, and the noncharacters U+FFFE/U+FFFF.
+# ZWNJ and the bidi controls above), the Hangul fillers, the noncharacters U+FFFE/U+FFFF, and what
+# draws nothing though it is no format character: braille blank, the Egyptian hieroglyph format
+# controls, the musical null notehead.
 _INVISIBLE_RANGES = [
     (0x00AD, 0x00AD), (0x034F, 0x034F), (0x115F, 0x1160), (0x17B4, 0x17B5), (0x180B, 0x180F),
-    (0x200B, 0x200B), (0x2028, 0x2029), (0x2060, 0x2065), (0x206A, 0x206F), (0x3164, 0x3164),
+    (0x200B, 0x200B), (0x2028, 0x2029), (0x2800, 0x2800), (0x2060, 0x2065), (0x206A, 0x206F), (0x3164, 0x3164),
     (0xFE00, 0xFE0F), (0xFEFF, 0xFEFF), (0xFFA0, 0xFFA0), (0xFFF0, 0xFFFB), (0xFFFE, 0xFFFF),
-    (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A), (0xE0000, 0xE0FFF),
+    (0x13430, 0x1343F), (0x1BCA0, 0x1BCA3), (0x1D159, 0x1D159), (0x1D173, 0x1D17A), (0xE0000, 0xE0FFF),
 ]
 INVISIBLE = "".join(f"{chr(a)}-{chr(b)}" if a != b else chr(a) for a, b in _INVISIBLE_RANGES)
 

@@ -16,6 +16,14 @@ def test_sanitize_neutralises_control_sequences():
     assert sanitize("tabs\tand\nnewlines stay") == "tabs\tand\nnewlines stay"
 
 
+def test_blank_looking_characters_outside_the_ignorable_set_are_shown_too():
+    """Braille blank, the Egyptian hieroglyph format controls and the musical null notehead draw
+    nothing, so they can hide text as zero-width spaces do: shown as ⟨U+…⟩ like them."""
+    for char in ("\u2800", "\U00013430", "\U0001343f", "\U0001d159"):
+        assert sanitize(f"a{char}b") == f"a⟨U+{ord(char):04X}⟩b"
+    assert sanitize("⠁⠃ braille dots stay") == "⠁⠃ braille dots stay"
+
+
 def console(width=80):
     out = io.StringIO()
     return Console(file=out, width=width, force_terminal=False, color_system=None), out
