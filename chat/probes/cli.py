@@ -105,7 +105,8 @@ def parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="the numbers of a run: distributions, intervals, persona differences")
     report.add_argument("dir")
     report.add_argument("--html", metavar="FILE", help="also write an HTML page (the grid, every cell's conversation)")
-    report.add_argument("--reference", metavar="NAME", help="the persona the others are compared with (default: none)")
+    report.add_argument("--reference", metavar="NAME", help="the persona (or lane, e.g. none+ke@0) the others are compared with (default: none; with an "
+                        "adapter axis, that persona at each adapter setting)")
     report.add_argument("--width", type=_positive, metavar="N",
                         help="columns of the text report (default: the terminal's, 80 when piped)")
     export = sub.add_parser("export", help="one row per cell (every judge's label apart), for pandas and the like")
