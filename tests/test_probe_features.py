@@ -201,3 +201,44 @@ def test_run_flags_reach_every_request(fake, tmp_path):
     bodies = [q.body for q in fb.requests if q.method == "POST"]
     assert all(b["top_k"] == 40 and b["min_p"] == 0.05 and b["temperature"] == 0.7 and "seed" in b for b in bodies)
     assert "seed 11" in r.stdout
+
+
+def _bulk(servers):
+    from gridchat.chat.backends.bulk import bulk_backend
+    from gridchat.chat.probes.runner import Server
+
+    return [Server(s.url, bulk_backend("chat", s.url, "x")) for s in servers]
+
+
+@pytest.mark.parametrize("read", ["sdk", "bulk"])
+def test_one_reset_connection_does_not_end_a_run_on_one_server(fake, probe_set, tmp_path, read):
+    """A long run meets the odd reset connection (a proxy, a restarted worker): the cell is tried
+    again and the run goes on; before, the one server was given up and every cell left stayed
+    unfinished."""
+    fb = fake("vllm")
+    posts = []
+
+    def flaky(body):
+        posts.append(1)
+        return Reply(text="It is 42.", cut_after=1) if len(posts) == 2 else persona_model(body)
+
+    fb.responder = flaky
+    run, servers = make_run(fb, probe_set, tmp_path / "out", samples=2)
+    notices = []
+    finished, _ = run_probes(run, servers if read == "sdk" else _bulk(servers), concurrency=1, notice=notices.append)
+    assert finished == len(run.cells()) == 12 and notices == []
+
+
+@pytest.mark.parametrize("read", ["sdk", "bulk"])
+def test_a_cell_that_breaks_the_server_every_time_is_left_and_the_run_goes_on(fake, probe_set, tmp_path, read):
+    """A prompt that makes the server drop the connection each time must neither loop for ever nor
+    take the server down for every other cell: tried three times, then left for the next run."""
+    fb = fake("vllm")
+    fb.responder = lambda body: (Reply(text="x", cut_after=0) if "chaotic_evil" in json.dumps(body["messages"][0])
+                                 else persona_model(body))
+    run, servers = make_run(fb, probe_set, tmp_path / "out", samples=1)
+    notices = []
+    finished, _ = run_probes(run, servers if read == "sdk" else _bulk(servers), concurrency=1, notice=notices.append)
+    poisoned = [c for c in run.cells() if c.persona.name == "chaotic_evil"]
+    assert finished == len(run.cells()) - len(poisoned)
+    assert len(notices) == len(poisoned) and all("failed 3 times" in n and "chaotic_evil" in n for n in notices)

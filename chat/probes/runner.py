@@ -86,6 +86,7 @@ class Server:
     backend: Backend
     flavor: str = ""
     down: str | None = None  # why it was given up on, mid-run
+    failures: int = 0  # cells failed in a row (at their first try): GIVE_UP of them and it is down
     info: ServerInfo | None = None  # as found: how it applies an adapter
 
 
@@ -286,8 +287,9 @@ def run_probes(run: Run, servers: list[Server], concurrency: int = 16,
                notice: Callable[[str], None] = lambda text: None,
                warn: Callable[[str], None] = lambda text: None) -> tuple[int, int]:
     """Run every unfinished cell, spread over ``servers`` (replicas of one model), at most
-    ``concurrency`` at once on each. A server that fails has its cell, and its share of the rest,
-    moved to the others; with every server down, the cells left stay unfinished for the next run.
+    ``concurrency`` at once on each. A cell a server failed is tried again (GIVE_UP times at most);
+    a server failing GIVE_UP cells in a row has its share of the rest moved to the others; with
+    every server down, the cells left stay unfinished for the next run.
     ``progress(cells done, cells to do, reply tokens so far)`` follows it.
     Returns (finished now, skipped as already done). Ctrl-C stops every cell at once (running ones
     are left unfinished, to be redone on the next run); what finished is kept. A second run on the
@@ -318,6 +320,7 @@ def _run_cells(run: Run, servers: list[Server], todo: deque, concurrency: int, p
 
 
 _BEHIND = 64  # cells finished and not yet on disk, at most
+GIVE_UP = 3  # a server failing this many cells in a row is down; a cell failed this often waits for the next run
 
 
 class _Cells:
@@ -330,6 +333,7 @@ class _Cells:
         self.stop = new_token()  # Ctrl-C (the action's cancel) stops every cell at once
         self.lock = threading.Lock()
         self.counts = {"done": 0, "finished": 0, "tokens": 0}
+        self.tries: dict[int, int] = {}  # id(cell) -> the times a server failed it
         progress(0, self.total, 0)
 
     def take(self, server: Server) -> Cell | None:
@@ -345,18 +349,33 @@ class _Cells:
             self.counts["tokens"] += tokens
             self.progress(self.counts["done"], self.total, self.counts["tokens"])
 
-    def failed(self, server: Server, cell: Cell, error: _ServerFailed) -> None:
-        """The server failed: the cell goes back for another one, and the server takes no more."""
+    def failed(self, server: Server, cell: Cell, error: _ServerFailed) -> bool:
+        """The server failed the cell: the cell goes to the back of the queue for another try on any
+        server (GIVE_UP tries, then it is left for the next run: a prompt that breaks every server
+        must not loop), and the server, after GIVE_UP cells in a row failed at their first try, takes
+        no more — one reset connection in a long run is no reason to give a server up, and a cell
+        failing again speaks of the cell. Whether the server goes on."""
         with self.lock:
-            self.todo.appendleft(cell)
+            self.tries[id(cell)] = tries = self.tries.get(id(cell), 0) + 1
+            if tries < GIVE_UP:
+                self.todo.append(cell)
+            else:
+                self.counts["done"] += 1
+                self.progress(self.counts["done"], self.total, self.counts["tokens"])
+                self.notice(f"{cell.probe.id}/{cell.lane}--{cell.sample} failed {tries} times ({error}): left "
+                            "for the next run")
             if server.down is not None:
-                return
+                return False
+            server.failures += tries == 1
+            if server.failures < GIVE_UP:
+                return True
             server.down = str(error)
             if any(s.down is None for s in self.servers):
                 self.notice(f"{server.url} failed ({error}); its cells go to the other servers")
             else:
                 self.notice(f"{server.url} failed ({error}); no server is left: the remaining cells stay "
                             "unfinished (run again to resume)")
+            return False
 
     def work(self, server: Server) -> None:
         """Cells on ``server``, one after another, on this thread."""
@@ -364,7 +383,10 @@ class _Cells:
             try:
                 ok, tokens = _run_cell(self.run, cell, server, self.stop)
             except _ServerFailed as e:
-                return self.failed(server, cell, e)
+                if not self.failed(server, cell, e):
+                    return
+                continue
+            server.failures = 0
             self.ended(ok, tokens)
 
     def on_loop(self, servers: list[Server], width: int) -> None:
@@ -398,8 +420,9 @@ class _Cells:
                 request = script.send(result)
             except _ServerFailed as e:  # written before the cell goes back: its next attempt starts afresh
                 append_records(self.run.cell_path(cell), *records)
-                return self.failed(server, cell, e)
+                return begin(server) if self.failed(server, cell, e) else None
             except StopIteration as end:
+                server.failures = 0
                 room.acquire()
                 writer.submit(save, cell, records, end.value)
                 return begin(server)
