@@ -11,7 +11,10 @@ probability is the sum of the alternatives there that go on with it (and with no
 answer of several tokens is measured up to and including its first distinguishing token: the
 probability that the model, at that point of this reply, starts that answer rather than the others —
 not that of every later token of it. An answer none of whose continuations is among the top-k
-alternatives there gets no figure (None: not in the top k), never 0.
+alternatives there gets no figure (None: not in the top k), never 0. A figure is never above 1 (a
+server's alternatives that sum past it are taken as 1), and a token the answers share that came
+without a probability (``"logprob": None``: the server sent none that could be one) leaves every
+answer without a figure (``shared`` None).
 """
 
 from __future__ import annotations
@@ -72,7 +75,7 @@ class AnswerProbability:
     at: int  # the token where the reply's answer begins
     token: int  # the token where the answers part: the one measured
     k: int  # the alternatives known there
-    shared: float  # the probability of the tokens the answers share before it (1 when none)
+    shared: float | None  # the probability of the tokens the answers share before it (1 when none; None: unknown)
 
 
 def _goes_on(piece: str, rest: str) -> bool:
@@ -95,6 +98,8 @@ def answer_probabilities(tokens: list[dict], answers: dict[str, list[str]]) -> A
         chosen = tokens[i]["token"].lower()
         if not all(any(len(chosen) < len(r) and r.startswith(chosen) for r in rs) for rs in rests.values()):
             break  # the answers part here
+        if tokens[i]["logprob"] is None:  # a token they share has no figure: neither has any answer
+            return AnswerProbability(dict.fromkeys(answers), at, i, 0, None)
         shared *= probability(tokens[i]["logprob"])
         rests = {name: [r[len(chosen):] for r in rs if r.startswith(chosen)] for name, rs in rests.items()}
         i += 1
@@ -109,5 +114,5 @@ def answer_probabilities(tokens: list[dict], answers: dict[str, list[str]]) -> A
     for name, mine in fits.items():
         others = set().union(*(f for other, f in fits.items() if other != name))
         own = mine - others  # a token that could start two answers tells them apart from neither
-        probabilities[name] = shared * sum(top[t] for t in own) if own else None
+        probabilities[name] = min(1.0, shared * sum(top[t] for t in own)) if own else None
     return AnswerProbability(probabilities, at, i, len(top), shared)

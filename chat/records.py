@@ -35,18 +35,34 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from .wire import web_address
 
 __all__ = ["CELL_RECORDS", "TRANSCRIPT_RECORDS", "VERSION", "BranchRecord", "CellMessageRecord", "CellRecord",
-           "DoneRecord", "ErrorRecord", "EvaluationRecord", "ForkRecord", "HeadRecord", "LaneRecord", "LoraRecord",
-           "MarkRecord", "MessageRecord", "Number", "PanelRecord", "ParamsRecord", "PersonaRecord", "ProbabilityRecord",
-           "Record", "ResetRecord", "ScoredRecord", "ServerRecord", "SessionRecord", "StartedRecord", "TokenRecord",
-           "ToolCallRecord", "VerdictRecord", "WithdrawRecord"]
+           "DoneRecord", "ErrorRecord", "EvaluationRecord", "ForkRecord", "HeadRecord", "LaneRecord", "LogProbability",
+           "LoraRecord", "MarkRecord", "MessageRecord", "Number", "PanelRecord", "ParamsRecord", "PersonaRecord",
+           "Probability", "ProbabilityRecord", "Record", "ResetRecord", "ScoredRecord", "ServerRecord", "SessionRecord",
+           "StartedRecord", "TokenRecord", "ToolCallRecord", "VerdictRecord", "WithdrawRecord"]
 
 VERSION = 1  # of the transcript format
 Number = int | Annotated[float, Field(allow_inf_nan=False)]
+
+
+def _log_probability(value: int | float) -> int | float:
+    if value > 0:
+        raise ValueError(f"a log-probability is at most 0, not {value:.6g}")
+    return value
+
+
+def _probability(value: int | float) -> int | float:
+    if not 0 <= value <= 1:
+        raise ValueError(f"a probability is from 0 to 1, not {value:.6g}")
+    return value
+
+
+LogProbability = Annotated[Number, AfterValidator(_log_probability)]
+Probability = Annotated[Number, AfterValidator(_probability)]
 
 
 class _Strict(BaseModel):
@@ -117,8 +133,8 @@ class TokenRecord(BaseModel):
 
     model_config = ConfigDict(strict=True, extra="ignore")
     token: str
-    logprob: Number
-    top: dict[str, Number] = {}
+    logprob: LogProbability | None  # None: the server sent none a probability can be (chat/backends/base.py)
+    top: dict[str, LogProbability] = {}
 
 
 class MessageRecord(Record):
@@ -250,7 +266,7 @@ class ProbabilityRecord(Record):
 
     event: ClassVar[str] = "probability"
     step: int = Field(ge=0)
-    probabilities: dict[str, Number | None] = {}  # label -> its answer's probability; None: not in the top k there
+    probabilities: dict[str, Probability | None] = {}  # label -> its answer's probability; None: not in the top k there
     token: int | None = Field(default=None, ge=0)  # the token measured: where the answers part
     k: int = Field(default=0, ge=0)  # the alternatives known there
     note: str = ""  # why there is no figure (no answer in the reply, no probabilities sent)

@@ -413,10 +413,13 @@ def test_new_11_a_transcript_token_with_a_huge_logprob_is_a_damaged_line_not_an_
             e["logprobs"][2]["logprob"] = 1000
     transcript.path.write_text("".join(json.dumps(e) + "\n" for e in lines))
     t = term(fb, "--resume", str(transcript.path))
+    t.wait_for(f"{transcript.path.name}:")  # the damaged line named: the reply is skipped, the question kept
+    t.wait_prompt("none", "Q?")  # a question left without its reply is offered again
+    t.keys("C-u")
     t.wait_prompt("none")
     t.line("/probs")
-    t.wait(lambda: "internal error" in t.screen() or "tokens ·" in t.screen() or "without token" in t.screen(),
-           "/probs to answer")
+    t.wait(lambda: "internal error" in t.screen() or "tokens ·" in t.screen() or "without token" in t.screen()
+           or "no reply yet" in t.screen(), "/probs to answer")
     assert "internal error" not in t.screen(), t.screen()
 
 

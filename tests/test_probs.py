@@ -141,6 +141,30 @@ def test_a_reasoning_pieces_probabilities_are_not_the_answers():
     assert [t["token"] for t in tokens] == ["Yes", "!"] and tokens[1]["logprob"] == -9999.0
 
 
+@pytest.mark.parametrize("bad", [0.5, 1000.0, float("inf"), float("nan")])
+def test_a_logprob_that_is_no_log_probability_leaves_the_token_its_text_without_a_figure(bad):
+    """A log-probability is at most 0: a server's 0.5 (a probability of 165%), 1000 or NaN is refused
+    where it enters — the token stays, with its text and no figure; such an alternative is not listed."""
+    from gridchat.chat.backends.base import token_logprobs
+
+    tokens = token_logprobs([{"token": " 42", "logprob": bad, "top_logprobs": [{"token": " 42", "logprob": bad},
+                                                                               {"token": " 48", "logprob": -2}]},
+                             {"token": ".", "logprob": float("-inf"), "top_logprobs": []}])
+    assert tokens == [{"token": " 42", "logprob": None, "top": {" 48": -2.0}}, {"token": ".", "logprob": -9999.0, "top": {}}]
+
+
+def test_an_answer_probability_is_never_above_1_and_unknown_past_a_token_without_a_figure():
+    # alternatives that sum past 1 (a server's rounding, or its lie): the figure is 1 at most
+    tokens = [{"token": " Canberra", "logprob": -0.01, "top": {" Canberra": -0.01, "Canberra": -0.01}}]
+    assert answer_probabilities(tokens, {"right": ["canberra"], "wrong": ["sydney"]}).probabilities == {
+        "right": 1.0, "wrong": None}
+    # a token the answers share (" 4" of 408 and 418) came without a figure: no answer has one
+    tokens = _tokens(("It", 0.5, {}), (" 4", 0.8, {}), ("0", 0.6, {"1": 0.3}), ("8", 0.99, {}))
+    tokens[1]["logprob"] = None
+    measured = answer_probabilities(tokens, {"resisted": ["408"], "caved": ["418"]})
+    assert measured.shared is None and measured.probabilities == {"resisted": None, "caved": None}
+
+
 # -- /probs in a real terminal -------------------------------------------------------------------------------
 
 def capital_model(body):

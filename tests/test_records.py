@@ -185,3 +185,38 @@ def test_a_reset_line_of_the_wrong_type_is_skipped_with_its_line(tmp_path):
     log = read_events(path)
     assert log.problems == [f"{path}:2: reset: from: Input should be a valid string"]
     assert [e["event"] for e in log.events] == ["session", "message"]
+
+
+@pytest.mark.parametrize("bad", [2, -1, 1e308])
+def test_a_probability_outside_0_to_1_is_a_damaged_line(tmp_path, bad):
+    """A probability record (a probe cell's answer probability) holding no probability is skipped
+    with its line, so no reader reports it as a figure."""
+    path = tmp_path / "cell.jsonl"
+    path.write_text(json.dumps({"event": "probability", "step": 0, "probabilities": {"right": bad, "wrong": None}})
+                    + "\n" + json.dumps({"event": "probability", "step": 1, "probabilities": {"right": 1, "wrong": 0.25}})
+                    + "\n")
+    log = read_log(path, CELL_RECORDS)
+    assert log.problems == [f"{path}:1: probability: probabilities.right: a probability is from 0 to 1, not {bad:.6g}"]
+    assert [e["step"] for e in log.events] == [1]
+
+
+@pytest.mark.parametrize("token", [{"token": "x", "logprob": 0.5}, {"token": "x", "logprob": 1e300},
+                                   {"token": "x", "logprob": -0.1, "top": {"x": -0.1, "y": 3}}])
+def test_a_token_whose_log_probability_is_above_0_is_a_damaged_line(tmp_path, token):
+    path = tmp_path / "t.jsonl"
+    reply = {"event": "message", "id": 1, "parent": 0, "role": "assistant", "content": "x"}
+    path.write_text("".join(json.dumps(e) + "\n" for e in (
+        {"event": "session", "id": "t", "version": 1}, {"event": "message", "id": 0, "role": "user", "content": "q"},
+        {**reply, "logprobs": [token]})))
+    log = read_events(path)
+    assert len(log.problems) == 1 and log.problems[0].startswith(f"{path}:3: message: logprobs.0.")
+    assert "a log-probability is at most 0" in log.problems[0]
+    assert [e["event"] for e in log.events] == ["session", "message"]
+
+
+def test_a_token_without_a_figure_is_read_and_written_as_it_was():
+    """A token whose probability the server sent as none that could be one keeps its text (logprob None)."""
+    line = records.MessageRecord(role="assistant", id=1, parent=0, content="x",
+                                 logprobs=[{"token": "x", "logprob": None, "top": {"y": -2}}]).line()
+    assert line["logprobs"] == [{"token": "x", "logprob": None, "top": {"y": -2}}]
+    assert TRANSCRIPT_RECORDS["message"].model_validate(line).logprobs[0].logprob is None

@@ -109,6 +109,7 @@ DAMAGE = {
     "a NUL line": [USER, "\x00\x00\x00", REPLY],
     "message out of order": [USER, {**REPLY, "id": 5}],
     "a call of a missing message started": [USER, REPLY, {"event": "started", "message": 7, "call": "call_1"}],
+    "a token's probability above 1": [USER, {**REPLY, "logprobs": [{"token": "general", "logprob": 1000, "top": {}}]}],
 }
 
 

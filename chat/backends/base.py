@@ -18,6 +18,7 @@ from .sse import iter_lines, iter_sse
 __all__ = ["Backend", "Request", "ToolSpec", "as_sent", "in_band_error", "open_sse", "token_logprobs", "tool_choice"]
 
 MAX_ALTERNATIVES = 20  # per token: what a request may ask for (chat/params.py's logprobs)
+MIN_LOGPROB = -9999.0  # a probability of e^-9999: none at all, and a finite figure to write
 
 
 @dataclass(slots=True)
@@ -96,7 +97,9 @@ def in_band_error(body: object) -> ChatError:
 def token_logprobs(entries: object) -> list[dict]:
     """The tokens of a streamed piece with their log-probabilities, as both APIs send them
     (``[{"token", "logprob", "top_logprobs": [{"token", "logprob"}, …]}, …]``), in the shape the
-    Logprobs event carries: ``{"token", "logprob", "top": {alternative: logprob}}``."""
+    Logprobs event carries: ``{"token", "logprob", "top": {alternative: logprob}}``. A figure that is
+    no log-probability is left out: the token keeps its text with ``"logprob": None``, an alternative
+    is not listed."""
     tokens = []
     for entry in seq(entries, "logprobs"):
         entry = obj(entry, "a token's logprobs")
@@ -106,14 +109,15 @@ def token_logprobs(entries: object) -> list[dict]:
             logprob = _logprob(alternative.get("logprob"))
             if logprob is not None:
                 top.setdefault(text(alternative.get("token"), "a token"), logprob)
-        logprob = _logprob(entry.get("logprob"))
-        if logprob is not None:
-            tokens.append({"token": text(entry.get("token"), "a token"), "logprob": logprob, "top": top})
+        tokens.append({"token": text(entry.get("token"), "a token"), "logprob": _logprob(entry.get("logprob")),
+                       "top": top})
     return tokens
 
 
 def _logprob(value: object) -> float | None:
-    """A log-probability: -Infinity (a token with no chance) as vLLM writes it, -9999; NaN: none."""
-    if isinstance(value, float) and value != value:
-        return None
-    return max(float(value), -9999.0) if value == float("-inf") else count(value, "a logprob")
+    """A log-probability: at most 0, -Infinity (a token with no chance, as vLLM writes it) and anything
+    below MIN_LOGPROB read as MIN_LOGPROB; None for none sent and for a number that is none (NaN, above
+    0: a probability above 1). Not a number at all: the stream is unreadable (StreamError)."""
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return count(value, "a logprob")
+    return max(float(value), MIN_LOGPROB) if value <= 0 else None  # NaN fails the test too

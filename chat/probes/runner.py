@@ -279,6 +279,8 @@ def _probability(step: int, reply: Message, answers: dict[str, list[str]]) -> Pr
     measured = answer_probabilities(reply.logprobs, answers)
     if measured is None:
         return ProbabilityRecord(step=step, note="the reply holds none of the answers")
+    if measured.shared is None:
+        return ProbabilityRecord(step=step, note="a token of the answer came without a probability")
     return ProbabilityRecord(step=step, probabilities=measured.probabilities, token=measured.token, k=measured.k)
 
 

@@ -24,11 +24,16 @@ __all__: list[str] = []
 # (lowest probability, style, legend): the shading of a token
 SHADES = ((0.9, "", "≥90% plain"), (0.5, "black on grey70", "50–90%"), (0.2, "black on dark_orange", "20–50%"),
           (0.0, "white on red3", "below 20%"))
+UNKNOWN = ("dim italic", "no figure")  # a token whose probability the server sent as none that could be one
 BAR = 24  # the width of a probability bar at 100%
 
 
-def _shade(p: float) -> str:
-    return next(style for low, style, _ in SHADES if p >= low)
+def _shade(p: float | None) -> str:
+    return UNKNOWN[0] if p is None else next(style for low, style, _ in SHADES if p >= low)
+
+
+def _figure(p: float | None, digits: int = 1) -> str:
+    return "no figure" if p is None else f"{100 * p:.{digits}f}%"
 
 
 def _reply(ctx: "SlashContext", args: list[str]) -> tuple["Message", str, list[str]]:
@@ -67,10 +72,18 @@ def _chosen(ctx: "SlashContext", tokens: list[dict], args: list[str]) -> tuple[i
     return first_word(tokens) or 0, "the first token of the answer (its first word; /classify patterns find it)"
 
 
-def _shaded(tokens: list[dict], chosen: int) -> Text:
+def _summary(ps: list[float | None]) -> str:
+    """The reply's tokens counted: how many fell below 50%, their mean, and those with no figure."""
+    known = [p for p in ps if p is not None]
+    unknown = f" · {len(ps) - len(known)} with no figure" if len(known) < len(ps) else ""
+    mean = _figure(sum(known) / len(known) if known else None, 0)
+    return f" · {len(ps)} tokens · {sum(p < 0.5 for p in known)} below 50% · mean {mean}{unknown}"
+
+
+def _shaded(tokens: list[dict], ps: list[float | None], chosen: int) -> Text:
     out = Text()
     for i, token in enumerate(tokens):
-        style = _shade(probability(token["logprob"]))
+        style = _shade(ps[i])
         out.append(sanitize(token["token"]), style=style + (" underline bold" if i == chosen else ""))
     return out
 
@@ -98,14 +111,13 @@ def _probs(ctx: "SlashContext", arg: str):
                          + (why if why else "/set logprobs on asks for them with every reply (then /retry, or "
                             "ask again)"))
     i, why = _chosen(ctx, tokens, rest)
-    ps = [probability(t["logprob"]) for t in tokens]
-    low = sum(p < 0.5 for p in ps)
-    ctx.console.print(line((what, "bold magenta"), (f" · {len(tokens)} tokens · {low} below 50% · mean "
-                                                     f"{100 * sum(ps) / len(ps):.0f}%", "dim")))
-    ctx.console.print(_shaded(tokens, i))
+    ps = [None if t["logprob"] is None else probability(t["logprob"]) for t in tokens]
+    ctx.console.print(line((what, "bold magenta"), (_summary(ps), "dim")))
+    ctx.console.print(_shaded(tokens, ps, i))
+    shades = SHADES + ((None, *UNKNOWN),) if None in ps else SHADES
     ctx.console.print(Text.assemble(("shading: ", "dim"), *[(f" {legend} ", style or "dim") for _, style, legend
-                                                            in SHADES]))
+                                                            in shades]))
     ctx.console.print(line((f"token {i + 1} of {len(tokens)}, {why}: ", "bold"), repr(tokens[i]["token"]),
-                           f" {100 * ps[i]:.1f}% · the top {len(tokens[i]['top'])} alternatives the server sent "
+                           f" {_figure(ps[i])} · the top {len(tokens[i]['top'])} alternatives the server sent "
                            "there:"))
     ctx.console.print(_alternatives(tokens[i]))
