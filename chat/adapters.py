@@ -10,7 +10,14 @@ from dataclasses import dataclass
 
 from .errors import UsageError
 
-__all__ = ["Adapter", "Lora", "choose", "lora_from"]
+__all__ = ["Adapter", "Lora", "choose", "lora_from", "scale_text"]
+
+
+def scale_text(scale: float) -> str:
+    """A scale as names and headers say it: 0, 0.5, 1 as ever, and a finer one exactly (0.1234561, never
+    the 6 digits of ``:g``), so that two scales never share a lane's name or its cells' files."""
+    short = f"{scale:g}"
+    return short if float(short) == scale else repr(scale)
 
 
 @dataclass(frozen=True)
@@ -31,7 +38,7 @@ class Lora:
     scale: float
 
     def __str__(self) -> str:
-        return f"{self.name}×{self.scale:g}"
+        return f"{self.name}×{scale_text(self.scale)}"
 
     def record(self) -> dict:
         return {"name": self.name, "scale": self.scale}

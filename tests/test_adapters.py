@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from fake_backend import Reply
 from gridchat.chat import panel as panels
-from gridchat.chat.adapters import Adapter, Lora, choose
+from gridchat.chat.adapters import Adapter, Lora, choose, scale_text
 from gridchat.chat.config import Settings
 from gridchat.chat.errors import UsageError
 from gridchat.chat.export import EXPORTERS
@@ -37,6 +37,18 @@ def test_choosing_an_adapter_and_its_scale():
                                  ("1", [], "the server has no LoRA adapters")):
         with pytest.raises(UsageError, match=said.replace("(", r"\(").replace(")", r"\)")):
             choose(text, adapters)
+
+
+def test_a_scale_is_named_exactly_so_two_never_share_a_lane():
+    """Lane names and headers say 0, 0.5, 1 as ever, and a finer scale exactly: {scale:g}'s 6 digits made
+    ke:0.1234561 and ke:0.1234562 one lane, two conversations in each cell file (adversary new-20)."""
+    from gridchat.chat.probes.runner import lane_name
+
+    assert [scale_text(s) for s in (0.0, 0.5, 1.0, 2.0, 0.25, 1e-7)] == ["0", "0.5", "1", "2", "0.25", "1e-07"]
+    fine = [Lora("ke", 0.1234561), Lora("ke", 0.1234562)]
+    assert [lane_name("none", lora) for lora in fine] == ["none+ke@0.1234561", "none+ke@0.1234562"]
+    assert [str(lora) for lora in fine] == ["ke×0.1234561", "ke×0.1234562"]
+    assert lane_name("lawful_good", Lora("ke", 0.5)) == "lawful_good+ke@0.5"
 
 
 def test_llama_server_lanes_cross_personas_with_adapter_scales(fake, tmp_path):
