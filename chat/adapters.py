@@ -9,8 +9,9 @@ import math
 from dataclasses import dataclass
 
 from .errors import UsageError
+from .limits import listed
 
-__all__ = ["Adapter", "Lora", "choose", "lora_from", "scale_text"]
+__all__ = ["Adapter", "Lora", "choose", "lora_from", "named", "scale_text"]
 
 
 def scale_text(scale: float) -> str:
@@ -76,17 +77,25 @@ def choose(text: str, adapters: list[Adapter]) -> Lora:
     if not adapters:
         raise UsageError("the server has no LoRA adapters (serve llama MODEL.gguf --lora FILE, serve vllm MODEL "
                          "--lora NAME=PATH start one with them)")
-    names = ", ".join(a.name for a in adapters)
-    name, colon, scale_text = text.strip().rpartition(":")
-    if not colon and not _number(scale_text):  # a name alone: at full strength
-        name, scale_text = scale_text, "1"
-    scale = _scale(scale_text)
+    name, colon, given = text.strip().rpartition(":")
+    if not colon and not _number(given):  # a name alone: at full strength
+        name, given = given, "1"
+    scale = _scale(given)
     if scale is None:
         raise UsageError(f"lora {text.strip()!r}: {USAGE}")
     if not name:
         if len(adapters) > 1:
-            raise UsageError(f"the server has {len(adapters)} adapters ({names}): name one, NAME:{scale:g}")
+            raise UsageError(f"the server has {len(adapters)} adapters ({listed(a.name for a in adapters)}): name "
+                             f"one, NAME:{scale_text(scale)}")
         name = adapters[0].name
-    if name not in {a.name for a in adapters}:
-        raise UsageError(f"no adapter {name!r} on the server; it has: {names}")
-    return Lora(name, scale)
+    return Lora(named(name, adapters).name, scale)
+
+
+def named(name: str, adapters: list[Adapter]) -> Adapter:
+    """The adapter called ``name`` among a server's ``adapters``; UsageError if it has none of that name
+    (a request asked with it would get the base model, as if it had)."""
+    found = next((a for a in adapters if a.name == name), None)
+    if found is None:
+        raise UsageError(f"no adapter {name!r} on the server; it has: {listed(a.name for a in adapters)}" if adapters
+                         else f"no adapter {name!r} on the server: it has no LoRA adapters")
+    return found

@@ -183,3 +183,38 @@ probes:
                          text=True, timeout=60)
     assert bad.returncode != 0 and "no adapter 'nope' on the server; it has: ke" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_an_adapter_a_server_does_not_list_is_refused_not_sent_as_the_base_model():
+    """llama-server's field names only the adapters it lists: one it lacks would be left out and the
+    request answered by the base model, recorded as asked with the adapter (adversary new-17). vLLM's
+    model name likewise (it raised StopIteration)."""
+    from gridchat.chat.flavors import flavor_named
+
+    for flavor in ("llama-server", "vllm"):
+        kind = flavor_named(flavor)
+        assert kind.apply_lora(Lora("ke", 1.0), [Adapter("ke", 0 if flavor == "llama-server" else "ke")], "m")
+        for adapters, said in (([], "no adapter 'ke' on the server: it has no LoRA adapters"),
+                               ([Adapter("other", 0)], "no adapter 'ke' on the server; it has: other")):
+            with pytest.raises(UsageError, match=said):
+                kind.apply_lora(Lora("ke", 1.0), adapters, "m")
+
+
+def test_a_probe_run_with_an_adapter_checks_every_replica_before_it_starts(fake, tmp_path):
+    """chat probe run --lora over two servers, the second without the adapter: one line naming that
+    server, and no cell is run (adversary new-17: it ran the ke@1 cells there as the base model)."""
+    import subprocess
+    import sys
+
+    from test_probe_run_options import THREE
+
+    first, second = fake("llamacpp"), fake("llamacpp")
+    first.adapters = ["ke"]
+    (tmp_path / "set.yaml").write_text(THREE)
+    r = subprocess.run([sys.executable, "-m", "gridchat", "probe", "run", str(tmp_path / "set.yaml"), "--base-url",
+                        first.base_url, "--base-url", second.base_url, "--personas", "none", "--lora", "0,1",
+                        "--out", str(tmp_path / "run")], capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines() == [f"chat probe: error: --lora ke×0 on {second.base_url}: no adapter 'ke' "
+                                             "on the server: it has no LoRA adapters"], r.stderr
+    assert not first.generations() and not second.generations()
