@@ -9,9 +9,9 @@ import math
 from dataclasses import dataclass
 
 from .errors import UsageError
-from .limits import listed
+from .limits import MAX_ADAPTERS, listed
 
-__all__ = ["Adapter", "Lora", "choose", "lora_from", "named", "scale_text"]
+__all__ = ["Adapter", "Lora", "choose", "lora_from", "named", "scale_text", "unread_note"]
 
 
 def scale_text(scale: float) -> str:
@@ -71,9 +71,10 @@ def _scale(text: str) -> float | None:
 USAGE = "a scale (0: the base model, 1: the adapter), an adapter's name, or NAME:SCALE, scales from 0 to 4"
 
 
-def choose(text: str, adapters: list[Adapter]) -> Lora:
-    """The adapter and scale ``text`` names among a server's ``adapters``: ``0.5`` (its only adapter),
-    ``NAME`` (at scale 1) or ``NAME:0.5``. UsageError saying what is wrong."""
+def choose(text: str, adapters: list[Adapter], unread: int = 0) -> Lora:
+    """The adapter and scale ``text`` names among a server's ``adapters`` (``unread``: how many more it
+    lists, past chat's cap): ``0.5`` (its only adapter), ``NAME`` (at scale 1) or ``NAME:0.5``.
+    UsageError saying what is wrong."""
     if not adapters:
         raise UsageError("the server has no LoRA adapters (serve llama MODEL.gguf --lora FILE, serve vllm MODEL "
                          "--lora NAME=PATH start one with them)")
@@ -84,18 +85,28 @@ def choose(text: str, adapters: list[Adapter]) -> Lora:
     if scale is None:
         raise UsageError(f"lora {text.strip()!r}: {USAGE}")
     if not name:
-        if len(adapters) > 1:
-            raise UsageError(f"the server has {len(adapters)} adapters ({listed(a.name for a in adapters)}): name "
+        if len(adapters) + unread > 1:
+            raise UsageError(f"the server has {len(adapters) + unread:,} adapters ({_names(adapters, unread)}): name "
                              f"one, NAME:{scale_text(scale)}")
         name = adapters[0].name
-    return Lora(named(name, adapters).name, scale)
+    return Lora(named(name, adapters, unread).name, scale)
 
 
-def named(name: str, adapters: list[Adapter]) -> Adapter:
+def named(name: str, adapters: list[Adapter], unread: int = 0) -> Adapter:
     """The adapter called ``name`` among a server's ``adapters``; UsageError if it has none of that name
     (a request asked with it would get the base model, as if it had)."""
     found = next((a for a in adapters if a.name == name), None)
     if found is None:
-        raise UsageError(f"no adapter {name!r} on the server; it has: {listed(a.name for a in adapters)}" if adapters
+        raise UsageError(f"no adapter {name!r} on the server; it has: {_names(adapters, unread)}" if adapters
                          else f"no adapter {name!r} on the server: it has no LoRA adapters")
     return found
+
+
+def _names(adapters: list[Adapter], unread: int) -> str:
+    """A server's adapters in one short line, saying where chat stopped reading them."""
+    return listed((a.name for a in adapters), unread=unread) + unread_note(unread)
+
+
+def unread_note(unread: int) -> str:
+    """What a list of a server's adapters adds when chat left some unread (detect.py's cap)."""
+    return f"; chat reads the first {MAX_ADAPTERS:,} a server lists" if unread else ""

@@ -155,7 +155,7 @@ class LlamaServer(Flavor):
     def _adapters(listed: list) -> list[Adapter]:
         """/lora-adapters' entries ({id, path, scale}), each named by its file's stem; others left out."""
         adapters = []
-        for entry in listed[:256]:
+        for entry in listed:  # each a few fields, within /lora-adapters' MAX_JSON; detect.py caps how many are kept
             index, path, scale = (entry.get(k) for k in ("id", "path", "scale")) if isinstance(entry, dict) else ((),) * 3
             if type(index) is int and isinstance(path, str) and path:
                 stem = text(path, "an adapter's path").replace("\\", "/").rsplit("/", 1)[-1].removesuffix(".gguf")

@@ -116,7 +116,7 @@ def lanes_for(panels: Panels, spec: str) -> list[Lane]:
         model = combo.get("model") or default or ""
         if server.models and model not in server.models:
             raise UsageError(f"{server.base_url} has no model {model!r}; it has: {listed(server.models)}")
-        lora = choose(combo["lora"], server.adapters) if "lora" in combo else session.lora if server is home else None
+        lora = choose(combo["lora"], server.adapters, server.adapters_unread) if "lora" in combo else session.lora if server is home else None
         lane = Lane(combo.get("persona", session.conversation.persona), model, server.base_url, backend, start,
                     lora=lora, info=server)
         lane.request([], {})  # an adapter its server can't apply at that scale is refused now

@@ -199,7 +199,7 @@ class Session:
     def set_lora(self, text: str | None) -> Lora | None:
         """/lora: ask with an adapter at a scale (chat/adapters.py's ``choose``), or None: as the server has it."""
         server = self.connect()
-        return self.use_lora(choose(text, server.adapters) if text else None)
+        return self.use_lora(choose(text, server.adapters, server.adapters_unread) if text else None)
 
     def use_lora(self, lora: Lora | None) -> Lora | None:
         """Ask with ``lora`` from now on (a picked panel lane's); one the server can't apply is refused."""

@@ -218,3 +218,22 @@ def test_a_probe_run_with_an_adapter_checks_every_replica_before_it_starts(fake,
     assert r.stderr.strip().splitlines() == [f"chat probe: error: --lora ke×0 on {second.base_url}: no adapter 'ke' "
                                              "on the server: it has no LoRA adapters"], r.stderr
     assert not first.generations() and not second.generations()
+
+
+@pytest.mark.parametrize("flavor", ["vllm", "llamacpp"])
+def test_a_server_with_a_thousand_adapters_is_read_to_a_cap_and_said_in_one_line(fake, flavor):
+    """A server's adapters are taken in up to MAX_ADAPTERS, names up to MAX_MODEL_ID characters, the rest
+    counted; what is shown of them is one short line saying how many more (adversary new-12)."""
+    from gridchat.chat.detect import detect
+    from gridchat.chat.limits import MAX_ADAPTERS
+
+    fb = fake(flavor)
+    fb.adapters = [f"adapter-{i:04d}" for i in range(1000)] + (["x" * 5000] if flavor == "llamacpp" else [])
+    info = detect(fb.base_url)
+    assert [a.name for a in info.adapters] == fb.adapters[:MAX_ADAPTERS] and info.adapters_unread == len(fb.adapters) - 256
+    more = f"adapter-0007 and {len(fb.adapters) - 8:,} more; chat reads the first 256 a server lists"
+    for text, said in (("nosuch", f"no adapter 'nosuch' on the server; it has: adapter-0000, "), ("0.5", "the server has 1,0")):
+        with pytest.raises(UsageError) as caught:
+            choose(text, info.adapters, info.adapters_unread)
+        assert str(caught.value).startswith(said) and more in str(caught.value) and len(str(caught.value)) < 300
+    assert choose("adapter-0100:0.5", info.adapters, info.adapters_unread) == Lora("adapter-0100", 0.5)

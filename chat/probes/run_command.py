@@ -145,7 +145,9 @@ def _loras(given: str | None, servers: list, model: str) -> list:
 
     if not given:
         return [None]
-    loras = list(dict.fromkeys(choose(item, servers[0].info.adapters) for item in given.split(",") if item.strip()))
+    first = servers[0].info
+    loras = list(dict.fromkeys(choose(item, first.adapters, first.adapters_unread) for item in given.split(",")
+                               if item.strip()))
     for server in servers:
         for lora in loras:
             try:
