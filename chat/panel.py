@@ -144,6 +144,7 @@ def restore(panels: Panels, record: dict) -> Panel:
         lanes.append(Lane(persona, item.get("model") or session.model or "", server.base_url, backend, item.get("head"),
                           item.get("reply"), item.get("missed"), answer=item.get("answer"),
                           lora=lora_from(item.get("lora")), info=server))
+        lanes[-1].request([], {})  # an adapter its server no longer has is refused now, not asked as the base model
     panel = Panel(lanes, record.get("start"), record.get("turns", 0), record.get("origin", record.get("start")))
     conversation = session.conversation
     heads = {lane.head for lane in lanes}

@@ -237,3 +237,27 @@ def test_a_server_with_a_thousand_adapters_is_read_to_a_cap_and_said_in_one_line
             choose(text, info.adapters, info.adapters_unread)
         assert str(caught.value).startswith(said) and more in str(caught.value) and len(str(caught.value)) < 300
     assert choose("adapter-0100:0.5", info.adapters, info.adapters_unread) == Lora("adapter-0100", 0.5)
+
+
+def test_a_resumed_session_whose_server_lost_its_adapter_says_so_and_goes_on(fake, term):
+    """Now that an adapter a server doesn't list is refused (new-17), a session resumed on a server that
+    no longer has its adapter, or a panel left open with adapter lanes, is told so in one line each,
+    and the session goes on asking as the server has it — not an internal error at the next message."""
+    fb = fake("llamacpp")
+    fb.adapters = ["ke"]
+    t = term(fb, "--persona", "none")
+    t.wait_prompt("none")
+    t.line("/lora 1")
+    t.wait_for("adapter ke×1")
+    t.line("/compare none*lora=0,1 hi")
+    t.wait(lambda: t.cursor_line() == "panel of 2 ›", "the panel's replies")
+    t.line("/exit")
+    fb.adapters = []
+    again = term(fb, "--resume")
+    again.wait_prompt("none")
+    screen = " ".join(again.screen().split())
+    assert "adapter ke×1: no adapter 'ke' on the server: it has no LoRA adapters; asking as the server has it" in screen
+    assert "the panel this session left open can't be opened again: no adapter 'ke'" in screen
+    again.line("again")
+    again.wait_for("Echo: again")
+    assert "internal error" not in again.screen() and fb.generations()[-1].body.get("lora") is None
