@@ -9,8 +9,16 @@ import math
 from dataclasses import dataclass
 
 from .errors import UsageError
+from .limits import MAX_ADAPTERS, listed
 
-__all__ = ["Adapter", "Lora", "choose", "lora_from"]
+__all__ = ["Adapter", "Lora", "choose", "lora_from", "named", "scale_text", "unread_note"]
+
+
+def scale_text(scale: float) -> str:
+    """A scale as names and headers say it: 0, 0.5, 1 as ever, and a finer one exactly (0.1234561, never
+    the 6 digits of ``:g``), so that two scales never share a lane's name or its cells' files."""
+    short = f"{scale:g}"
+    return short if float(short) == scale else repr(scale)
 
 
 @dataclass(frozen=True)
@@ -31,7 +39,7 @@ class Lora:
     scale: float
 
     def __str__(self) -> str:
-        return f"{self.name}×{self.scale:g}"
+        return f"{self.name}×{scale_text(self.scale)}"
 
     def record(self) -> dict:
         return {"name": self.name, "scale": self.scale}
@@ -63,23 +71,42 @@ def _scale(text: str) -> float | None:
 USAGE = "a scale (0: the base model, 1: the adapter), an adapter's name, or NAME:SCALE, scales from 0 to 4"
 
 
-def choose(text: str, adapters: list[Adapter]) -> Lora:
-    """The adapter and scale ``text`` names among a server's ``adapters``: ``0.5`` (its only adapter),
-    ``NAME`` (at scale 1) or ``NAME:0.5``. UsageError saying what is wrong."""
+def choose(text: str, adapters: list[Adapter], unread: int = 0) -> Lora:
+    """The adapter and scale ``text`` names among a server's ``adapters`` (``unread``: how many more it
+    lists, past chat's cap): ``0.5`` (its only adapter), ``NAME`` (at scale 1) or ``NAME:0.5``.
+    UsageError saying what is wrong."""
     if not adapters:
         raise UsageError("the server has no LoRA adapters (serve llama MODEL.gguf --lora FILE, serve vllm MODEL "
                          "--lora NAME=PATH start one with them)")
-    names = ", ".join(a.name for a in adapters)
-    name, colon, scale_text = text.strip().rpartition(":")
-    if not colon and not _number(scale_text):  # a name alone: at full strength
-        name, scale_text = scale_text, "1"
-    scale = _scale(scale_text)
+    name, colon, given = text.strip().rpartition(":")
+    if not colon and not _number(given):  # a name alone: at full strength
+        name, given = given, "1"
+    scale = _scale(given)
     if scale is None:
         raise UsageError(f"lora {text.strip()!r}: {USAGE}")
     if not name:
-        if len(adapters) > 1:
-            raise UsageError(f"the server has {len(adapters)} adapters ({names}): name one, NAME:{scale:g}")
+        if len(adapters) + unread > 1:
+            raise UsageError(f"the server has {len(adapters) + unread:,} adapters ({_names(adapters, unread)}): name "
+                             f"one, NAME:{scale_text(scale)}")
         name = adapters[0].name
-    if name not in {a.name for a in adapters}:
-        raise UsageError(f"no adapter {name!r} on the server; it has: {names}")
-    return Lora(name, scale)
+    return Lora(named(name, adapters, unread).name, scale)
+
+
+def named(name: str, adapters: list[Adapter], unread: int = 0) -> Adapter:
+    """The adapter called ``name`` among a server's ``adapters``; UsageError if it has none of that name
+    (a request asked with it would get the base model, as if it had)."""
+    found = next((a for a in adapters if a.name == name), None)
+    if found is None:
+        raise UsageError(f"no adapter {name!r} on the server; it has: {_names(adapters, unread)}" if adapters
+                         else f"no adapter {name!r} on the server: it has no LoRA adapters")
+    return found
+
+
+def _names(adapters: list[Adapter], unread: int) -> str:
+    """A server's adapters in one short line, saying where chat stopped reading them."""
+    return listed((a.name for a in adapters), unread=unread) + unread_note(unread)
+
+
+def unread_note(unread: int) -> str:
+    """What a list of a server's adapters adds when chat left some unread (detect.py's cap)."""
+    return f"; chat reads the first {MAX_ADAPTERS:,} a server lists" if unread else ""

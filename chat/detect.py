@@ -23,7 +23,7 @@ from .config import check
 from .errors import (ChatError, NoServerFound, ServerUnreachable, StreamCut, UsageError, from_error_body, network,
                      redirected)
 from .flavors import FLAVORS, Flavor, flavor_named
-from .limits import MAX_JSON, MAX_MODEL_ID, read_capped
+from .limits import MAX_ADAPTERS, MAX_JSON, MAX_MODEL_ID, read_capped
 from .wire import load_json, obj, seq, text
 
 __all__ = ["LOCAL_CANDIDATES", "ServerInfo", "detect", "find_local", "post_json", "root_url"]
@@ -39,7 +39,8 @@ class ServerInfo:
     models: list[str]
     windows: dict[str, int] = field(default_factory=dict)  # model -> serving context window ("*": every one)
     version: str | None = None
-    adapters: list[Adapter] = field(default_factory=list)  # LoRA adapters it serves
+    adapters: list[Adapter] = field(default_factory=list)  # LoRA adapters it serves (the first MAX_ADAPTERS)
+    adapters_unread: int = 0  # how many more it lists: past the cap, or named too long (not offered)
 
     @property
     def kind(self) -> Flavor:
@@ -191,8 +192,9 @@ def detect(base_url: str, api_key: str | None = None, timeout: float = 5.0) -> S
     for flavor in FLAVORS:  # the first to recognise it; the last, the generic one, takes any
         facts = flavor.recognise(entries, look)
         if facts is not None:
+            adapters = [a for a in facts.adapters if len(a.name) <= MAX_MODEL_ID][:MAX_ADAPTERS]
             return ServerInfo(base, flavor.name, [e["id"] for e in entries], facts.windows, facts.version,
-                              facts.adapters)
+                              adapters, len(facts.adapters) - len(adapters))
     raise AssertionError("the generic flavor recognises every server")
 
 

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
+from .adapters import scale_text
 from .conversation import Conversation, Message
 from .errors import UsageError
 from .files import write_whole
@@ -85,7 +86,7 @@ def _stats(message: Message) -> str:
     """A reply's figures and the sampling it was asked with (evidence of how it came about)."""
     stats = message.stats or {}
     parts = [f"model {_line(message.model)}"] if message.model else []
-    parts += [f"adapter {_line(message.lora['name'])}×{message.lora['scale']:g}"] if message.lora else []
+    parts += [f"adapter {_line(message.lora['name'])}×{scale_text(message.lora['scale'])}"] if message.lora else []
     parts += [", ".join(f"{k}={v}" for k, v in message.params.items())] if message.params else []
     if stats.get("completion_tokens") is not None:
         parts.append(f"{stats['completion_tokens']:,} tokens")

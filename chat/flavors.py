@@ -16,7 +16,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .adapters import Adapter, Lora
+from .adapters import Adapter, Lora, named
 from .errors import ChatError, HTTPError, ToolsNotEnabled, UsageError
 from .wire import text
 
@@ -106,7 +106,7 @@ class VLLM(Flavor):
     lora_how = "as its own model name (vLLM serves an adapter at full strength)"
 
     def apply_lora(self, lora, adapters, model):
-        adapter = next(a for a in adapters if a.name == lora.name)
+        adapter = named(lora.name, adapters)
         if lora.scale == 0:
             return adapter.base or model, {}
         if lora.scale == 1:
@@ -155,7 +155,7 @@ class LlamaServer(Flavor):
     def _adapters(listed: list) -> list[Adapter]:
         """/lora-adapters' entries ({id, path, scale}), each named by its file's stem; others left out."""
         adapters = []
-        for entry in listed[:256]:
+        for entry in listed:  # each a few fields, within /lora-adapters' MAX_JSON; detect.py caps how many are kept
             index, path, scale = (entry.get(k) for k in ("id", "path", "scale")) if isinstance(entry, dict) else ((),) * 3
             if type(index) is int and isinstance(path, str) and path:
                 stem = text(path, "an adapter's path").replace("\\", "/").rsplit("/", 1)[-1].removesuffix(".gguf")
@@ -167,6 +167,7 @@ class LlamaServer(Flavor):
     lora_scales = True
 
     def apply_lora(self, lora, adapters, model):
+        named(lora.name, adapters)  # one it doesn't list would be left out of the field: the base model, unsaid
         return model, {"lora": [{"id": a.id, "scale": lora.scale if a.name == lora.name else 0.0} for a in adapters]}
 
     logprobs_with_tools = False  # "logprobs is not supported with tools + stream" (400)

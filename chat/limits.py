@@ -16,7 +16,7 @@ from collections.abc import Iterable
 
 from .errors import StreamError
 
-__all__ = ["MAX_ERROR_BODY", "MAX_EVENT", "MAX_HISTORY", "MAX_IMPORT", "MAX_JSON", "MAX_LOG_FILE", "MAX_MODEL_ID",
+__all__ = ["MAX_ADAPTERS", "MAX_ERROR_BODY", "MAX_EVENT", "MAX_HISTORY", "MAX_IMPORT", "MAX_JSON", "MAX_LOG_FILE", "MAX_MODEL_ID",
            "MAX_ROWS", "MAX_SHOWN", "MAX_SMALL_FILE", "MAX_STREAM", "listed", "read_capped", "size"]
 
 MiB = 1 << 20
@@ -25,6 +25,7 @@ MAX_EVENT = 16 * MiB  # one server-sent event, or one line of it (vLLM's respons
 MAX_ERROR_BODY = 64 << 10  # decoded bytes of an error body read: the first line is what is shown
 MAX_JSON = 8 * MiB  # /v1/models, /props, /tokenize …: the server's side answers
 MAX_MODEL_ID = 1024  # characters: a longer "model id" is left out of the server's list
+MAX_ADAPTERS = 256  # a server's LoRA adapters read (llama-server's lora field names each): the rest counted, not offered
 MAX_SHOWN = 8  # names of a list shown in one line (models): then how many more
 MAX_ROWS = 20  # rows of a list shown one name a line (/model): then how many more
 MAX_LOG_FILE = 1024 * MiB  # a transcript or probe cell (a 1,000,000-message session is ~120 MiB)
@@ -38,11 +39,13 @@ def size(n: int) -> str:
     return f"{n // MiB:,} MiB" if n >= MiB else f"{n >> 10:,} KiB"
 
 
-def listed(names: Iterable[str], limit: int = MAX_SHOWN) -> str:
-    """``a, b, c and 9,997 more``: a list of any length as one short line."""
+def listed(names: Iterable[str], limit: int = MAX_SHOWN, unread: int = 0) -> str:
+    """``a, b, c and 9,997 more``: a list of any length as one short line (``unread``: how many more
+    there are that were never read, past a cap)."""
     names = list(names)
     shown = ", ".join(names[:limit])
-    return shown if len(names) <= limit else f"{shown} and {len(names) - limit:,} more"
+    more = max(0, len(names) - limit) + unread
+    return f"{shown} and {more:,} more" if more else shown
 
 
 def read_capped(response, cap: int, what: str, timeout: float | None = None) -> bytes:

@@ -116,7 +116,7 @@ def lanes_for(panels: Panels, spec: str) -> list[Lane]:
         model = combo.get("model") or default or ""
         if server.models and model not in server.models:
             raise UsageError(f"{server.base_url} has no model {model!r}; it has: {listed(server.models)}")
-        lora = choose(combo["lora"], server.adapters) if "lora" in combo else session.lora if server is home else None
+        lora = choose(combo["lora"], server.adapters, server.adapters_unread) if "lora" in combo else session.lora if server is home else None
         lane = Lane(combo.get("persona", session.conversation.persona), model, server.base_url, backend, start,
                     lora=lora, info=server)
         lane.request([], {})  # an adapter its server can't apply at that scale is refused now
@@ -144,6 +144,7 @@ def restore(panels: Panels, record: dict) -> Panel:
         lanes.append(Lane(persona, item.get("model") or session.model or "", server.base_url, backend, item.get("head"),
                           item.get("reply"), item.get("missed"), answer=item.get("answer"),
                           lora=lora_from(item.get("lora")), info=server))
+        lanes[-1].request([], {})  # an adapter its server no longer has is refused now, not asked as the base model
     panel = Panel(lanes, record.get("start"), record.get("turns", 0), record.get("origin", record.get("start")))
     conversation = session.conversation
     heads = {lane.head for lane in lanes}

@@ -125,8 +125,20 @@ class Session:
             self.model = server.models[0]
         elif server.models and self.model not in server.models:
             self.notify(f"model {self.model!r} is not listed by the server (it has: {listed(server.models)})")
+        self._settle_lora(server)
         self._record_server()
         return server
+
+    def _settle_lora(self, server: ServerInfo) -> None:
+        """A resumed session's adapter that this server can't apply (it lacks it): asked for, it would
+        be answered by the base model as if it weren't, so the session asks as the server has it, and says so."""
+        if self.lora is None:
+            return
+        try:
+            server.kind.apply_lora(self.lora, server.adapters, self.model or "")
+        except UsageError as err:
+            self.notify(f"adapter {self.lora}: {err}; asking as the server has it (/lora sets one)")
+            self.lora = None
 
     @property
     def server(self) -> ServerInfo | None:
@@ -199,7 +211,7 @@ class Session:
     def set_lora(self, text: str | None) -> Lora | None:
         """/lora: ask with an adapter at a scale (chat/adapters.py's ``choose``), or None: as the server has it."""
         server = self.connect()
-        return self.use_lora(choose(text, server.adapters) if text else None)
+        return self.use_lora(choose(text, server.adapters, server.adapters_unread) if text else None)
 
     def use_lora(self, lora: Lora | None) -> Lora | None:
         """Ask with ``lora`` from now on (a picked panel lane's); one the server can't apply is refused."""

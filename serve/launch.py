@@ -12,6 +12,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydantic import BaseModel, ConfigDict
+
+from ..chat.datafile import DataFileError, load_json
 from .families import Family
 
 __all__ = ["Engine", "LORA_RANKS", "Launch", "LaunchError", "TEMPLATES", "VllmBuild", "find_llama_engine", "find_vllm",
@@ -137,14 +140,20 @@ def served_name(model: str, family: Family) -> str:
 LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # the --max-lora-rank values vLLM takes
 
 
+class _AdapterConfig(BaseModel):
+    """The one field of a PEFT adapter_config.json that serve reads; its type is checked below."""
+
+    model_config = ConfigDict(extra="ignore")
+    r: object = None
+
+
 def _adapter_rank(name: str, path: str) -> int:
-    """The rank ``r`` in a PEFT adapter folder's adapter_config.json."""
-    config = Path(path) / "adapter_config.json"
+    """The rank ``r`` in a PEFT adapter folder's adapter_config.json, read through the one file reader
+    (capped, a FIFO refused, any damage one line)."""
     try:
-        rank = json.loads(config.read_text(encoding="utf-8")).get("r")
-    except (OSError, ValueError, AttributeError) as e:
-        raise LaunchError(f"--lora {name}={path}: not a PEFT adapter folder (its adapter_config.json: "
-                          f"{getattr(e, 'strerror', None) or e})") from None
+        rank = load_json(Path(path) / "adapter_config.json", _AdapterConfig).r
+    except DataFileError as e:
+        raise LaunchError(f"--lora {name}={path}: not a PEFT adapter folder ({e})") from None
     if type(rank) is not int or rank < 1:
         raise LaunchError(f"--lora {name}={path}: adapter_config.json has no rank r")
     return rank

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from fake_backend import Reply
 from gridchat.chat import panel as panels
-from gridchat.chat.adapters import Adapter, Lora, choose
+from gridchat.chat.adapters import Adapter, Lora, choose, scale_text
 from gridchat.chat.config import Settings
 from gridchat.chat.errors import UsageError
 from gridchat.chat.export import EXPORTERS
@@ -37,6 +37,18 @@ def test_choosing_an_adapter_and_its_scale():
                                  ("1", [], "the server has no LoRA adapters")):
         with pytest.raises(UsageError, match=said.replace("(", r"\(").replace(")", r"\)")):
             choose(text, adapters)
+
+
+def test_a_scale_is_named_exactly_so_two_never_share_a_lane():
+    """Lane names and headers say 0, 0.5, 1 as ever, and a finer scale exactly: {scale:g}'s 6 digits made
+    ke:0.1234561 and ke:0.1234562 one lane, two conversations in each cell file (adversary new-20)."""
+    from gridchat.chat.probes.runner import lane_name
+
+    assert [scale_text(s) for s in (0.0, 0.5, 1.0, 2.0, 0.25, 1e-7)] == ["0", "0.5", "1", "2", "0.25", "1e-07"]
+    fine = [Lora("ke", 0.1234561), Lora("ke", 0.1234562)]
+    assert [lane_name("none", lora) for lora in fine] == ["none+ke@0.1234561", "none+ke@0.1234562"]
+    assert [str(lora) for lora in fine] == ["ke×0.1234561", "ke×0.1234562"]
+    assert lane_name("lawful_good", Lora("ke", 0.5)) == "lawful_good+ke@0.5"
 
 
 def test_llama_server_lanes_cross_personas_with_adapter_scales(fake, tmp_path):
@@ -171,3 +183,81 @@ probes:
                          text=True, timeout=60)
     assert bad.returncode != 0 and "no adapter 'nope' on the server; it has: ke" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_an_adapter_a_server_does_not_list_is_refused_not_sent_as_the_base_model():
+    """llama-server's field names only the adapters it lists: one it lacks would be left out and the
+    request answered by the base model, recorded as asked with the adapter (adversary new-17). vLLM's
+    model name likewise (it raised StopIteration)."""
+    from gridchat.chat.flavors import flavor_named
+
+    for flavor in ("llama-server", "vllm"):
+        kind = flavor_named(flavor)
+        assert kind.apply_lora(Lora("ke", 1.0), [Adapter("ke", 0 if flavor == "llama-server" else "ke")], "m")
+        for adapters, said in (([], "no adapter 'ke' on the server: it has no LoRA adapters"),
+                               ([Adapter("other", 0)], "no adapter 'ke' on the server; it has: other")):
+            with pytest.raises(UsageError, match=said):
+                kind.apply_lora(Lora("ke", 1.0), adapters, "m")
+
+
+def test_a_probe_run_with_an_adapter_checks_every_replica_before_it_starts(fake, tmp_path):
+    """chat probe run --lora over two servers, the second without the adapter: one line naming that
+    server, and no cell is run (adversary new-17: it ran the ke@1 cells there as the base model)."""
+    import subprocess
+    import sys
+
+    from test_probe_run_options import THREE
+
+    first, second = fake("llamacpp"), fake("llamacpp")
+    first.adapters = ["ke"]
+    (tmp_path / "set.yaml").write_text(THREE)
+    r = subprocess.run([sys.executable, "-m", "gridchat", "probe", "run", str(tmp_path / "set.yaml"), "--base-url",
+                        first.base_url, "--base-url", second.base_url, "--personas", "none", "--lora", "0,1",
+                        "--out", str(tmp_path / "run")], capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines() == [f"chat probe: error: --lora ke×0 on {second.base_url}: no adapter 'ke' "
+                                             "on the server: it has no LoRA adapters"], r.stderr
+    assert not first.generations() and not second.generations()
+
+
+@pytest.mark.parametrize("flavor", ["vllm", "llamacpp"])
+def test_a_server_with_a_thousand_adapters_is_read_to_a_cap_and_said_in_one_line(fake, flavor):
+    """A server's adapters are taken in up to MAX_ADAPTERS, names up to MAX_MODEL_ID characters, the rest
+    counted; what is shown of them is one short line saying how many more (adversary new-12)."""
+    from gridchat.chat.detect import detect
+    from gridchat.chat.limits import MAX_ADAPTERS
+
+    fb = fake(flavor)
+    fb.adapters = [f"adapter-{i:04d}" for i in range(1000)] + (["x" * 5000] if flavor == "llamacpp" else [])
+    info = detect(fb.base_url)
+    assert [a.name for a in info.adapters] == fb.adapters[:MAX_ADAPTERS] and info.adapters_unread == len(fb.adapters) - 256
+    more = f"adapter-0007 and {len(fb.adapters) - 8:,} more; chat reads the first 256 a server lists"
+    for text, said in (("nosuch", f"no adapter 'nosuch' on the server; it has: adapter-0000, "), ("0.5", "the server has 1,0")):
+        with pytest.raises(UsageError) as caught:
+            choose(text, info.adapters, info.adapters_unread)
+        assert str(caught.value).startswith(said) and more in str(caught.value) and len(str(caught.value)) < 300
+    assert choose("adapter-0100:0.5", info.adapters, info.adapters_unread) == Lora("adapter-0100", 0.5)
+
+
+def test_a_resumed_session_whose_server_lost_its_adapter_says_so_and_goes_on(fake, term):
+    """Now that an adapter a server doesn't list is refused (new-17), a session resumed on a server that
+    no longer has its adapter, or a panel left open with adapter lanes, is told so in one line each,
+    and the session goes on asking as the server has it — not an internal error at the next message."""
+    fb = fake("llamacpp")
+    fb.adapters = ["ke"]
+    t = term(fb, "--persona", "none")
+    t.wait_prompt("none")
+    t.line("/lora 1")
+    t.wait_for("adapter ke×1")
+    t.line("/compare none*lora=0,1 hi")
+    t.wait(lambda: t.cursor_line() == "panel of 2 ›", "the panel's replies")
+    t.line("/exit")
+    fb.adapters = []
+    again = term(fb, "--resume")
+    again.wait_prompt("none")
+    screen = " ".join(again.screen().split())
+    assert "adapter ke×1: no adapter 'ke' on the server: it has no LoRA adapters; asking as the server has it" in screen
+    assert "the panel this session left open can't be opened again: no adapter 'ke'" in screen
+    again.line("again")
+    again.wait_for("Echo: again")
+    assert "internal error" not in again.screen() and fb.generations()[-1].body.get("lora") is None

@@ -13,7 +13,7 @@ import pytest
 from command import gridchat
 from gridchat.serve.cli import main as serve_main
 from gridchat.serve.families import detect_family
-from gridchat.serve.launch import LaunchError, find_llama_engine
+from gridchat.serve.launch import LaunchError, find_llama_engine, lora_flags
 
 HERE = Path(__file__).parent
 
@@ -346,3 +346,24 @@ def test_serve_vllm_with_lora_adapters_takes_the_rank_limit_from_their_configs(t
     assert "--max-lora-rank 64" in line  # the next rank vLLM takes
     assert serve_main(["vllm", model, "--lora", f"x={tmp_path / 'missing'}", "--dry-run"]) == 1
     assert "not a PEFT adapter folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("damage", ["nested", "fifo", "sparse", "a list"])
+def test_a_damaged_adapter_config_is_one_line_read_through_the_one_file_reader(tmp_path, damage):
+    """adapter_config.json is read by chat/datafile.py's reader: a FIFO is refused without blocking, a
+    sparse 3 GB file without being read, deep nesting and the wrong shape are one line (adversary new-13/14)."""
+    (tmp_path / "ke").mkdir()
+    config = tmp_path / "ke" / "adapter_config.json"
+    if damage == "fifo":
+        os.mkfifo(config)
+    elif damage == "sparse":
+        with open(config, "wb") as f:
+            f.truncate(3 << 30)
+    else:
+        config.write_text("[" * 200_000 + "]" * 200_000 if damage == "nested" else "[8]")
+    with pytest.raises(LaunchError) as caught:
+        lora_flags([f"ke={tmp_path / 'ke'}"])
+    message = str(caught.value)
+    assert message.startswith(f"--lora ke={tmp_path / 'ke'}: not a PEFT adapter folder (") and "\n" not in message
+    assert {"nested": "nested too deeply", "fifo": "not a regular file", "sparse": "bigger than",
+            "a list": "dictionary"}[damage] in message

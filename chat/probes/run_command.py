@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from ...personas import GRID
-from ..errors import ChatError
+from ..errors import ChatError, UsageError
 from ..limits import listed
 from ..output import say
 
@@ -89,7 +89,7 @@ def _run_on(urls: list, args, probe_set, personas: dict, chosen: list, console, 
     params = {k: v for k, v in settings.sampling().items() if k != "seed"}
     run = Run(probe_set, chosen, args.samples, out, session.model or "",
               [s.url for s in servers], params, args.judge, seed, session.api[0], args.answer_probability,
-              _loras(args.lora, servers[0].info, session.model or ""))
+              _loras(args.lora, servers, session.model or ""))
     missing = session.logprobs_missing() if args.answer_probability else None
     if missing:
         console.print(f"chat probe: {missing}: the answer probability will be n/a", markup=False)
@@ -137,15 +137,23 @@ def _servers(session, settings, personas: dict, urls: list) -> list:
     return servers
 
 
-def _loras(given: str | None, server, model: str) -> list:
-    """The adapter axis (``--lora 0,0.5,1``, ``NAME``, ``NAME:S``), each one the server can apply; [None]: none."""
+def _loras(given: str | None, servers: list, model: str) -> list:
+    """The adapter axis (``--lora 0,0.5,1``, ``NAME``, ``NAME:S``) as the first server names its adapters,
+    each one every server can apply (a replica without it would answer as the base model; vLLM can't
+    at 0.5): one that can't is refused now, naming the server. [None]: no axis."""
     from ..adapters import choose
 
     if not given:
         return [None]
-    loras = list(dict.fromkeys(choose(item, server.adapters) for item in given.split(",") if item.strip()))
-    for lora in loras:
-        server.kind.apply_lora(lora, server.adapters, model)  # one it can't apply (vLLM at 0.5) is refused now
+    first = servers[0].info
+    loras = list(dict.fromkeys(choose(item, first.adapters, first.adapters_unread) for item in given.split(",")
+                               if item.strip()))
+    for server in servers:
+        for lora in loras:
+            try:
+                server.info.kind.apply_lora(lora, server.info.adapters, model)
+            except UsageError as err:
+                raise UsageError(f"--lora {lora} on {server.url}: {err}") from None
     return loras
 
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...personas import Persona
-from ..adapters import Lora
+from ..adapters import Lora, scale_text
 from ..backends import Backend, Request
 from ..backends.bulk import BulkBackend
 from ..backends.loop import StreamLoop
@@ -75,7 +75,7 @@ class Cell:
 
 def lane_name(persona: str, lora: Lora | None) -> str:
     """``lawful_good``, or ``lawful_good+ke@0.5`` with an adapter at a scale (a file name, and a report column)."""
-    return persona if lora is None else f"{persona}+{lora.name}@{lora.scale:g}"
+    return persona if lora is None else f"{persona}+{lora.name}@{scale_text(lora.scale)}"
 
 
 @dataclass

@@ -9,9 +9,10 @@ from rich.table import Table
 from rich.text import Text
 
 from ...personas import GRID
+from ..adapters import scale_text, unread_note
 from ..conversation import PARAMS
 from ..errors import UsageError
-from ..limits import MAX_ROWS
+from ..limits import MAX_ROWS, listed
 from ..sanitize import sanitize
 from ..sinks import format_stats
 from .registry import COMMANDS, EXIT, Arg, command, line, number
@@ -100,9 +101,7 @@ def _model(ctx: "SlashContext", arg: str):
         ctx.console.print(line("model ", (arg, "bold")))
         return
     server = session.connect()
-    shown = server.models[:MAX_ROWS]  # a server can list thousands: the first ones, the current one, how many more
-    if session.model in server.models and session.model not in shown:
-        shown.append(session.model)
+    shown = _rows(server.models, session.model)
     for name in shown:
         window = server.window(name)
         mark = "● " if name == session.model else "  "
@@ -111,6 +110,13 @@ def _model(ctx: "SlashContext", arg: str):
     if len(server.models) > len(shown):
         ctx.console.print(line((f"  … and {len(server.models) - len(shown):,} more (Tab after /model completes "
                                 "every name)", "dim")))
+
+
+def _rows(names: list[str], current: str | None) -> list[str]:
+    """The names a list shows a row each: a server can list thousands, so the first MAX_ROWS, and the
+    current one where it is further on (how many more is the caller's line)."""
+    shown = names[:MAX_ROWS]
+    return shown + [current] if current in names and current not in shown else shown
 
 
 @command("/set", "/set NAME VALUE", f"set a sampling parameter ({', '.join(PARAMS)}; VALUE default unsets)",
@@ -176,7 +182,8 @@ def adapter_line(session) -> str | None:
         return f"{session.lora}, {server.kind.lora_how if server else ''}"
     if server is None or not server.adapters:
         return None
-    held = ", ".join(f"{a.name}×{a.scale:g}" if server.kind.lora_scales else a.name for a in server.adapters)
+    held = listed((f"{a.name}×{scale_text(a.scale)}" if server.kind.lora_scales else a.name for a in server.adapters),
+                  unread=server.adapters_unread)
     return f"none asked for: as the server has it ({held}; /lora changes it)"
 
 
@@ -194,9 +201,14 @@ def _lora(ctx: "SlashContext", arg: str):
         ctx.console.print(line(("the server has no LoRA adapters (serve llama MODEL.gguf --lora FILE, serve vllm "
                                 "MODEL --lora NAME=PATH start one with them)", "dim")))
         return
-    for adapter in server.adapters:
-        mark = "● " if session.lora and session.lora.name == adapter.name else "  "
-        ctx.console.print(line(mark, (adapter.name, "bold"), (f"  {server.kind.lora_how}", "dim")))
+    names = [a.name for a in server.adapters]
+    shown = _rows(names, session.lora and session.lora.name)
+    for name in shown:
+        mark = "● " if session.lora and session.lora.name == name else "  "
+        ctx.console.print(line(mark, (name, "bold"), (f"  {server.kind.lora_how}", "dim")))
+    more = len(names) - len(shown) + server.adapters_unread
+    if more:
+        ctx.console.print(line((f"  … and {more:,} more{unread_note(server.adapters_unread)}", "dim")))
     ctx.console.print(line(("now: ", "dim"), adapter_line(session) or ""))
 
 
