@@ -80,7 +80,7 @@ class Kept:
     """Kept-alive connections (sockets) waiting for their next request, the last kept taken first.
     One is taken only if nothing came on it while it waited: bytes waiting (an answer to no
     request, a server's idle-timeout 408, which read after a send would pass for that request's
-    answer) or its end (closed while idle) drop it. The look is one poll that does not wait (~0.5 µs:
+    answer) or its end (closed while idle) drop it. The look is one poll that does not wait (<1 µs:
     a peek would wait on a socket with a timeout, and select() stops at descriptor 1023)."""
 
     def __init__(self) -> None:
