@@ -9,15 +9,18 @@ streamed token is an HTTP chunk: undone in Python, one at a time, it cost ~1 µs
 the rest of the client), and the body comes out as one block per read, counted against the caps
 every body has (chat/limits.py). The Reader does no I/O: ``Pool.post`` reads with it from a blocking
 socket, and the stream loop (loop.py) from many non-blocking ones. A connection goes back to its
-pool once its answer was read to the end; one the server closed while idle is replaced once.
-Cancelling the turn's token shuts the connection down at once, mid-header or mid-body. Socket errors
-leave as the OSErrors they are, for ``chat.errors.network`` to translate; what can't be read as HTTP
-is a StreamError.
+pool once its answer was read to the end, and is taken again only if nothing came on it meanwhile
+(``Kept``); a request is sent again on a fresh connection only if it never went out whole
+(``resend``): the blocking path and the loop follow these two rules alike. Cancelling the turn's
+token shuts the connection down at once, mid-header or mid-body. Socket errors leave as the
+OSErrors they are, for ``chat.errors.network`` to translate; what can't be read as HTTP is a
+StreamError.
 """
 
 from __future__ import annotations
 
 import base64
+import select
 import socket
 import threading
 import urllib.parse
@@ -30,7 +33,7 @@ from .. import cancel, limits
 from ..errors import StreamCut, StreamError
 from ..wire import web_address
 
-__all__ = ["Answer", "ClosedIdle", "Connection", "Pool", "READ", "Reader", "plain_http"]
+__all__ = ["Answer", "ClosedIdle", "Connection", "Kept", "Pool", "READ", "Reader", "plain_http", "resend", "shut"]
 
 CONNECT_TIMEOUT = 5.0  # the openai SDK's defaults, so both paths wait alike
 READ_TIMEOUT = 600.0
@@ -53,7 +56,59 @@ def _unreadable(why: str) -> StreamError:
 
 
 class ClosedIdle(Exception):
-    """The connection ended before any answer came (a kept one the server had closed)."""
+    """The connection ended before any answer came (the request went out whole: the server may have
+    read it, so this is the request's failure, never a reason to send it again)."""
+
+
+def shut(sock: socket.socket) -> None:
+    """End a connection both ways at once, whatever state it is in."""
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    sock.close()
+
+
+def resend(reused: bool, sent_whole: bool, error: BaseException) -> bool:
+    """Whether a request whose connection failed with ``error`` goes again on a fresh one: only when
+    the connection was a kept one that broke before the request went out whole. Once it did, the
+    server may have read it, and a POST is not sent twice (a cell's seed and cost doubled): the
+    failure is the request's, as urllib3's and httpcore's for a POST."""
+    return reused and not sent_whole and isinstance(error, ConnectionError)
+
+
+class Kept:
+    """Kept-alive connections (sockets) waiting for their next request, the last kept taken first.
+    One is taken only if nothing came on it while it waited: bytes waiting (an answer to no
+    request, a server's idle-timeout 408, which read after a send would pass for that request's
+    answer) or its end (closed while idle) drop it. The look is one poll that does not wait (<1 µs:
+    a peek would wait on a socket with a timeout, and select() stops at descriptor 1023)."""
+
+    def __init__(self) -> None:
+        self._socks: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def put(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._socks.append(sock)
+
+    def take(self) -> socket.socket | None:
+        while True:
+            with self._lock:
+                if not self._socks:
+                    return None
+                sock = self._socks.pop()
+            poll = select.poll()
+            poll.register(sock, select.POLLIN)
+            if not poll.poll(0):
+                return sock
+            shut(sock)
+
+    def close(self) -> None:
+        with self._lock:
+            socks, self._socks = self._socks, []
+        for sock in socks:
+            sock.close()
 
 
 class Reader:
@@ -142,18 +197,18 @@ class Reader:
 
 
 class Connection:
-    def __init__(self, address: tuple[str, int]):
-        self.sock = socket.create_connection(address, timeout=CONNECT_TIMEOUT)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.sock.settimeout(READ_TIMEOUT)
-        self.reused = False
+    """A blocking connection: a kept one (``reused``), or a new one to ``address``."""
+
+    def __init__(self, address: tuple[str, int], kept: socket.socket | None = None):
+        self.reused = kept is not None
+        if kept is None:
+            kept = socket.create_connection(address, timeout=CONNECT_TIMEOUT)
+            kept.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            kept.settimeout(READ_TIMEOUT)
+        self.sock = kept
 
     def shut(self) -> None:
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self.sock.close()
+        shut(self.sock)
 
 
 class Answer:
@@ -216,8 +271,7 @@ class Pool:
             self._head += f"Authorization: Basic {base64.b64encode(pair.encode()).decode()}\r\n"
         self._head += ("Content-Type: application/json\r\nAccept: text/event-stream, application/json\r\n"
                        "Accept-Encoding: identity\r\nUser-Agent: gridchat\r\n")
-        self._idle: list[Connection] = []
-        self._lock = threading.Lock()
+        self._kept = Kept()
 
     def request(self, path: str, body: bytes) -> bytes:
         """The bytes of a POST of ``body`` (JSON) to ``path`` (under the base URL's path)."""
@@ -225,38 +279,28 @@ class Pool:
                 ).encode("latin-1") + body
 
     def put(self, conn: Connection) -> None:
-        conn.reused = True
-        with self._lock:
-            self._idle.append(conn)
-
-    def _take(self) -> Connection:
-        with self._lock:
-            if self._idle:
-                return self._idle.pop()
-        return Connection(self.address)
+        self._kept.put(conn.sock)
 
     def post(self, path: str, body: bytes) -> Answer:
-        """Send ``body`` to ``path`` and read the answer's head. A kept connection that turns out
-        closed by the server is replaced once."""
+        """Send ``body`` to ``path`` and read the answer's head (on a kept connection if one is
+        quiet; again on another only as ``resend`` allows)."""
         request = self.request(path, body)
         token = cancel.current.get()
         while True:
-            conn = self._take()
+            conn = Connection(self.address, self._kept.take())
             release = token.on_cancel(conn.shut) if token is not None else (lambda: None)
+            sent = False
             try:
                 conn.sock.sendall(request)
+                sent = True
                 reader, first = _head_of(conn)
-            except (ConnectionError, ClosedIdle) as e:
+            except BaseException as e:
                 release()
                 conn.shut()
-                if conn.reused and (token is None or not token.cancelled):
-                    continue  # the server closed it while it was idle: a fresh one
+                if resend(conn.reused, sent, e) and (token is None or not token.cancelled):
+                    continue
                 if isinstance(e, ClosedIdle):
                     raise StreamCut("the server closed the connection before answering") from None
-                raise
-            except BaseException:
-                release()
-                conn.shut()
                 raise
             return Answer(self, conn, reader, first, release)
 

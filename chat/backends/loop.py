@@ -19,7 +19,7 @@ import errno
 import selectors
 import socket
 import time
-from collections import deque
+from collections import defaultdict, deque
 from collections.abc import Callable
 
 from .. import limits
@@ -27,7 +27,7 @@ from ..cancel import Cancelled, CancelToken
 from ..errors import StreamCut, known
 from .base import Request
 from .bulk import BulkBackend, StreamReading, check_answer, failure
-from .http1 import CONNECT_TIMEOUT, READ, READ_TIMEOUT, ClosedIdle, Pool, Reader
+from .http1 import CONNECT_TIMEOUT, READ, READ_TIMEOUT, ClosedIdle, Kept, Pool, Reader, resend, shut as _shut
 
 __all__ = ["StreamLoop"]
 
@@ -74,7 +74,7 @@ class StreamLoop:
         self._selector.register(self._wake_in, selectors.EVENT_READ)
         self._token = token
         self._streams: set[_Stream] = set()
-        self._idle: dict[Pool, list[socket.socket]] = {}
+        self._idle: defaultdict[Pool, Kept] = defaultdict(Kept)
         self._addresses: dict[Pool, list] = {}
         self._soon: deque[Callable[[], None]] = deque()
         self._release = token.on_cancel(self._wake) if token is not None else (lambda: None)
@@ -129,9 +129,9 @@ class StreamLoop:
     # -- a stream's life -------------------------------------------------------------------------------
     def _connect(self, stream: _Stream) -> None:
         pool = stream.backend.pool
-        idle = self._idle.get(pool)
-        if idle:
-            stream.sock, stream.reused = idle.pop(), True
+        kept = self._idle[pool].take()
+        if kept is not None:
+            stream.sock, stream.reused = kept, True
             sent = self._send_early(stream)
             self._watch(stream, selectors.EVENT_READ if sent else selectors.EVENT_WRITE, READ_TIMEOUT)
             return
@@ -178,15 +178,11 @@ class StreamLoop:
                 self._send(stream)
             elif events & selectors.EVENT_READ:
                 self._read(stream, now)
-        except ClosedIdle:
-            self._again(stream, now)
-        except ConnectionError as exc:
-            if stream.reused and stream.reader.status is None:  # a kept connection the server had closed
+        except Exception as exc:  # noqa: BLE001 - ended (or sent again) as the blocking path does it
+            if resend(stream.reused, not stream.out.nbytes, exc):
                 self._again(stream, now)
             else:
                 self._end(stream, exc, now)
-        except Exception as exc:  # noqa: BLE001 - ended as the blocking path ends it
-            self._end(stream, exc, now)
 
     def _send(self, stream: _Stream) -> None:
         if not stream.reused and stream.out.nbytes == len(stream.request):  # just connected, or refused
@@ -228,7 +224,8 @@ class StreamLoop:
             self._end(stream, None, now)
 
     def _again(self, stream: _Stream, now: float) -> None:
-        """A kept connection the server closed while idle: the request again, on a fresh one, once."""
+        """A kept connection that broke before the request went out whole: the request again, on
+        another one."""
         self._unwatch(stream, shut=True)
         stream.out, stream.reader = memoryview(stream.request), Reader()
         try:
@@ -244,7 +241,7 @@ class StreamLoop:
         keep = error is None and stream.reader.done and stream.reader.keep
         self._unwatch(stream, shut=not keep)
         if keep:
-            self._idle.setdefault(stream.backend.pool, []).append(stream.sock)
+            self._idle[stream.backend.pool].put(stream.sock)
         if error is not None:
             error = self._failure(error)
         stream.on_end(error, now)
@@ -263,11 +260,7 @@ class StreamLoop:
             self._selector.unregister(stream.sock)
             stream.watched = False
         if shut:
-            try:
-                stream.sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            stream.sock.close()
+            _shut(stream.sock)
 
     def _stop_all(self) -> None:
         now = time.perf_counter()
@@ -292,9 +285,8 @@ class StreamLoop:
         self._release()
         for stream in list(self._streams):
             self._unwatch(stream, shut=True)
-        for socks in self._idle.values():
-            for sock in socks:
-                sock.close()
+        for kept in self._idle.values():
+            kept.close()
         self._selector.close()
         self._wake_in.close()
         self._wake_out.close()
