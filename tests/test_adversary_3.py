@@ -68,3 +68,28 @@ def test_adv3_2_minus_zero_is_the_base_scale_not_a_lane_of_its_own(fake, tmp_pat
         assert r.returncode == 0, r.stderr
     assert "0 cells run, 1 already done" in r.stdout
     assert [p.name for p in (out / "cells" / "seven").iterdir()] == ["lawful_good+ke@0--1.jsonl"]
+
+
+def _chunk(delta: dict, logprobs, finish=None) -> str:
+    import json
+
+    return json.dumps({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "fake/persona-20b",
+                       "choices": [{"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish}]})
+
+
+def test_adv3_3_a_huge_integer_logprob_is_a_figure_or_none_not_a_bug(fake):
+    """A server's logprob enters through _logprob (a finite number at most 0; below -9999 read as
+    -9999), and bad input is one clear line, never 'internal error'. A logprob written as a JSON
+    integer of 400 digits (-111…1: far below -9999) is a Python int float() can't hold: `chat -p
+    hello --logprobs 5` ended in 'internal error (a bug in gridchat): OverflowError: int too large to
+    convert to float', the reply lost."""
+    from command import gridchat
+
+    big = -int("1" * 400)
+    entry = {"token": "Hi", "logprob": big, "bytes": None, "top_logprobs": [{"token": "Hi", "logprob": big, "bytes": None}]}
+    fb = fake("vllm")
+    fb.script(Reply(raw_events=[_chunk({"role": "assistant", "content": "Hi"}, {"content": [entry]}),
+                                _chunk({}, None, "stop"), "[DONE]"]))
+    r = gridchat("--base-url", fb.base_url, "--logprobs", "5", "-p", "hello")
+    assert "internal error" not in r.stderr and "OverflowError" not in r.stderr, r.stderr
+    assert r.returncode == 0 and "Hi" in r.stdout, (r.returncode, r.stdout, r.stderr)
