@@ -93,3 +93,29 @@ def test_adv3_3_a_huge_integer_logprob_is_a_figure_or_none_not_a_bug(fake):
     r = gridchat("--base-url", fb.base_url, "--logprobs", "5", "-p", "hello")
     assert "internal error" not in r.stderr and "OverflowError" not in r.stderr, r.stderr
     assert r.returncode == 0 and "Hi" in r.stdout, (r.returncode, r.stdout, r.stderr)
+
+
+def test_adv3_4_a_huge_integer_probability_in_a_cell_is_a_damaged_line(fake, tmp_path):
+    """Every file is read through one damage policy: a line that doesn't fit is skipped with a
+    warning naming file:line (records refuse probabilities outside 0–1, new-9/new-11). A cell whose
+    probability line holds an integer of 400 digits made ProbabilityRecord's own check format it
+    with :.6g — OverflowError, which no validator turns into a damaged line: `chat probe report`
+    ended in 'internal error (a bug in gridchat): OverflowError'. (TokenRecord's logprob the same.)"""
+    from command import gridchat
+
+    fb = fake("vllm")
+    fb.responder = lambda body: Reply(text="It is 42.")
+    (tmp_path / "set.yaml").write_text(ONE_PROBE)
+    out = tmp_path / "run"
+    r = gridchat("probe", "run", str(tmp_path / "set.yaml"), "--base-url", fb.base_url, "--personas", "lawful_good",
+                 "--answer-probability", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    (cell,) = (out / "cells").glob("*/*.jsonl")
+    lines = cell.read_text().splitlines()
+    damaged = next(i for i, line in enumerate(lines) if '"event": "probability"' in line)
+    lines[damaged] = lines[damaged].replace('"resisted": 0.9', '"resisted": ' + "1" * 400)
+    assert "1" * 400 in lines[damaged]
+    cell.write_text("\n".join(lines) + "\n")
+    r = gridchat("probe", "report", str(out))
+    assert "internal error" not in r.stderr, r.stderr
+    assert r.returncode == 0 and f"{cell.name}:{damaged + 1}" in r.stderr, (r.returncode, r.stderr)
