@@ -119,3 +119,16 @@ def test_adv3_4_a_huge_integer_probability_in_a_cell_is_a_damaged_line(fake, tmp
     r = gridchat("probe", "report", str(out))
     assert "internal error" not in r.stderr, r.stderr
     assert r.returncode == 0 and f"{cell.name}:{damaged + 1}" in r.stderr, (r.returncode, r.stderr)
+
+
+def test_adv3_5_a_non_ascii_host_is_refused_with_the_reason(tmp_path):
+    """wire.web_address refuses a host no request can carry with its reason ('its host part must be
+    ASCII (a host name in its xn-- form, a password's other characters %-encoded)'). Given as
+    --base-url, config.check swaps every base_url error for the generic rule: `chat --base-url
+    http://hé.example/v1` and `http://u:p€@127.0.0.1:9/v1` both say only 'not an http:// or https://
+    address' — which they are — and the advice that would fix them never shows."""
+    from command import gridchat
+
+    for url in ("http://hé.example/v1", "http://u:p€@127.0.0.1:9/v1"):
+        r = gridchat("--base-url", url, "-p", "hi", env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
+        assert r.returncode != 0 and "xn--" in r.stderr, r.stderr
