@@ -48,7 +48,9 @@ class Lora:
 def lora_from(record: object) -> Lora | None:
     """A Lora as a transcript or probe cell recorded it ({"name", "scale"}), or None."""
     if isinstance(record, dict) and isinstance(record.get("name"), str) and isinstance(record.get("scale"), (int, float)):
-        return Lora(record["name"], float(record["scale"]))
+        scale = _scale(str(record["scale"]))
+        if scale is not None:
+            return Lora(record["name"], scale)
     return None
 
 
@@ -63,9 +65,9 @@ def _number(text: str) -> bool:
 def _scale(text: str) -> float | None:
     try:
         value = float(text)
-    except ValueError:
+    except (ValueError, OverflowError):
         return None
-    return value if math.isfinite(value) and 0 <= value <= 4 else None
+    return value + 0.0 if math.isfinite(value) and 0 <= value <= 4 else None  # -0 is 0: one base lane
 
 
 USAGE = "a scale (0: the base model, 1: the adapter), an adapter's name, or NAME:SCALE, scales from 0 to 4"

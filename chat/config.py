@@ -166,7 +166,10 @@ def check(name: str, value):
     try:
         return getattr(Settings(**{name: value}), name)
     except ValidationError as e:
-        raise ValueError(RULES.get(name) or e.errors()[0]["msg"]) from None
+        error = e.errors()[0]
+        if error["type"] == "value_error":  # a validator's own words (they say more than the rule)
+            raise ValueError(str(error["ctx"]["error"])) from None
+        raise ValueError(RULES.get(name) or error["msg"]) from None
 
 
 # Environment variables: the openai SDK's conventional two, and GRIDCHAT_<FIELD> for the rest.

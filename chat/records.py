@@ -46,7 +46,9 @@ __all__ = ["CELL_RECORDS", "TRANSCRIPT_RECORDS", "VERSION", "BranchRecord", "Cel
            "StartedRecord", "TokenRecord", "ToolCallRecord", "VerdictRecord", "WithdrawRecord"]
 
 VERSION = 1  # of the transcript format
-Number = int | Annotated[float, Field(allow_inf_nan=False)]
+# A number read back as a float is one: an integer past 2**53 (a 400-digit one a hostile file holds)
+# would overflow where it is used (math.exp, a format), so it is a line that doesn't fit.
+Number = Annotated[int, Field(ge=-(2**53), le=2**53)] | Annotated[float, Field(allow_inf_nan=False)]
 
 
 def _log_probability(value: int | float) -> int | float:

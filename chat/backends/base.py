@@ -120,4 +120,6 @@ def _logprob(value: object) -> float | None:
     0: a probability above 1). Not a number at all: the stream is unreadable (StreamError)."""
     if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
         return count(value, "a logprob")
-    return max(float(value), MIN_LOGPROB) if value <= 0 else None  # NaN fails the test too
+    if not value <= 0:  # NaN fails the test too
+        return None
+    return max(value, MIN_LOGPROB) + 0.0  # an integer of any size: compared, never made a float first
