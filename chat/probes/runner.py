@@ -334,18 +334,35 @@ class _Cells:
         self.total = len(todo)
         self.stop = new_token()  # Ctrl-C (the action's cancel) stops every cell at once
         self.lock = threading.Lock()
+        self.back = threading.Condition(self.lock)  # a cell came back, or one ended
         self.counts = {"done": 0, "finished": 0, "tokens": 0}
+        self.out = 0  # cells taken that have not ended nor come back
+        self.failed_on: dict[int, set[str]] = {}  # id(cell) -> the servers that failed it
         self.tries: dict[int, int] = {}  # id(cell) -> the times a server failed it
         progress(0, self.total, 0)
 
-    def take(self, server: Server) -> Cell | None:
-        with self.lock:
-            if self.stop.cancelled or server.down or not self.todo:
-                return None
-            return self.todo.popleft()
+    def take(self, server: Server, wait: bool = False) -> Cell | None:
+        """The next cell for ``server``: not one it failed while another server is up (a retry goes
+        elsewhere where it can); None when none is left for it. ``wait`` (a thread's): while cells
+        are out, which may come back, wait for them rather than end — the last cell a broken server
+        hands back must find the healthy one still there."""
+        with self.back:
+            while not (self.stop.cancelled or server.down):
+                others = any(s is not server and s.down is None for s in self.servers)
+                for i, cell in enumerate(self.todo):
+                    if not (others and server.url in self.failed_on.get(id(cell), ())):
+                        del self.todo[i]
+                        self.out += 1
+                        return cell
+                if not (wait and self.out):
+                    return None
+                self.back.wait(0.25)  # a time, too: Ctrl-C cancels without taking the lock
+            return None
 
     def ended(self, ok: bool, tokens: int) -> None:
         with self.lock:
+            self.out -= 1
+            self.back.notify_all()
             self.counts["done"] += 1
             self.counts["finished"] += ok
             self.counts["tokens"] += tokens
@@ -358,6 +375,9 @@ class _Cells:
         no more — one reset connection in a long run is no reason to give a server up, and a cell
         failing again speaks of the cell. Whether the server goes on."""
         with self.lock:
+            self.out -= 1
+            self.back.notify_all()
+            self.failed_on.setdefault(id(cell), set()).add(server.url)
             self.tries[id(cell)] = tries = self.tries.get(id(cell), 0) + 1
             if tries < GIVE_UP:
                 self.todo.append(cell)
@@ -381,7 +401,7 @@ class _Cells:
 
     def work(self, server: Server) -> None:
         """Cells on ``server``, one after another, on this thread."""
-        while (cell := self.take(server)) is not None:
+        while (cell := self.take(server, wait=True)) is not None:
             try:
                 ok, tokens = _run_cell(self.run, cell, server, self.stop)
             except _ServerFailed as e:
@@ -411,18 +431,25 @@ class _Cells:
                 room.release()
             self.ended(ok, _tokens(records))
 
+        idle: list[Server] = []  # a slot that found no cell for its server: woken when one comes back
+
         def begin(server: Server) -> None:
             cell = self.take(server)
-            if cell is not None:
-                records: list = []
-                step(server, cell, _begin(self.run, cell, server, self.stop, records), records, None)
+            if cell is None:
+                return idle.append(server)
+            records: list = []
+            step(server, cell, _begin(self.run, cell, server, self.stop, records), records, None)
 
         def step(server: Server, cell: Cell, script, records: list, result) -> None:
             try:
                 request = script.send(result)
             except _ServerFailed as e:  # written before the cell goes back: its next attempt starts afresh
                 append_records(self.run.cell_path(cell), *records)
-                return begin(server) if self.failed(server, cell, e) else None
+                going_on = self.failed(server, cell, e)
+                woken, idle[:] = idle[:], []
+                for slot in woken:
+                    begin(slot)
+                return begin(server) if going_on else None
             except StopIteration as end:
                 server.failures = 0
                 room.acquire()
