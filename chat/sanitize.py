@@ -10,8 +10,8 @@ deprecated format controls, byte order marks, interlinear annotation, line and p
 separators, Mongolian and Hangul fillers, the tag characters (invisible ASCII look-alikes) and the
 variation selectors — which can smuggle any bytes behind a visible character. Two exceptions keep
 ordinary text whole: ZWJ and ZWNJ (emoji and several scripts need them), and one emoji
-presentation selector (U+FE0E, U+FE0F) right after a visible character ("❤️"); a run of selectors
-is shown.
+presentation selector (U+FE0E, U+FE0F) right after a visible character ("❤️"); a run of selectors,
+or of joiners, is shown (one is all any text needs; a run can carry hidden bits).
 
 Markup is never interpreted: callers put the result in rich ``Text``, never in markup strings;
 Markdown goes through chat/render.py, which also shows link targets and raw HTML as text. Every
@@ -49,6 +49,7 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 _SELECTORS = "\ufe00-\ufe0f\U000e0100-\U000e01ef"
 # one emoji presentation selector after something visible, not part of a run of selectors
 _PRESENTATION = re.compile(f"(?<=[^{_SELECTORS}{INVISIBLE}{BIDI}\x00-\x1f\x7f-\x9f])[\ufe0e\ufe0f](?![{_SELECTORS}])")
+_JOINERS = re.compile("[\u200c\u200d]{2,}")
 _KEEP = "\x00"  # stands in for a kept selector while the rest is translated (NUL itself is translated first)
 
 
@@ -60,6 +61,8 @@ def valid_text(text: str) -> str:
 
 def sanitize(text: str) -> str:
     """``text`` with every control, bidi and invisible character made visible; cheap when there are none."""
+    if ("\u200c" in text or "\u200d" in text) and _JOINERS.search(text):
+        text = _JOINERS.sub(lambda run: "".join(f"⟨U+{ord(c):04X}⟩" for c in run.group()), text)
     if not _NEEDS.search(text):
         return text
     if "\ufe0e" not in text and "\ufe0f" not in text:

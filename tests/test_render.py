@@ -24,6 +24,13 @@ def test_blank_looking_characters_outside_the_ignorable_set_are_shown_too():
     assert sanitize("⠁⠃ braille dots stay") == "⠁⠃ braille dots stay"
 
 
+def test_a_run_of_joiners_is_shown_though_one_joiner_is_kept():
+    """ZWJ and ZWNJ are kept for emoji and scripts that need one between two letters, but a run of
+    them carries hidden bits (the zero-width message trick): a run is shown, each as ⟨U+…⟩."""
+    assert sanitize("👩\u200d💻 and \u0645\u200c\u06cc") == "👩\u200d💻 and \u0645\u200c\u06cc"
+    assert sanitize("a\u200d\u200c\u200db") == "a⟨U+200D⟩⟨U+200C⟩⟨U+200D⟩b"
+
+
 def console(width=80):
     out = io.StringIO()
     return Console(file=out, width=width, force_terminal=False, color_system=None), out
