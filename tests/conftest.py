@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -27,6 +29,30 @@ def isolated_env(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     return tmp_path
+
+
+def _signals() -> tuple:
+    """What decides where Ctrl-C goes in this process: the handlers, and the signals blocked (a
+    blocked SIGINT is inherited by every child the process starts)."""
+    handlers = tuple(signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP))
+    return handlers, frozenset(signal.pthread_sigmask(signal.SIG_BLOCK, []))
+
+
+@pytest.fixture(autouse=True)
+def signals_left_as_found(request):
+    """A test that leaves the process's signals changed fails here, naming itself: the tests after it
+    on the same worker (Ctrl-C tests, servers stopped with SIGINT) would fail instead, far from it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = _signals()
+    yield
+    after = _signals()
+    if after != before:
+        for sig, handler in zip((signal.SIGINT, signal.SIGTERM, signal.SIGHUP), before[0]):
+            signal.signal(sig, handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, before[1])
+        pytest.fail(f"{request.node.nodeid} left the signals changed: {before} -> {after}")
 
 
 @pytest.fixture
