@@ -148,7 +148,9 @@ def test_the_figures_recorded_are_those_the_fake_served(fake, way):
                                                                            + len("What is 6 times 7?")) // 4 + 10
     assert stats["time_to_first_token"] >= 0.05  # the fake slept that long before the first delta
     generating = stats["elapsed"] - stats["time_to_first_token"]
-    assert generating >= 9 * 0.05  # nine more deltas, each after a sleep: the first was timed on arrival
+    # nine more deltas, each after a sleep: the first was timed on arrival (timed at the end: ~0); a
+    # loaded machine may read the first one a little late, which shortens this by as much
+    assert generating >= 0.8 * 9 * 0.05
     assert stats["tokens_per_second"] == pytest.approx(10 / generating, rel=0.01)
     assert stats["finish_reason"] == "stop"
 
