@@ -35,7 +35,11 @@ def _signals() -> tuple:
     """What decides where Ctrl-C goes in this process: the handlers, and the signals blocked (a
     blocked SIGINT is inherited by every child the process starts)."""
     handlers = tuple(signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP))
-    return handlers, frozenset(signal.pthread_sigmask(signal.SIG_BLOCK, []))
+    kernel = ""  # what C code set behind Python's back (the process's ignored signals), as Linux shows it
+    if os.path.exists("/proc/self/status"):
+        kernel = next((line for line in Path("/proc/self/status").read_text().splitlines()
+                       if line.startswith("SigIgn:")), "")
+    return handlers, frozenset(signal.pthread_sigmask(signal.SIG_BLOCK, [])), kernel
 
 
 @pytest.fixture(autouse=True)
