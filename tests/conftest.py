@@ -31,6 +31,12 @@ def isolated_env(tmp_path, monkeypatch):
     return tmp_path
 
 
+# A suite started in the background (`pytest … &` in a script) inherits Ctrl-C ignored, and so would
+# every process it starts: the Ctrl-C tests need it as a terminal gives it.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def _signals() -> tuple:
     """What decides where Ctrl-C goes in this process: the handlers, and the signals blocked (a
     blocked SIGINT is inherited by every child the process starts)."""
