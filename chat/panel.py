@@ -32,7 +32,6 @@ from .limits import listed
 from .parallel import run_parallel
 from .records import LaneRecord, PanelRecord
 from .probes.label_judge import judge_request, parse_verdict
-from .probes.spec import matches
 from .session import Session, with_lora
 from .transcript import recorded_persona
 from .turn import TurnResult
@@ -204,6 +203,8 @@ def pick(panels: Panels, n: int) -> Lane:
 
 
 def _classify(panels: Panels, text: str) -> str | None:
+    from .probes.spec import matches  # the probe-set schema: ~10 ms of start-up otherwise
+
     return next((label for label, patterns in panels.classify.items() if matches(patterns, text)), None)
 
 
