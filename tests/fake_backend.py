@@ -904,6 +904,10 @@ class FakeBackend:
     def start(self) -> FakeBackend:
         self._server = _Server((self.host, self.port), _Handler)
         self._server.backend = self
+        # socketserver's accept blocks once select() has said a connection waits: if none is there by
+        # then, the serving thread hung, and stop() with it (seen once in a full serial run); with a
+        # timeout that accept ends and the loop goes on (accepted connections stay blocking)
+        self._server.socket.settimeout(1.0)
         self.port = self._server.server_address[1]
         self.root_url = f"http://{self.host}:{self.port}"
         self.base_url = self.root_url + "/v1"

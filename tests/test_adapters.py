@@ -232,7 +232,7 @@ def test_a_server_with_a_thousand_adapters_is_read_to_a_cap_and_said_in_one_line
     info = detect(fb.base_url)
     assert [a.name for a in info.adapters] == fb.adapters[:MAX_ADAPTERS] and info.adapters_unread == len(fb.adapters) - 256
     more = f"adapter-0007 and {len(fb.adapters) - 8:,} more; chat reads the first 256 a server lists"
-    for text, said in (("nosuch", f"no adapter 'nosuch' on the server; it has: adapter-0000, "), ("0.5", "the server has 1,0")):
+    for text, said in (("nosuch", "no adapter 'nosuch' on the server; it has: adapter-0000, "), ("0.5", "the server has 1,0")):
         with pytest.raises(UsageError) as caught:
             choose(text, info.adapters, info.adapters_unread)
         assert str(caught.value).startswith(said) and more in str(caught.value) and len(str(caught.value)) < 300

@@ -6,6 +6,7 @@ reply holds") and an id new-N. Each fails until the product is fixed."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import subprocess
@@ -92,6 +93,8 @@ class RawServer:
             pass
 
     def stop(self) -> None:
+        with contextlib.suppress(OSError):  # wakes the accepting thread (close alone leaves it waiting)
+            self.sock.shutdown(socket.SHUT_RDWR)
         self.sock.close()
 
 

@@ -5,6 +5,7 @@ finding's id in the adversary report (server-N). They fail until the defect is f
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -16,7 +17,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from fake_backend import FakeBackend, Reply, ToolCall
+from fake_backend import Reply, ToolCall
 from test_probe_runner import SET, persona_model
 
 
@@ -205,6 +206,8 @@ def header_drip():
     threading.Thread(target=serve, daemon=True).start()
     yield f"http://127.0.0.1:{listener.getsockname()[1]}/v1"
     stop.set()
+    with contextlib.suppress(OSError):  # wakes the accepting thread (close alone leaves it waiting)
+        listener.shutdown(socket.SHUT_RDWR)
     listener.close()
 
 
