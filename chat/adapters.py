@@ -99,8 +99,10 @@ def named(name: str, adapters: list[Adapter], unread: int = 0) -> Adapter:
     (a request asked with it would get the base model, as if it had)."""
     found = next((a for a in adapters if a.name == name), None)
     if found is None:
-        raise UsageError(f"no adapter {name!r} on the server; it has: {_names(adapters, unread)}" if adapters
-                         else f"no adapter {name!r} on the server: it has no LoRA adapters")
+        if not adapters:
+            raise UsageError(f"no adapter {name!r} on the server: it has no LoRA adapters")
+        where = f"among the first {MAX_ADAPTERS:,} the server lists (chat reads no more)" if unread else "on the server"
+        raise UsageError(f"no adapter {name!r} {where}; it has: {listed((a.name for a in adapters), unread=unread)}")
     return found
 
 

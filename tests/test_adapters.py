@@ -231,11 +231,13 @@ def test_a_server_with_a_thousand_adapters_is_read_to_a_cap_and_said_in_one_line
     fb.adapters = [f"adapter-{i:04d}" for i in range(1000)] + (["x" * 5000] if flavor == "llamacpp" else [])
     info = detect(fb.base_url)
     assert [a.name for a in info.adapters] == fb.adapters[:MAX_ADAPTERS] and info.adapters_unread == len(fb.adapters) - 256
-    more = f"adapter-0007 and {len(fb.adapters) - 8:,} more; chat reads the first 256 a server lists"
-    for text, said in (("nosuch", "no adapter 'nosuch' on the server; it has: adapter-0000, "), ("0.5", "the server has 1,0")):
+    more = f"adapter-0007 and {len(fb.adapters) - 8:,} more"
+    for text, said in (("nosuch", "no adapter 'nosuch' among the first 256 the server lists (chat reads no more); "
+                                  "it has: adapter-0000, "), ("0.5", "the server has 1,0")):
         with pytest.raises(UsageError) as caught:
             choose(text, info.adapters, info.adapters_unread)
         assert str(caught.value).startswith(said) and more in str(caught.value) and len(str(caught.value)) < 300
+        assert "256" in str(caught.value)  # it says it read no further, not that the server lacks one it may have
     assert choose("adapter-0100:0.5", info.adapters, info.adapters_unread) == Lora("adapter-0100", 0.5)
 
 
