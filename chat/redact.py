@@ -41,9 +41,10 @@ def hold_given(argv: list[str], env) -> None:
     for flag, value in zip(argv, argv[1:]):
         if flag == "--api-key":
             hold(value)
-    for arg in argv:
-        if arg.startswith("--api-key="):
-            hold(arg.partition("=")[2])
+    for arg in argv:  # `--api-key=K`, and abbreviated (`--api-k=K`; `--ap=K` is ambiguous: echoed whole)
+        flag, equals, value = arg.partition("=")
+        if equals and len(flag) > 2 and "--api-key".startswith(flag) and flag != "--api":
+            hold(value)
 
 
 def hold(secret: str | None) -> None:

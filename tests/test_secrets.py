@@ -189,10 +189,11 @@ def test_a_named_server_gets_the_key_whatever_the_file_says(fake, tmp_path):
 
 
 @pytest.mark.parametrize("args", [("--api-key", "sk-typed-4f9a8b7c", "--bogus", "sk-typed-4f9a8b7c"),
-                                  ("probe", "run", "arith", "sk-typed-4f9a8b7c", "--api-key=sk-typed-4f9a8b7c")])
+                                  ("probe", "run", "arith", "sk-typed-4f9a8b7c", "--api-key=sk-typed-4f9a8b7c"),
+                                  ("--ap=sk-typed-4f9a8b7c", "-p", "hi")])
 def test_a_usage_error_echoing_a_typed_key_never_shows_it(args):
     """argparse echoes what it could not place: a key given where no flag takes it (`chat probe run`
     has no --api-key) is blanked in that echo like everywhere else."""
     r = gridchat(*args)
-    assert r.returncode == 2 and "unrecognized arguments" in r.stderr and "***" in r.stderr
+    assert r.returncode == 2 and "***" in r.stderr
     assert "4f9a8b7c" not in r.stderr + r.stdout
