@@ -18,6 +18,7 @@ client at a timeout, Ctrl-C or exit), SIGHUP or SIGINT, or when the client dies,
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -62,13 +63,15 @@ def end_all_of(find: Callable[[], list[int]], reap: Callable[[], object]) -> tup
 
     def signal_all(sig: int) -> None:
         reap()
-        for pid in find():
-            touched.add(pid)
-            for s in (sig, signal.SIGCONT):  # a stopped process acts on SIGTERM only once continued
-                try:
+        pids = find()
+        touched.update(pids)
+        # Stopped first, all of them: else bash, seeing its child end, runs the command's next
+        # statement (`(slow) ; rm …`) before its own signal comes. Continued last: a stopped process
+        # acts on SIGTERM only once continued.
+        for s in (signal.SIGSTOP, sig, signal.SIGCONT):
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, s)
-                except ProcessLookupError:
-                    break
 
     def gone(timeout: float) -> bool:
         deadline = time.monotonic() + timeout

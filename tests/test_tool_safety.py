@@ -579,3 +579,38 @@ def test_a_symlink_swapped_in_after_the_check_is_refused_after_opening(tmp_path)
             files.open_text(ws.resolve("notes.txt"), ws)
     finally:
         files.file_status = real_status
+
+
+def test_a_command_ended_never_runs_its_next_statement(tmp_path, monkeypatch):
+    """`(slow) ; rm …` timed out or interrupted: when the subshell is signalled before bash and bash
+    gets the processor in between (the processes are signalled one by one, in no set order), bash
+    sees its child end and runs the next statement before its own signal comes. The scheduler's
+    turn is made certain here by a pause after each signal."""
+    from gridchat.supervise.reaper import end_all_of
+
+    marker = tmp_path / "ran"
+    bash = subprocess.Popen(["bash", "-c", f"(sleep 60; :) ; echo never > {marker}"])
+    deadline = time.monotonic() + 10
+    while not (children := Path(f"/proc/{bash.pid}/task/{bash.pid}/children").read_text().split()):
+        assert time.monotonic() < deadline, "the subshell never started"
+        time.sleep(0.01)
+    order = [int(children[0]), bash.pid]  # the subshell first: the order that lets bash run on
+
+    def alive() -> list[int]:
+        return [pid for pid in order if Path(f"/proc/{pid}").exists()
+                and Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"]
+
+    real_kill = os.kill
+
+    def kill_then_yield(pid: int, sig: int) -> None:
+        real_kill(pid, sig)
+        time.sleep(0.2)  # another process's turn: bash's, if it can run
+
+    monkeypatch.setattr(os, "kill", kill_then_yield)
+    try:
+        end_all_of(alive, bash.poll)
+    finally:
+        monkeypatch.undo()
+        bash.kill()
+        bash.wait()
+    assert not marker.exists(), "bash ran the statement after the one it was stopped in"
