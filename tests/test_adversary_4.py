@@ -1,0 +1,61 @@
+"""Adversary pass 4: attacks on the last fixes (probe-run retries across servers, the supervisor's
+stop-then-signal, joiner runs, abbreviated --api-key). Each test is a defect found: failing until
+fixed. Docstrings: the promise, and what happened."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from fake_backend import Reply
+from gridchat.chat.probes.runner import cell_events, run_probes
+from gridchat.chat.probes.spec import load_probe_set
+from test_probe_runner import SET, make_run, persona_model
+
+
+@pytest.fixture
+def probe_set(tmp_path):
+    path = tmp_path / "arithmetic.yaml"
+    path.write_text(SET)
+    return load_probe_set(path)
+
+
+def _bulk(servers):
+    from gridchat.chat.backends.bulk import bulk_backend
+    from gridchat.chat.probes.runner import Server
+
+    return [Server(s.url, bulk_backend("chat", s.url, "x")) for s in servers]
+
+
+def _cuts_the_first_times(fb):
+    """A replica that cuts its first attempt at the `times` probe (a restart) and answers well after."""
+    seen = []
+    lock = threading.Lock()
+
+    def respond(body):
+        with lock:
+            first = body["messages"][-1]["content"] == "What is 6 times 7?" and not seen
+            if first:
+                seen.append(1)
+        return Reply(text="It is 42.", cut_after=1) if first else persona_model(body)
+
+    fb.responder = respond
+
+
+@pytest.mark.parametrize("read", ["sdk", "bulk"])
+def test_adv4_1_a_cell_both_replicas_failed_once_is_tried_again(fake, probe_set, tmp_path, read):
+    """README/run_probes: a cell a server failed 'is tried again (three times at most)', then 'left
+    for the next run' with a line naming it. Two replicas that each cut one stream (a rolling
+    restart) cut the same cell: it failed once on each, both servers stayed up, and then neither
+    would take it (take() skips a cell a server failed while another is up — and the other failed it
+    too). The cell was dropped after two tries, with no line naming it, progress stopping at 1 of 2."""
+    a, b = fake("vllm"), fake("vllm")
+    _cuts_the_first_times(a)
+    _cuts_the_first_times(b)
+    out = tmp_path / "out"
+    run, servers = make_run(a, probe_set, out, samples=1, names=("lawful_good",), extra=[b])
+    notices, progress = [], []
+    finished, _ = run_probes(run, servers if read == "sdk" else _bulk(servers), concurrency=1,
+                             notice=notices.append, progress=lambda done, total, _t: progress.append((done, total)))
+    assert finished == len(run.cells()) == 2, (finished, notices, progress)
+    assert progress[-1] == (2, 2)
