@@ -59,3 +59,36 @@ def test_adv4_1_a_cell_both_replicas_failed_once_is_tried_again(fake, probe_set,
                              notice=notices.append, progress=lambda done, total, _t: progress.append((done, total)))
     assert finished == len(run.cells()) == 2, (finished, notices, progress)
     assert progress[-1] == (2, 2)
+
+
+def test_adv4_2_a_cell_that_cannot_be_written_ends_the_run(fake, probe_set, tmp_path):
+    """run_probes: a cell file that cannot be written is a FileError (one line) and the run ends — on
+    the loop path it cancels the run and raises. On the SDK path the thread whose cell could not be
+    written left the queue's count of cells out at 1 for good, so the other thread of the server,
+    its own cell done, waited (polling) for that cell to come back forever: the run never ended."""
+    from gridchat.chat.files import FileError
+
+    fb = fake("vllm")
+    out = tmp_path / "out"
+    run, servers = make_run(fb, probe_set, out, samples=1, names=("lawful_good",))
+    blocked = run.cell_path(next(c for c in run.cells() if c.probe.id == "times"))
+
+    def respond(body):
+        if body["messages"][-1]["content"] == "What is 6 times 7?":
+            blocked.mkdir(parents=True, exist_ok=True)  # its file cannot be written when the cell ends
+        return persona_model(body)
+
+    fb.responder = respond
+    raised = []
+
+    def go():
+        try:
+            run_probes(run, servers, concurrency=2)
+        except FileError as e:
+            raised.append(e)
+
+    runner = threading.Thread(target=go, daemon=True)
+    runner.start()
+    runner.join(20)
+    assert not runner.is_alive(), "the run never ended"
+    assert raised
