@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+from command import gridchat
 from fake_backend import Reply
 from gridchat.chat.probes.runner import cell_events, run_probes
 from gridchat.chat.probes.spec import load_probe_set
@@ -92,3 +93,15 @@ def test_adv4_2_a_cell_that_cannot_be_written_ends_the_run(fake, probe_set, tmp_
     runner.join(20)
     assert not runner.is_alive(), "the run never ended"
     assert raised
+
+
+@pytest.mark.parametrize("args", [("probe", "run", "arith", "--api-k", "sk-typed-4f9a8b7c", "--bogus"),
+                                  ("probe", "run", "arith", "--api-ke", "sk-typed-4f9a8b7c")])
+def test_adv4_3_an_abbreviated_api_key_flag_before_its_value_is_held(args):
+    """redact.hold_given: 'a key given to an abbreviated or ambiguous --api-key is held before parsing
+    too'. Only `--api-k=KEY` is: `--api-k KEY` (a space, as `--api-key KEY` is held) was not, and
+    `chat probe run` (no --api-key of its own) echoed it whole: 'unrecognized arguments: --api-k
+    sk-typed-4f9a8b7c --bogus'."""
+    r = gridchat(*args)
+    assert r.returncode == 2
+    assert "4f9a8b7c" not in r.stderr + r.stdout, r.stderr
