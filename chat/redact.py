@@ -38,12 +38,20 @@ def hold_given(argv: list[str], env) -> None:
     parses them: a parser's error echoes what was typed."""
     for name in ("OPENAI_API_KEY", "GRIDCHAT_API_KEY"):
         hold(env.get(name))
+    def key(flag: str, value: str) -> bool:
+        """Whether ``value`` is given to --api-key or an abbreviation of it: --api-k, or --ap, which
+        `chat` finds ambiguous (and echoes) but `chat probe run` reads as --api (auto, chat, responses:
+        no key, and held they would be blanked from every line)."""
+        if not (len(flag) > 2 and "--api-key".startswith(flag)):
+            return False
+        return flag.startswith("--api-") or value not in ("auto", "chat", "responses")
+
     for flag, value in zip(argv, argv[1:]):
-        if flag == "--api-key":
+        if key(flag, value):
             hold(value)
-    for arg in argv:  # `--api-key=K`, and abbreviated (`--api-k=K`; `--ap=K` is ambiguous: echoed whole)
+    for arg in argv:
         flag, equals, value = arg.partition("=")
-        if equals and len(flag) > 2 and "--api-key".startswith(flag) and flag != "--api":
+        if equals and key(flag, value):
             hold(value)
 
 

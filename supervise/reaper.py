@@ -70,7 +70,7 @@ def end_all_of(find: Callable[[], list[int]], reap: Callable[[], object]) -> tup
         # acts on SIGTERM only once continued.
         for s in (signal.SIGSTOP, sig, signal.SIGCONT):
             for pid in pids:
-                with contextlib.suppress(ProcessLookupError):
+                with contextlib.suppress(ProcessLookupError, PermissionError):  # gone, or not ours to stop
                     os.kill(pid, s)
 
     def gone(timeout: float) -> bool:

@@ -197,3 +197,12 @@ def test_a_usage_error_echoing_a_typed_key_never_shows_it(args):
     r = gridchat(*args)
     assert r.returncode == 2 and "***" in r.stderr
     assert "4f9a8b7c" not in r.stderr + r.stdout
+
+
+def test_an_abbreviated_api_flag_is_not_taken_for_a_key():
+    """`chat probe run … --ap chat` is --api chat there: holding `chat` as a key would blank the word
+    from every line the run prints."""
+    from gridchat.chat import redact
+
+    redact.hold_given(["probe", "run", "arith", "--ap", "chat", "--a=responses"], {})
+    assert redact.redact("chat probe: responses in chat") == "chat probe: responses in chat"

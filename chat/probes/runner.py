@@ -348,9 +348,8 @@ class _Cells:
         hands back must find the healthy one still there."""
         with self.back:
             while not (self.stop.cancelled or server.down):
-                others = any(s is not server and s.down is None for s in self.servers)
                 for i, cell in enumerate(self.todo):
-                    if not (others and server.url in self.failed_on.get(id(cell), ())):
+                    if not self._elsewhere(server, cell):
                         del self.todo[i]
                         self.out += 1
                         return cell
@@ -358,6 +357,13 @@ class _Cells:
                     return None
                 self.back.wait(0.25)  # a time, too: Ctrl-C cancels without taking the lock
             return None
+
+    def _elsewhere(self, server: Server, cell: Cell) -> bool:
+        """Whether ``cell``, which ``server`` failed, is better left to another server that is up and
+        has not failed it."""
+        failed_on = self.failed_on.get(id(cell), ())
+        return server.url in failed_on and any(s is not server and s.down is None and s.url not in failed_on
+                                               for s in self.servers)
 
     def ended(self, ok: bool, tokens: int) -> None:
         with self.lock:
@@ -408,6 +414,12 @@ class _Cells:
                 if not self.failed(server, cell, e):
                     return
                 continue
+            except BaseException:  # a cell that can't be written: the run stops, as on the loop
+                self.stop.cancel("the cells could not be written")
+                with self.lock:
+                    self.out -= 1
+                    self.back.notify_all()
+                raise
             server.failures = 0
             self.ended(ok, tokens)
 
