@@ -9,23 +9,9 @@ import threading
 import pytest
 from command import gridchat
 from fake_backend import Reply
-from gridchat.chat.probes.runner import cell_events, run_probes
-from gridchat.chat.probes.spec import load_probe_set
-from test_probe_runner import SET, make_run, persona_model
-
-
-@pytest.fixture
-def probe_set(tmp_path):
-    path = tmp_path / "arithmetic.yaml"
-    path.write_text(SET)
-    return load_probe_set(path)
-
-
-def _bulk(servers):
-    from gridchat.chat.backends.bulk import bulk_backend
-    from gridchat.chat.probes.runner import Server
-
-    return [Server(s.url, bulk_backend("chat", s.url, "x")) for s in servers]
+from gridchat.chat.probes.runner import run_probes
+from test_probe_features import _bulk, probe_set  # noqa: F401 - a fixture, and the bulk servers
+from test_probe_runner import make_run, persona_model
 
 
 def _cuts_the_first_times(fb):
