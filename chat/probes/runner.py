@@ -367,12 +367,21 @@ class _Cells:
 
     def ended(self, ok: bool, tokens: int) -> None:
         with self.lock:
-            self.out -= 1
-            self.back.notify_all()
-            self.counts["done"] += 1
-            self.counts["finished"] += ok
-            self.counts["tokens"] += tokens
-            self.progress(self.counts["done"], self.total, self.counts["tokens"])
+            self._settled()
+            self._counted(ok, tokens)
+
+    def _settled(self) -> None:
+        """A cell taken is out no more (ended, failed, or its run broke): waiting servers look again.
+        With the lock held."""
+        self.out -= 1
+        self.back.notify_all()
+
+    def _counted(self, ok: bool, tokens: int) -> None:
+        """A cell is done with for this run, finished (``ok``) or not. With the lock held."""
+        self.counts["done"] += 1
+        self.counts["finished"] += ok
+        self.counts["tokens"] += tokens
+        self.progress(self.counts["done"], self.total, self.counts["tokens"])
 
     def failed(self, server: Server, cell: Cell, error: _ServerFailed) -> bool:
         """The server failed the cell: the cell goes to the back of the queue for another try on any
@@ -381,15 +390,13 @@ class _Cells:
         no more — one reset connection in a long run is no reason to give a server up, and a cell
         failing again speaks of the cell. Whether the server goes on."""
         with self.lock:
-            self.out -= 1
-            self.back.notify_all()
+            self._settled()
             self.failed_on.setdefault(id(cell), set()).add(server.url)
             self.tries[id(cell)] = tries = self.tries.get(id(cell), 0) + 1
             if tries < GIVE_UP:
                 self.todo.append(cell)
             else:
-                self.counts["done"] += 1
-                self.progress(self.counts["done"], self.total, self.counts["tokens"])
+                self._counted(False, 0)
                 self.notice(f"{cell.probe.id}/{cell.lane}--{cell.sample} failed {tries} times ({error}): left "
                             "for the next run")
             if server.down is not None:
@@ -414,11 +421,10 @@ class _Cells:
                 if not self.failed(server, cell, e):
                     return
                 continue
-            except BaseException:  # a cell that can't be written: the run stops, as on the loop
+            except BaseException:  # anything else (a cell that can't be written) stops the run, as on the loop
                 self.stop.cancel("the cells could not be written")
                 with self.lock:
-                    self.out -= 1
-                    self.back.notify_all()
+                    self._settled()
                 raise
             server.failures = 0
             self.ended(ok, tokens)
